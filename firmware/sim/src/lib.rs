@@ -1,0 +1,26 @@
+//! Machine simulator for Millwright: simulated pumps, motors and compressors whose sensors sit
+//! on simulated embedded-hal buses, read by the REAL `millwright-drivers` and
+//! `millwright-sensor` code, and served over Modbus TCP (tokio-modbus server).
+//!
+//! - [`config`]: [`MachineKind`], [`FaultKind`], [`Fault`], [`MachineConfig`], CLI/TOML parsing.
+//! - [`physics`]: the machine models and fault effects (no I/O).
+//! - [`devices`]: simulated ADXL345 (SPI), TMP117 and ADS1115 (I2C) implementing embedded-hal.
+//! - [`map`]: [`register_map`], the per-machine register map as data.
+//! - [`server`]: [`MachineServer`], one machine behind one Modbus TCP listener.
+//!
+//! Nothing here panics on bad input: parse errors are [`ConfigError`]s naming the offending
+//! text, server errors are `std::io::Error`s.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod devices;
+pub mod machine;
+pub mod map;
+pub mod physics;
+pub mod server;
+
+pub use config::{ConfigError, Fault, FaultKind, MachineConfig, MachineKind, SimFile};
+pub use map::{loop_channels, register_map, LoopChannel};
+pub use millwright_sensor::registers::{DataType, Function, RegisterDef, WordOrder};
+pub use server::MachineServer;

@@ -1,0 +1,248 @@
+//! Command-line interface: the subcommands a factory engineer runs.
+//!
+//! Only argument definitions live here; each command's work is in `cmd/`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Millwright — an edge analytics node for machines and process plants.
+///
+/// It reads sensor data from MQTT and Modbus, keeps recent history, detects anomalies, explains
+/// them with a small on-device language model, and writes everything to InfluxDB 2.
+/// Nothing leaves the site except to the endpoints named in the config file.
+#[derive(Debug, Parser)]
+#[command(name = "millwright", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log filter, e.g. `info`, `debug`, `millwright_ingest=debug` (env MILLWRIGHT_LOG also works).
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+    /// Write logs as JSON lines (for log collectors) instead of plain text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node with a config file (MQTT/Modbus in, detection, InfluxDB out).
+    Run {
+        /// Path of millwright.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config file and report every problem with its place in the file; exits 1 on errors.
+    CheckConfig {
+        /// Path of millwright.toml.
+        file: PathBuf,
+    },
+    /// Run a self-contained demo: embedded broker, simulated machines, live view. Needs nothing installed.
+    Demo(DemoArgs),
+    /// Measure throughput, latency and memory; prints one JSON line.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Modbus commissioning tools.
+    #[command(subcommand)]
+    Modbus(ModbusCommand),
+    /// Back-test an asset profile on a historian export: CSV on stdin, `timestamp,anomaly_score` on stdout.
+    Detect(DetectArgs),
+}
+
+/// Options of `millwright demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration_s: Option<u64>,
+    /// Seconds between screen refreshes of the live view.
+    #[arg(long, default_value_t = 2)]
+    pub refresh_s: u64,
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// MQTT ingest end to end: publish to a broker, decode, store, sink. Measures readings/s and peak RSS.
+    Ingest(BenchIngestArgs),
+    /// Anomaly detectors: readings/s through all univariate detectors of a profile on one core,
+    /// and explanation latency with the default model.
+    Detect(BenchDetectArgs),
+    /// Modbus polling: N devices × M registers at a fixed rate over loopback TCP. Measures
+    /// registers/s, requests per cycle (on the wire) vs the planner's optimum and one-per-field,
+    /// poll-cycle latency and the polling process's CPU.
+    Modbus(BenchModbusArgs),
+    /// On-device language model: load time, time to first token (60/400-token prompts and after
+    /// a cached 300-token system prompt), prompt and decode tokens/s, peak RSS, CPU s per token.
+    Model(BenchModelArgs),
+}
+
+/// Options of `millwright bench model`.
+#[derive(Debug, Args)]
+pub struct BenchModelArgs {
+    /// GGUF model file (default: env MILLWRIGHT_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Kernel threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// In-memory weight format: `q8_0` (fast), `native` (least RAM) or `f32` (most RAM).
+    #[arg(long, default_value = "q8_0")]
+    pub weights: String,
+    /// Tokens to generate for the decode measurement.
+    #[arg(long, default_value_t = 128)]
+    pub decode_tokens: usize,
+}
+
+/// Options of `millwright bench ingest`.
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Broker to use as host:port (default: an embedded broker on loopback).
+    #[arg(long)]
+    pub mqtt: Option<String>,
+    /// InfluxDB v2 write endpoint base URL to write into (default: count in a null sink).
+    #[arg(long)]
+    pub influx_url: Option<String>,
+    /// Payload shape: `batch` (JSON array of readings per message) or `single` (one reading per message).
+    #[arg(long, default_value = "batch")]
+    pub mode: String,
+    /// Readings to send in total.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub readings: u64,
+    /// Readings per message in `batch` mode.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+}
+
+/// Options of `millwright detect`.
+///
+/// Input: CSV `timestamp,value` (or `timestamp,col1,col2,…`), optional header row; timestamps in
+/// RFC 3339 or epoch seconds / milliseconds / microseconds / nanoseconds. Output: one
+/// `timestamp,anomaly_score` row per input row, each score from that row and the rows before it.
+/// Bad rows are skipped with `line N: …` on stderr (or stop the run with --strict).
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Asset profile: a name in the pipelines folder (e.g. `centrifugal-pump`) or a .toml path.
+    #[arg(long)]
+    pub profile: String,
+    /// Signal(s) of the value column(s), comma-separated, in column order (default: the header row's names).
+    #[arg(long)]
+    pub signal: Vec<String>,
+    /// Folder of the asset profiles.
+    #[arg(long, default_value = "pipelines")]
+    pub pipelines: PathBuf,
+    /// Asset tag used in events.
+    #[arg(long, default_value = "asset")]
+    pub asset: String,
+    /// Stop with exit code 1 at the first bad row instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Flush every output row (for live pipes such as `tail -f`).
+    #[arg(long)]
+    pub line_buffered: bool,
+    /// Also write every anomaly event (opened/updated/closed) as a JSON line to this file.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+}
+
+/// Options of `millwright bench detect`.
+#[derive(Debug, Args)]
+pub struct BenchDetectArgs {
+    /// Asset profile (name in the pipelines folder or a .toml path).
+    #[arg(long, default_value = "centrifugal-pump")]
+    pub profile: String,
+    /// Folder of the asset profiles.
+    #[arg(long, default_value = "pipelines")]
+    pub pipelines: PathBuf,
+    /// Readings to push through the detectors in total.
+    #[arg(long, default_value_t = 30_000_000)]
+    pub readings: u64,
+    /// Model file for the explanation latency (default: env MILLWRIGHT_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Explanations to time.
+    #[arg(long, default_value_t = 6)]
+    pub explanations: usize,
+    /// Skip the explanation latency.
+    #[arg(long)]
+    pub no_model: bool,
+}
+
+/// Modbus tools.
+#[derive(Debug, Subcommand)]
+pub enum ModbusCommand {
+    /// Read raw registers once and show every type × byte/word-order decoding side by side,
+    /// ranked by plausibility against the expected range, to pick the right one for the config.
+    Probe(ModbusProbeArgs),
+}
+
+/// Options of `millwright modbus probe`.
+#[derive(Debug, Args)]
+pub struct ModbusProbeArgs {
+    /// Device or gateway host (Modbus TCP; with --rtu-over-tcp, RTU frames over TCP).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// TCP port.
+    #[arg(long, default_value_t = 502)]
+    pub port: u16,
+    /// Speak RTU framing over the TCP connection (serial device servers).
+    #[arg(long)]
+    pub rtu_over_tcp: bool,
+    /// Serial device for Modbus RTU, e.g. /dev/ttyUSB0 (instead of --host); 8N1.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Serial speed in baud (with --serial).
+    #[arg(long, default_value_t = 9600)]
+    pub baud: u32,
+    /// Unit (slave) id.
+    #[arg(long, default_value_t = 1)]
+    pub unit: u8,
+    /// First register, zero-based protocol address (40001 is holding address 0).
+    #[arg(long)]
+    pub address: u16,
+    /// Registers to read (1..=125); the value is decoded from the first register on.
+    #[arg(long, default_value_t = 2)]
+    pub count: u16,
+    /// Register table: `holding` or `input`.
+    #[arg(long, default_value = "holding")]
+    pub function: String,
+    /// Engineering unit symbol of the expected value, e.g. °C (display only).
+    #[arg(long)]
+    pub unit_symbol: Option<String>,
+    /// Lowest plausible value (after --scale).
+    #[arg(long, allow_negative_numbers = true)]
+    pub min: Option<f64>,
+    /// Highest plausible value (after --scale).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max: Option<f64>,
+    /// Multiplier applied to the raw value before the range check (e.g. 0.1 for tenths).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub scale: f64,
+    /// Timeout of the read in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub timeout_ms: u64,
+}
+
+/// Options of `millwright bench modbus`.
+#[derive(Debug, Args)]
+pub struct BenchModbusArgs {
+    /// Simulated devices (one TCP server and connection each).
+    #[arg(long, default_value_t = 100)]
+    pub devices: usize,
+    /// Contiguous holding registers per device (f32, word-swapped u32 and scaled i16 fields).
+    #[arg(long, default_value_t = 50)]
+    pub registers: u16,
+    /// Poll interval of every device in milliseconds (100 = 10 Hz).
+    #[arg(long, default_value_t = 100)]
+    pub poll_interval_ms: u64,
+    /// Seconds measured after the warm-up.
+    #[arg(long, default_value_t = 10)]
+    pub duration_s: u64,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_s: u64,
+    /// Devices: `sim` (simulated pumps, motors, compressors; their own ~48-register maps, so
+    /// --registers is ignored) or `image` (register images of --registers contiguous registers).
+    #[arg(long, default_value = "sim")]
+    pub server: String,
+}

@@ -1,0 +1,238 @@
+//! `millwright bench ingest`: MQTT ingest throughput end to end and the node's peak memory.
+//!
+//! A publisher child process (this binary, hidden mode) sends `--readings` readings to the
+//! broker with QoS 1; the node in this process subscribes, decodes, stores and hands them to the
+//! sink (InfluxDB when `--influx-url` is given, else a counting null sink). The clock runs from
+//! the first reading received to the last reading accepted by the sink. Peak RSS is this
+//! process's VmHWM: node only — publisher and broker run in other processes unless the embedded
+//! broker is used (then it is included and `broker` says so).
+
+use crate::broker;
+use crate::cli::BenchIngestArgs;
+use crate::config::Config;
+use crate::node::Node;
+use crate::procinfo;
+use anyhow::Context;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Runs the benchmark (or, with `MILLWRIGHT_BENCH_PUBLISHER` set, the publisher side).
+pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
+    if let Ok(target) = std::env::var("MILLWRIGHT_BENCH_PUBLISHER") {
+        return publish(a, &target).await.map(|_| ExitCode::SUCCESS);
+    }
+    if !matches!(a.mode.as_str(), "batch" | "single") {
+        anyhow::bail!("--mode must be `batch` or `single`, not `{}`", a.mode);
+    }
+    let (broker_kind, host, port, _guard) = match &a.mqtt {
+        Some(hp) => {
+            let (h, p) = hp
+                .rsplit_once(':')
+                .context("--mqtt must be host:port")?;
+            ("external", h.to_string(), p.parse::<u16>().context("--mqtt port")?, None)
+        }
+        None => match spawn_mosquitto()? {
+            Some((port, child)) => ("mosquitto", "127.0.0.1".to_string(), port, Some(child)),
+            None => {
+                let port = broker::free_port()?;
+                broker::start_embedded(port)?;
+                ("embedded-rumqttd (in process)", "127.0.0.1".to_string(), port, None)
+            }
+        },
+    };
+    let influx = a.influx_url.as_ref().map(|u| {
+        format!(
+            r#"
+[influxdb]
+url = "{u}"
+org = "bench"
+bucket = "bench"
+batch_size = 10000
+"#
+        )
+    });
+    let text = format!(
+        r#"
+[site]
+name = "bench"
+[mqtt]
+host = "{host}"
+port = {port}
+client_id = "millwright-bench-{pid}"
+clean_session = true
+[[mqtt.subscriptions]]
+topic = "bench/{{asset}}"
+format = "json"
+qos = 1
+[store]
+window_s = 60
+max_points_per_sensor = 1000
+[node]
+status_interval_s = 0
+{influx}
+"#,
+        pid = std::process::id(),
+        influx = influx.unwrap_or_default()
+    );
+    let cfg = Config::parse(&text).map_err(|p| anyhow::anyhow!("bench config: {p:?}"))?;
+    let node = Node::start(&cfg)?;
+    // Wait for the subscription.
+    let t0 = Instant::now();
+    while !node
+        .mqtt
+        .as_ref()
+        .is_some_and(|m| m.connected.load(Ordering::Relaxed))
+    {
+        if t0.elapsed() > Duration::from_secs(10) {
+            anyhow::bail!("could not connect to the broker at {host}:{port}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args([
+            "bench",
+            "ingest",
+            "--mode",
+            &a.mode,
+            "--readings",
+            &a.readings.to_string(),
+            "--batch",
+            &a.batch.to_string(),
+        ])
+        .env("MILLWRIGHT_BENCH_PUBLISHER", format!("{host}:{port}"))
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the publisher process")?;
+    let total = a.readings;
+    let cpu0 = procinfo::cpu_seconds().unwrap_or(0.0);
+    let mut first: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        let got = node.readings.load(Ordering::Relaxed);
+        if first.is_none() && got > 0 {
+            first = Some(Instant::now());
+        }
+        let sunk = match &node.influx {
+            Some(s) => s.written_points.load(Ordering::Relaxed),
+            None => got,
+        };
+        if sunk >= total {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let elapsed = first.map(|f| f.elapsed()).unwrap_or_default().as_secs_f64();
+    let cpu = procinfo::cpu_seconds().unwrap_or(0.0) - cpu0;
+    let _ = child.wait().await;
+    let rejected = node.mqtt.as_ref().map(|m| m.rejected()).unwrap_or(0);
+    let out = serde_json::json!({
+        "bench": "ingest",
+        "mode": a.mode,
+        "readings": total,
+        "readings_per_message": if a.mode == "batch" { a.batch } else { 1 },
+        "complete": done,
+        "elapsed_s": elapsed,
+        "readings_per_s": if elapsed > 0.0 { total as f64 / elapsed } else { 0.0 },
+        "messages_per_s": if elapsed > 0.0 { total as f64 / elapsed / if a.mode == "batch" { a.batch as f64 } else { 1.0 } } else { 0.0 },
+        "peak_rss_mb": procinfo::peak_rss_mb(),
+        "node_cpu_s": cpu,
+        "rejected": rejected,
+        "sink": if a.influx_url.is_some() { "influxdb-v2-write" } else { "null" },
+        "broker": broker_kind,
+        "loadavg": procinfo::loadavg(),
+    });
+    println!("{out}");
+    node.shutdown();
+    Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn spawn_mosquitto() -> anyhow::Result<Option<(u16, std::process::Child)>> {
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(bin) = bin else { return Ok(None) };
+    let port = broker::free_port()?;
+    let dir = std::env::temp_dir().join(format!("millwright-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n"),
+    )?;
+    let child = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting mosquitto")?;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(Some((port, child)));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    anyhow::bail!("mosquitto did not start on port {port}")
+}
+
+/// Publisher side: sends the readings as fast as the broker takes them (QoS 1).
+async fn publish(a: &BenchIngestArgs, target: &str) -> anyhow::Result<()> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, QoS};
+    use std::fmt::Write;
+    let (h, p) = target.rsplit_once(':').context("publisher target")?;
+    let mut opts = MqttOptions::new(format!("millwright-bench-pub-{}", std::process::id()), h, p.parse()?);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_inflight(1000)
+        .set_max_packet_size(1 << 24, 1 << 24);
+    let (client, mut el) = AsyncClient::new(opts, 10_000);
+    let per_msg = if a.mode == "batch" { a.batch.max(1) } else { 1 };
+    let total = a.readings;
+    let msgs = total.div_ceil(per_msg as u64);
+    let sender = tokio::spawn(async move {
+        let ts0: i64 = 1_700_000_000_000;
+        let mut sent = 0u64;
+        for m in 0..msgs {
+            let n = per_msg.min((total - sent) as usize);
+            let mut payload = String::with_capacity(n * 64);
+            if per_msg == 1 {
+                let _ = write!(payload, r#"{{"signal":"s{}","value":{}.5,"ts_ms":{}}}"#, m % 10, m % 1000, ts0 + m as i64);
+            } else {
+                payload.push('[');
+                for i in 0..n {
+                    let k = sent + i as u64;
+                    let _ = write!(payload, r#"{}{{"signal":"s{}","value":{}.25,"ts_ms":{}}}"#, if i > 0 { "," } else { "" }, k % 10, k % 1000, ts0 + k as i64);
+                }
+                payload.push(']');
+            }
+            sent += n as u64;
+            if client
+                .publish(format!("bench/A{}", m % 20), QoS::AtLeastOnce, false, payload)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = client.disconnect().await;
+    });
+    loop {
+        match el.poll().await {
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+            Ok(_) => {}
+            Err(e) => {
+                if sender.is_finished() {
+                    break;
+                }
+                eprintln!("publisher: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Ok(())
+}

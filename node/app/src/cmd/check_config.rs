@@ -1,0 +1,39 @@
+//! `millwright check-config FILE`: reports every problem with its path and line; exit 1 on any.
+
+use crate::config::Config;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Checks the file and prints the verdict.
+pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
+    match Config::load(file) {
+        Ok(cfg) => {
+            println!("{}: OK", file.display());
+            println!("  site: {}", cfg.site.name);
+            if let Some(m) = &cfg.mqtt {
+                println!(
+                    "  mqtt: {}:{} ({} subscription(s), protocol {:?})",
+                    m.host,
+                    m.port,
+                    m.subscriptions.len(),
+                    m.protocol
+                );
+            }
+            if let Some(i) = &cfg.influxdb {
+                println!("  influxdb: {} org={} bucket={}", i.url, i.org, i.bucket);
+            }
+            println!(
+                "  store: {} s window, ≤ {} points/sensor, ≤ {} sensors (≤ {} MiB)",
+                cfg.store.window_s,
+                cfg.store.max_points_per_sensor,
+                cfg.store.max_sensors,
+                cfg.store.max_bytes() / (1024 * 1024)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprint!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The node's configuration file (`millwright.toml`): structure, loading and validation.
+//!
+//! Loading reports *every* problem it can find, each with its dotted path and line:
+//! syntax and shape errors from the TOML reader (an offending line is set aside and reading
+//! goes on, so one typo does not hide the next), then the semantic checks of each section.
+//! Secrets (`password`, `token`) are never printed.
+
+use millwright_core::ValidationError;
+use millwright_ingest::mqtt::MqttConfig;
+use millwright_sinks::InfluxConfig;
+use millwright_store::StoreConfig;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+/// The whole node configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Site identity (`[site]`).
+    pub site: SiteConfig,
+    /// MQTT broker and subscriptions (`[mqtt]`); omit to not use MQTT.
+    #[serde(default)]
+    pub mqtt: Option<MqttConfig>,
+    /// InfluxDB 2 output (`[influxdb]`); omit to keep data only locally.
+    #[serde(default)]
+    pub influxdb: Option<InfluxConfig>,
+    /// Local history (`[store]`).
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Node-wide settings (`[node]`).
+    #[serde(default)]
+    pub node: NodeConfig,
+}
+
+/// `[site]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Site name: tags every point written and forms the MQTT topic root `<topic_root>/<name>/`.
+    pub name: String,
+    /// First level of the topics the node publishes on.
+    #[serde(default = "default_topic_root")]
+    pub topic_root: String,
+}
+
+fn default_topic_root() -> String {
+    "millwright".into()
+}
+
+/// `[node]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Capacity of the reading bus in batches (back-pressure beyond it).
+    #[serde(default = "default_bus_capacity")]
+    pub bus_capacity: usize,
+    /// Seconds between status lines in the log (0: never).
+    #[serde(default = "default_status_interval_s")]
+    pub status_interval_s: u64,
+    /// Where to serve Prometheus `/metrics` and `/health` (e.g. `127.0.0.1:9464`); omit for none.
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+fn default_bus_capacity() -> usize {
+    1024
+}
+fn default_status_interval_s() -> u64 {
+    60
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            bus_capacity: default_bus_capacity(),
+            status_interval_s: default_status_interval_s(),
+            metrics_listen: None,
+        }
+    }
+}
+
+/// A problem in a config file: where and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted path (`mqtt.subscriptions[0].qos`), empty for file-level problems.
+    pub path: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.path.is_empty()) {
+            (Some(l), false) => write!(f, "line {l}: {}: {}", self.path, self.message),
+            (Some(l), true) => write!(f, "line {l}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.path, self.message),
+            (None, true) => f.write_str(&self.message),
+        }
+    }
+}
+
+/// All problems of a config file.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    /// The file.
+    pub file: String,
+    /// Its problems, in file order where known.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}: {} problem(s)", self.file, self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  {}: {p}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            file: file.clone(),
+            problems: vec![ConfigProblem {
+                path: String::new(),
+                line: None,
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        Self::parse(&text).map_err(|problems| ConfigErrors { file, problems })
+    }
+
+    /// Parses and checks config text.
+    pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut src = text.to_string();
+        let mut parsed = None;
+        for _ in 0..50 {
+            match deserialize(&src) {
+                Ok(c) => {
+                    parsed = Some(c);
+                    break;
+                }
+                Err((p, span)) => {
+                    let missing = p.message.starts_with("missing field");
+                    let syntax = p.path.is_empty() && span.is_none();
+                    problems.push(p);
+                    // Set the offending line(s) aside and read on, to find further problems.
+                    match span {
+                        Some(s) if !missing && !syntax => blank_lines(&mut src, s),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        match parsed {
+            Some(cfg) if problems.is_empty() => {
+                let semantic = cfg.validate();
+                if semantic.is_empty() {
+                    Ok(cfg)
+                } else {
+                    Err(semantic
+                        .into_iter()
+                        .map(|e| ConfigProblem {
+                            line: locate(text, &e.path),
+                            path: e.path,
+                            message: e.message,
+                        })
+                        .collect())
+                }
+            }
+            _ => Err(problems),
+        }
+    }
+
+    /// Semantic checks of every section (pure; collects every problem).
+    pub fn validate(&self) -> Vec<ValidationError> {
+        let mut e = Vec::new();
+        if self.site.name.trim().is_empty() {
+            e.push(ValidationError::new("site.name", "is empty"));
+        }
+        if self.site.name.contains(['/', '+', '#']) || self.site.topic_root.contains(['+', '#']) {
+            e.push(ValidationError::new(
+                "site.name",
+                "must not contain `/`, `+` or `#` (it is an MQTT topic level)",
+            ));
+        }
+        if let Some(m) = &self.mqtt {
+            e.extend(m.validate("mqtt"));
+        }
+        if let Some(i) = &self.influxdb {
+            e.extend(i.validate("influxdb"));
+        }
+        e.extend(self.store.validate("store"));
+        if self.node.bus_capacity == 0 {
+            e.push(ValidationError::new("node.bus_capacity", "must be > 0"));
+        }
+        if self.mqtt.is_none() {
+            e.push(ValidationError::new(
+                "mqtt",
+                "no input configured: add an [mqtt] section",
+            ));
+        }
+        e
+    }
+}
+
+fn deserialize(src: &str) -> Result<Config, (ConfigProblem, Option<std::ops::Range<usize>>)> {
+    let de = toml::Deserializer::new(src);
+    serde_path_to_error::deserialize::<_, Config>(de).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let inner = err.into_inner();
+        let span = inner.span();
+        let line = span.clone().map(|s| line_of(src, s.start));
+        (
+            ConfigProblem {
+                path,
+                line,
+                message: inner.message().trim().to_string(),
+            },
+            span,
+        )
+    })
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src.as_bytes()[..offset.min(src.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Replaces the lines covered by `span` with blanks (keeping offsets and line numbers).
+fn blank_lines(src: &mut String, span: std::ops::Range<usize>) {
+    let bytes = src.as_bytes();
+    let start = bytes[..span.start.min(bytes.len())]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map(|p| p + 1)
+        .unwrap_or(0);
+    let end = bytes[span.end.min(bytes.len())..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map(|p| p + span.end)
+        .unwrap_or(bytes.len());
+    let blank: String = src[start..end]
+        .chars()
+        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .collect();
+    src.replace_range(start..end, &blank);
+}
+
+/// Finds the line of a dotted path like `mqtt.subscriptions[1].topic` in the TOML text.
+pub fn locate(text: &str, path: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut span = None;
+    for seg in path.split('.') {
+        let (key, idx) = match seg.find('[') {
+            Some(b) => (&seg[..b], seg[b + 1..].trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        let table = item.as_table_like()?;
+        let (k, next) = table.get_key_value(key)?;
+        span = k.span().or(next.span()).or(span);
+        item = next;
+        if let Some(i) = idx {
+            if let Some(arr) = item.as_array_of_tables() {
+                let t = arr.get(i)?;
+                span = t.span().or(span);
+                // Re-wrap: walk into the table.
+                let mut found = None;
+                for (n, tt) in arr.iter().enumerate() {
+                    if n == i {
+                        found = Some(tt);
+                    }
+                }
+                let tt = found?;
+                return locate_in_table(text, tt, path.split_once(&format!("{seg}."))?.1)
+                    .or_else(|| span.map(|s| line_of(text, s.start)));
+            }
+        }
+    }
+    span.map(|s| line_of(text, s.start))
+}
+
+fn locate_in_table(text: &str, t: &toml_edit::Table, rest: &str) -> Option<usize> {
+    let key = rest.split(['.', '[']).next()?;
+    let (k, v) = t.get_key_value(key)?;
+    k.span().or(v.span()).map(|s| line_of(text, s.start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[site]
+name = "plant-1"
+
+[mqtt]
+host = "127.0.0.1"
+
+[[mqtt.subscriptions]]
+topic = "plant/{asset}/{signal}"
+"#;
+
+    #[test]
+    fn good_config_parses() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.site.name, "plant-1");
+        assert_eq!(c.mqtt.unwrap().subscriptions[0].qos, 1);
+    }
+
+    #[test]
+    fn every_shape_error_is_reported_with_path_and_line() {
+        let bad = format!("{GOOD}colour = 3\n\n[store]\nwindow_s = \"long\"\n");
+        let probs = Config::parse(&bad).unwrap_err();
+        assert_eq!(probs.len(), 2, "{probs:?}");
+        assert!(probs[0].message.contains("unknown field `colour`"), "{probs:?}");
+        assert_eq!(probs[0].line, Some(10));
+        assert_eq!(probs[1].path, "store.window_s");
+        assert_eq!(probs[1].line, Some(13));
+    }
+
+    #[test]
+    fn semantic_errors_have_lines() {
+        let bad = GOOD.replace("topic = \"plant/{asset}/{signal}\"", "topic = \"plant/#/x\"\nqos = 2");
+        let probs = Config::parse(&bad).unwrap_err();
+        let paths: Vec<_> = probs.iter().map(|p| (p.path.as_str(), p.line)).collect();
+        assert!(paths.contains(&("mqtt.subscriptions[0].topic", Some(9))), "{probs:?}");
+        assert!(paths.contains(&("mqtt.subscriptions[0].qos", Some(10))), "{probs:?}");
+    }
+}

@@ -1,0 +1,72 @@
+//! `millwright`: the node binary. Parses the command line and runs a subcommand.
+
+mod broker;
+mod cli;
+mod cmd;
+mod config;
+mod metrics;
+mod node;
+mod procinfo;
+
+use clap::Parser;
+use cli::{BenchCommand, Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_json);
+    millwright_ingest::install_crypto_provider();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("millwright")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let res = rt.block_on(async {
+        match cli.command {
+            Command::Run { config } => cmd::run::run(&config).await,
+            Command::CheckConfig { file } => cmd::check_config::run(&file),
+            Command::Demo(a) => cmd::demo::run(&a).await,
+            Command::Bench(BenchCommand::Ingest(a)) => cmd::bench_ingest::run(&a).await,
+            Command::Bench(BenchCommand::Detect(a)) => cmd::detect::bench(&a),
+            Command::Bench(BenchCommand::Modbus(a)) => cmd::modbus::bench(&a).await,
+            Command::Bench(BenchCommand::Model(a)) => cmd::bench_model::run(&a).map(|()| ExitCode::SUCCESS),
+            Command::Modbus(cli::ModbusCommand::Probe(a)) => cmd::modbus::probe(&a).await,
+            Command::Detect(a) => cmd::detect::run(&a),
+        }
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("MILLWRIGHT_LOG").unwrap_or_else(|_| filter.to_string());
+    // Quiet the embedded broker unless asked for.
+    let filter = if filter.contains("rumqttd") {
+        filter
+    } else {
+        format!("{filter},rumqttd=warn")
+    };
+    let env = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(env)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}

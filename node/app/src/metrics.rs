@@ -1,0 +1,157 @@
+//! Prometheus text metrics and a health answer on a local HTTP port (`[node] metrics_listen`).
+//!
+//! A deliberately tiny HTTP/1.1 responder: `GET /metrics` (Prometheus text format) and
+//! `GET /health` (`OK` or `DEGRADED` with reasons). It binds only where the config says
+//! (loopback by default) and never connects anywhere.
+
+use crate::node::Node;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Renders every counter of the node in Prometheus text format.
+pub fn render(node: &NodeMetrics) -> String {
+    let mut o = String::new();
+    let mut metric = |name: &str, help: &str, kind: &str, rows: &[(String, f64)]| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(o, "{name}{labels} {v}");
+        }
+    };
+    metric(
+        "millwright_readings_total",
+        "Readings that passed the pipeline.",
+        "counter",
+        &[(String::new(), node.readings.load(Ordering::Relaxed) as f64)],
+    );
+    if let Some(m) = &node.mqtt {
+        metric(
+            "millwright_mqtt_connected",
+            "1 while connected to the broker.",
+            "gauge",
+            &[(String::new(), m.connected.load(Ordering::Relaxed) as u8 as f64)],
+        );
+        metric(
+            "millwright_mqtt_connections_total",
+            "Successful broker connections (reconnects add up).",
+            "counter",
+            &[(String::new(), m.connections.load(Ordering::Relaxed) as f64)],
+        );
+        metric(
+            "millwright_mqtt_connection_errors_total",
+            "Failed or lost broker connections.",
+            "counter",
+            &[(String::new(), m.connection_errors.load(Ordering::Relaxed) as f64)],
+        );
+        let mut msgs = Vec::new();
+        let mut rds = Vec::new();
+        let mut rej = Vec::new();
+        for s in &m.subscriptions {
+            let l = format!("{{subscription=\"{}\"}}", esc(&s.topic));
+            msgs.push((l.clone(), s.counters.messages.load(Ordering::Relaxed) as f64));
+            rds.push((l, s.counters.readings.load(Ordering::Relaxed) as f64));
+            for r in millwright_ingest::metrics::RejectReason::ALL {
+                rej.push((
+                    format!("{{subscription=\"{}\",reason=\"{}\"}}", esc(&s.topic), r.as_str()),
+                    s.counters.rejected(r) as f64,
+                ));
+            }
+        }
+        rej.push((
+            "{subscription=\"\",reason=\"unknown_topic\"}".into(),
+            m.unknown_topic.rejected_total() as f64,
+        ));
+        metric("millwright_mqtt_messages_total", "MQTT messages received per subscription.", "counter", &msgs);
+        metric("millwright_mqtt_readings_total", "Readings decoded per subscription.", "counter", &rds);
+        metric("millwright_mqtt_rejected_total", "Rejected MQTT messages per subscription and reason.", "counter", &rej);
+    }
+    if let Some(i) = &node.influx {
+        for (name, help, v) in [
+            ("millwright_influx_written_points_total", "Points the database accepted.", i.written_points.load(Ordering::Relaxed)),
+            ("millwright_influx_failed_requests_total", "Failed write requests (retried).", i.failed_requests.load(Ordering::Relaxed)),
+            ("millwright_influx_dropped_points_total", "Points dropped because the backlog was full.", i.dropped_points.load(Ordering::Relaxed)),
+            ("millwright_influx_rejected_points_total", "Points the database rejected as malformed.", i.rejected_points.load(Ordering::Relaxed)),
+            ("millwright_influx_backlog_points", "Points waiting to be written.", i.backlog_points.load(Ordering::Relaxed)),
+        ] {
+            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+            metric(name, help, kind, &[(String::new(), v as f64)]);
+        }
+    }
+    if let Some(rss) = crate::procinfo::rss_mb() {
+        metric("millwright_rss_mb", "Resident memory of the node in MiB.", "gauge", &[(String::new(), rss)]);
+    }
+    o
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// The parts of a node the metrics read (cheap clones of shared counters).
+pub struct NodeMetrics {
+    /// Pipeline readings.
+    pub readings: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// MQTT status.
+    pub mqtt: Option<std::sync::Arc<millwright_ingest::mqtt::SourceStatus>>,
+    /// InfluxDB status.
+    pub influx: Option<std::sync::Arc<millwright_sinks::SinkStatus>>,
+}
+
+impl NodeMetrics {
+    /// Takes the shared counters of a node.
+    pub fn of(node: &Node) -> Self {
+        Self {
+            readings: node.readings.clone(),
+            mqtt: node.mqtt.clone(),
+            influx: node.influx.clone(),
+        }
+    }
+}
+
+/// Serves `/metrics` and `/health` on `listen` until the task is aborted.
+pub async fn serve(listener: TcpListener, m: NodeMetrics) {
+    let m = std::sync::Arc::new(m);
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let m = m.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let n = match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body) = match path {
+                "/metrics" => ("200 OK", render(&m)),
+                "/health" => {
+                    let mut problems = Vec::new();
+                    if let Some(s) = &m.mqtt {
+                        if !s.connected.load(Ordering::Relaxed) {
+                            problems.push("mqtt disconnected");
+                        }
+                    }
+                    if let Some(i) = &m.influx {
+                        if i.failed_requests.load(Ordering::Relaxed) > 0 && !i.healthy.load(Ordering::Relaxed) {
+                            problems.push("influxdb writes failing");
+                        }
+                    }
+                    if problems.is_empty() {
+                        ("200 OK", "OK\n".to_string())
+                    } else {
+                        ("503 Service Unavailable", format!("DEGRADED: {}\n", problems.join(", ")))
+                    }
+                }
+                _ => ("404 Not Found", "not found\n".to_string()),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}

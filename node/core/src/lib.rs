@@ -1,0 +1,21 @@
+//! Millwright core: the types every other crate speaks (readings, sensors, units, quality,
+//! anomalies) and the traits that connect the parts (detectors, the language model).
+//!
+//! This crate does no I/O and has no async runtime; it depends on nothing of ours.
+
+pub mod anomaly;
+pub mod llm;
+pub mod reading;
+pub mod schema;
+pub mod secret;
+pub mod validate;
+
+pub use anomaly::{
+    Action, Anomaly, AnomalyKind, DataQuality, Detector, Direction, Evidence, ExplanationCard,
+    MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportInput, SignalPeriodStats,
+    SignalState, SignalStatus, TextSource, Urgency,
+};
+pub use llm::{ChatMessage, Completion, GenParams, LanguageModel, Prompt, Role, SlmError, StopReason};
+pub use secret::Secret;
+pub use validate::ValidationError;
+pub use reading::{Batch, Limits, Quality, Reading, SensorId, SensorMeta, Unit};

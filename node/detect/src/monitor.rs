@@ -1,0 +1,304 @@
+//! All detectors of one asset under its profile: one [`SignalDetector`] per signal plus the
+//! multivariate correlation groups (signals of the asset deviating together in the expected
+//! directions, e.g. vibration and bearing temperature both rising).
+//!
+//! Routing is by signal name; readings of other assets or unknown signals are ignored and
+//! counted. No clock, no I/O: `tick` takes the caller's time for dropout checks.
+
+use crate::event::{EventTracker, Hysteresis};
+use crate::profile::Profile;
+use crate::signal::SignalDetector;
+use millwright_core::{
+    Anomaly, AnomalyKind, Direction, Evidence, Phase, Quality, Reading, RelatedSignal,
+};
+use std::sync::Arc;
+
+/// Why a monitor could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The profile is inconsistent (run `Profile::validate` for every problem).
+    #[error("profile {profile}: {message}")]
+    Profile {
+        /// Profile name.
+        profile: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The multivariate detector: a group of signals that must deviate together.
+#[derive(Clone, Debug)]
+pub struct CorrelationDetector {
+    name: Arc<str>,
+    members: Vec<(usize, f64)>,
+    z: f64,
+    max_age_ns: i64,
+    hysteresis: Hysteresis,
+    event: EventTracker,
+    score: f64,
+}
+
+impl CorrelationDetector {
+    /// Group name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Score of the last evaluation.
+    pub fn score(&self) -> f64 {
+        self.score
+    }
+
+    fn involves(&self, idx: usize) -> bool {
+        self.members.iter().any(|(i, _)| *i == idx)
+    }
+
+    /// Joint score: the weakest member's signed smoothed deviation against the group threshold.
+    fn evaluate(&mut self, ts_ns: i64, signals: &[SignalDetector]) -> Option<Phase> {
+        let mut weakest = f64::INFINITY;
+        for &(i, sign) in &self.members {
+            let s = &signals[i];
+            let fresh = s
+                .last_ts()
+                .is_some_and(|t| ts_ns.saturating_sub(t) <= self.max_age_ns);
+            if !s.learned() || !fresh {
+                weakest = 0.0;
+                break;
+            }
+            weakest = weakest.min(sign * s.z_fast());
+        }
+        self.score = (0.5 * weakest / self.z).clamp(0.0, 1.0);
+        self.event
+            .step(ts_ns, self.score, AnomalyKind::Correlated, &self.hysteresis)
+    }
+}
+
+/// The detectors of one asset.
+#[derive(Clone, Debug)]
+pub struct AssetMonitor {
+    asset: Arc<str>,
+    profile: Arc<str>,
+    signals: Vec<SignalDetector>,
+    groups: Vec<CorrelationDetector>,
+    related_z: f64,
+    ignored: u64,
+}
+
+impl AssetMonitor {
+    /// Builds the detectors of `asset` from its (validated) profile.
+    pub fn new(asset: &str, profile: &Profile) -> Result<Self, DetectError> {
+        let errs = profile.validate();
+        if let Some(e) = errs.first() {
+            return Err(DetectError::Profile {
+                profile: profile.name.clone(),
+                message: format!("{e} ({} problem(s) in total)", errs.len()),
+            });
+        }
+        let signals: Vec<SignalDetector> = profile
+            .signals
+            .iter()
+            .map(|s| SignalDetector::from_profile(asset, profile, s))
+            .collect();
+        let d = &profile.defaults;
+        let hysteresis = Hysteresis {
+            open_score: d.open_score,
+            close_score: d.close_score,
+            close_after_ns: (d.close_after_s * 1e9) as i64,
+        };
+        let mut groups = Vec::new();
+        for c in &profile.correlations {
+            let mut members = Vec::new();
+            for (name, dir) in c.signals.iter().zip(&c.directions) {
+                let idx = profile.signal_index(name).ok_or_else(|| DetectError::Profile {
+                    profile: profile.name.clone(),
+                    message: format!("correlation {}: unknown signal {name}", c.name),
+                })?;
+                let sign = if *dir == Direction::Down { -1.0 } else { 1.0 };
+                members.push((idx, sign));
+            }
+            groups.push(CorrelationDetector {
+                name: Arc::from(c.name.as_str()),
+                members,
+                z: c.z,
+                max_age_ns: (c.max_age_s * 1e9) as i64,
+                hysteresis,
+                event: EventTracker::new(),
+                score: 0.0,
+            });
+        }
+        Ok(Self {
+            asset: Arc::from(asset),
+            profile: Arc::from(profile.name.as_str()),
+            signals,
+            groups,
+            related_z: d.related_z,
+            ignored: 0,
+        })
+    }
+
+    /// The asset tag.
+    pub fn asset(&self) -> &str {
+        &self.asset
+    }
+
+    /// The profile name.
+    pub fn profile_name(&self) -> &str {
+        &self.profile
+    }
+
+    /// Index of a signal by name.
+    pub fn signal_index(&self, signal: &str) -> Option<usize> {
+        self.signals.iter().position(|s| &*s.sensor().signal == signal)
+    }
+
+    /// The per-signal detectors, in profile order.
+    pub fn signals(&self) -> &[SignalDetector] {
+        &self.signals
+    }
+
+    /// The correlation groups.
+    pub fn groups(&self) -> &[CorrelationDetector] {
+        &self.groups
+    }
+
+    /// Readings ignored because their asset or signal is not part of this monitor.
+    pub fn ignored(&self) -> u64 {
+        self.ignored
+    }
+
+    /// Current evidence of a signal.
+    pub fn evidence(&self, idx: usize) -> Option<Evidence> {
+        self.signals.get(idx).map(SignalDetector::evidence)
+    }
+
+    /// Score of the last reading of signal `idx`, or of the group containing it if higher.
+    pub fn signal_score(&self, idx: usize) -> f64 {
+        let own = self.signals.get(idx).map_or(0.0, |s| {
+            millwright_core::Detector::score(s)
+        });
+        self.groups
+            .iter()
+            .filter(|g| g.involves(idx))
+            .map(|g| g.score)
+            .fold(own, f64::max)
+    }
+
+    /// Highest current score of any signal or group.
+    pub fn score(&self) -> f64 {
+        let s = self
+            .signals
+            .iter()
+            .map(millwright_core::Detector::score)
+            .fold(0.0, f64::max);
+        self.groups.iter().map(|g| g.score).fold(s, f64::max)
+    }
+
+    /// Feeds a reading; events (0 to a few) are appended to `out`. Readings of another asset
+    /// or an unknown signal are counted in [`AssetMonitor::ignored`].
+    pub fn observe(&mut self, r: &Reading, out: &mut Vec<Anomaly>) {
+        if *r.sensor.asset != *self.asset {
+            self.ignored += 1;
+            return;
+        }
+        match self.signal_index(&r.sensor.signal) {
+            Some(i) => self.observe_at(i, r.ts_ns, r.value, r.quality, out),
+            None => self.ignored += 1,
+        }
+    }
+
+    /// Feeds a value of signal `idx` (fast path, no name lookup).
+    pub fn observe_at(&mut self, idx: usize, ts_ns: i64, value: f64, quality: Quality, out: &mut Vec<Anomaly>) {
+        let Some(det) = self.signals.get_mut(idx) else {
+            self.ignored += 1;
+            return;
+        };
+        if let Some(mut a) = det.observe_value(ts_ns, value, quality) {
+            a.related = self.related(idx);
+            out.push(a);
+        }
+        for g in 0..self.groups.len() {
+            if !self.groups[g].involves(idx) {
+                continue;
+            }
+            if let Some(phase) = self.groups[g].evaluate(ts_ns, &self.signals) {
+                self.update_holds();
+                out.push(self.group_anomaly(g, phase, ts_ns));
+            }
+        }
+    }
+
+    /// Dropout check at the caller's time `now_ns` for every signal.
+    pub fn tick(&mut self, now_ns: i64, out: &mut Vec<Anomaly>) {
+        for i in 0..self.signals.len() {
+            if let Some(mut a) = self.signals[i].tick(now_ns) {
+                a.related = self.related(i);
+                out.push(a);
+            }
+        }
+    }
+
+    /// Holds the baselines of the members of every open correlation group.
+    fn update_holds(&mut self) {
+        for s in &mut self.signals {
+            s.set_hold(false);
+        }
+        for g in &self.groups {
+            if g.event.open {
+                for &(i, _) in &g.members {
+                    self.signals[i].set_hold(true);
+                }
+            }
+        }
+    }
+
+    /// Other learned signals whose smoothed deviation is at least `related_z`.
+    fn related(&self, idx: usize) -> Vec<RelatedSignal> {
+        self.signals
+            .iter()
+            .enumerate()
+            .filter(|(j, s)| *j != idx && s.learned() && s.z_fast().abs() >= self.related_z)
+            .map(|(_, s)| related_of(s))
+            .collect()
+    }
+
+    fn group_anomaly(&self, g: usize, phase: Phase, ts_ns: i64) -> Anomaly {
+        let grp = &self.groups[g];
+        let first = grp.members[0].0;
+        let det = &self.signals[first];
+        let related = grp.members[1..]
+            .iter()
+            .map(|(i, _)| related_of(&self.signals[*i]))
+            .collect();
+        Anomaly {
+            id: format!("{}/{}@{}", self.asset, grp.name, grp.event.since_ns),
+            sensor: det.sensor().clone(),
+            unit: det.unit().clone(),
+            kind: AnomalyKind::Correlated,
+            kinds: vec![AnomalyKind::Correlated],
+            phase,
+            since_ns: grp.event.since_ns,
+            ts_ns,
+            score: grp.score,
+            peak_score: grp.event.peak_score,
+            evidence: det.evidence(),
+            related,
+            profile: self.profile.clone(),
+        }
+    }
+}
+
+fn related_of(s: &SignalDetector) -> RelatedSignal {
+    let z = s.z_fast();
+    RelatedSignal {
+        signal: s.sensor().signal.clone(),
+        z,
+        rate_per_min: s.trend_per_min(),
+        direction: if z >= 1.0 {
+            Direction::Up
+        } else if z <= -1.0 {
+            Direction::Down
+        } else {
+            Direction::Flat
+        },
+    }
+}

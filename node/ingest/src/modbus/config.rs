@@ -1,0 +1,786 @@
+//! The `[modbus]` section of `millwright.toml`: devices, transports and register maps.
+//!
+//! Plain serde structs (`deny_unknown_fields` everywhere; field docs are the user documentation)
+//! plus a pure [`ModbusConfig::validate`] that returns every problem with its path
+//! (`modbus.devices[2].fields[0].bit`). No I/O happens here.
+//!
+//! ```toml
+//! [[modbus.devices]]
+//! name = "pump-1"            # unique device name (logs, metrics)
+//! asset = "P-101"            # asset tag of the readings
+//! transport = "tcp"          # tcp | rtu | rtu_over_tcp
+//! host = "192.0.2.10"
+//! port = 502
+//! unit_id = 1
+//! poll_interval_ms = 1000
+//! timeout_ms = 300
+//!
+//! [[modbus.devices.fields]]
+//! signal = "bearing_temp_c"
+//! function = "holding"       # coil | discrete_input | holding | input
+//! address = 100
+//! type = "i16"               # bool bit u16 i16 u32 i32 u64 i64 f32 f64 string
+//! scale = 0.1
+//! unit = "°C"
+//! ```
+//!
+//! Devices whose transport endpoint is the same (same host:port and transport, or the same serial
+//! line) share one connection: that is how several unit ids behind one gateway are configured.
+
+use super::decode::{FieldType, RegisterOrder};
+use super::plan::{
+    self, Function, PlanField, PlanLimits, MAX_COILS_PER_REQUEST, MAX_REGISTERS_PER_REQUEST,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+/// The `[modbus]` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusConfig {
+    /// Devices to poll (`[[modbus.devices]]`).
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
+}
+
+/// How a device is reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    /// Modbus TCP (MBAP header) to `host:port`.
+    #[default]
+    Tcp,
+    /// Modbus RTU on a serial line `serial_path`.
+    Rtu,
+    /// Modbus RTU frames tunnelled through a TCP socket to `host:port` (serial device servers).
+    RtuOverTcp,
+}
+
+/// Serial parity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parity {
+    /// No parity bit.
+    #[default]
+    None,
+    /// Even parity (the Modbus RTU default in the spec).
+    Even,
+    /// Odd parity.
+    Odd,
+}
+
+/// Data type of a field as written in config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataType {
+    /// Coil / discrete input, or a register that is non-zero.
+    Bool,
+    /// One bit of a register; needs `bit`.
+    Bit,
+    /// Unsigned 16-bit.
+    U16,
+    /// Signed 16-bit.
+    I16,
+    /// Unsigned 32-bit (two registers).
+    U32,
+    /// Signed 32-bit (two registers).
+    I32,
+    /// Unsigned 64-bit (four registers).
+    U64,
+    /// Signed 64-bit (four registers).
+    I64,
+    /// IEEE-754 float (two registers).
+    F32,
+    /// IEEE-754 double (four registers).
+    F64,
+    /// ASCII text of `length_registers` registers. Strings are not numbers: they are read and
+    /// logged when they change (serial numbers, firmware versions) but never emitted as readings.
+    String,
+}
+
+/// One `[[modbus.devices]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Unique device name, used in logs and metrics.
+    pub name: String,
+    /// Asset tag of this device's readings (a field may override it).
+    pub asset: String,
+    /// `tcp`, `rtu` or `rtu_over_tcp`.
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// Host name or IP address (tcp, rtu_over_tcp).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// TCP port (tcp, rtu_over_tcp); default 502.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Serial device, e.g. `/dev/ttyUSB0` (rtu).
+    #[serde(default)]
+    pub serial_path: Option<String>,
+    /// Serial speed in baud (rtu); default 9600.
+    #[serde(default)]
+    pub baud_rate: Option<u32>,
+    /// Serial parity (rtu): `none`, `even`, `odd`; default none.
+    #[serde(default)]
+    pub parity: Option<Parity>,
+    /// Serial stop bits, 1 or 2 (rtu); default 1.
+    #[serde(default)]
+    pub stop_bits: Option<u8>,
+    /// Modbus unit (slave) id; 1..=247 on RTU, 0..=255 on TCP. Default 1.
+    #[serde(default = "default_unit_id")]
+    pub unit_id: u8,
+    /// Time between the starts of two poll cycles, in milliseconds.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Timeout of one request (and of connecting), in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Extra attempts of a request that timed out or failed in transport, within one cycle.
+    /// `timeout_ms × (retries + 1)` must not exceed `2 × poll_interval_ms`, so a device that
+    /// stops answering is reported offline within three poll intervals.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Longest wait between attempts while the device is offline (exponential back-off starting
+    /// at one poll interval), in milliseconds.
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// Largest hole of unused registers bridged inside one coalesced read (coils: 16 × this).
+    #[serde(default = "default_max_gap")]
+    pub max_gap_registers: u16,
+    /// Register cap of one read (1..=125); lower it for devices with small buffers.
+    #[serde(default = "default_max_registers")]
+    pub max_registers_per_request: u16,
+    /// Coil / discrete-input cap of one read (1..=2000).
+    #[serde(default = "default_max_coils")]
+    pub max_coils_per_request: u16,
+    /// The register map (`[[modbus.devices.fields]]`).
+    #[serde(default)]
+    pub fields: Vec<FieldConfig>,
+}
+
+/// One `[[modbus.devices.fields]]` entry: a value in the device's register map.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldConfig {
+    /// Signal name of the readings, e.g. `bearing_temp_c`.
+    pub signal: String,
+    /// Asset tag, when it differs from the device's.
+    #[serde(default)]
+    pub asset: Option<String>,
+    /// `coil`, `discrete_input`, `holding` or `input`.
+    pub function: Function,
+    /// Zero-based protocol address (register 40001 is holding address 0).
+    pub address: u16,
+    /// Data type.
+    #[serde(rename = "type")]
+    pub data_type: DataType,
+    /// Bit number 0..=15 (0 = least significant) for `type = "bit"`.
+    #[serde(default)]
+    pub bit: Option<u8>,
+    /// Length in registers (two characters each) for `type = "string"`.
+    #[serde(default)]
+    pub length_registers: Option<u16>,
+    /// Byte/word order: `ABCD` (default, big-endian), `CDAB` (word swap), `BADC` (byte swap),
+    /// `DCBA` (little-endian).
+    #[serde(default)]
+    pub order: RegisterOrder,
+    /// Multiplier applied to the raw value: `value = raw × scale + offset`.
+    #[serde(default = "default_scale")]
+    pub scale: f64,
+    /// Added after scaling.
+    #[serde(default)]
+    pub offset: f64,
+    /// Engineering unit symbol of the scaled value, e.g. `°C`.
+    #[serde(default)]
+    pub unit: String,
+}
+
+fn default_unit_id() -> u8 {
+    1
+}
+fn default_poll_interval_ms() -> u64 {
+    1000
+}
+fn default_timeout_ms() -> u64 {
+    500
+}
+fn default_retries() -> u32 {
+    1
+}
+fn default_backoff_max_ms() -> u64 {
+    30_000
+}
+fn default_max_gap() -> u16 {
+    4
+}
+fn default_max_registers() -> u16 {
+    MAX_REGISTERS_PER_REQUEST
+}
+fn default_max_coils() -> u16 {
+    MAX_COILS_PER_REQUEST
+}
+fn default_scale() -> f64 {
+    1.0
+}
+
+/// One problem in the config, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Path in the TOML, e.g. `modbus.devices[2].fields[0].bit`.
+    pub path: String,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// The transport endpoint of a device; devices with equal endpoints share one connection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Endpoint {
+    /// Modbus TCP.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// RTU framing over TCP.
+    RtuOverTcp {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// RTU on a serial line.
+    Rtu {
+        /// Serial device path.
+        path: String,
+        /// Baud rate.
+        baud_rate: u32,
+        /// Parity: 0 none, 1 even, 2 odd (kept as a number so the key is hashable and ordered).
+        parity: u8,
+        /// Stop bits.
+        stop_bits: u8,
+    },
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Endpoint::RtuOverTcp { host, port } => write!(f, "rtu+tcp://{host}:{port}"),
+            Endpoint::Rtu {
+                path, baud_rate, ..
+            } => write!(f, "rtu://{path}@{baud_rate}"),
+        }
+    }
+}
+
+impl FieldConfig {
+    /// The decoder's type, or `None` when `bit` / `length_registers` are missing.
+    pub fn field_type(&self) -> Option<FieldType> {
+        Some(match self.data_type {
+            DataType::Bool => FieldType::Bool,
+            DataType::Bit => FieldType::Bit(self.bit?),
+            DataType::U16 => FieldType::U16,
+            DataType::I16 => FieldType::I16,
+            DataType::U32 => FieldType::U32,
+            DataType::I32 => FieldType::I32,
+            DataType::U64 => FieldType::U64,
+            DataType::I64 => FieldType::I64,
+            DataType::F32 => FieldType::F32,
+            DataType::F64 => FieldType::F64,
+            DataType::String => FieldType::Ascii(self.length_registers?),
+        })
+    }
+
+    /// What the planner needs (coils and discrete inputs are one item wide).
+    pub fn plan_field(&self) -> PlanField {
+        let width = if self.function.is_bit() {
+            1
+        } else {
+            self.field_type().map_or(1, FieldType::registers).max(1)
+        };
+        PlanField {
+            function: self.function,
+            address: self.address,
+            width,
+        }
+    }
+}
+
+impl DeviceConfig {
+    /// The transport endpoint (defaults filled in); `None` when host / serial path is missing.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        let port = self.port.unwrap_or(502);
+        Some(match self.transport {
+            TransportKind::Tcp => Endpoint::Tcp {
+                host: self.host.clone()?,
+                port,
+            },
+            TransportKind::RtuOverTcp => Endpoint::RtuOverTcp {
+                host: self.host.clone()?,
+                port,
+            },
+            TransportKind::Rtu => Endpoint::Rtu {
+                path: self.serial_path.clone()?,
+                baud_rate: self.baud_rate.unwrap_or(9600),
+                parity: match self.parity.unwrap_or_default() {
+                    Parity::None => 0,
+                    Parity::Even => 1,
+                    Parity::Odd => 2,
+                },
+                stop_bits: self.stop_bits.unwrap_or(1),
+            },
+        })
+    }
+
+    /// Coalescing limits of this device.
+    pub fn plan_limits(&self) -> PlanLimits {
+        PlanLimits {
+            max_gap_registers: self.max_gap_registers,
+            max_registers: self.max_registers_per_request,
+            max_coils: self.max_coils_per_request,
+        }
+    }
+
+    /// Planner input for every field, in field order.
+    pub fn plan_fields(&self) -> Vec<PlanField> {
+        self.fields.iter().map(FieldConfig::plan_field).collect()
+    }
+
+    /// The reads one poll cycle of this device needs (before any split after an exception).
+    pub fn planned_request_count(&self) -> usize {
+        plan::plan(&self.plan_fields(), &self.plan_limits()).len()
+    }
+}
+
+/// Request counts of one device, for `check-config` and benchmarks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DevicePlanSummary {
+    /// Device name.
+    pub device: String,
+    /// Fields in its map.
+    pub fields: usize,
+    /// Reads per poll cycle after coalescing.
+    pub requests_per_cycle: usize,
+    /// Reads per cycle if every field were read on its own.
+    pub per_field_requests: usize,
+}
+
+impl ModbusConfig {
+    /// Planned reads per poll cycle of every device (what `check-config` reports).
+    pub fn plan_summary(&self) -> Vec<DevicePlanSummary> {
+        self.devices
+            .iter()
+            .map(|d| DevicePlanSummary {
+                device: d.name.clone(),
+                fields: d.fields.len(),
+                requests_per_cycle: d.planned_request_count(),
+                per_field_requests: d.fields.len(),
+            })
+            .collect()
+    }
+
+    /// Checks everything that can be checked without I/O and returns every problem found
+    /// (empty = valid). Paths start with `modbus.`.
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut names = HashSet::new();
+        let mut sensors: BTreeMap<(String, String), String> = BTreeMap::new();
+        let mut serial_lines: BTreeMap<String, (Endpoint, String)> = BTreeMap::new();
+        for (di, d) in self.devices.iter().enumerate() {
+            let dp = format!("modbus.devices[{di}]");
+            let mut err = |field: &str, message: String| {
+                issues.push(ConfigIssue {
+                    path: if field.is_empty() {
+                        dp.clone()
+                    } else {
+                        format!("{dp}.{field}")
+                    },
+                    message,
+                });
+            };
+            if d.name.trim().is_empty() {
+                err("name", "must not be empty".into());
+            } else if !names.insert(d.name.clone()) {
+                err("name", format!("device name {:?} is used twice", d.name));
+            }
+            if d.asset.trim().is_empty() {
+                err("asset", "must not be empty".into());
+            }
+            match d.transport {
+                TransportKind::Tcp | TransportKind::RtuOverTcp => {
+                    match &d.host {
+                        None => err(
+                            "host",
+                            format!("is required for transport {:?}", d.transport),
+                        ),
+                        Some(h) if h.trim().is_empty() => err("host", "must not be empty".into()),
+                        Some(_) => {}
+                    }
+                    if d.port == Some(0) {
+                        err("port", "must be 1..=65535".into());
+                    }
+                    for (set, name) in [
+                        (d.serial_path.is_some(), "serial_path"),
+                        (d.baud_rate.is_some(), "baud_rate"),
+                        (d.parity.is_some(), "parity"),
+                        (d.stop_bits.is_some(), "stop_bits"),
+                    ] {
+                        if set {
+                            err(name, "is only for transport \"rtu\" (serial line)".into());
+                        }
+                    }
+                }
+                TransportKind::Rtu => {
+                    match &d.serial_path {
+                        None => err("serial_path", "is required for transport \"rtu\"".into()),
+                        Some(p) if p.trim().is_empty() => {
+                            err("serial_path", "must not be empty".into())
+                        }
+                        Some(_) => {}
+                    }
+                    if d.host.is_some() || d.port.is_some() {
+                        err(
+                            if d.host.is_some() { "host" } else { "port" },
+                            "is not used by transport \"rtu\" (use \"rtu_over_tcp\" for a serial device server)"
+                                .into(),
+                        );
+                    }
+                    if d.baud_rate == Some(0) {
+                        err("baud_rate", "must be > 0".into());
+                    }
+                    if let Some(s) = d.stop_bits {
+                        if s != 1 && s != 2 {
+                            err("stop_bits", format!("must be 1 or 2, not {s}"));
+                        }
+                    }
+                    if !(1..=247).contains(&d.unit_id) {
+                        err(
+                            "unit_id",
+                            format!("must be 1..=247 on a serial line, not {}", d.unit_id),
+                        );
+                    }
+                    if let (Some(path), Some(ep)) = (&d.serial_path, d.endpoint()) {
+                        match serial_lines.get(path) {
+                            Some((other, owner)) if *other != ep => err(
+                                "",
+                                format!(
+                                    "serial line {path} is also used by device {owner:?} with different settings (baud rate, parity, stop bits must match)"
+                                ),
+                            ),
+                            Some(_) => {}
+                            None => {
+                                serial_lines.insert(path.clone(), (ep, d.name.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            if d.poll_interval_ms == 0 {
+                err("poll_interval_ms", "must be > 0".into());
+            }
+            if d.timeout_ms == 0 {
+                err("timeout_ms", "must be > 0".into());
+            }
+            if d.retries > 10 {
+                err("retries", format!("must be at most 10, not {}", d.retries));
+            }
+            let attempts = u64::from(d.retries.min(10)) + 1;
+            if d.poll_interval_ms > 0
+                && d.timeout_ms.saturating_mul(attempts) > d.poll_interval_ms.saturating_mul(2)
+            {
+                err(
+                    "timeout_ms",
+                    format!(
+                        "timeout_ms × (retries + 1) = {} ms exceeds 2 × poll_interval_ms = {} ms; an offline device would not be detected within 3 poll intervals (lower timeout_ms or retries, or raise poll_interval_ms)",
+                        d.timeout_ms.saturating_mul(attempts),
+                        d.poll_interval_ms.saturating_mul(2)
+                    ),
+                );
+            }
+            if d.backoff_max_ms < d.poll_interval_ms {
+                err(
+                    "backoff_max_ms",
+                    format!(
+                        "must be at least poll_interval_ms ({} ms)",
+                        d.poll_interval_ms
+                    ),
+                );
+            }
+            if !(1..=MAX_REGISTERS_PER_REQUEST).contains(&d.max_registers_per_request) {
+                err(
+                    "max_registers_per_request",
+                    format!(
+                        "must be 1..={MAX_REGISTERS_PER_REQUEST}, not {}",
+                        d.max_registers_per_request
+                    ),
+                );
+            }
+            if !(1..=MAX_COILS_PER_REQUEST).contains(&d.max_coils_per_request) {
+                err(
+                    "max_coils_per_request",
+                    format!(
+                        "must be 1..={MAX_COILS_PER_REQUEST}, not {}",
+                        d.max_coils_per_request
+                    ),
+                );
+            }
+            if d.fields.is_empty() {
+                err("fields", "a device needs at least one field".into());
+            }
+            for (fi, f) in d.fields.iter().enumerate() {
+                let fp = format!("{dp}.fields[{fi}]");
+                let mut ferr = |field: &str, message: String| {
+                    issues.push(ConfigIssue {
+                        path: format!("{fp}.{field}"),
+                        message,
+                    });
+                };
+                if f.signal.trim().is_empty() {
+                    ferr("signal", "must not be empty".into());
+                }
+                if matches!(&f.asset, Some(a) if a.trim().is_empty()) {
+                    ferr("asset", "must not be empty when set".into());
+                }
+                let asset = f.asset.clone().unwrap_or_else(|| d.asset.clone());
+                if f.data_type != DataType::String && !f.signal.trim().is_empty() {
+                    let key = (asset.clone(), f.signal.clone());
+                    if let Some(prev) = sensors.get(&key) {
+                        ferr(
+                            "signal",
+                            format!("sensor {}/{} is already produced by {prev}", key.0, key.1),
+                        );
+                    } else {
+                        sensors.insert(key, fp.clone());
+                    }
+                }
+                match f.data_type {
+                    DataType::Bool => {}
+                    _ if f.function.is_bit() => ferr(
+                        "type",
+                        format!(
+                            "{} is a one-bit table; its fields must have type \"bool\", not {:?}",
+                            f.function, f.data_type
+                        ),
+                    ),
+                    _ => {}
+                }
+                match (f.data_type, f.bit) {
+                    (DataType::Bit, None) => {
+                        ferr("bit", "is required for type \"bit\" (0..=15)".into())
+                    }
+                    (DataType::Bit, Some(b)) if b > 15 => {
+                        ferr("bit", format!("must be 0..=15, not {b}"))
+                    }
+                    (DataType::Bit, Some(_)) | (_, None) => {}
+                    (_, Some(_)) => ferr("bit", "is only for type \"bit\"".into()),
+                }
+                match (f.data_type, f.length_registers) {
+                    (DataType::String, None) => {
+                        ferr("length_registers", "is required for type \"string\"".into())
+                    }
+                    (DataType::String, Some(n))
+                        if n == 0
+                            || n > d.max_registers_per_request.min(MAX_REGISTERS_PER_REQUEST) =>
+                    {
+                        ferr(
+                            "length_registers",
+                            format!(
+                                "must be 1..={} (the device's max_registers_per_request), not {n}",
+                                d.max_registers_per_request.min(MAX_REGISTERS_PER_REQUEST)
+                            ),
+                        )
+                    }
+                    (DataType::String, Some(_)) | (_, None) => {}
+                    (_, Some(_)) => ferr("length_registers", "is only for type \"string\"".into()),
+                }
+                let pf = f.plan_field();
+                if pf.end() > 65536 {
+                    ferr(
+                        "address",
+                        format!(
+                            "{} + {} registers runs past the last address 65535",
+                            f.address, pf.width
+                        ),
+                    );
+                }
+                if !f.scale.is_finite() || f.scale == 0.0 {
+                    ferr(
+                        "scale",
+                        format!("must be a finite non-zero number, not {}", f.scale),
+                    );
+                }
+                if !f.offset.is_finite() {
+                    ferr("offset", format!("must be finite, not {}", f.offset));
+                }
+            }
+        }
+        issues
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> ModbusConfig {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Root {
+            modbus: ModbusConfig,
+        }
+        toml::from_str::<Root>(s).unwrap().modbus
+    }
+
+    const GOOD: &str = r#"
+        [[modbus.devices]]
+        name = "pump-1"
+        asset = "P-101"
+        host = "127.0.0.1"
+        port = 1502
+        poll_interval_ms = 100
+        timeout_ms = 50
+        [[modbus.devices.fields]]
+        signal = "temp_c"
+        function = "holding"
+        address = 0
+        type = "i16"
+        scale = 0.1
+        unit = "°C"
+        [[modbus.devices.fields]]
+        signal = "flow_m3_h"
+        function = "input"
+        address = 10
+        type = "f32"
+        order = "CDAB"
+        [[modbus.devices.fields]]
+        signal = "running"
+        function = "holding"
+        address = 1
+        type = "bit"
+        bit = 3
+    "#;
+
+    #[test]
+    fn good_config_parses_and_validates() {
+        let c = parse(GOOD);
+        assert_eq!(c.validate(), vec![]);
+        let d = &c.devices[0];
+        assert_eq!(d.unit_id, 1);
+        assert_eq!(d.retries, 1);
+        assert_eq!(d.fields[1].order, RegisterOrder::CDAB);
+        assert_eq!(d.fields[2].field_type(), Some(FieldType::Bit(3)));
+        assert_eq!(
+            d.endpoint(),
+            Some(Endpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: 1502
+            })
+        );
+        // holding 0..2 in one read, input 10..12 in another.
+        assert_eq!(d.planned_request_count(), 2);
+        assert_eq!(c.plan_summary()[0].per_field_requests, 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let bad = GOOD.replace("unit = \"°C\"", "unit = \"°C\"\nunits = \"x\"");
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Root {
+            modbus: ModbusConfig,
+        }
+        let e = toml::from_str::<Root>(&bad).unwrap_err().to_string();
+        assert!(e.contains("units"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let mut c = parse(GOOD);
+        c.devices.push(c.devices[0].clone()); // duplicate name and sensors
+        let d = &mut c.devices[0];
+        d.timeout_ms = 500; // 2 × 500 > 2 × 100
+        d.max_registers_per_request = 200;
+        d.fields[0].bit = Some(2);
+        d.fields[2].bit = None;
+        d.fields[1].scale = 0.0;
+        d.fields.push(FieldConfig {
+            signal: "sn".into(),
+            asset: None,
+            function: Function::Coil,
+            address: 65535,
+            data_type: DataType::String,
+            bit: None,
+            length_registers: None,
+            order: RegisterOrder::ABCD,
+            scale: 1.0,
+            offset: f64::NAN,
+            unit: String::new(),
+        });
+        let d1 = &mut c.devices[1];
+        d1.transport = TransportKind::Rtu;
+        d1.unit_id = 0;
+        let paths: Vec<String> = c.validate().iter().map(|i| i.path.clone()).collect();
+        for p in [
+            "modbus.devices[0].timeout_ms",
+            "modbus.devices[0].max_registers_per_request",
+            "modbus.devices[0].fields[0].bit",
+            "modbus.devices[0].fields[2].bit",
+            "modbus.devices[0].fields[1].scale",
+            "modbus.devices[0].fields[3].type",
+            "modbus.devices[0].fields[3].length_registers",
+            "modbus.devices[0].fields[3].offset",
+            "modbus.devices[1].name",
+            "modbus.devices[1].serial_path",
+            "modbus.devices[1].host",
+            "modbus.devices[1].unit_id",
+            "modbus.devices[1].fields[0].signal",
+        ] {
+            assert!(paths.iter().any(|x| x == p), "missing {p} in {paths:#?}");
+        }
+        // Every message is self-explaining text.
+        assert!(c
+            .validate()
+            .iter()
+            .all(|i| i.to_string().len() > i.path.len() + 5));
+    }
+
+    #[test]
+    fn shared_serial_line_must_agree() {
+        let mk = |name: &str, unit: u8, baud: u32| DeviceConfig {
+            transport: TransportKind::Rtu,
+            host: None,
+            port: None,
+            serial_path: Some("/dev/ttyS0".into()),
+            baud_rate: Some(baud),
+            name: name.into(),
+            unit_id: unit,
+            ..parse(GOOD).devices[0].clone()
+        };
+        let mut a = mk("a", 1, 9600);
+        let mut b = mk("b", 2, 9600);
+        a.asset = "A".into();
+        b.asset = "B".into();
+        let ok = ModbusConfig {
+            devices: vec![a.clone(), b.clone()],
+        };
+        assert_eq!(ok.validate(), vec![]);
+        assert_eq!(a.endpoint(), b.endpoint(), "two units share one line");
+        b.baud_rate = Some(19200);
+        let bad = ModbusConfig {
+            devices: vec![a, b],
+        };
+        let issues = bad.validate();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(issues[0].message.contains("different settings"));
+    }
+}

@@ -1,0 +1,11 @@
+//! MQTT source: subscriptions, topic patterns, payload codecs and the client task.
+
+pub mod codec;
+pub mod config;
+pub mod source;
+pub mod topic;
+
+pub use codec::{DecodeError, Decoder, PayloadFormat};
+pub use config::{MqttConfig, MqttProtocol, SubscriptionConfig, TlsConfig};
+pub use source::{MqttSource, SourceStatus};
+pub use topic::TopicPattern;

@@ -1,0 +1,27 @@
+//! Reasoning about anomalies: the compact text encoding of a sensor's behaviour, explanation
+//! cards written by the language model and checked by the grounding check (with a rule-based
+//! template fallback), and maintenance reports.
+//!
+//! - [`facts`]: anomaly → [`Facts`] (one compact line, every number with its rounding, the
+//!   matching failure modes of the profile).
+//! - [`ground`]: the grounding check of generated text against the facts.
+//! - [`explain`]: [`Explainer::explain`] → [`millwright_core::ExplanationCard`].
+//! - [`report`]: [`report::build_report`] → [`millwright_core::MaintenanceReport`], Markdown, JSON.
+//! - [`publish`]: JSON payloads and InfluxDB points for the sinks.
+//! - [`text`]: number, duration and time formatting.
+//!
+//! No I/O: the model is passed in through [`millwright_core::LanguageModel`], the report's data
+//! through [`millwright_core::ReportInput`].
+
+pub mod explain;
+pub mod facts;
+pub mod ground;
+pub mod publish;
+pub mod report;
+pub mod text;
+
+pub use explain::{ExplainCounters, ExplainOptions, ExplainStats, Explainer};
+pub use facts::{encode, match_failure_modes, Candidate, FactNumber, Facts};
+pub use ground::{check, Grounding, GroundingContext};
+pub use publish::{card_json, card_point, report_point, FieldValue, Point};
+pub use report::{build_report, site_markdown, to_json, to_markdown};

@@ -1,0 +1,308 @@
+//! Maintenance reports per asset and per site, from plain data ([`ReportInput`]): period,
+//! anomalies with their evidence and explanations, each signal against its limits, data
+//! quality, and recommended actions ranked by urgency. Markdown and JSON.
+//!
+//! The input is filled by the caller (from the store); nothing here reads a store, a clock or
+//! a model. Explanations come from the cards given (already grounded) or the template.
+
+use crate::explain::template;
+use crate::facts::encode;
+use crate::text::{duration, num, rfc3339};
+use millwright_core::{
+    Action, AnomalyKind, MaintenanceReport, Phase, RankedAction, ReportAnomaly, ReportInput,
+    SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
+};
+use millwright_detect::profile::Profile;
+use std::fmt::Write as _;
+
+/// State of a signal's latest value against its profile ranges.
+pub fn signal_state(s: &SignalPeriodStats) -> SignalState {
+    let Some(v) = s.last else {
+        return SignalState::NoData;
+    };
+    if s.limits.max.is_some_and(|m| v > m) || s.limits.min.is_some_and(|m| v < m) {
+        SignalState::BeyondLimit
+    } else if s.normal.is_some_and(|[lo, hi]| v < lo || v > hi) {
+        SignalState::OutsideNormal
+    } else {
+        SignalState::Normal
+    }
+}
+
+fn add_action(out: &mut Vec<RankedAction>, a: Action, because: &str) {
+    if let Some(r) = out.iter_mut().find(|r| r.action.text == a.text) {
+        if a.urgency < r.action.urgency {
+            r.action.urgency = a.urgency;
+        }
+        if !because.is_empty() && !r.because_of.iter().any(|b| b == because) {
+            r.because_of.push(because.to_string());
+        }
+    } else {
+        out.push(RankedAction {
+            action: a,
+            because_of: if because.is_empty() { Vec::new() } else { vec![because.to_string()] },
+        });
+    }
+}
+
+/// Builds the report of one asset. `profile` adds failure-mode actions for anomalies that
+/// have no card.
+pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> MaintenanceReport {
+    let mut actions: Vec<RankedAction> = Vec::new();
+    let mut anomalies = Vec::new();
+    let mut any_open_severe = false;
+    for a in &input.anomalies {
+        let facts = encode(a, profile);
+        let card = input.cards.iter().find(|c| c.id == a.id);
+        let (explanation, source) = match card {
+            Some(c) => (c.text.clone(), c.source),
+            None => (template(&facts), TextSource::Fallback),
+        };
+        let acts = match card {
+            Some(c) => c.actions.clone(),
+            None => facts.actions(3),
+        };
+        let open = a.phase != Phase::Closed;
+        for act in acts {
+            // Actions of closed events are less urgent than those of open ones.
+            let act = if open {
+                act
+            } else {
+                Action {
+                    urgency: match act.urgency {
+                        Urgency::Immediate => Urgency::High,
+                        Urgency::High => Urgency::Medium,
+                        u => u,
+                    },
+                    ..act
+                }
+            };
+            if open && act.urgency == Urgency::Immediate {
+                any_open_severe = true;
+            }
+            add_action(&mut actions, act, &a.id);
+        }
+        if open && a.kind == AnomalyKind::Limit {
+            any_open_severe = true;
+        }
+        anomalies.push(ReportAnomaly {
+            id: a.id.clone(),
+            signal: a.sensor.signal.to_string(),
+            kind: a.kind,
+            since: rfc3339(a.since_ns),
+            open,
+            peak_score: (a.peak_score * 1000.0).round() / 1000.0,
+            evidence: facts.line,
+            explanation,
+            source,
+        });
+    }
+    let mut signals = Vec::new();
+    let mut outside = false;
+    for s in &input.signals {
+        let state = signal_state(s);
+        match state {
+            SignalState::BeyondLimit => {
+                any_open_severe = true;
+                let lim = if s.limits.max.is_some_and(|m| s.last.is_some_and(|v| v > m)) {
+                    s.limits.max
+                } else {
+                    s.limits.min
+                };
+                add_action(
+                    &mut actions,
+                    Action {
+                        text: format!(
+                            "bring {} back inside its limit of {} {}",
+                            s.signal,
+                            lim.map(num).unwrap_or_default(),
+                            s.unit
+                        ),
+                        urgency: Urgency::Immediate,
+                    },
+                    "",
+                );
+            }
+            SignalState::OutsideNormal => outside = true,
+            SignalState::NoData => add_action(
+                &mut actions,
+                Action {
+                    text: format!("restore the data of {} (no reading in the period)", s.signal),
+                    urgency: Urgency::High,
+                },
+                "",
+            ),
+            SignalState::Normal => {}
+        }
+        signals.push(SignalStatus {
+            stats: s.clone(),
+            state,
+        });
+    }
+    let q = &input.quality;
+    for d in &q.devices_offline {
+        add_action(
+            &mut actions,
+            Action {
+                text: format!("restore communication with device {d}"),
+                urgency: Urgency::High,
+            },
+            "",
+        );
+    }
+    if q.readings > 0 && q.bad_readings * 100 >= q.readings {
+        add_action(
+            &mut actions,
+            Action {
+                text: format!(
+                    "check the sensors and wiring: {} of {} readings were bad",
+                    q.bad_readings, q.readings
+                ),
+                urgency: Urgency::Medium,
+            },
+            "",
+        );
+    }
+    actions.sort_by(|a, b| {
+        a.action
+            .urgency
+            .cmp(&b.action.urgency)
+            .then(b.because_of.len().cmp(&a.because_of.len()))
+    });
+    let status = if any_open_severe {
+        "action required"
+    } else if !anomalies.is_empty() || outside || !q.devices_offline.is_empty() {
+        "watch"
+    } else {
+        "ok"
+    };
+    MaintenanceReport {
+        site: input.site.clone(),
+        asset: input.asset.clone(),
+        profile: input.profile.clone(),
+        from: rfc3339(input.from_ns),
+        to: rfc3339(input.to_ns),
+        status: status.to_string(),
+        anomalies,
+        signals,
+        quality: q.clone(),
+        actions,
+    }
+}
+
+fn state_word(s: SignalState) -> &'static str {
+    match s {
+        SignalState::Normal => "normal",
+        SignalState::OutsideNormal => "outside normal range",
+        SignalState::BeyondLimit => "**beyond limit**",
+        SignalState::NoData => "no data",
+    }
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(num).unwrap_or_else(|| "–".into())
+}
+
+/// The report as Markdown.
+pub fn to_markdown(r: &MaintenanceReport) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# Maintenance report: {} ({})", r.asset, r.profile);
+    let _ = writeln!(m);
+    let _ = writeln!(m, "Site {} · period {} – {} · status **{}**", r.site, r.from, r.to, r.status);
+    let _ = writeln!(m);
+    let _ = writeln!(m, "## Recommended actions");
+    if r.actions.is_empty() {
+        let _ = writeln!(m, "None.");
+    }
+    for (i, a) in r.actions.iter().enumerate() {
+        let because = if a.because_of.is_empty() {
+            String::new()
+        } else {
+            format!(" (because of {})", a.because_of.join(", "))
+        };
+        let _ = writeln!(m, "{}. [{}] {}{}", i + 1, a.action.urgency.as_str(), a.action.text, because);
+    }
+    let _ = writeln!(m);
+    let _ = writeln!(m, "## Anomalies");
+    if r.anomalies.is_empty() {
+        let _ = writeln!(m, "None in this period.");
+    }
+    for a in &r.anomalies {
+        let _ = writeln!(
+            m,
+            "- **{} {}** since {}{} (score {:.2})  \n  Evidence: {}  \n  {} _({})_",
+            a.signal,
+            a.kind.describe(),
+            a.since,
+            if a.open { ", still open" } else { ", closed" },
+            a.peak_score,
+            a.evidence,
+            a.explanation,
+            a.source.as_str()
+        );
+    }
+    let _ = writeln!(m);
+    let _ = writeln!(m, "## Signals");
+    let _ = writeln!(m, "| signal | last | min | mean | max | normal | limits | state |");
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");
+    for s in &r.signals {
+        let st = &s.stats;
+        let normal = st.normal.map(|[a, b]| format!("{}–{}", num(a), num(b))).unwrap_or_else(|| "–".into());
+        let limits = format!("{} … {}", opt(st.limits.min), opt(st.limits.max));
+        let _ = writeln!(
+            m,
+            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} |",
+            st.signal,
+            st.unit,
+            opt(st.last),
+            opt(st.min),
+            opt(st.mean),
+            opt(st.max),
+            normal,
+            limits,
+            state_word(s.state)
+        );
+    }
+    let _ = writeln!(m);
+    let q = &r.quality;
+    let _ = writeln!(m, "## Data quality");
+    let _ = writeln!(
+        m,
+        "{} readings, {} bad, {} gaps (longest {}), devices offline: {}.",
+        q.readings,
+        q.bad_readings,
+        q.gaps,
+        duration(q.longest_gap_s),
+        if q.devices_offline.is_empty() { "none".to_string() } else { q.devices_offline.join(", ") }
+    );
+    m
+}
+
+/// A site report: a summary table, then each asset's report.
+pub fn site_markdown(site: &str, reports: &[MaintenanceReport]) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# Site report: {site}");
+    let _ = writeln!(m);
+    let _ = writeln!(m, "| asset | profile | status | anomalies | actions |");
+    let _ = writeln!(m, "|---|---|---|---|---|");
+    let mut sorted: Vec<&MaintenanceReport> = reports.iter().collect();
+    let rank = |s: &str| match s {
+        "action required" => 0,
+        "watch" => 1,
+        _ => 2,
+    };
+    sorted.sort_by_key(|r| (rank(&r.status), r.asset.clone()));
+    for r in &sorted {
+        let _ = writeln!(m, "| {} | {} | {} | {} | {} |", r.asset, r.profile, r.status, r.anomalies.len(), r.actions.len());
+    }
+    for r in sorted {
+        let _ = writeln!(m);
+        m.push_str(&to_markdown(r).replacen("# Maintenance report", "## Maintenance report", 1).replace("\n## ", "\n### "));
+    }
+    m
+}
+
+/// The report as JSON.
+pub fn to_json(r: &MaintenanceReport) -> Result<String, serde_json::Error> {
+    serde_json::to_string(r)
+}

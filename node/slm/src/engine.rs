@@ -1,0 +1,363 @@
+//! The candle engine: a loaded model + tokenizer + chat template behind [`LanguageModel`],
+//! with the one generation loop of the node (sampling, stop sequences, token and time limits,
+//! streaming) and automatic reuse of the longest cached prompt prefix.
+//!
+//! The engine keeps one KV cache. A new request reuses the longest common token prefix with
+//! what the cache holds (in practice: the node's fixed system prompt, computed once), then
+//! computes only the rest. The cache never holds more than the configured context.
+//! Generation is synchronous and CPU-bound: call it from a dedicated thread
+//! ([`crate::ModelHandle`]), never from an async task.
+
+use crate::gguf::GgufFile;
+use crate::model::{KvCache, Model, WeightFormat};
+use crate::sampler::Sampler;
+use crate::template::ChatTemplate;
+use crate::tokenizer::{Tokenizer, Utf8Stream};
+use millwright_core::{Completion, GenParams, LanguageModel, Prompt, SlmError, StopReason};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How to load a model.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// In-memory weight format.
+    pub weight_format: WeightFormat,
+    /// Most positions (prompt + answer) a request may use; bounds the KV cache.
+    pub max_context: usize,
+    /// Worker threads for the matrix kernels (process-wide, takes effect only if set before
+    /// the first model runs; `None`: all cores).
+    pub threads: Option<usize>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            weight_format: WeightFormat::Q8_0,
+            max_context: 2048,
+            threads: None,
+        }
+    }
+}
+
+/// Sets the number of kernel threads for the whole process. Must run before the first model
+/// is loaded; later calls have no effect (the kernel thread pool is created once).
+pub fn set_kernel_threads(n: usize) {
+    if n > 0 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // Safe in practice: called once at start-up before inference threads exist.
+        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    }
+}
+
+/// A language model running on the CPU from a GGUF file.
+pub struct Engine {
+    model: Arc<Model>,
+    tokenizer: Arc<Tokenizer>,
+    template: ChatTemplate,
+    name: String,
+    path: PathBuf,
+    cache: KvCache,
+    stop_ids: Vec<u32>,
+    load_ms: f64,
+}
+
+impl Engine {
+    /// Loads the GGUF at `path`: checks the file, builds the tokenizer from its metadata,
+    /// picks the chat template and loads the weights.
+    pub fn load(path: &Path, opts: &EngineOptions) -> Result<Self, SlmError> {
+        let t0 = Instant::now();
+        if let Some(n) = opts.threads {
+            set_kernel_threads(n);
+        }
+        let mut f = GgufFile::open(path)?;
+        let tokenizer = Tokenizer::from_gguf(&f.content)
+            .map_err(|e| crate::gguf::file_error(path, e.to_string()))?;
+        let arch = f.architecture()?;
+        let template = ChatTemplate::detect(f.get_str("tokenizer.chat_template"), &arch);
+        let base = f
+            .get_str("general.name")
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+        let model = Model::load(&mut f, opts.weight_format, opts.max_context)?;
+        if tokenizer.vocab_size() > model.config().vocab + 1024 {
+            return Err(crate::gguf::file_error(
+                path,
+                format!(
+                    "tokenizer has {} tokens but the embedding only {} rows",
+                    tokenizer.vocab_size(),
+                    model.config().vocab
+                ),
+            ));
+        }
+        let mut stop_ids: Vec<u32> = template
+            .end_of_turn()
+            .iter()
+            .filter_map(|s| tokenizer.token_id(s))
+            .collect();
+        if let Some(e) = tokenizer.eos() {
+            stop_ids.push(e);
+        }
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+        let file = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = format!("{base} ({file}, {})", opts.weight_format.name());
+        let cache = model.new_cache();
+        Ok(Self {
+            model: Arc::new(model),
+            tokenizer: Arc::new(tokenizer),
+            template,
+            name,
+            path: path.to_path_buf(),
+            cache,
+            stop_ids,
+            load_ms: t0.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// The model (shared, immutable).
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Arc<Tokenizer> {
+        &self.tokenizer
+    }
+
+    /// The chat template in use.
+    pub fn template(&self) -> ChatTemplate {
+        self.template
+    }
+
+    /// The file the model came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Milliseconds the load took.
+    pub fn load_ms(&self) -> f64 {
+        self.load_ms
+    }
+
+    /// Positions currently held by the engine's prefix cache.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Forgets the cached prefix.
+    pub fn clear_cache(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Token ids of a rendered prompt (with BOS when the template wants one).
+    pub fn encode_prompt(&self, prompt: &Prompt) -> Vec<u32> {
+        self.encode_text(&self.template.render(prompt))
+    }
+
+    fn encode_text(&self, text: &str) -> Vec<u32> {
+        let mut ids = Vec::new();
+        if self.template.wants_bos() || self.tokenizer.add_bos() {
+            if let Some(b) = self.tokenizer.bos() {
+                if !text.starts_with(self.tokenizer.token_text(b).unwrap_or("\u{0}")) {
+                    ids.push(b);
+                }
+            }
+        }
+        ids.extend(self.tokenizer.encode(text));
+        ids
+    }
+
+    /// Computes the prompt's leading system message into the prefix cache now, so that the
+    /// first request pays no more than later ones. Returns the cached token count.
+    pub fn warm_prefix(&mut self, prompt: &Prompt) -> Result<usize, SlmError> {
+        let text = self.template.render_system_prefix(prompt);
+        if text.is_empty() {
+            return Ok(self.cache.len());
+        }
+        let ids = self.encode_text(&text);
+        let lcp = common_prefix(self.cache.tokens(), &ids);
+        self.cache.truncate(lcp);
+        if lcp < ids.len() {
+            self.model.forward(&ids[lcp..], &mut self.cache)?;
+        }
+        Ok(self.cache.len())
+    }
+
+    /// Generates from already tokenized input (used by benchmarks and tests).
+    pub fn generate_tokens(
+        &mut self,
+        tokens: &[u32],
+        params: &GenParams,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Completion, SlmError> {
+        let t0 = Instant::now();
+        let max_ctx = self.cache.max_len();
+        if tokens.is_empty() {
+            return Err(SlmError::Inference("empty prompt".into()));
+        }
+        if tokens.len() >= max_ctx {
+            return Err(SlmError::PromptTooLong {
+                tokens: tokens.len(),
+                context: max_ctx,
+            });
+        }
+        let budget = params.budget_ms.map(std::time::Duration::from_millis);
+        let over_budget = |t0: &Instant| budget.is_some_and(|b| t0.elapsed() >= b);
+        let lcp = common_prefix(self.cache.tokens(), tokens).min(tokens.len() - 1);
+        self.cache.truncate(lcp);
+        let mut logits = self.model.forward(&tokens[lcp..], &mut self.cache)?;
+        let mut sampler = Sampler::new(params);
+        let mut generated: Vec<u32> = Vec::new();
+        let mut utf8 = Utf8Stream::new();
+        let mut text = String::new();
+        let mut emitted = 0usize;
+        let mut ttft_ms: Option<f64> = None;
+        let stops: Vec<&str> = params
+            .stop
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let reason = loop {
+            if generated.len() >= params.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            if over_budget(&t0) {
+                break StopReason::Budget;
+            }
+            let tok = sampler.sample(&mut logits, &generated);
+            if ttft_ms.is_none() {
+                ttft_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            if self.stop_ids.contains(&tok) {
+                break StopReason::Eos;
+            }
+            generated.push(tok);
+            let piece = utf8.push(self.tokenizer.token_bytes(tok));
+            if !piece.is_empty() {
+                text.push_str(&piece);
+                if let Some(cut) = find_stop(&text, &stops, emitted) {
+                    text.truncate(cut);
+                    if cut > emitted {
+                        on_token(&text[emitted..]);
+                    }
+                    emitted = text.len();
+                    break StopReason::StopSequence;
+                }
+                let safe = safe_len(&text, &stops);
+                if safe > emitted {
+                    on_token(&text[emitted..safe]);
+                    emitted = safe;
+                }
+            }
+            if generated.len() >= params.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            if self.cache.len() >= max_ctx {
+                break StopReason::MaxTokens;
+            }
+            if over_budget(&t0) {
+                break StopReason::Budget;
+            }
+            logits = self.model.forward(&[tok], &mut self.cache)?;
+        };
+        if reason != StopReason::StopSequence {
+            let rest = utf8.finish();
+            text.push_str(&rest);
+            if let Some(cut) = find_stop(&text, &stops, emitted) {
+                text.truncate(cut);
+            }
+            if text.len() > emitted {
+                on_token(&text[emitted..]);
+            }
+        }
+        let total_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        Ok(Completion {
+            text,
+            prompt_tokens: tokens.len(),
+            cached_tokens: lcp,
+            generated_tokens: generated.len(),
+            stop_reason: reason,
+            ttft_ms: ttft_ms.unwrap_or(total_ms),
+            total_ms,
+            model: self.name.clone(),
+        })
+    }
+}
+
+impl LanguageModel for Engine {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn generate(
+        &mut self,
+        prompt: &Prompt,
+        params: &GenParams,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Completion, SlmError> {
+        let tokens = self.encode_prompt(prompt);
+        self.generate_tokens(&tokens, params, on_token)
+    }
+}
+
+/// Length of the common prefix of two token lists.
+pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Byte offset of the earliest stop sequence that ends after `emitted` (searched from a little
+/// before it, since a stop may start in text that was held back).
+fn find_stop(text: &str, stops: &[&str], emitted: usize) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for s in stops {
+        let mut from = emitted.saturating_sub(s.len());
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
+        if let Some(p) = text[from..].find(s) {
+            let at = from + p;
+            best = Some(best.map_or(at, |b| b.min(at)));
+        }
+    }
+    best
+}
+
+/// How much of `text` can be shown: everything except a tail that could still become a stop
+/// sequence.
+fn safe_len(text: &str, stops: &[&str]) -> usize {
+    let mut hold = 0;
+    for s in stops {
+        for k in (1..s.len()).rev() {
+            if k <= hold {
+                break;
+            }
+            if s.is_char_boundary(k) && text.ends_with(&s[..k]) {
+                hold = k;
+                break;
+            }
+        }
+    }
+    text.len() - hold
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_holdback_and_find() {
+        assert_eq!(safe_len("abc\nUs", &["\nUser:"]), 3);
+        assert_eq!(safe_len("abc", &["\nUser:"]), 3);
+        assert_eq!(find_stop("abc\nUser: x", &["\nUser:"], 3), Some(3));
+        assert_eq!(find_stop("a°C END", &["END"], 0), Some(5));
+        assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 4]), 2);
+    }
+}

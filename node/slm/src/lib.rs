@@ -1,0 +1,35 @@
+//! On-device language model engine: GGUF loading, tokenizer from GGUF metadata, chat
+//! templates, a forward pass with an explicit KV cache, the generation loop, model choice by
+//! RAM, and a bounded request queue on a dedicated thread.
+//!
+//! How the rest of the node uses it:
+//! ```no_run
+//! use millwright_slm::{load_best, EngineOptions, ModelHandle};
+//! use millwright_core::{GenParams, Prompt};
+//! # async fn demo() -> Result<(), millwright_core::SlmError> {
+//! let model = load_best(&["models/SmolLM2-135M-Instruct.Q4_1.gguf".into()], &EngineOptions::default());
+//! let handle = ModelHandle::spawn(model, 4)?;          // bounded queue, own OS thread
+//! let answer = handle.generate(Prompt::new("You are a maintenance assistant.", "Why is P-101 hot?"),
+//!                              GenParams::default()).await?;
+//! println!("{}", answer.text);
+//! # Ok(()) }
+//! ```
+//! Nothing here reads configuration files or touches the network; model files are only read
+//! from the paths given.
+
+pub mod bench;
+pub mod engine;
+pub mod gguf;
+pub mod model;
+pub mod sampler;
+pub mod select;
+pub mod service;
+pub mod template;
+pub mod tokenizer;
+
+pub use engine::{set_kernel_threads, Engine, EngineOptions};
+pub use model::{KvCache, Model, ModelConfig, WeightFormat};
+pub use select::{choose_model, load_best, load_or_fallback, mem_available_bytes, Fallback};
+pub use service::{ModelHandle, TokenSink};
+pub use template::ChatTemplate;
+pub use tokenizer::{Tokenizer, Utf8Stream};
