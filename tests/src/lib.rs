@@ -141,10 +141,17 @@ pub struct Victoria {
 impl Victoria {
     /// Starts VictoriaMetrics on a free loopback port with data in a temp dir.
     pub fn start() -> Victoria {
-        let port = free_port();
+        Self::start_at(free_port())
+    }
+
+    /// Starts VictoriaMetrics on the given loopback port with data in a temp dir.
+    pub fn start_at(port: u16) -> Victoria {
         let dir = std::env::temp_dir().join(format!("mw-vm-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let bin = find_bin(&["/usr/bin/victoria-metrics", "/usr/sbin/victoria-metrics"], "victoria-metrics");
+        let bin = find_bin(
+            &["/usr/bin/victoria-metrics", "/usr/sbin/victoria-metrics"],
+            "victoria-metrics",
+        );
         let child = Command::new(bin)
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
             .arg(format!("-storageDataPath={}", dir.display()))
@@ -177,7 +184,9 @@ pub fn mqtt_broker() -> Broker {
     SHARED
         .get_or_init(|| {
             if let Ok(hp) = std::env::var("MILLWRIGHT_TEST_MQTT") {
-                let (h, p) = hp.rsplit_once(':').expect("MILLWRIGHT_TEST_MQTT is host:port");
+                let (h, p) = hp
+                    .rsplit_once(':')
+                    .expect("MILLWRIGHT_TEST_MQTT is host:port");
                 return Broker {
                     host: h.to_string(),
                     port: p.parse().expect("MILLWRIGHT_TEST_MQTT port"),
@@ -253,7 +262,11 @@ pub fn model_path() -> PathBuf {
     let p = std::env::var("MILLWRIGHT_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    assert!(p.exists(), "model file {} missing: run `make model`", p.display());
+    assert!(
+        p.exists(),
+        "model file {} missing: run `make model`",
+        p.display()
+    );
     p
 }
 

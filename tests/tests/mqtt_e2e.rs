@@ -6,9 +6,9 @@
 use millwright_e2e::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Unique name per test run, so reruns against the same VictoriaMetrics never mix.
@@ -60,8 +60,16 @@ status_interval_s = 0
         ),
     )
     .unwrap();
-    let check = Command::new(millwright_bin()).arg("check-config").arg(&cfg).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let check = Command::new(millwright_bin())
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let child = Command::new(millwright_bin())
         .args(["run", "--config"])
         .arg(&cfg)
@@ -78,7 +86,10 @@ status_interval_s = 0
         if metric(&node, "millwright_mqtt_connected").unwrap_or(0.0) == 1.0 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "node did not connect to the broker");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "node did not connect to the broker"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Give the SUBSCRIBE a moment to be acknowledged.
@@ -87,7 +98,11 @@ status_interval_s = 0
 }
 
 fn scrape(node: &NodeProc) -> Option<String> {
-    ureq::get(&format!("{}/metrics", node.metrics)).call().ok()?.into_string().ok()
+    ureq::get(&format!("{}/metrics", node.metrics))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()
 }
 
 /// Sum of a metric over all label sets, or of the rows whose labels contain `filter`.
@@ -121,14 +136,22 @@ struct Publisher {
 
 impl Publisher {
     async fn publish(&mut self, topic: String, payload: impl Into<Vec<u8>>) {
-        self.c.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        self.c
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
         self.sent += 1;
     }
     /// Waits until the broker has acknowledged everything, then disconnects.
     async fn finish(self) {
         let t = Instant::now();
         while self.acked.load(Ordering::Relaxed) < self.sent {
-            assert!(t.elapsed() < Duration::from_secs(60), "broker acknowledged {} of {}", self.acked.load(Ordering::Relaxed), self.sent);
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "broker acknowledged {} of {}",
+                self.acked.load(Ordering::Relaxed),
+                self.sent
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.c.disconnect().await.unwrap();
@@ -156,7 +179,12 @@ async fn publisher(port: u16) -> Publisher {
             }
         }
     });
-    Publisher { c, acked, sent: 0, h }
+    Publisher {
+        c,
+        acked,
+        sent: 0,
+        h,
+    }
 }
 
 fn base_ms() -> i64 {
@@ -171,12 +199,16 @@ fn base_ms() -> i64 {
 fn expected_value(i: usize) -> f64 {
     // Negative, fractional and large values with 12 significant digits: VictoriaMetrics keeps
     // 12 (InfluxDB keeps the full f64), so this is what "exact" can mean here.
-    let v = (i as f64 * 0.731).sin() * 1234.5678901 + if i % 7 == 0 { 1e5 } else { 0.0 };
+    let v = (i as f64 * 0.731).sin() * 1234.5678901 + if i.is_multiple_of(7) { 1e5 } else { 0.0 };
     (v * 1e6).round() / 1e6
 }
 
 /// Exported points of one asset: (signal, ts_ms) -> (value, labels).
-fn exported(vm: &str, asset: &str, n: usize) -> BTreeMap<(String, i64), (f64, BTreeMap<String, String>)> {
+fn exported(
+    vm: &str,
+    asset: &str,
+    n: usize,
+) -> BTreeMap<(String, i64), (f64, BTreeMap<String, String>)> {
     let sel = format!("{{asset=\"{asset}\"}}");
     let series = vm_wait_for(vm, &sel, n, Duration::from_secs(60));
     let mut out = BTreeMap::new();
@@ -216,12 +248,21 @@ precision = "ms"
     let mut c = publisher(broker.port).await;
     const N: usize = 10_000;
     let t0 = base_ms();
-    let (a_single, a_array, a_fields, a_lp) =
-        (format!("{run}-single"), format!("{run}-array"), format!("{run}-fields"), format!("{run}-lp"));
+    let (a_single, a_array, a_fields, a_lp) = (
+        format!("{run}-single"),
+        format!("{run}-array"),
+        format!("{run}-fields"),
+        format!("{run}-lp"),
+    );
     // 1. one reading per message, asset and signal from the topic.
     for i in 0..N {
-        let p = format!(r#"{{"value":{:?},"ts_ms":{}}}"#, expected_value(i), t0 + i as i64);
-        c.publish(format!("{run}/json/{a_single}/pressure_bar"), p).await;
+        let p = format!(
+            r#"{{"value":{:?},"ts_ms":{}}}"#,
+            expected_value(i),
+            t0 + i as i64
+        );
+        c.publish(format!("{run}/json/{a_single}/pressure_bar"), p)
+            .await;
     }
     // 2. arrays of 100 readings, signal and unit in the payload.
     for chunk in 0..N / 100 {
@@ -236,7 +277,11 @@ precision = "ms"
                 )
             })
             .collect();
-        c.publish(format!("{run}/array/{a_array}"), format!("[{}]", items.join(","))).await;
+        c.publish(
+            format!("{run}/array/{a_array}"),
+            format!("[{}]", items.join(",")),
+        )
+        .await;
     }
     // 3. field sets: 2 signals per message, one timestamp (RFC 3339 for every 2nd).
     for m in 0..N / 2 {
@@ -258,35 +303,73 @@ precision = "ms"
         let lines: Vec<String> = (0..50)
             .map(|k| {
                 let i = chunk * 50 + k;
-                format!("machine,asset={a_lp},unit=A current_a={:?} {}", expected_value(i), t0 + i as i64)
+                format!(
+                    "machine,asset={a_lp},unit=A current_a={:?} {}",
+                    expected_value(i),
+                    t0 + i as i64
+                )
             })
             .collect();
         c.publish(format!("{run}/lp"), lines.join("\n")).await;
     }
 
-    let check = |asset: &str, expect: &dyn Fn(usize) -> (String, i64, f64, &'static str, &'static str)| {
-        let got = exported(&vm, asset, N);
-        assert_eq!(got.len(), N, "asset {asset}: {} of {N} points arrived", got.len());
-        for i in 0..N {
-            let (sig, ts, v, unit, quality) = expect(i);
-            let (gv, labels) = got
-                .get(&(sig.clone(), ts))
-                .unwrap_or_else(|| panic!("{asset}: point {i} ({sig} @ {ts}) missing"));
-            assert_eq!(*gv, v, "{asset}: point {i} value");
-            assert_eq!(labels["unit"], unit, "{asset}: point {i} unit");
-            assert_eq!(labels["quality"], quality, "{asset}: point {i} quality");
-            assert_eq!(labels["site"], "e2e");
-        }
-    };
-    check(&a_single, &|i| ("pressure_bar".into(), t0 + i as i64, expected_value(i), "bar", "good"));
+    let check =
+        |asset: &str, expect: &dyn Fn(usize) -> (String, i64, f64, &'static str, &'static str)| {
+            let got = exported(&vm, asset, N);
+            assert_eq!(
+                got.len(),
+                N,
+                "asset {asset}: {} of {N} points arrived",
+                got.len()
+            );
+            for i in 0..N {
+                let (sig, ts, v, unit, quality) = expect(i);
+                let (gv, labels) = got
+                    .get(&(sig.clone(), ts))
+                    .unwrap_or_else(|| panic!("{asset}: point {i} ({sig} @ {ts}) missing"));
+                assert_eq!(*gv, v, "{asset}: point {i} value");
+                assert_eq!(labels["unit"], unit, "{asset}: point {i} unit");
+                assert_eq!(labels["quality"], quality, "{asset}: point {i} quality");
+                assert_eq!(labels["site"], "e2e");
+            }
+        };
+    check(&a_single, &|i| {
+        (
+            "pressure_bar".into(),
+            t0 + i as i64,
+            expected_value(i),
+            "bar",
+            "good",
+        )
+    });
     check(&a_array, &|i| {
-        ("temp_c".into(), t0 + i as i64, expected_value(i), "°C", if i % 10 == 0 { "uncertain" } else { "good" })
+        (
+            "temp_c".into(),
+            t0 + i as i64,
+            expected_value(i),
+            "°C",
+            if i % 10 == 0 { "uncertain" } else { "good" },
+        )
     });
     check(&a_fields, &|i| {
         let sig = if i % 2 == 0 { "flow_m3_h" } else { "speed_rpm" };
-        (sig.into(), t0 + (i / 2) as i64, expected_value(i), if i % 2 == 0 { "m³/h" } else { "rpm" }, "good")
+        (
+            sig.into(),
+            t0 + (i / 2) as i64,
+            expected_value(i),
+            if i % 2 == 0 { "m³/h" } else { "rpm" },
+            "good",
+        )
     });
-    check(&a_lp, &|i| ("current_a".into(), t0 + i as i64, expected_value(i), "A", "good"));
+    check(&a_lp, &|i| {
+        (
+            "current_a".into(),
+            t0 + i as i64,
+            expected_value(i),
+            "A",
+            "good",
+        )
+    });
     assert_eq!(metric(&node, "millwright_mqtt_rejected_total"), Some(0.0));
     c.finish().await;
 }
@@ -318,7 +401,10 @@ format = "line_protocol"
         ("non_finite", br#"{"value": NaN}"#.to_vec()),
         ("non_finite", br#"{"value": 1e400}"#.to_vec()),
         ("non_finite", br#"{"value": -Infinity}"#.to_vec()),
-        ("invalid_utf8", b"{\"value\": 1, \"unit\": \"\xff\xfe\"}".to_vec()),
+        (
+            "invalid_utf8",
+            b"{\"value\": 1, \"unit\": \"\xff\xfe\"}".to_vec(),
+        ),
         ("too_large", {
             let mut v = b"[".to_vec();
             while v.len() < 10 * 1024 * 1024 {
@@ -338,23 +424,34 @@ format = "line_protocol"
             if *reason == "too_large" && round >= 2 {
                 continue; // three 10 MB payloads are plenty
             }
-            c.publish(format!("{run}/{asset}/bad_signal"), payload.clone()).await;
+            c.publish(format!("{run}/{asset}/bad_signal"), payload.clone())
+                .await;
             *expected_rejects.entry(reason).or_default() += 1;
         }
         // A topic no subscription maps, and bad line protocol.
-        c.publish(format!("{run}-unmapped/x/y"), "{\"value\": 1}").await;
-        c.publish(format!("{run}-lp/{asset}"), "m,asset=x field=notanumber").await;
+        c.publish(format!("{run}-unmapped/x/y"), "{\"value\": 1}")
+            .await;
+        c.publish(format!("{run}-lp/{asset}"), "m,asset=x field=notanumber")
+            .await;
     }
     let got = exported(&vm, &asset, good);
     let good_points = got.keys().filter(|(s, _)| s == "good_signal").count();
     assert_eq!(good_points, good, "every good reading arrives");
-    assert!(got.keys().all(|(s, _)| s == "good_signal"), "no bad payload produced a point");
+    assert!(
+        got.keys().all(|(s, _)| s == "good_signal"),
+        "no bad payload produced a point"
+    );
     let t = Instant::now();
     let sub = format!("subscription=\"{run}/{{asset}}/{{signal}}\"");
     loop {
         let mut all = true;
         for (reason, n) in &expected_rejects {
-            let got = metric_where(&node, "millwright_mqtt_rejected_total", &format!("{sub},reason=\"{reason}\"")).unwrap_or(0.0);
+            let got = metric_where(
+                &node,
+                "millwright_mqtt_rejected_total",
+                &format!("{sub},reason=\"{reason}\""),
+            )
+            .unwrap_or(0.0);
             if got != *n as f64 {
                 all = false;
                 if t.elapsed() > Duration::from_secs(20) {
@@ -367,9 +464,18 @@ format = "line_protocol"
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let lp_rej = metric_where(&node, "millwright_mqtt_rejected_total", &format!("subscription=\"{run}-lp/{{asset}}\",reason=\"schema\"")).unwrap();
+    let lp_rej = metric_where(
+        &node,
+        "millwright_mqtt_rejected_total",
+        &format!("subscription=\"{run}-lp/{{asset}}\",reason=\"schema\""),
+    )
+    .unwrap();
     assert_eq!(lp_rej, 20.0);
-    assert_eq!(metric(&node, "millwright_mqtt_connections_total"), Some(1.0), "a bad message never broke the connection");
+    assert_eq!(
+        metric(&node, "millwright_mqtt_connections_total"),
+        Some(1.0),
+        "a bad message never broke the connection"
+    );
     c.finish().await;
 }
 
@@ -412,14 +518,20 @@ qos = 1
     broker.stop();
     let t = Instant::now();
     while metric(&node, "millwright_mqtt_connected") != Some(0.0) {
-        assert!(t.elapsed() < Duration::from_secs(20), "node did not notice the broker going away");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "node did not notice the broker going away"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.start_again();
     let t = Instant::now();
     while metric(&node, "millwright_mqtt_connected") != Some(1.0) {
-        assert!(t.elapsed() < Duration::from_secs(30), "node did not reconnect");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "node did not reconnect"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(metric(&node, "millwright_mqtt_connections_total").unwrap() >= 2.0);
@@ -427,10 +539,99 @@ qos = 1
     tokio::time::sleep(Duration::from_millis(500)).await;
     publish_range(1000, 2000).await;
     let got = exported(&vm, &asset, 2000);
-    assert_eq!(got.len(), 2000, "after the restart, ingest resumed without restarting the node");
+    assert_eq!(
+        got.len(),
+        2000,
+        "after the restart, ingest resumed without restarting the node"
+    );
     for i in 0..2000 {
         assert_eq!(got[&("seq".to_string(), t0 + i as i64)].0, i as f64);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_subscription_ingests() {
+    let broker = mqtt_broker();
+    let vm = victoria();
+    let run = unique("v5");
+    let subs = format!(
+        "[[mqtt.subscriptions]]\ntopic = \"{run}/{{asset}}/{{signal}}\"\nformat = \"json\"\n"
+    );
+    let node = start_node(
+        broker.port,
+        &vm,
+        &subs.replace(
+            "[[mqtt.subscriptions]]",
+            "protocol = \"5\"\n[[mqtt.subscriptions]]",
+        ),
+        "",
+    );
+    let asset = format!("{run}-A");
+    let t0 = base_ms();
+    let mut c = publisher(broker.port).await;
+    for i in 0..1000 {
+        c.publish(
+            format!("{run}/{asset}/level_m"),
+            format!(r#"{{"value":{i},"ts_ms":{}}}"#, t0 + i as i64),
+        )
+        .await;
+    }
+    c.finish().await;
+    let got = exported(&vm, &asset, 1000);
+    assert_eq!(got.len(), 1000);
+    assert_eq!(metric(&node, "millwright_mqtt_rejected_total"), Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn influx_writes_are_retried_until_the_database_comes_up() {
+    let broker = mqtt_broker();
+    let vm_port = free_port();
+    let vm_url = format!("http://127.0.0.1:{vm_port}");
+    let run = unique("db");
+    let subs = format!(
+        "[[mqtt.subscriptions]]\ntopic = \"{run}/{{asset}}/{{signal}}\"\nformat = \"json\"\n"
+    );
+    // The database is down when the node starts and while the readings come in.
+    let node = start_node(broker.port, &vm_url, &subs, "");
+    let asset = format!("{run}-A");
+    let t0 = base_ms();
+    let mut c = publisher(broker.port).await;
+    for i in 0..3000 {
+        c.publish(
+            format!("{run}/{asset}/flow_m3_h"),
+            format!(r#"{{"value":{i},"ts_ms":{}}}"#, t0 + i as i64),
+        )
+        .await;
+    }
+    c.finish().await;
+    let t = Instant::now();
+    while metric(&node, "millwright_influx_failed_requests_total").unwrap_or(0.0) < 2.0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no failed write was counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        metric(&node, "millwright_influx_backlog_points"),
+        Some(3000.0)
+    );
+    let health = ureq::get(&format!("{}/health", node.metrics)).call();
+    assert!(health.is_err(), "health must report the failing database");
+    let vm = Victoria::start_at(vm_port);
+    let got = exported(&vm.url, &asset, 3000);
+    assert_eq!(
+        got.len(),
+        3000,
+        "every reading written once the database is up"
+    );
+    for i in 0..3000 {
+        assert_eq!(got[&("flow_m3_h".to_string(), t0 + i as i64)].0, i as f64);
+    }
+    assert_eq!(
+        metric(&node, "millwright_influx_dropped_points_total"),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -452,32 +653,80 @@ org = "o"
 bucket = "b"
 "#;
     let cases: &[(&str, String, &[&str])] = &[
-        ("unknown key", good.replace("host = \"127.0.0.1\"", "host = \"127.0.0.1\"\nhots = 3"), &["line 6", "unknown field `hots`"]),
-        ("wrong type", good.replace("host = \"127.0.0.1\"", "host = \"127.0.0.1\"\nport = \"1883\""), &["line 6", "mqtt.port", "invalid type: string"]),
-        ("missing field", good.replace("bucket = \"b\"\n", ""), &["influxdb", "missing field `bucket`"]),
-        ("bad url", good.replace("http://127.0.0.1:8086", "ftp://127.0.0.1:8086"), &["line 11", "influxdb.url", "scheme"]),
-        ("bad url 2", good.replace("http://127.0.0.1:8086", "http//nohost"), &["line 11", "influxdb.url", "not a URL"]),
-        ("bad topic", good.replace("a/{asset}/{signal}", "a/#/b"), &["line 8", "mqtt.subscriptions[0].topic", "`#`"]),
-        ("toml syntax", good.replace("name = \"s\"", "name = \"s"), &["line 2"]),
+        (
+            "unknown key",
+            good.replace("host = \"127.0.0.1\"", "host = \"127.0.0.1\"\nhots = 3"),
+            &["line 6", "unknown field `hots`"],
+        ),
+        (
+            "wrong type",
+            good.replace(
+                "host = \"127.0.0.1\"",
+                "host = \"127.0.0.1\"\nport = \"1883\"",
+            ),
+            &["line 6", "mqtt.port", "invalid type: string"],
+        ),
+        (
+            "missing field",
+            good.replace("bucket = \"b\"\n", ""),
+            &["influxdb", "missing field `bucket`"],
+        ),
+        (
+            "bad url",
+            good.replace("http://127.0.0.1:8086", "ftp://127.0.0.1:8086"),
+            &["line 11", "influxdb.url", "scheme"],
+        ),
+        (
+            "bad url 2",
+            good.replace("http://127.0.0.1:8086", "http//nohost"),
+            &["line 11", "influxdb.url", "not a URL"],
+        ),
+        (
+            "bad topic",
+            good.replace("a/{asset}/{signal}", "a/#/b"),
+            &["line 8", "mqtt.subscriptions[0].topic", "`#`"],
+        ),
+        (
+            "toml syntax",
+            good.replace("name = \"s\"", "name = \"s"),
+            &["line 2"],
+        ),
     ];
     for (what, text, needles) in cases {
         let f = dir.join(format!("{}.toml", what.replace(' ', "_")));
         std::fs::write(&f, text).unwrap();
-        let out = Command::new(millwright_bin()).arg("check-config").arg(&f).output().unwrap();
+        let out = Command::new(millwright_bin())
+            .arg("check-config")
+            .arg(&f)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{what}: accepted");
         for n in *needles {
             assert!(err.contains(n), "{what}: `{n}` not in:\n{err}");
         }
-        assert!(err.contains(&f.display().to_string()), "{what}: file not named:\n{err}");
+        assert!(
+            err.contains(&f.display().to_string()),
+            "{what}: file not named:\n{err}"
+        );
     }
     // Two problems in one file are both reported.
-    let two = good.replace("host = \"127.0.0.1\"", "host = \"127.0.0.1\"\nhots = 3\nqos_default = 1");
+    let two = good.replace(
+        "host = \"127.0.0.1\"",
+        "host = \"127.0.0.1\"\nhots = 3\nqos_default = 1",
+    );
     let f = dir.join("two.toml");
     std::fs::write(&f, two).unwrap();
-    let out = Command::new(millwright_bin()).arg("check-config").arg(&f).output().unwrap();
+    let out = Command::new(millwright_bin())
+        .arg("check-config")
+        .arg(&f)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("`hots`") && err.contains("`qos_default`"), "{err}");
+    assert!(
+        err.contains("`hots`") && err.contains("`qos_default`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -487,7 +736,11 @@ fn example_config_in_deploy_passes_check_config() {
         .arg(workspace_root().join("deploy/millwright.toml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
 }
 
@@ -498,9 +751,16 @@ fn demo_runs_and_shows_every_machine() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for asset in ["P-101", "M-201", "C-301"] {
-        assert!(text.contains(asset), "{asset} missing from the demo view:\n{text}");
+        assert!(
+            text.contains(asset),
+            "{asset} missing from the demo view:\n{text}"
+        );
     }
     // Readings with units were shown and counted.
     assert!(text.contains("°C") && text.contains("mm/s"), "{text}");

@@ -53,19 +53,50 @@ fn one_signal_step_is_scored_row_by_row_and_bad_rows_are_skipped() {
         }
     }
     csv.push_str("2024-05-01T13:00:00Z,not-a-number\n");
-    let (code, out, err) = detect(&["--profile", "centrifugal-pump", "--signal", "bearing_temp_c"], &csv);
+    let (code, out, err) = detect(
+        &[
+            "--profile",
+            "centrifugal-pump",
+            "--signal",
+            "bearing_temp_c",
+        ],
+        &csv,
+    );
     assert_eq!(code, 0, "{err}");
     let rows: Vec<&str> = out.lines().collect();
     assert_eq!(rows[0], "timestamp,anomaly_score");
     assert_eq!(rows.len(), 1 + 1200, "one row per good input row");
     let score = |r: &str| r.rsplit(',').next().unwrap().parse::<f64>().unwrap();
-    assert!(rows[1..1000].iter().all(|r| score(r) < 0.5), "no alarm before the step");
-    assert!(rows[1001..1006].iter().any(|r| score(r) >= 0.5), "step flagged within 5 rows: {:?}", &rows[1000..1006]);
-    assert!(rows[1].starts_with("1714564800,"), "timestamps echoed: {}", rows[1]);
-    assert!(err.contains("line 1202:") && err.contains("not-a-number"), "{err}");
+    assert!(
+        rows[1..1000].iter().all(|r| score(r) < 0.5),
+        "no alarm before the step"
+    );
+    assert!(
+        rows[1001..1006].iter().any(|r| score(r) >= 0.5),
+        "step flagged within 5 rows: {:?}",
+        &rows[1000..1006]
+    );
+    assert!(
+        rows[1].starts_with("1714564800,"),
+        "timestamps echoed: {}",
+        rows[1]
+    );
+    assert!(
+        err.contains("line 1202:") && err.contains("not-a-number"),
+        "{err}"
+    );
     assert!(err.contains("1 bad rows skipped"), "{err}");
 
-    let (code, _, err) = detect(&["--profile", "centrifugal-pump", "--signal", "bearing_temp_c", "--strict"], &csv);
+    let (code, _, err) = detect(
+        &[
+            "--profile",
+            "centrifugal-pump",
+            "--signal",
+            "bearing_temp_c",
+            "--strict",
+        ],
+        &csv,
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("line 1202"), "{err}");
 }
@@ -78,7 +109,10 @@ fn multi_column_input_uses_the_header_names_and_the_correlation_groups() {
         let up = if i >= 1000 { 1.0 } else { 0.0 };
         let vib = 1.3 + 0.05 * noise(i) + up * 0.12;
         let tmp = 45.0 + 0.6 * noise(i + 7_777) + up * 0.7;
-        csv.push_str(&format!("{},{vib:.3},{tmp:.2}\n", (1_714_564_800 + i) * 1000));
+        csv.push_str(&format!(
+            "{},{vib:.3},{tmp:.2}\n",
+            (1_714_564_800 + i) * 1000
+        ));
     }
     let (code, out, err) = detect(&["--profile", "centrifugal-pump"], &csv);
     assert_eq!(code, 0, "{err}");
@@ -87,7 +121,10 @@ fn multi_column_input_uses_the_header_names_and_the_correlation_groups() {
     assert_eq!(rows[0], "time,anomaly_score");
     let score = |r: &str| r.rsplit(',').next().unwrap().parse::<f64>().unwrap();
     assert!(rows[1..1000].iter().all(|r| score(r) < 0.5));
-    assert!(rows[1000..1100].iter().any(|r| score(r) >= 0.5), "joint rise flagged");
+    assert!(
+        rows[1000..1100].iter().any(|r| score(r) >= 0.5),
+        "joint rise flagged"
+    );
 
     let (code, _, err) = detect(&["--profile", "centrifugal-pump"], "1,2,3\n");
     assert_eq!(code, 1);

@@ -22,6 +22,9 @@ pub struct Config {
     /// MQTT broker and subscriptions (`[mqtt]`); omit to not use MQTT.
     #[serde(default)]
     pub mqtt: Option<MqttConfig>,
+    /// Modbus devices to poll (`[[modbus.devices]]`); omit to not use Modbus.
+    #[serde(default)]
+    pub modbus: Option<millwright_ingest::modbus::ModbusConfig>,
     /// InfluxDB 2 output (`[influxdb]`); omit to keep data only locally.
     #[serde(default)]
     pub influxdb: Option<InfluxConfig>,
@@ -196,6 +199,13 @@ impl Config {
         if let Some(m) = &self.mqtt {
             e.extend(m.validate("mqtt"));
         }
+        if let Some(m) = &self.modbus {
+            e.extend(
+                m.validate()
+                    .into_iter()
+                    .map(|i| ValidationError::new(i.path, i.message)),
+            );
+        }
         if let Some(i) = &self.influxdb {
             e.extend(i.validate("influxdb"));
         }
@@ -203,10 +213,10 @@ impl Config {
         if self.node.bus_capacity == 0 {
             e.push(ValidationError::new("node.bus_capacity", "must be > 0"));
         }
-        if self.mqtt.is_none() {
+        if self.mqtt.is_none() && self.modbus.as_ref().is_none_or(|m| m.devices.is_empty()) {
             e.push(ValidationError::new(
                 "mqtt",
-                "no input configured: add an [mqtt] section",
+                "no input configured: add an [mqtt] section or [[modbus.devices]]",
             ));
         }
         e
@@ -267,7 +277,10 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
     let mut span = None;
     for seg in path.split('.') {
         let (key, idx) = match seg.find('[') {
-            Some(b) => (&seg[..b], seg[b + 1..].trim_end_matches(']').parse::<usize>().ok()),
+            Some(b) => (
+                &seg[..b],
+                seg[b + 1..].trim_end_matches(']').parse::<usize>().ok(),
+            ),
             None => (seg, None),
         };
         let table = item.as_table_like()?;
@@ -327,7 +340,10 @@ topic = "plant/{asset}/{signal}"
         let bad = format!("{GOOD}colour = 3\n\n[store]\nwindow_s = \"long\"\n");
         let probs = Config::parse(&bad).unwrap_err();
         assert_eq!(probs.len(), 2, "{probs:?}");
-        assert!(probs[0].message.contains("unknown field `colour`"), "{probs:?}");
+        assert!(
+            probs[0].message.contains("unknown field `colour`"),
+            "{probs:?}"
+        );
         assert_eq!(probs[0].line, Some(10));
         assert_eq!(probs[1].path, "store.window_s");
         assert_eq!(probs[1].line, Some(13));
@@ -335,10 +351,19 @@ topic = "plant/{asset}/{signal}"
 
     #[test]
     fn semantic_errors_have_lines() {
-        let bad = GOOD.replace("topic = \"plant/{asset}/{signal}\"", "topic = \"plant/#/x\"\nqos = 2");
+        let bad = GOOD.replace(
+            "topic = \"plant/{asset}/{signal}\"",
+            "topic = \"plant/#/x\"\nqos = 2",
+        );
         let probs = Config::parse(&bad).unwrap_err();
         let paths: Vec<_> = probs.iter().map(|p| (p.path.as_str(), p.line)).collect();
-        assert!(paths.contains(&("mqtt.subscriptions[0].topic", Some(9))), "{probs:?}");
-        assert!(paths.contains(&("mqtt.subscriptions[0].qos", Some(10))), "{probs:?}");
+        assert!(
+            paths.contains(&("mqtt.subscriptions[0].topic", Some(9))),
+            "{probs:?}"
+        );
+        assert!(
+            paths.contains(&("mqtt.subscriptions[0].qos", Some(10))),
+            "{probs:?}"
+        );
     }
 }

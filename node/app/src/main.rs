@@ -35,7 +35,9 @@ fn main() -> ExitCode {
             Command::Bench(BenchCommand::Ingest(a)) => cmd::bench_ingest::run(&a).await,
             Command::Bench(BenchCommand::Detect(a)) => cmd::detect::bench(&a),
             Command::Bench(BenchCommand::Modbus(a)) => cmd::modbus::bench(&a).await,
-            Command::Bench(BenchCommand::Model(a)) => cmd::bench_model::run(&a).map(|()| ExitCode::SUCCESS),
+            Command::Bench(BenchCommand::Model(a)) => {
+                cmd::bench_model::run(&a).map(|()| ExitCode::SUCCESS)
+            }
             Command::Modbus(cli::ModbusCommand::Probe(a)) => cmd::modbus::probe(&a).await,
             Command::Detect(a) => cmd::detect::run(&a),
         }

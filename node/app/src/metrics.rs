@@ -30,7 +30,10 @@ pub fn render(node: &NodeMetrics) -> String {
             "millwright_mqtt_connected",
             "1 while connected to the broker.",
             "gauge",
-            &[(String::new(), m.connected.load(Ordering::Relaxed) as u8 as f64)],
+            &[(
+                String::new(),
+                m.connected.load(Ordering::Relaxed) as u8 as f64,
+            )],
         );
         metric(
             "millwright_mqtt_connections_total",
@@ -42,18 +45,28 @@ pub fn render(node: &NodeMetrics) -> String {
             "millwright_mqtt_connection_errors_total",
             "Failed or lost broker connections.",
             "counter",
-            &[(String::new(), m.connection_errors.load(Ordering::Relaxed) as f64)],
+            &[(
+                String::new(),
+                m.connection_errors.load(Ordering::Relaxed) as f64,
+            )],
         );
         let mut msgs = Vec::new();
         let mut rds = Vec::new();
         let mut rej = Vec::new();
         for s in &m.subscriptions {
             let l = format!("{{subscription=\"{}\"}}", esc(&s.topic));
-            msgs.push((l.clone(), s.counters.messages.load(Ordering::Relaxed) as f64));
+            msgs.push((
+                l.clone(),
+                s.counters.messages.load(Ordering::Relaxed) as f64,
+            ));
             rds.push((l, s.counters.readings.load(Ordering::Relaxed) as f64));
             for r in millwright_ingest::metrics::RejectReason::ALL {
                 rej.push((
-                    format!("{{subscription=\"{}\",reason=\"{}\"}}", esc(&s.topic), r.as_str()),
+                    format!(
+                        "{{subscription=\"{}\",reason=\"{}\"}}",
+                        esc(&s.topic),
+                        r.as_str()
+                    ),
                     s.counters.rejected(r) as f64,
                 ));
             }
@@ -62,24 +75,132 @@ pub fn render(node: &NodeMetrics) -> String {
             "{subscription=\"\",reason=\"unknown_topic\"}".into(),
             m.unknown_topic.rejected_total() as f64,
         ));
-        metric("millwright_mqtt_messages_total", "MQTT messages received per subscription.", "counter", &msgs);
-        metric("millwright_mqtt_readings_total", "Readings decoded per subscription.", "counter", &rds);
-        metric("millwright_mqtt_rejected_total", "Rejected MQTT messages per subscription and reason.", "counter", &rej);
+        metric(
+            "millwright_mqtt_messages_total",
+            "MQTT messages received per subscription.",
+            "counter",
+            &msgs,
+        );
+        metric(
+            "millwright_mqtt_readings_total",
+            "Readings decoded per subscription.",
+            "counter",
+            &rds,
+        );
+        metric(
+            "millwright_mqtt_rejected_total",
+            "Rejected MQTT messages per subscription and reason.",
+            "counter",
+            &rej,
+        );
+    }
+    if let Some(mb) = &node.modbus {
+        let mut rows: Vec<(&str, &str, &str, Vec<(String, f64)>)> = vec![
+            (
+                "millwright_modbus_device_online",
+                "1 while the device answers.",
+                "gauge",
+                vec![],
+            ),
+            (
+                "millwright_modbus_requests_total",
+                "Read requests sent.",
+                "counter",
+                vec![],
+            ),
+            (
+                "millwright_modbus_exceptions_total",
+                "Requests answered with a Modbus exception.",
+                "counter",
+                vec![],
+            ),
+            (
+                "millwright_modbus_timeouts_total",
+                "Requests that timed out.",
+                "counter",
+                vec![],
+            ),
+            (
+                "millwright_modbus_transport_errors_total",
+                "Requests that failed in transport.",
+                "counter",
+                vec![],
+            ),
+            (
+                "millwright_modbus_offline_events_total",
+                "Times the device went offline.",
+                "counter",
+                vec![],
+            ),
+            (
+                "millwright_modbus_cycles_total",
+                "Poll cycles completed.",
+                "counter",
+                vec![],
+            ),
+        ];
+        for d in &mb.devices {
+            let l = format!("{{device=\"{}\"}}", esc(&d.device));
+            let vals = [
+                f64::from(u8::from(!d.is_offline())),
+                d.requests.load(Ordering::Relaxed) as f64,
+                d.exceptions.load(Ordering::Relaxed) as f64,
+                d.timeouts.load(Ordering::Relaxed) as f64,
+                d.transport_errors.load(Ordering::Relaxed) as f64,
+                d.offline_events.load(Ordering::Relaxed) as f64,
+                d.cycles.load(Ordering::Relaxed) as f64,
+            ];
+            for (row, v) in rows.iter_mut().zip(vals) {
+                row.3.push((l.clone(), v));
+            }
+        }
+        for (name, help, kind, r) in &rows {
+            metric(name, help, kind, r);
+        }
     }
     if let Some(i) = &node.influx {
         for (name, help, v) in [
-            ("millwright_influx_written_points_total", "Points the database accepted.", i.written_points.load(Ordering::Relaxed)),
-            ("millwright_influx_failed_requests_total", "Failed write requests (retried).", i.failed_requests.load(Ordering::Relaxed)),
-            ("millwright_influx_dropped_points_total", "Points dropped because the backlog was full.", i.dropped_points.load(Ordering::Relaxed)),
-            ("millwright_influx_rejected_points_total", "Points the database rejected as malformed.", i.rejected_points.load(Ordering::Relaxed)),
-            ("millwright_influx_backlog_points", "Points waiting to be written.", i.backlog_points.load(Ordering::Relaxed)),
+            (
+                "millwright_influx_written_points_total",
+                "Points the database accepted.",
+                i.written_points.load(Ordering::Relaxed),
+            ),
+            (
+                "millwright_influx_failed_requests_total",
+                "Failed write requests (retried).",
+                i.failed_requests.load(Ordering::Relaxed),
+            ),
+            (
+                "millwright_influx_dropped_points_total",
+                "Points dropped because the backlog was full.",
+                i.dropped_points.load(Ordering::Relaxed),
+            ),
+            (
+                "millwright_influx_rejected_points_total",
+                "Points the database rejected as malformed.",
+                i.rejected_points.load(Ordering::Relaxed),
+            ),
+            (
+                "millwright_influx_backlog_points",
+                "Points waiting to be written.",
+                i.backlog_points.load(Ordering::Relaxed),
+            ),
         ] {
-            let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
             metric(name, help, kind, &[(String::new(), v as f64)]);
         }
     }
     if let Some(rss) = crate::procinfo::rss_mb() {
-        metric("millwright_rss_mb", "Resident memory of the node in MiB.", "gauge", &[(String::new(), rss)]);
+        metric(
+            "millwright_rss_mb",
+            "Resident memory of the node in MiB.",
+            "gauge",
+            &[(String::new(), rss)],
+        );
     }
     o
 }
@@ -96,6 +217,8 @@ pub struct NodeMetrics {
     pub mqtt: Option<std::sync::Arc<millwright_ingest::mqtt::SourceStatus>>,
     /// InfluxDB status.
     pub influx: Option<std::sync::Arc<millwright_sinks::SinkStatus>>,
+    /// Modbus device counters.
+    pub modbus: Option<std::sync::Arc<millwright_ingest::modbus::ModbusMetrics>>,
 }
 
 impl NodeMetrics {
@@ -105,6 +228,7 @@ impl NodeMetrics {
             readings: node.readings.clone(),
             mqtt: node.mqtt.clone(),
             influx: node.influx.clone(),
+            modbus: node.modbus.as_ref().map(|m| m.metrics.clone()),
         }
     }
 }
@@ -119,10 +243,13 @@ pub async fn serve(listener: TcpListener, m: NodeMetrics) {
         let m = m.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];
-            let n = match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
+            let n =
+                match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
             let req = String::from_utf8_lossy(&buf[..n]);
             let path = req.split_whitespace().nth(1).unwrap_or("/");
             let (status, body) = match path {
@@ -135,14 +262,19 @@ pub async fn serve(listener: TcpListener, m: NodeMetrics) {
                         }
                     }
                     if let Some(i) = &m.influx {
-                        if i.failed_requests.load(Ordering::Relaxed) > 0 && !i.healthy.load(Ordering::Relaxed) {
+                        if i.failed_requests.load(Ordering::Relaxed) > 0
+                            && !i.healthy.load(Ordering::Relaxed)
+                        {
                             problems.push("influxdb writes failing");
                         }
                     }
                     if problems.is_empty() {
                         ("200 OK", "OK\n".to_string())
                     } else {
-                        ("503 Service Unavailable", format!("DEGRADED: {}\n", problems.join(", ")))
+                        (
+                            "503 Service Unavailable",
+                            format!("DEGRADED: {}\n", problems.join(", ")),
+                        )
                     }
                 }
                 _ => ("404 Not Found", "not found\n".to_string()),

@@ -26,8 +26,8 @@ pub struct Node {
     pub influx: Option<Arc<SinkStatus>>,
     /// Readings that went through the pipeline.
     pub readings: Arc<AtomicU64>,
-    /// Sender into the reading bus, for in-process sources (Modbus, simulators).
-    pub bus: mpsc::Sender<Batch>,
+    /// Modbus pollers (their counters), when Modbus is configured.
+    pub modbus: Option<millwright_ingest::modbus::ModbusPollers>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -54,6 +54,14 @@ impl Node {
             }
             None => None,
         };
+        let modbus = match &cfg.modbus {
+            Some(mc) if !mc.devices.is_empty() => Some(
+                millwright_ingest::modbus::spawn_devices(mc, tx.clone())
+                    .map_err(|e| anyhow::anyhow!("starting the Modbus pollers: {e}"))?,
+            ),
+            _ => None,
+        };
+        drop(tx);
         let readings = Arc::new(AtomicU64::new(0));
         let (st, rd, writer) = (store.clone(), readings.clone(), influx.clone());
         tasks.push(tokio::spawn(async move {
@@ -74,7 +82,7 @@ impl Node {
             mqtt,
             influx: influx.map(|w| w.status.clone()),
             readings,
-            bus: tx,
+            modbus,
             tasks,
         })
     }

@@ -12,10 +12,12 @@ pub mod validate;
 
 pub use anomaly::{
     Action, Anomaly, AnomalyKind, DataQuality, Detector, Direction, Evidence, ExplanationCard,
-    MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportInput, SignalPeriodStats,
-    SignalState, SignalStatus, TextSource, Urgency,
+    MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportInput,
+    SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
 };
-pub use llm::{ChatMessage, Completion, GenParams, LanguageModel, Prompt, Role, SlmError, StopReason};
+pub use llm::{
+    ChatMessage, Completion, GenParams, LanguageModel, Prompt, Role, SlmError, StopReason,
+};
+pub use reading::{Batch, Limits, Quality, Reading, SensorId, SensorMeta, Unit};
 pub use secret::Secret;
 pub use validate::ValidationError;
-pub use reading::{Batch, Limits, Quality, Reading, SensorId, SensorMeta, Unit};

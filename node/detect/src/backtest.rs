@@ -70,8 +70,9 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
     if s.is_empty() {
         return Err("empty timestamp".into());
     }
-    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E')
-        && !s[1..].contains('-')
+    if s.bytes().all(|b| {
+        b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E'
+    }) && !s[1..].contains('-')
     {
         let x: f64 = s
             .parse()
@@ -91,7 +92,8 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
         }
         return Ok(ns.round() as i64);
     }
-    parse_rfc3339(s).ok_or_else(|| format!("timestamp {s:?} is neither RFC 3339 nor an epoch number"))
+    parse_rfc3339(s)
+        .ok_or_else(|| format!("timestamp {s:?} is neither RFC 3339 nor an epoch number"))
 }
 
 fn num(s: &str) -> Option<i64> {
@@ -114,7 +116,13 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let y = num(&s[0..4])?;
@@ -172,7 +180,11 @@ type Row = (i64, Vec<Option<f64>>);
 
 fn parse_row(fields: &[&str], n_cols: usize, last_ts: Option<i64>) -> Result<Row, String> {
     if fields.len() != n_cols + 1 {
-        return Err(format!("expected {} columns, found {}", n_cols + 1, fields.len()));
+        return Err(format!(
+            "expected {} columns, found {}",
+            n_cols + 1,
+            fields.len()
+        ));
     }
     let ts = parse_timestamp(fields[0])?;
     if last_ts.is_some_and(|l| ts < l) {
@@ -185,7 +197,12 @@ fn parse_row(fields: &[&str], n_cols: usize, last_ts: Option<i64>) -> Result<Row
         } else {
             match f.parse::<f64>() {
                 Ok(v) if v.is_finite() => vals.push(Some(v)),
-                _ => return Err(format!("value {f:?} in column {} is not a finite number", j + 2)),
+                _ => {
+                    return Err(format!(
+                        "value {f:?} in column {} is not a finite number",
+                        j + 2
+                    ))
+                }
             }
         }
     }
@@ -193,7 +210,9 @@ fn parse_row(fields: &[&str], n_cols: usize, last_ts: Option<i64>) -> Result<Row
 }
 
 fn split(line: &str) -> Vec<&str> {
-    line.split(',').map(|f| f.trim().trim_matches('"')).collect()
+    line.split(',')
+        .map(|f| f.trim().trim_matches('"'))
+        .collect()
 }
 
 /// Runs a back-test: reads CSV from `input`, writes `timestamp,anomaly_score` rows to `out`,
@@ -206,7 +225,11 @@ pub fn run(
     mut err: impl Write,
     mut events: Option<&mut dyn Write>,
 ) -> Result<BacktestSummary, BacktestError> {
-    let asset = if opts.asset.is_empty() { "asset" } else { opts.asset.as_str() };
+    let asset = if opts.asset.is_empty() {
+        "asset"
+    } else {
+        opts.asset.as_str()
+    };
     let mut monitor = AssetMonitor::new(asset, profile)?;
     let mut sum = BacktestSummary::default();
     let mut columns: Option<Vec<usize>> = None;
@@ -220,13 +243,22 @@ pub fn run(
                     BacktestError::Setup(format!(
                         "signal {n:?} is not in profile {} (signals: {})",
                         profile.name,
-                        profile.signals.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                        profile
+                            .signals
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                 })
             })
             .collect()
     };
-    let arg_cols = if opts.signals.is_empty() { None } else { Some(map(&opts.signals)?) };
+    let arg_cols = if opts.signals.is_empty() {
+        None
+    } else {
+        Some(map(&opts.signals)?)
+    };
     let mut first = true;
     for (lineno, line) in input.lines().enumerate() {
         let line_no = lineno as u64 + 1;
@@ -277,7 +309,10 @@ pub fn run(
                         monitor.observe_at(cols[j], ts, *v, Quality::Good, &mut evbuf);
                     }
                 }
-                let score = cols.iter().map(|&i| monitor.signal_score(i)).fold(0.0, f64::max);
+                let score = cols
+                    .iter()
+                    .map(|&i| monitor.signal_score(i))
+                    .fold(0.0, f64::max);
                 writeln!(out, "{},{score:.4}", fields[0])?;
                 sum.scored += 1;
                 for a in evbuf.drain(..) {
@@ -285,7 +320,8 @@ pub fn run(
                         sum.events_opened += 1;
                     }
                     if let Some(w) = events.as_deref_mut() {
-                        let j = serde_json::to_string(&a).map_err(|e| BacktestError::Setup(e.to_string()))?;
+                        let j = serde_json::to_string(&a)
+                            .map_err(|e| BacktestError::Setup(e.to_string()))?;
                         writeln!(w, "{j}")?;
                     }
                 }
@@ -319,7 +355,10 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp(s), Ok(want), "{s}");
         }
-        assert_eq!(parse_timestamp("2024-05-01T12:00:00.25Z"), Ok(want + 250_000_000));
+        assert_eq!(
+            parse_timestamp("2024-05-01T12:00:00.25Z"),
+            Ok(want + 250_000_000)
+        );
         assert_eq!(parse_timestamp("1714564800.5"), Ok(want + 500_000_000));
         assert!(parse_timestamp("2024-13-01T00:00:00Z").is_err());
         assert!(parse_timestamp("yesterday").is_err());

@@ -42,7 +42,13 @@ impl EventTracker {
 
     /// Feeds the score of one reading and the kind that produced it; returns the phase change.
     #[inline]
-    pub fn step(&mut self, ts_ns: i64, score: f64, kind: AnomalyKind, h: &Hysteresis) -> Option<Phase> {
+    pub fn step(
+        &mut self,
+        ts_ns: i64,
+        score: f64,
+        kind: AnomalyKind,
+        h: &Hysteresis,
+    ) -> Option<Phase> {
         if !self.open {
             if score >= h.open_score {
                 self.open = true;
@@ -159,7 +165,10 @@ mod tests {
         let mut t = EventTracker::new();
         t.step(0, 0.6, AnomalyKind::Spike, &H);
         assert_eq!(t.step(1, 0.45, AnomalyKind::LevelShift, &H), None);
-        assert_eq!(t.step(2, 0.9, AnomalyKind::LevelShift, &H), Some(Phase::Updated));
+        assert_eq!(
+            t.step(2, 0.9, AnomalyKind::LevelShift, &H),
+            Some(Phase::Updated)
+        );
         assert_eq!(t.main, AnomalyKind::LevelShift);
         assert_eq!(t.kinds(), vec![AnomalyKind::LevelShift, AnomalyKind::Spike]);
         // A drift growing on top of a level shift does not rename it; a limit does.

@@ -109,10 +109,12 @@ impl AssetMonitor {
         for c in &profile.correlations {
             let mut members = Vec::new();
             for (name, dir) in c.signals.iter().zip(&c.directions) {
-                let idx = profile.signal_index(name).ok_or_else(|| DetectError::Profile {
-                    profile: profile.name.clone(),
-                    message: format!("correlation {}: unknown signal {name}", c.name),
-                })?;
+                let idx = profile
+                    .signal_index(name)
+                    .ok_or_else(|| DetectError::Profile {
+                        profile: profile.name.clone(),
+                        message: format!("correlation {}: unknown signal {name}", c.name),
+                    })?;
                 let sign = if *dir == Direction::Down { -1.0 } else { 1.0 };
                 members.push((idx, sign));
             }
@@ -148,7 +150,9 @@ impl AssetMonitor {
 
     /// Index of a signal by name.
     pub fn signal_index(&self, signal: &str) -> Option<usize> {
-        self.signals.iter().position(|s| &*s.sensor().signal == signal)
+        self.signals
+            .iter()
+            .position(|s| &*s.sensor().signal == signal)
     }
 
     /// The per-signal detectors, in profile order.
@@ -173,9 +177,10 @@ impl AssetMonitor {
 
     /// Score of the last reading of signal `idx`, or of the group containing it if higher.
     pub fn signal_score(&self, idx: usize) -> f64 {
-        let own = self.signals.get(idx).map_or(0.0, |s| {
-            millwright_core::Detector::score(s)
-        });
+        let own = self
+            .signals
+            .get(idx)
+            .map_or(0.0, millwright_core::Detector::score);
         self.groups
             .iter()
             .filter(|g| g.involves(idx))
@@ -207,7 +212,14 @@ impl AssetMonitor {
     }
 
     /// Feeds a value of signal `idx` (fast path, no name lookup).
-    pub fn observe_at(&mut self, idx: usize, ts_ns: i64, value: f64, quality: Quality, out: &mut Vec<Anomaly>) {
+    pub fn observe_at(
+        &mut self,
+        idx: usize,
+        ts_ns: i64,
+        value: f64,
+        quality: Quality,
+        out: &mut Vec<Anomaly>,
+    ) {
         let Some(det) = self.signals.get_mut(idx) else {
             self.ignored += 1;
             return;

@@ -321,47 +321,92 @@ impl Profile {
         }
         let d = &self.defaults;
         if d.learn_n < 10 {
-            e("defaults.learn_n".into(), format!("{} is too few readings to learn a baseline (at least 10)", d.learn_n));
+            e(
+                "defaults.learn_n".into(),
+                format!(
+                    "{} is too few readings to learn a baseline (at least 10)",
+                    d.learn_n
+                ),
+            );
         }
         if d.fast_n < 1 {
             e("defaults.fast_n".into(), "must be at least 1".into());
         }
         if d.trend_n <= d.fast_n {
-            e("defaults.trend_n".into(), format!("{} must be larger than fast_n ({})", d.trend_n, d.fast_n));
+            e(
+                "defaults.trend_n".into(),
+                format!("{} must be larger than fast_n ({})", d.trend_n, d.fast_n),
+            );
         }
         if d.baseline_n <= d.trend_n {
-            e("defaults.baseline_n".into(), format!("{} must be larger than trend_n ({})", d.baseline_n, d.trend_n));
+            e(
+                "defaults.baseline_n".into(),
+                format!(
+                    "{} must be larger than trend_n ({})",
+                    d.baseline_n, d.trend_n
+                ),
+            );
         }
         if !(d.open_score > 0.0 && d.open_score <= 1.0) {
-            e("defaults.open_score".into(), format!("{} must be in (0, 1]", d.open_score));
+            e(
+                "defaults.open_score".into(),
+                format!("{} must be in (0, 1]", d.open_score),
+            );
         }
         if !(d.close_score > 0.0 && d.close_score < d.open_score) {
-            e("defaults.close_score".into(), format!("{} must be in (0, open_score)", d.close_score));
+            e(
+                "defaults.close_score".into(),
+                format!("{} must be in (0, open_score)", d.close_score),
+            );
         }
         if !(d.close_after_s.is_finite() && d.close_after_s >= 0.0) {
-            e("defaults.close_after_s".into(), format!("{} must be a non-negative number of seconds", d.close_after_s));
+            e(
+                "defaults.close_after_s".into(),
+                format!(
+                    "{} must be a non-negative number of seconds",
+                    d.close_after_s
+                ),
+            );
         }
         if !(d.related_z.is_finite() && d.related_z > 0.0) {
             e("defaults.related_z".into(), "must be positive".into());
         }
         if self.signals.is_empty() {
-            e("signals".into(), "a profile needs at least one signal".into());
+            e(
+                "signals".into(),
+                "a profile needs at least one signal".into(),
+            );
         }
         let mut names = HashSet::new();
         for (i, s) in self.signals.iter().enumerate() {
             let at = |k: &str| format!("signals[{i}]({}).{k}", s.name);
             if s.name.trim().is_empty() || s.name.contains([',', ' ', '/', '#', '+']) {
-                e(format!("signals[{i}].name"), format!("{:?} must be non-empty without spaces, commas, '/', '#' or '+'", s.name));
+                e(
+                    format!("signals[{i}].name"),
+                    format!(
+                        "{:?} must be non-empty without spaces, commas, '/', '#' or '+'",
+                        s.name
+                    ),
+                );
             }
             if !names.insert(s.name.as_str()) {
-                e(format!("signals[{i}].name"), format!("duplicate signal {:?}", s.name));
+                e(
+                    format!("signals[{i}].name"),
+                    format!("duplicate signal {:?}", s.name),
+                );
             }
             if let Some([lo, hi]) = s.normal {
                 if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                    e(at("normal"), format!("[{lo}, {hi}] must be two finite numbers, low < high"));
+                    e(
+                        at("normal"),
+                        format!("[{lo}, {hi}] must be two finite numbers, low < high"),
+                    );
                 }
                 if s.limits.min.is_some_and(|m| m > lo) || s.limits.max.is_some_and(|m| m < hi) {
-                    e(at("normal"), format!("[{lo}, {hi}] must lie inside the hard limits"));
+                    e(
+                        at("normal"),
+                        format!("[{lo}, {hi}] must lie inside the hard limits"),
+                    );
                 }
             }
             if let (Some(a), Some(b)) = (s.limits.min, s.limits.max) {
@@ -376,7 +421,10 @@ impl Profile {
             }
             if let Some(nf) = s.noise_floor {
                 if !(nf.is_finite() && nf > 0.0) {
-                    e(at("noise_floor"), format!("{nf} must be a positive number in {}", s.unit));
+                    e(
+                        at("noise_floor"),
+                        format!("{nf} must be a positive number in {}", s.unit),
+                    );
                 }
             }
             let dt = &s.detect;
@@ -398,15 +446,27 @@ impl Profile {
             }
             if let Some(r) = &dt.rate {
                 if !(r.max_per_min.is_finite() && r.max_per_min > 0.0) {
-                    e(at("detect.rate.max_per_min"), format!("{} must be a positive rate in {}/min", r.max_per_min, s.unit));
+                    e(
+                        at("detect.rate.max_per_min"),
+                        format!(
+                            "{} must be a positive rate in {}/min",
+                            r.max_per_min, s.unit
+                        ),
+                    );
                 }
             }
             if let Some(f) = &dt.flatline {
                 if !(f.after_s.is_finite() && f.after_s > 0.0) {
-                    e(at("detect.flatline.after_s"), "must be positive seconds".into());
+                    e(
+                        at("detect.flatline.after_s"),
+                        "must be positive seconds".into(),
+                    );
                 }
                 if !(f.tolerance.is_finite() && f.tolerance >= 0.0) {
-                    e(at("detect.flatline.tolerance"), "must be zero or positive".into());
+                    e(
+                        at("detect.flatline.tolerance"),
+                        "must be zero or positive".into(),
+                    );
                 }
             }
             if let Some(g) = &dt.gap {
@@ -415,16 +475,29 @@ impl Profile {
                 }
             }
             if dt.limits == Some(true) && s.limits.min.is_none() && s.limits.max.is_none() {
-                e(at("detect.limits"), "is true but the signal has no limits.min or limits.max".into());
+                e(
+                    at("detect.limits"),
+                    "is true but the signal has no limits.min or limits.max".into(),
+                );
             }
         }
         for (i, c) in self.correlations.iter().enumerate() {
             let at = |k: &str| format!("correlations[{i}]({}).{k}", c.name);
             if c.signals.len() < 2 {
-                e(at("signals"), "a correlation group needs at least two signals".into());
+                e(
+                    at("signals"),
+                    "a correlation group needs at least two signals".into(),
+                );
             }
             if c.directions.len() != c.signals.len() {
-                e(at("directions"), format!("has {} entries but signals has {}", c.directions.len(), c.signals.len()));
+                e(
+                    at("directions"),
+                    format!(
+                        "has {} entries but signals has {}",
+                        c.directions.len(),
+                        c.signals.len()
+                    ),
+                );
             }
             if c.directions.contains(&Direction::Flat) {
                 e(at("directions"), "must be `up` or `down`".into());
@@ -432,10 +505,16 @@ impl Profile {
             let mut seen = HashSet::new();
             for (j, s) in c.signals.iter().enumerate() {
                 if !names.contains(s.as_str()) {
-                    e(format!("correlations[{i}]({}).signals[{j}]", c.name), format!("unknown signal {s:?}"));
+                    e(
+                        format!("correlations[{i}]({}).signals[{j}]", c.name),
+                        format!("unknown signal {s:?}"),
+                    );
                 }
                 if !seen.insert(s) {
-                    e(format!("correlations[{i}]({}).signals[{j}]", c.name), format!("{s:?} listed twice"));
+                    e(
+                        format!("correlations[{i}]({}).signals[{j}]", c.name),
+                        format!("{s:?} listed twice"),
+                    );
                 }
             }
             if !(c.z.is_finite() && c.z > 0.0) {
@@ -452,7 +531,10 @@ impl Profile {
                 e(format!("failure_modes[{i}].id"), "must not be empty".into());
             }
             if !ids.insert(f.id.as_str()) {
-                e(format!("failure_modes[{i}].id"), format!("duplicate failure mode {:?}", f.id));
+                e(
+                    format!("failure_modes[{i}].id"),
+                    format!("duplicate failure mode {:?}", f.id),
+                );
             }
             if f.title.trim().is_empty() {
                 e(at("title"), "must not be empty".into());
@@ -462,7 +544,10 @@ impl Profile {
             }
             for (j, s) in f.symptoms.iter().enumerate() {
                 if !names.contains(s.signal.as_str()) {
-                    e(format!("failure_modes[{i}]({}).symptoms[{j}].signal", f.id), format!("unknown signal {:?}", s.signal));
+                    e(
+                        format!("failure_modes[{i}]({}).symptoms[{j}].signal", f.id),
+                        format!("unknown signal {:?}", s.signal),
+                    );
                 }
             }
             if f.causes.is_empty() || f.causes.iter().any(|c| c.trim().is_empty()) {
@@ -509,13 +594,18 @@ actions = [{ text = "check fan", urgency = "high" }]
         let p = Profile::from_toml_str(GOOD, "t.toml").unwrap();
         assert_eq!(p.signals.len(), 2);
         assert_eq!(p.signals[0].detect.level, Some(LevelSpec::default()));
-        assert_eq!(p.failure_modes[0].symptoms[0].kinds, vec![AnomalyKind::Drift]);
+        assert_eq!(
+            p.failure_modes[0].symptoms[0].kinds,
+            vec![AnomalyKind::Drift]
+        );
     }
 
     #[test]
     fn unknown_key_is_a_syntax_error_naming_the_key() {
         let bad = GOOD.replace("unit = \"°C\"", "unit = \"°C\"\ncolour = 3");
-        let err = Profile::from_toml_str(&bad, "t.toml").unwrap_err().to_string();
+        let err = Profile::from_toml_str(&bad, "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("colour") && err.contains("t.toml"), "{err}");
     }
 
@@ -524,16 +614,32 @@ actions = [{ text = "check fan", urgency = "high" }]
         let bad = GOOD
             .replace("normal = [20.0, 60.0]", "normal = [60.0, 20.0]")
             .replace("after_s = 10", "after_s = -1")
-            .replace("signals = [\"temp_c\", \"vib_mm_s\"]", "signals = [\"temp_c\", \"nope\"]")
-            .replace("signal = \"temp_c\", direction", "signal = \"ghost\", direction");
-        let Err(ProfileError::Invalid { errors, .. }) = Profile::from_toml_str(&bad, "t.toml") else {
+            .replace(
+                "signals = [\"temp_c\", \"vib_mm_s\"]",
+                "signals = [\"temp_c\", \"nope\"]",
+            )
+            .replace(
+                "signal = \"temp_c\", direction",
+                "signal = \"ghost\", direction",
+            );
+        let Err(ProfileError::Invalid { errors, .. }) = Profile::from_toml_str(&bad, "t.toml")
+        else {
             panic!("expected invalid");
         };
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"signals[0](temp_c).normal"), "{paths:?}");
-        assert!(paths.contains(&"signals[0](temp_c).detect.gap.after_s"), "{paths:?}");
-        assert!(paths.contains(&"correlations[0](g).signals[1]"), "{paths:?}");
-        assert!(paths.contains(&"failure_modes[0](hot).symptoms[0].signal"), "{paths:?}");
+        assert!(
+            paths.contains(&"signals[0](temp_c).detect.gap.after_s"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"correlations[0](g).signals[1]"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"failure_modes[0](hot).symptoms[0].signal"),
+            "{paths:?}"
+        );
         assert_eq!(errors.len(), 4, "{errors:?}");
     }
 }

@@ -75,7 +75,11 @@ impl SignalParams {
             spike_z: spec.detect.level.as_ref().map(|l| l.spike_z),
             drift: spec.detect.drift.as_ref().map(|c| (c.k, c.h)),
             max_rate_per_min: spec.detect.rate.as_ref().map(|r| r.max_per_min),
-            flatline: spec.detect.flatline.as_ref().map(|f| (f.after_s, f.tolerance)),
+            flatline: spec
+                .detect
+                .flatline
+                .as_ref()
+                .map(|f| (f.after_s, f.tolerance)),
             gap_s: spec.detect.gap.as_ref().map(|g| g.after_s),
             limits: limits_on.then_some(spec.limits),
             normal: spec.normal,
@@ -506,7 +510,9 @@ impl SignalDetector {
         self.last_gap_s = gap_s;
         if self.event.open {
             // Keep the open event alive; a missing reading cannot close it.
-            let _ = self.event.step(now_ns, s, AnomalyKind::Dropout, &self.p.hysteresis);
+            let _ = self
+                .event
+                .step(now_ns, s, AnomalyKind::Dropout, &self.p.hysteresis);
             return None;
         }
         self.score = s;

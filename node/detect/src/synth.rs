@@ -76,7 +76,9 @@ pub fn series(n: usize, mean: f64, sd: f64, shape: Shape, seed: u64) -> Vec<f64>
         match shape {
             Shape::None => {}
             Shape::Step { start, size } if i >= start => v += size,
-            Shape::Ramp { start, per_reading } if i >= start => v += per_reading * (i - start) as f64,
+            Shape::Ramp { start, per_reading } if i >= start => {
+                v += per_reading * (i - start) as f64
+            }
             Shape::Spike { at, size } if i == at => v += size,
             Shape::Flatline { start } if i >= start => {
                 v = *frozen.get_or_insert(v);
@@ -210,11 +212,19 @@ impl Machine {
                     + s.daily_amp * (std::f64::consts::TAU * t / 86_400.0).sin()
                     + s.sd * self.rng.normal();
                 let mut skip = false;
-                for fl in self.faults.iter().filter(|fl| fl.signal == s.name && t >= fl.start_s) {
+                for fl in self
+                    .faults
+                    .iter()
+                    .filter(|fl| fl.signal == s.name && t >= fl.start_s)
+                {
                     let dt = t - fl.start_s;
                     match fl.kind {
                         FaultKind::Ramp { total, over_s } => {
-                            v += if over_s <= 0.0 { total } else { total * (dt / over_s).min(1.0) };
+                            v += if over_s <= 0.0 {
+                                total
+                            } else {
+                                total * (dt / over_s).min(1.0)
+                            };
                         }
                         FaultKind::Noise { sd } => v += sd * self.rng.normal(),
                         FaultKind::Gap { len_s } => skip |= dt < len_s,
@@ -224,10 +234,9 @@ impl Machine {
                 if s.quantum > 0.0 {
                     v = (v / s.quantum).round() * s.quantum;
                 }
-                let is_frozen = self
-                    .faults
-                    .iter()
-                    .any(|fl| fl.signal == s.name && t >= fl.start_s && fl.kind == FaultKind::Freeze);
+                let is_frozen = self.faults.iter().any(|fl| {
+                    fl.signal == s.name && t >= fl.start_s && fl.kind == FaultKind::Freeze
+                });
                 if is_frozen {
                     v = *frozen[i].get_or_insert(v);
                 }
@@ -251,12 +260,24 @@ mod tests {
         let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.03, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.02 && (var - 1.0).abs() < 0.03,
+            "{mean} {var}"
+        );
     }
 
     #[test]
     fn shapes_apply_where_asked() {
-        let s = series(10, 0.0, 0.0, Shape::Step { start: 5, size: 2.0 }, 1);
+        let s = series(
+            10,
+            0.0,
+            0.0,
+            Shape::Step {
+                start: 5,
+                size: 2.0,
+            },
+            1,
+        );
         assert_eq!(s[4], 0.0);
         assert_eq!(s[5], 2.0);
         let f = series(10, 0.0, 1.0, Shape::Flatline { start: 3 }, 1);

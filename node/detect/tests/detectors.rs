@@ -38,7 +38,12 @@ const fn close_after_s_ns() -> i64 {
 }
 
 fn detector(p: SignalParams) -> SignalDetector {
-    SignalDetector::new(SensorId::new("P-1", "x"), Unit::new("u"), Arc::from("test"), p)
+    SignalDetector::new(
+        SensorId::new("P-1", "x"),
+        Unit::new("u"),
+        Arc::from("test"),
+        p,
+    )
 }
 
 /// Feeds values at 1 Hz; returns (index, event) pairs.
@@ -73,7 +78,16 @@ fn noise_only_raises_no_alarm_for_many_seeds() {
 
 #[test]
 fn step_opens_one_level_shift_event_quickly() {
-    let v = series(6000, 50.0, 0.5, Shape::Step { start: 3000, size: 4.0 }, 1); // 8σ
+    let v = series(
+        6000,
+        50.0,
+        0.5,
+        Shape::Step {
+            start: 3000,
+            size: 4.0,
+        },
+        1,
+    ); // 8σ
     let mut d = detector(params());
     let ev = run(&mut d, &v);
     let o = opened(&ev);
@@ -82,12 +96,24 @@ fn step_opens_one_level_shift_event_quickly() {
     assert_eq!(ev.last().unwrap().1.kind, AnomalyKind::LevelShift);
     assert!(d.event_open(), "a persisting step keeps its event open");
     let e = &ev[0].1.evidence;
-    assert!((e.baseline - 50.0).abs() < 0.1 && (e.spread - 0.5).abs() < 0.1, "{e:?}");
+    assert!(
+        (e.baseline - 50.0).abs() < 0.1 && (e.spread - 0.5).abs() < 0.1,
+        "{e:?}"
+    );
 }
 
 #[test]
 fn downward_step_is_detected_too() {
-    let v = series(6000, 50.0, 0.5, Shape::Step { start: 3000, size: -4.0 }, 2);
+    let v = series(
+        6000,
+        50.0,
+        0.5,
+        Shape::Step {
+            start: 3000,
+            size: -4.0,
+        },
+        2,
+    );
     let mut d = detector(params());
     let o = opened(&run(&mut d, &v));
     assert_eq!(o.len(), 1, "{o:?}");
@@ -97,7 +123,16 @@ fn downward_step_is_detected_too() {
 #[test]
 fn slow_ramp_is_detected_as_drift_before_a_level_shift() {
     // 0.5σ per minute: invisible reading by reading.
-    let v = series(8000, 50.0, 0.5, Shape::Ramp { start: 3000, per_reading: 0.25 / 60.0 }, 3);
+    let v = series(
+        8000,
+        50.0,
+        0.5,
+        Shape::Ramp {
+            start: 3000,
+            per_reading: 0.25 / 60.0,
+        },
+        3,
+    );
     let mut d = detector(params());
     let ev = run(&mut d, &v);
     let o = opened(&ev);
@@ -106,20 +141,40 @@ fn slow_ramp_is_detected_as_drift_before_a_level_shift() {
     let delay = o[0].0 - 3000;
     assert!(delay < 900, "drift detected {delay} s after onset");
     let e = &ev[0].1.evidence;
-    assert!(e.rate_per_min > 0.1 && e.rate_per_min < 0.5, "rate {}", e.rate_per_min);
+    assert!(
+        e.rate_per_min > 0.1 && e.rate_per_min < 0.5,
+        "rate {}",
+        e.rate_per_min
+    );
     assert!(e.trend_s > 60.0, "trend duration {}", e.trend_s);
 }
 
 #[test]
 fn single_spike_gives_one_event_that_closes() {
-    let v = series(4000, 50.0, 0.5, Shape::Spike { at: 2000, size: 8.0 }, 4); // 16σ
+    let v = series(
+        4000,
+        50.0,
+        0.5,
+        Shape::Spike {
+            at: 2000,
+            size: 8.0,
+        },
+        4,
+    ); // 16σ
     let mut d = detector(params());
     let ev = run(&mut d, &v);
     let o = opened(&ev);
     assert_eq!(o, vec![(2000, AnomalyKind::Spike)]);
-    let closed: Vec<usize> = ev.iter().filter(|(_, a)| a.phase == Phase::Closed).map(|(i, _)| *i).collect();
+    let closed: Vec<usize> = ev
+        .iter()
+        .filter(|(_, a)| a.phase == Phase::Closed)
+        .map(|(i, _)| *i)
+        .collect();
     assert_eq!(closed.len(), 1, "{closed:?}");
-    assert!(closed[0] >= 2000 + 120 && closed[0] <= 2000 + 130, "{closed:?}");
+    assert!(
+        closed[0] >= 2000 + 120 && closed[0] <= 2000 + 130,
+        "{closed:?}"
+    );
 }
 
 #[test]
@@ -148,24 +203,38 @@ fn gap_opens_a_dropout_event_on_the_next_reading_and_on_tick() {
     for (i, x) in v.iter().take(100).enumerate() {
         d.observe_value(i as i64 * SEC, *x, Quality::Good);
     }
-    assert!(d.tick(110 * SEC).is_none(), "10 s without data is no dropout");
+    assert!(
+        d.tick(110 * SEC).is_none(),
+        "10 s without data is no dropout"
+    );
     let a = d.tick(130 * SEC).expect("30 s without data is a dropout");
     assert_eq!((a.kind, a.phase), (AnomalyKind::Dropout, Phase::Opened));
-    assert!(d.tick(140 * SEC).is_none(), "no second alert while the dropout lasts");
+    assert!(
+        d.tick(140 * SEC).is_none(),
+        "no second alert while the dropout lasts"
+    );
 }
 
 #[test]
 fn hard_limit_is_scored_even_while_learning() {
     let mut p = params();
-    p.limits = Some(Limits { min: None, max: Some(90.0) });
+    p.limits = Some(Limits {
+        min: None,
+        max: Some(90.0),
+    });
     p.normal = Some([20.0, 75.0]);
     let mut d = detector(p);
     assert!(d.observe_value(0, 60.0, Quality::Good).is_none());
     assert_eq!(millwright_core::Detector::score(&d), 0.0);
     d.observe_value(SEC, 82.5, Quality::Good);
     let s = millwright_core::Detector::score(&d);
-    assert!((s - 0.25).abs() < 1e-9, "halfway to the limit scores 0.25, got {s}");
-    let a = d.observe_value(2 * SEC, 91.0, Quality::Good).expect("limit event");
+    assert!(
+        (s - 0.25).abs() < 1e-9,
+        "halfway to the limit scores 0.25, got {s}"
+    );
+    let a = d
+        .observe_value(2 * SEC, 91.0, Quality::Good)
+        .expect("limit event");
     assert_eq!((a.kind, a.phase), (AnomalyKind::Limit, Phase::Opened));
 }
 
@@ -177,7 +246,16 @@ fn fast_rise_is_a_rate_of_change() {
     p.spike_z = None;
     p.drift = None;
     // 5 units per minute from reading 2000.
-    let v = series(2600, 50.0, 0.2, Shape::Ramp { start: 2000, per_reading: 5.0 / 60.0 }, 7);
+    let v = series(
+        2600,
+        50.0,
+        0.2,
+        Shape::Ramp {
+            start: 2000,
+            per_reading: 5.0 / 60.0,
+        },
+        7,
+    );
     let mut d = detector(p);
     let ev = run(&mut d, &v);
     let o = opened(&ev);
@@ -201,7 +279,16 @@ fn bad_and_out_of_order_readings_are_counted_not_used() {
 
 #[test]
 fn replay_is_deterministic() {
-    let v = series(5000, 10.0, 1.0, Shape::Step { start: 2500, size: 9.0 }, 8);
+    let v = series(
+        5000,
+        10.0,
+        1.0,
+        Shape::Step {
+            start: 2500,
+            size: 9.0,
+        },
+        8,
+    );
     let a = run(&mut detector(params()), &v);
     let b = run(&mut detector(params()), &v);
     assert_eq!(a, b);
@@ -212,7 +299,10 @@ fn replay_is_deterministic() {
 fn scores_stay_in_range_on_wild_input() {
     let mut rng = Rng::new(99);
     let mut p = params();
-    p.limits = Some(Limits { min: Some(-1e6), max: Some(1e6) });
+    p.limits = Some(Limits {
+        min: Some(-1e6),
+        max: Some(1e6),
+    });
     p.max_rate_per_min = Some(1.0);
     let mut d = detector(p);
     let mut ts = 0i64;
@@ -254,13 +344,42 @@ fn correlated_rise_below_univariate_thresholds_is_flagged_by_the_group() {
     let p = Profile::from_toml_str(PAIR, "pair").unwrap();
     let mut m = AssetMonitor::new("M-1", &p).unwrap();
     // Both rise by 3.5σ at reading 2000: below shift_z = 6 each, above the group's 2.5σ.
-    let vib = series(3000, 1.0, 0.05, Shape::Step { start: 2000, size: 0.175 }, 10);
-    let tmp = series(3000, 60.0, 0.5, Shape::Step { start: 2000, size: 1.75 }, 11);
+    let vib = series(
+        3000,
+        1.0,
+        0.05,
+        Shape::Step {
+            start: 2000,
+            size: 0.175,
+        },
+        10,
+    );
+    let tmp = series(
+        3000,
+        60.0,
+        0.5,
+        Shape::Step {
+            start: 2000,
+            size: 1.75,
+        },
+        11,
+    );
     let mut ev = Vec::new();
     for i in 0..3000 {
         let ts = i as i64 * SEC;
-        m.observe(&Reading::new(SensorId::new("M-1", "vib_mm_s"), ts, vib[i], Unit::new("mm/s")), &mut ev);
-        m.observe(&Reading::new(SensorId::new("M-1", "temp_c"), ts, tmp[i], Unit::new("°C")), &mut ev);
+        m.observe(
+            &Reading::new(
+                SensorId::new("M-1", "vib_mm_s"),
+                ts,
+                vib[i],
+                Unit::new("mm/s"),
+            ),
+            &mut ev,
+        );
+        m.observe(
+            &Reading::new(SensorId::new("M-1", "temp_c"), ts, tmp[i], Unit::new("°C")),
+            &mut ev,
+        );
     }
     let o: Vec<_> = ev.iter().filter(|a| a.phase == Phase::Opened).collect();
     assert_eq!(o.len(), 1, "{o:?}");
@@ -273,11 +392,25 @@ fn correlated_rise_below_univariate_thresholds_is_flagged_by_the_group() {
     let flat = series(3000, 60.0, 0.5, Shape::None, 12);
     for i in 0..3000 {
         let ts = i as i64 * SEC;
-        m.observe(&Reading::new(SensorId::new("M-1", "vib_mm_s"), ts, vib[i], Unit::new("mm/s")), &mut ev);
-        m.observe(&Reading::new(SensorId::new("M-1", "temp_c"), ts, flat[i], Unit::new("°C")), &mut ev);
+        m.observe(
+            &Reading::new(
+                SensorId::new("M-1", "vib_mm_s"),
+                ts,
+                vib[i],
+                Unit::new("mm/s"),
+            ),
+            &mut ev,
+        );
+        m.observe(
+            &Reading::new(SensorId::new("M-1", "temp_c"), ts, flat[i], Unit::new("°C")),
+            &mut ev,
+        );
     }
     assert!(ev.is_empty(), "{ev:?}");
     // Readings of other assets are ignored and counted.
-    m.observe(&Reading::new(SensorId::new("M-2", "temp_c"), 0, 1.0, Unit::new("°C")), &mut ev);
+    m.observe(
+        &Reading::new(SensorId::new("M-2", "temp_c"), 0, 1.0, Unit::new("°C")),
+        &mut ev,
+    );
     assert_eq!(m.ignored(), 1);
 }

@@ -12,7 +12,9 @@ const T0: i64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
 const ONSET_S: f64 = 3600.0;
 
 fn profile(name: &str) -> Profile {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines").join(format!("{name}.toml"));
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../pipelines")
+        .join(format!("{name}.toml"));
     Profile::load(&p).unwrap()
 }
 
@@ -25,8 +27,14 @@ fn simulate(p: &Profile, m: &mut Machine, seconds: f64) -> Vec<Anomaly> {
         T0,
         seconds,
         1.0,
-        |i, ts, v| mon.borrow_mut().observe_at(i, ts, v, Quality::Good, &mut events.borrow_mut()),
-        |ts| mon.borrow_mut().tick(ts + 500_000_000, &mut events.borrow_mut()),
+        |i, ts, v| {
+            mon.borrow_mut()
+                .observe_at(i, ts, v, Quality::Good, &mut events.borrow_mut())
+        },
+        |ts| {
+            mon.borrow_mut()
+                .tick(ts + 500_000_000, &mut events.borrow_mut())
+        },
     );
     events.into_inner()
 }
@@ -43,8 +51,13 @@ fn after_onset_s(a: &Anomaly) -> f64 {
 fn first_alarm<'a>(ev: &'a [Anomaly], what: &str) -> &'a Anomaly {
     let o = opened(ev);
     let early: Vec<_> = o.iter().filter(|a| after_onset_s(a) < 0.0).collect();
-    assert!(early.is_empty(), "{what}: alarms before the fault: {early:#?}");
-    o.first().copied().unwrap_or_else(|| panic!("{what}: fault not detected"))
+    assert!(
+        early.is_empty(),
+        "{what}: alarms before the fault: {early:#?}"
+    );
+    o.first()
+        .copied()
+        .unwrap_or_else(|| panic!("{what}: fault not detected"))
 }
 
 fn describe(ev: &[Anomaly]) -> Vec<String> {
@@ -59,8 +72,22 @@ fn pump_bearing_wear_is_detected_on_vibration_or_bearing_temperature_within_30_m
     let p = profile("centrifugal-pump");
     let mut m = Machine::for_profile("P-101", &p, 1);
     // Vibration +1.2 mm/s and bearing temperature +8 °C over two hours.
-    m.inject("vibration_rms_mm_s", ONSET_S, FaultKind::Ramp { total: 1.2, over_s: 7200.0 });
-    m.inject("bearing_temp_c", ONSET_S, FaultKind::Ramp { total: 8.0, over_s: 7200.0 });
+    m.inject(
+        "vibration_rms_mm_s",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: 1.2,
+            over_s: 7200.0,
+        },
+    );
+    m.inject(
+        "bearing_temp_c",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: 8.0,
+            over_s: 7200.0,
+        },
+    );
     let ev = simulate(&p, &mut m, ONSET_S + 7200.0);
     let a = first_alarm(&ev, "bearing wear");
     assert!(
@@ -70,10 +97,17 @@ fn pump_bearing_wear_is_detected_on_vibration_or_bearing_temperature_within_30_m
     );
     assert_eq!(&*a.sensor.asset, "P-101");
     assert!(after_onset_s(a) <= 1800.0, "{:?}", describe(&ev));
-    assert!(matches!(a.kind, AnomalyKind::Drift | AnomalyKind::Correlated), "{:?}", describe(&ev));
+    assert!(
+        matches!(a.kind, AnomalyKind::Drift | AnomalyKind::Correlated),
+        "{:?}",
+        describe(&ev)
+    );
     // One fault: at most one alert per signal and group.
     let o = opened(&ev);
-    let mut keys: Vec<String> = o.iter().map(|a| a.id.split('@').next().unwrap().to_string()).collect();
+    let mut keys: Vec<String> = o
+        .iter()
+        .map(|a| a.id.split('@').next().unwrap().to_string())
+        .collect();
     keys.dedup();
     assert_eq!(keys.len(), o.len(), "alert storm: {:?}", describe(&ev));
 }
@@ -82,10 +116,31 @@ fn pump_bearing_wear_is_detected_on_vibration_or_bearing_temperature_within_30_m
 fn pump_cavitation_is_detected_on_suction_pressure_within_5_min() {
     let p = profile("centrifugal-pump");
     let mut m = Machine::for_profile("P-101", &p, 2);
-    m.inject("suction_pressure_bar", ONSET_S, FaultKind::Ramp { total: -0.5, over_s: 180.0 });
-    m.inject("vibration_rms_mm_s", ONSET_S, FaultKind::Ramp { total: 0.6, over_s: 180.0 });
+    m.inject(
+        "suction_pressure_bar",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: -0.5,
+            over_s: 180.0,
+        },
+    );
+    m.inject(
+        "vibration_rms_mm_s",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: 0.6,
+            over_s: 180.0,
+        },
+    );
     m.inject("vibration_rms_mm_s", ONSET_S, FaultKind::Noise { sd: 0.15 });
-    m.inject("flow_m3_h", ONSET_S, FaultKind::Ramp { total: -8.0, over_s: 180.0 });
+    m.inject(
+        "flow_m3_h",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: -8.0,
+            over_s: 180.0,
+        },
+    );
     let ev = simulate(&p, &mut m, ONSET_S + 1200.0);
     let a = first_alarm(&ev, "cavitation");
     assert!(
@@ -95,7 +150,9 @@ fn pump_cavitation_is_detected_on_suction_pressure_within_5_min() {
     );
     assert!(after_onset_s(a) <= 300.0, "{:?}", describe(&ev));
     assert!(
-        opened(&ev).iter().any(|a| &*a.sensor.signal == "suction_pressure_bar" && after_onset_s(a) <= 300.0),
+        opened(&ev)
+            .iter()
+            .any(|a| &*a.sensor.signal == "suction_pressure_bar" && after_onset_s(a) <= 300.0),
         "suction pressure itself flagged: {:?}",
         describe(&ev)
     );
@@ -105,8 +162,22 @@ fn pump_cavitation_is_detected_on_suction_pressure_within_5_min() {
 fn motor_overheating_is_detected_on_winding_temperature_within_10_min() {
     let p = profile("electric-motor");
     let mut m = Machine::for_profile("M-201", &p, 3);
-    m.inject("winding_temp_c", ONSET_S, FaultKind::Ramp { total: 80.0, over_s: 2400.0 });
-    m.inject("motor_current_a", ONSET_S, FaultKind::Ramp { total: 6.0, over_s: 2400.0 });
+    m.inject(
+        "winding_temp_c",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: 80.0,
+            over_s: 2400.0,
+        },
+    );
+    m.inject(
+        "motor_current_a",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: 6.0,
+            over_s: 2400.0,
+        },
+    );
     let ev = simulate(&p, &mut m, ONSET_S + 2400.0);
     let a = first_alarm(&ev, "overheating");
     assert!(
@@ -130,7 +201,12 @@ fn stuck_bearing_temperature_is_a_flatline_within_11_min() {
     m.inject("bearing_temp_c", ONSET_S, FaultKind::Freeze);
     let ev = simulate(&p, &mut m, ONSET_S + 1200.0);
     let a = first_alarm(&ev, "stuck sensor");
-    assert_eq!((&*a.sensor.signal, a.kind), ("bearing_temp_c", AnomalyKind::Flatline), "{:?}", describe(&ev));
+    assert_eq!(
+        (&*a.sensor.signal, a.kind),
+        ("bearing_temp_c", AnomalyKind::Flatline),
+        "{:?}",
+        describe(&ev)
+    );
     assert!(after_onset_s(a) <= 660.0, "{:?}", describe(&ev));
     assert_eq!(opened(&ev).len(), 1, "{:?}", describe(&ev));
 }
@@ -142,18 +218,45 @@ fn flow_dropout_is_detected_within_20_s() {
     m.inject("flow_m3_h", ONSET_S, FaultKind::Gap { len_s: 120.0 });
     let ev = simulate(&p, &mut m, ONSET_S + 900.0);
     let a = first_alarm(&ev, "dropout");
-    assert_eq!((&*a.sensor.signal, a.kind), ("flow_m3_h", AnomalyKind::Dropout), "{:?}", describe(&ev));
+    assert_eq!(
+        (&*a.sensor.signal, a.kind),
+        ("flow_m3_h", AnomalyKind::Dropout),
+        "{:?}",
+        describe(&ev)
+    );
     assert!(after_onset_s(a) <= 20.0, "{:?}", describe(&ev));
-    assert_eq!(opened(&ev).len(), 1, "one dropout, one alert: {:?}", describe(&ev));
-    assert!(ev.iter().any(|a| a.phase == Phase::Closed), "the dropout event closes after data returns");
+    assert_eq!(
+        opened(&ev).len(),
+        1,
+        "one dropout, one alert: {:?}",
+        describe(&ev)
+    );
+    assert!(
+        ev.iter().any(|a| a.phase == Phase::Closed),
+        "the dropout event closes after data returns"
+    );
 }
 
 #[test]
 fn pump_discharge_leak_is_detected_within_5_min() {
     let p = profile("centrifugal-pump");
     let mut m = Machine::for_profile("P-101", &p, 6);
-    m.inject("discharge_pressure_bar", ONSET_S, FaultKind::Ramp { total: -0.8, over_s: 120.0 });
-    m.inject("flow_m3_h", ONSET_S, FaultKind::Ramp { total: 6.0, over_s: 120.0 });
+    m.inject(
+        "discharge_pressure_bar",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: -0.8,
+            over_s: 120.0,
+        },
+    );
+    m.inject(
+        "flow_m3_h",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: 6.0,
+            over_s: 120.0,
+        },
+    );
     let ev = simulate(&p, &mut m, ONSET_S + 900.0);
     let a = first_alarm(&ev, "leak");
     assert!(
@@ -168,8 +271,22 @@ fn pump_discharge_leak_is_detected_within_5_min() {
 fn compressor_air_leak_is_detected_within_10_min() {
     let p = profile("air-compressor");
     let mut m = Machine::for_profile("C-301", &p, 7);
-    m.inject("discharge_pressure_bar", ONSET_S, FaultKind::Ramp { total: -0.15, over_s: 600.0 });
-    m.inject("motor_current_a", ONSET_S, FaultKind::Ramp { total: 3.0, over_s: 600.0 });
+    m.inject(
+        "discharge_pressure_bar",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: -0.15,
+            over_s: 600.0,
+        },
+    );
+    m.inject(
+        "motor_current_a",
+        ONSET_S,
+        FaultKind::Ramp {
+            total: 3.0,
+            over_s: 600.0,
+        },
+    );
     let ev = simulate(&p, &mut m, ONSET_S + 1800.0);
     let a = first_alarm(&ev, "air leak");
     assert!(
@@ -191,6 +308,11 @@ fn a_fault_free_day_gives_at_most_one_false_alarm_per_asset() {
         let mut m = Machine::for_profile(asset, &p, seed);
         let ev = simulate(&p, &mut m, 86_400.0);
         let o = opened(&ev);
-        assert!(o.len() <= 1, "{name}: {} false alarms: {:?}", o.len(), describe(&ev));
+        assert!(
+            o.len() <= 1,
+            "{name}: {} false alarms: {:?}",
+            o.len(),
+            describe(&ev)
+        );
     }
 }

@@ -73,7 +73,10 @@ impl SourceCounters {
     }
     /// Rejected messages, all reasons.
     pub fn rejected_total(&self) -> u64 {
-        self.rejected.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.rejected
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
     /// Plain snapshot for reporting.
     pub fn snapshot(&self) -> CounterSnapshot {

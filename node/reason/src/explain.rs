@@ -116,7 +116,10 @@ impl Explainer {
             user.push_str(&format!("{}\n", facts.limits_line));
         }
         user.push_str(&format!("Detected: {}.\n", facts.kind.describe()));
-        user.push_str(&format!("Possible causes: {}.\n", facts.causes(3).join("; ")));
+        user.push_str(&format!(
+            "Possible causes: {}.\n",
+            facts.causes(3).join("; ")
+        ));
         let actions: Vec<String> = facts.actions(3).into_iter().map(|a| a.text).collect();
         user.push_str(&format!("Recommended actions: {}.\n", actions.join("; ")));
         user.push_str("Explain the likely cause and the action.");
@@ -147,7 +150,8 @@ impl Explainer {
         if let Some(p) = profile {
             for s in &p.signals {
                 ctx.known_signals.push(s.name.clone());
-                ctx.known_signals.push(crate::text::display_signal(&s.name).to_string());
+                ctx.known_signals
+                    .push(crate::text::display_signal(&s.name).to_string());
             }
         }
         for c in &facts.candidates {
@@ -239,7 +243,11 @@ impl Explainer {
             likely_causes: facts.causes(3),
             actions: facts.actions(4),
             text,
-            model: if source == TextSource::Model { model_name } else { "template".into() },
+            model: if source == TextSource::Model {
+                model_name
+            } else {
+                "template".into()
+            },
             source,
             attempts,
         }
@@ -253,9 +261,20 @@ fn form_problem(t: &str) -> Option<String> {
         return Some("answer too short".into());
     }
     let lower = t.to_lowercase();
-    for bad in ["<", ">", "{", "}", "from the list", "from these", "facts:", "possible causes:"] {
+    for bad in [
+        "<",
+        ">",
+        "{",
+        "}",
+        "from the list",
+        "from these",
+        "facts:",
+        "possible causes:",
+    ] {
         if lower.contains(bad) {
-            return Some(format!("answer contains {bad:?} (copied prompt or placeholder)"));
+            return Some(format!(
+                "answer contains {bad:?} (copied prompt or placeholder)"
+            ));
         }
     }
     None
@@ -272,7 +291,9 @@ pub fn tidy(s: &str) -> String {
         out.push(*c);
         let end = matches!(c, '.' | '!' | '?')
             && chars.get(i + 1).is_none_or(|n| *n == ' ')
-            && !chars.get(i.wrapping_sub(1)).is_some_and(|p| p.is_ascii_digit() && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit()));
+            && !chars.get(i.wrapping_sub(1)).is_some_and(|p| {
+                p.is_ascii_digit() && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit())
+            });
         if end {
             sentences += 1;
             if sentences == 4 {
@@ -300,7 +321,11 @@ fn sentence(s: &str) -> String {
 /// The rule-based explanation: always grounded by construction (it uses only fact numbers).
 pub fn template(f: &Facts) -> String {
     let e = &f.evidence;
-    let u = if f.unit.is_empty() { String::new() } else { format!(" {}", f.unit) };
+    let u = if f.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", f.unit)
+    };
     let line = &f.line;
     // The numbers are taken from the encoded line so they are written exactly as in the facts.
     let value = line
@@ -331,12 +356,25 @@ pub fn template(f: &Facts) -> String {
                 Direction::Down => "is low at",
                 Direction::Flat => "reads",
             };
-            format!("{} {} {dir} {value}{u} ({}: {inside})", f.asset, f.display, f.kind.describe(), )
+            format!(
+                "{} {} {dir} {value}{u} ({}: {inside})",
+                f.asset,
+                f.display,
+                f.kind.describe(),
+            )
         }
     };
     let cause = f.causes(1).into_iter().next().unwrap_or_default();
-    let action = f.actions(1).into_iter().next().map(|a| a.text).unwrap_or_default();
-    let mut t = format!("{what}. Likely cause: {cause}. Recommended action: {}.", action);
+    let action = f
+        .actions(1)
+        .into_iter()
+        .next()
+        .map(|a| a.text)
+        .unwrap_or_default();
+    let mut t = format!(
+        "{what}. Likely cause: {cause}. Recommended action: {}.",
+        action
+    );
     if let Some(c) = f.candidates.first() {
         t.push_str(&format!(" This matches the failure mode \"{}\".", c.title));
     }

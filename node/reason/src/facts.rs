@@ -92,7 +92,10 @@ impl Facts {
             }
         }
         if out.is_empty() {
-            out.push(format!("an unexplained change of {} on {}", self.display, self.asset));
+            out.push(format!(
+                "an unexplained change of {} on {}",
+                self.display, self.asset
+            ));
         }
         out.truncate(n);
         out
@@ -111,7 +114,10 @@ impl Facts {
         }
         if out.is_empty() {
             out.push(Action {
-                text: format!("inspect {} on site and confirm the {} reading", self.asset, self.display),
+                text: format!(
+                    "inspect {} on site and confirm the {} reading",
+                    self.asset, self.display
+                ),
                 urgency: Urgency::Medium,
             });
         }
@@ -136,8 +142,12 @@ pub fn anomaly_direction(a: &Anomaly) -> Direction {
         }
     }
     match e.direction() {
-        Direction::Flat if e.rate_per_min > 0.0 && a.kind == AnomalyKind::RateOfChange => Direction::Up,
-        Direction::Flat if e.rate_per_min < 0.0 && a.kind == AnomalyKind::RateOfChange => Direction::Down,
+        Direction::Flat if e.rate_per_min > 0.0 && a.kind == AnomalyKind::RateOfChange => {
+            Direction::Up
+        }
+        Direction::Flat if e.rate_per_min < 0.0 && a.kind == AnomalyKind::RateOfChange => {
+            Direction::Down
+        }
         d => d,
     }
 }
@@ -165,7 +175,11 @@ pub fn encode(a: &Anomaly, profile: Option<&Profile>) -> Facts {
         candidates: Vec::new(),
         evidence: e.clone(),
     };
-    let u = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+    let u = if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    };
     let d = decimals_for(e.value.abs().max(e.baseline.abs()));
     let value = fixed(e.value, d);
     let baseline = fixed(e.baseline, d);
@@ -208,7 +222,11 @@ pub fn encode(a: &Anomaly, profile: Option<&Profile>) -> Facts {
         }
         // A trend is stated when it explains at least one spread of change, or is the fault.
         let rate = e.rate_per_min;
-        let trend_s = if e.trend_s > 0.0 { e.trend_s } else { a.duration_s() };
+        let trend_s = if e.trend_s > 0.0 {
+            e.trend_s
+        } else {
+            a.duration_s()
+        };
         let meaningful = rate.abs() * (trend_s / 60.0).max(1.0) >= e.spread
             || matches!(a.kind, AnomalyKind::Drift | AnomalyKind::RateOfChange);
         if e.learned && meaningful && rate != 0.0 && a.kind != AnomalyKind::Flatline {
@@ -245,7 +263,11 @@ pub fn encode(a: &Anomaly, profile: Option<&Profile>) -> Facts {
             let name = display_signal(&r.signal).to_string();
             f.signals.push(r.signal.to_string());
             f.signals.push(name.clone());
-            let word = if r.direction == Direction::Up { "rising" } else { "falling" };
+            let word = if r.direction == Direction::Up {
+                "rising"
+            } else {
+                "falling"
+            };
             format!("{name} {word}")
         })
         .collect();
@@ -303,7 +325,9 @@ fn push_duration(f: &mut Facts, text: &str) {
 }
 
 fn kinds_ok(mode_kinds: &[AnomalyKind], a: &Anomaly) -> bool {
-    mode_kinds.is_empty() || mode_kinds.contains(&a.kind) || a.kinds.iter().any(|k| mode_kinds.contains(k))
+    mode_kinds.is_empty()
+        || mode_kinds.contains(&a.kind)
+        || a.kinds.iter().any(|k| mode_kinds.contains(k))
 }
 
 /// Failure modes of `profile` whose symptoms match the anomaly, best first. A mode matches
@@ -358,7 +382,9 @@ fn mode_score(m: &FailureMode, a: &Anomaly, dir: Direction) -> Option<u32> {
                 score += if j == 0 { 2 } else { 1 };
             }
         } else if s.direction != Direction::Flat
-            && a.related.iter().any(|r| *r.signal == s.signal && r.direction == s.direction)
+            && a.related
+                .iter()
+                .any(|r| *r.signal == s.signal && r.direction == s.direction)
         {
             score += 1;
         }

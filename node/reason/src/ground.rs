@@ -87,7 +87,10 @@ fn numbers_in(text: &str) -> Vec<(String, f64, String)> {
             // Part of an identifier (x2, P-101 handled before) is not a number.
             let prev = if i > 0 { chars[i - 1] } else { ' ' };
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_digit() || (chars[i] == '.' && i + 1 < chars.len() && chars[i + 1].is_ascii_digit())) {
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || (chars[i] == '.' && i + 1 < chars.len() && chars[i + 1].is_ascii_digit()))
+            {
                 i += 1;
             }
             if prev.is_alphabetic() || prev == '_' {
@@ -96,7 +99,10 @@ fn numbers_in(text: &str) -> Vec<(String, f64, String)> {
             let lit: String = chars[start..i].iter().collect();
             let mut j = i;
             let mut unit = String::new();
-            while j < chars.len() && !chars[j].is_whitespace() && !matches!(chars[j], ',' | ';' | ')' | '(' | '±' | '–' | '~') {
+            while j < chars.len()
+                && !chars[j].is_whitespace()
+                && !matches!(chars[j], ',' | ';' | ')' | '(' | '±' | '–' | '~')
+            {
                 unit.push(chars[j]);
                 j += 1;
             }
@@ -131,7 +137,14 @@ pub fn check(text: &str, facts: &Facts, ctx: &GroundingContext) -> Grounding {
             let t = l.trim_start();
             let t = t.trim_start_matches(['-', '*', '•']).trim_start();
             match t.split_once(['.', ')']) {
-                Some((n, rest)) if !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()) && rest.starts_with(' ') => rest.to_string(),
+                Some((n, rest))
+                    if !n.is_empty()
+                        && n.len() <= 2
+                        && n.chars().all(|c| c.is_ascii_digit())
+                        && rest.starts_with(' ') =>
+                {
+                    rest.to_string()
+                }
                 _ => t.to_string(),
             }
         })
@@ -139,21 +152,27 @@ pub fn check(text: &str, facts: &Facts, ctx: &GroundingContext) -> Grounding {
         .join("\n");
     // Words: asset tags and identifiers.
     let mut masked = cleaned.clone();
-    for raw in cleaned.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '"' | '\'' | ':' | '!' | '?')) {
+    for raw in cleaned.split(|c: char| {
+        c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '"' | '\'' | ':' | '!' | '?')
+    }) {
         let w = raw.trim_end_matches('.');
         if w.is_empty() {
             continue;
         }
         if is_asset_tag(w) || ctx.known_assets.iter().any(|a| a == w) {
             if w != facts.asset {
-                problems.push(format!("names asset {w}, the facts are about {}", facts.asset));
+                problems.push(format!(
+                    "names asset {w}, the facts are about {}",
+                    facts.asset
+                ));
             }
             masked = masked.replace(w, " ");
             continue;
         }
         let ident = w.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
         let is_ident = ident.contains('_') && ident.chars().any(|c| c.is_ascii_alphabetic());
-        let known_other = ctx.known_signals.iter().any(|s| s == ident) && !facts.signals.iter().any(|s| s == ident);
+        let known_other = ctx.known_signals.iter().any(|s| s == ident)
+            && !facts.signals.iter().any(|s| s == ident);
         if (is_ident && !facts.signals.iter().any(|s| s == ident)) || known_other {
             problems.push(format!("names signal {ident}, which is not in the facts"));
         }
@@ -184,16 +203,24 @@ pub fn check(text: &str, facts: &Facts, ctx: &GroundingContext) -> Grounding {
         let numeric: Vec<_> = facts
             .numbers
             .iter()
-            .filter(|f| (v - f.value.abs()).abs() < tol_n + 0.5 * 10f64.powi(-(f.decimals as i32)) - 1e-12)
+            .filter(|f| {
+                (v - f.value.abs()).abs() < tol_n + 0.5 * 10f64.powi(-(f.decimals as i32)) - 1e-12
+            })
             .collect();
         if numeric.is_empty() {
             problems.push(format!("number {lit} is not in the facts"));
             continue;
         }
         if let Some(u) = unit {
-            if !numeric.iter().any(|f| base_unit(&f.unit) == base_unit(&u) || (f.unit.is_empty() && u.is_empty())) {
+            if !numeric
+                .iter()
+                .any(|f| base_unit(&f.unit) == base_unit(&u) || (f.unit.is_empty() && u.is_empty()))
+            {
                 let stated: Vec<&str> = numeric.iter().map(|f| f.unit.as_str()).collect();
-                problems.push(format!("{lit} {u}: the facts give {lit} in {}", stated.join(" or ")));
+                problems.push(format!(
+                    "{lit} {u}: the facts give {lit} in {}",
+                    stated.join(" or ")
+                ));
             }
         }
     }

@@ -40,7 +40,9 @@ fn esc_tag(s: &str) -> String {
 }
 
 fn esc_str(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Point {
@@ -95,14 +97,25 @@ pub fn card_point(card: &ExplanationCard) -> Point {
         fields: vec![
             ("score", FieldValue::F64(card.score)),
             ("text", FieldValue::Str(card.text.clone())),
-            ("title", FieldValue::Str(format!("{} {} {}", card.asset, card.signal, card.kind.describe()))),
+            (
+                "title",
+                FieldValue::Str(format!(
+                    "{} {} {}",
+                    card.asset,
+                    card.signal,
+                    card.kind.describe()
+                )),
+            ),
             ("evidence", FieldValue::Str(card.evidence.clone())),
             ("causes", FieldValue::Str(causes)),
             ("actions", FieldValue::Str(actions.join("; "))),
             ("model", FieldValue::Str(card.model.clone())),
             ("id", FieldValue::Str(card.id.clone())),
             ("since_ns", FieldValue::I64(card.since_ns)),
-            ("duration_s", FieldValue::F64(((card.ts_ns - card.since_ns) as f64 / 1e9).max(0.0))),
+            (
+                "duration_s",
+                FieldValue::F64(((card.ts_ns - card.since_ns) as f64 / 1e9).max(0.0)),
+            ),
         ],
         ts_ns: card.ts_ns,
     }

@@ -40,7 +40,11 @@ fn add_action(out: &mut Vec<RankedAction>, a: Action, because: &str) {
     } else {
         out.push(RankedAction {
             action: a,
-            because_of: if because.is_empty() { Vec::new() } else { vec![because.to_string()] },
+            because_of: if because.is_empty() {
+                Vec::new()
+            } else {
+                vec![because.to_string()]
+            },
         });
     }
 }
@@ -127,7 +131,10 @@ pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> Maintenan
             SignalState::NoData => add_action(
                 &mut actions,
                 Action {
-                    text: format!("restore the data of {} (no reading in the period)", s.signal),
+                    text: format!(
+                        "restore the data of {} (no reading in the period)",
+                        s.signal
+                    ),
                     urgency: Urgency::High,
                 },
                 "",
@@ -208,7 +215,11 @@ pub fn to_markdown(r: &MaintenanceReport) -> String {
     let mut m = String::new();
     let _ = writeln!(m, "# Maintenance report: {} ({})", r.asset, r.profile);
     let _ = writeln!(m);
-    let _ = writeln!(m, "Site {} · period {} – {} · status **{}**", r.site, r.from, r.to, r.status);
+    let _ = writeln!(
+        m,
+        "Site {} · period {} – {} · status **{}**",
+        r.site, r.from, r.to, r.status
+    );
     let _ = writeln!(m);
     let _ = writeln!(m, "## Recommended actions");
     if r.actions.is_empty() {
@@ -220,7 +231,14 @@ pub fn to_markdown(r: &MaintenanceReport) -> String {
         } else {
             format!(" (because of {})", a.because_of.join(", "))
         };
-        let _ = writeln!(m, "{}. [{}] {}{}", i + 1, a.action.urgency.as_str(), a.action.text, because);
+        let _ = writeln!(
+            m,
+            "{}. [{}] {}{}",
+            i + 1,
+            a.action.urgency.as_str(),
+            a.action.text,
+            because
+        );
     }
     let _ = writeln!(m);
     let _ = writeln!(m, "## Anomalies");
@@ -243,11 +261,17 @@ pub fn to_markdown(r: &MaintenanceReport) -> String {
     }
     let _ = writeln!(m);
     let _ = writeln!(m, "## Signals");
-    let _ = writeln!(m, "| signal | last | min | mean | max | normal | limits | state |");
+    let _ = writeln!(
+        m,
+        "| signal | last | min | mean | max | normal | limits | state |"
+    );
     let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");
     for s in &r.signals {
         let st = &s.stats;
-        let normal = st.normal.map(|[a, b]| format!("{}–{}", num(a), num(b))).unwrap_or_else(|| "–".into());
+        let normal = st
+            .normal
+            .map(|[a, b]| format!("{}–{}", num(a), num(b)))
+            .unwrap_or_else(|| "–".into());
         let limits = format!("{} … {}", opt(st.limits.min), opt(st.limits.max));
         let _ = writeln!(
             m,
@@ -273,7 +297,11 @@ pub fn to_markdown(r: &MaintenanceReport) -> String {
         q.bad_readings,
         q.gaps,
         duration(q.longest_gap_s),
-        if q.devices_offline.is_empty() { "none".to_string() } else { q.devices_offline.join(", ") }
+        if q.devices_offline.is_empty() {
+            "none".to_string()
+        } else {
+            q.devices_offline.join(", ")
+        }
     );
     m
 }
@@ -293,11 +321,23 @@ pub fn site_markdown(site: &str, reports: &[MaintenanceReport]) -> String {
     };
     sorted.sort_by_key(|r| (rank(&r.status), r.asset.clone()));
     for r in &sorted {
-        let _ = writeln!(m, "| {} | {} | {} | {} | {} |", r.asset, r.profile, r.status, r.anomalies.len(), r.actions.len());
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} |",
+            r.asset,
+            r.profile,
+            r.status,
+            r.anomalies.len(),
+            r.actions.len()
+        );
     }
     for r in sorted {
         let _ = writeln!(m);
-        m.push_str(&to_markdown(r).replacen("# Maintenance report", "## Maintenance report", 1).replace("\n## ", "\n### "));
+        m.push_str(
+            &to_markdown(r)
+                .replacen("# Maintenance report", "## Maintenance report", 1)
+                .replace("\n## ", "\n### "),
+        );
     }
     m
 }

@@ -3,7 +3,6 @@
 //! Every number the node writes for people or the model goes through here, so the grounding
 //! check knows exactly how each was rounded. Pure functions, no I/O.
 
-
 /// Decimals for a value of this magnitude: ≥100 → 0, ≥10 → 1, otherwise 2.
 pub fn decimals_for(v: f64) -> usize {
     let a = v.abs();
@@ -58,7 +57,11 @@ pub fn sig2(v: f64) -> String {
 
 /// z in σ: integer from 2 up, else one decimal; always signed.
 pub fn sigma(z: f64) -> String {
-    let s = if z.abs() >= 2.0 { fixed(z, 0) } else { fixed(z, 1) };
+    let s = if z.abs() >= 2.0 {
+        fixed(z, 0)
+    } else {
+        fixed(z, 1)
+    };
     if z >= 0.0 {
         format!("+{s}")
     } else {

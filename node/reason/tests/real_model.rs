@@ -39,10 +39,19 @@ fn first_event(p: &Profile, asset: &str, faults: &[(&str, FaultKind)], seconds: 
         T0,
         3600.0 + seconds,
         1.0,
-        |i, ts, v| mon.borrow_mut().observe_at(i, ts, v, Quality::Good, &mut ev.borrow_mut()),
-        |ts| mon.borrow_mut().tick(ts + 500_000_000, &mut ev.borrow_mut()),
+        |i, ts, v| {
+            mon.borrow_mut()
+                .observe_at(i, ts, v, Quality::Good, &mut ev.borrow_mut())
+        },
+        |ts| {
+            mon.borrow_mut()
+                .tick(ts + 500_000_000, &mut ev.borrow_mut())
+        },
     );
-    ev.into_inner().into_iter().find(|a| a.phase == Phase::Opened).expect("fault detected")
+    ev.into_inner()
+        .into_iter()
+        .find(|a| a.phase == Phase::Opened)
+        .expect("fault detected")
 }
 
 /// The six scenario faults of the issue, each with its profile.
@@ -50,12 +59,111 @@ fn scenarios() -> Vec<(&'static str, Profile, Anomaly)> {
     let pump = profile("centrifugal-pump");
     let motor = profile("electric-motor");
     vec![
-        ("bearing wear", pump.clone(), first_event(&pump, "P-101", &[("vibration_rms_mm_s", FaultKind::Ramp { total: 1.2, over_s: 7200.0 }), ("bearing_temp_c", FaultKind::Ramp { total: 8.0, over_s: 7200.0 })], 3600.0)),
-        ("cavitation", pump.clone(), first_event(&pump, "P-101", &[("suction_pressure_bar", FaultKind::Ramp { total: -0.5, over_s: 180.0 }), ("vibration_rms_mm_s", FaultKind::Noise { sd: 0.15 })], 900.0)),
-        ("overheating", motor.clone(), first_event(&motor, "M-201", &[("winding_temp_c", FaultKind::Ramp { total: 80.0, over_s: 2400.0 })], 2400.0)),
-        ("stuck sensor", pump.clone(), first_event(&pump, "P-101", &[("bearing_temp_c", FaultKind::Freeze)], 900.0)),
-        ("dropout", pump.clone(), first_event(&pump, "P-101", &[("flow_m3_h", FaultKind::Gap { len_s: 120.0 })], 300.0)),
-        ("leak", pump.clone(), first_event(&pump, "P-101", &[("discharge_pressure_bar", FaultKind::Ramp { total: -0.8, over_s: 120.0 }), ("flow_m3_h", FaultKind::Ramp { total: 6.0, over_s: 120.0 })], 900.0)),
+        (
+            "bearing wear",
+            pump.clone(),
+            first_event(
+                &pump,
+                "P-101",
+                &[
+                    (
+                        "vibration_rms_mm_s",
+                        FaultKind::Ramp {
+                            total: 1.2,
+                            over_s: 7200.0,
+                        },
+                    ),
+                    (
+                        "bearing_temp_c",
+                        FaultKind::Ramp {
+                            total: 8.0,
+                            over_s: 7200.0,
+                        },
+                    ),
+                ],
+                3600.0,
+            ),
+        ),
+        (
+            "cavitation",
+            pump.clone(),
+            first_event(
+                &pump,
+                "P-101",
+                &[
+                    (
+                        "suction_pressure_bar",
+                        FaultKind::Ramp {
+                            total: -0.5,
+                            over_s: 180.0,
+                        },
+                    ),
+                    ("vibration_rms_mm_s", FaultKind::Noise { sd: 0.15 }),
+                ],
+                900.0,
+            ),
+        ),
+        (
+            "overheating",
+            motor.clone(),
+            first_event(
+                &motor,
+                "M-201",
+                &[(
+                    "winding_temp_c",
+                    FaultKind::Ramp {
+                        total: 80.0,
+                        over_s: 2400.0,
+                    },
+                )],
+                2400.0,
+            ),
+        ),
+        (
+            "stuck sensor",
+            pump.clone(),
+            first_event(
+                &pump,
+                "P-101",
+                &[("bearing_temp_c", FaultKind::Freeze)],
+                900.0,
+            ),
+        ),
+        (
+            "dropout",
+            pump.clone(),
+            first_event(
+                &pump,
+                "P-101",
+                &[("flow_m3_h", FaultKind::Gap { len_s: 120.0 })],
+                300.0,
+            ),
+        ),
+        (
+            "leak",
+            pump.clone(),
+            first_event(
+                &pump,
+                "P-101",
+                &[
+                    (
+                        "discharge_pressure_bar",
+                        FaultKind::Ramp {
+                            total: -0.8,
+                            over_s: 120.0,
+                        },
+                    ),
+                    (
+                        "flow_m3_h",
+                        FaultKind::Ramp {
+                            total: 6.0,
+                            over_s: 120.0,
+                        },
+                    ),
+                ],
+                900.0,
+            ),
+        ),
     ]
 }
 
@@ -68,25 +176,38 @@ fn sensor_summaries_are_at_most_40_tokens_of_the_real_tokenizer() {
         let f = encode(&a, Some(&p));
         let n = tok.encode(&f.summary).len();
         let n_line = tok.encode(&f.line).len();
-        println!("{n:>3} tokens ({n_line:>3} with asset)  {name:<13} {}", f.line);
+        println!(
+            "{n:>3} tokens ({n_line:>3} with asset)  {name:<13} {}",
+            f.line
+        );
         counts.push(n);
         assert!(n <= 40, "{name}: {n} tokens: {}", f.summary);
         assert!(n_line <= n + 6, "the asset tag costs at most 6 tokens");
     }
     let mean = counts.iter().sum::<usize>() as f64 / counts.len() as f64;
-    println!("sensor summary: mean {mean:.1} tokens, max {}", counts.iter().max().unwrap());
+    println!(
+        "sensor summary: mean {mean:.1} tokens, max {}",
+        counts.iter().max().unwrap()
+    );
 }
 
 #[test]
 fn real_model_explanations_are_grounded_or_fall_back() {
-    let mut engine = millwright_slm::Engine::load(&model_path(), &millwright_slm::EngineOptions::default()).expect("model loads");
+    let mut engine =
+        millwright_slm::Engine::load(&model_path(), &millwright_slm::EngineOptions::default())
+            .expect("model loads");
     let ex = Explainer::new(ExplainOptions {
         known_assets: vec!["P-101".into(), "M-201".into(), "C-301".into()],
         ..ExplainOptions::default()
     });
     for (name, p, a) in scenarios() {
         let card = ex.explain(&a, Some(&p), Some(&mut engine));
-        println!("{name:<13} [{}] attempts {} :: {}", card.source.as_str(), card.attempts, card.text);
+        println!(
+            "{name:<13} [{}] attempts {} :: {}",
+            card.source.as_str(),
+            card.attempts,
+            card.text
+        );
         assert!(card.attempts >= 1, "the model was asked");
         let facts = encode(&a, Some(&p));
         if card.source == TextSource::Model {
@@ -104,7 +225,12 @@ fn real_model_explanations_are_grounded_or_fall_back() {
                 c.actions.iter().for_each(|x| ctx.allow_numbers_in(&x.text));
             }
             let g = check(&card.text, &facts, &ctx);
-            assert!(g.ok(), "{name}: published ungrounded model text {:?}: {}", g.problems, card.text);
+            assert!(
+                g.ok(),
+                "{name}: published ungrounded model text {:?}: {}",
+                g.problems,
+                card.text
+            );
             assert!(card.model.contains("SmolLM2") || !card.model.is_empty());
         } else {
             assert_eq!(card.model, "template");
@@ -114,5 +240,9 @@ fn real_model_explanations_are_grounded_or_fall_back() {
     let s = ex.counters().snapshot();
     println!("{s:?}");
     assert_eq!(s.explanations, 6);
-    assert_eq!(s.checks, s.check_failures + (6 - s.fallbacks), "every model answer was checked");
+    assert_eq!(
+        s.checks,
+        s.check_failures + (6 - s.fallbacks),
+        "every model answer was checked"
+    );
 }

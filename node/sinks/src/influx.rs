@@ -100,10 +100,16 @@ impl InfluxConfig {
         let mut e = Vec::new();
         let p = |k: &str| format!("{prefix}.{k}");
         match url::Url::parse(&self.url) {
-            Err(err) => e.push(ValidationError::new(p("url"), format!("`{}` is not a URL: {err}", self.url))),
+            Err(err) => e.push(ValidationError::new(
+                p("url"),
+                format!("`{}` is not a URL: {err}", self.url),
+            )),
             Ok(u) => {
                 if !matches!(u.scheme(), "http" | "https") {
-                    e.push(ValidationError::new(p("url"), format!("scheme `{}` is not http or https", u.scheme())));
+                    e.push(ValidationError::new(
+                        p("url"),
+                        format!("scheme `{}` is not http or https", u.scheme()),
+                    ));
                 }
                 if u.host_str().is_none_or(str::is_empty) {
                     e.push(ValidationError::new(p("url"), "has no host"));
@@ -126,10 +132,16 @@ impl InfluxConfig {
             e.push(ValidationError::new(p("timeout_ms"), "must be > 0"));
         }
         if self.retry_min_ms == 0 || self.retry_min_ms > self.retry_max_ms {
-            e.push(ValidationError::new(p("retry_min_ms"), "must be > 0 and ≤ retry_max_ms"));
+            e.push(ValidationError::new(
+                p("retry_min_ms"),
+                "must be > 0 and ≤ retry_max_ms",
+            ));
         }
         if self.max_backlog_points < self.batch_size {
-            e.push(ValidationError::new(p("max_backlog_points"), "must be ≥ batch_size"));
+            e.push(ValidationError::new(
+                p("max_backlog_points"),
+                "must be ≥ batch_size",
+            ));
         }
         e
     }
@@ -190,6 +202,11 @@ struct Body(Chunk);
 
 /// Shared body bytes (cheap to clone for retries).
 type Chunk = Arc<String>;
+
+/// One write request in flight.
+type WriteFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), influxdb2::RequestError>> + Send>,
+>;
 
 impl influxdb2::models::WriteDataPoint for Body {
     fn write_data_point_to<W: io::Write>(&self, mut w: W) -> io::Result<()> {
@@ -261,13 +278,14 @@ async fn run(
     let mut retry_delay = retry_min;
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut open = true;
-    let mut in_flight: Option<
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), influxdb2::RequestError>> + Send>>,
-    > = None;
+    let mut in_flight: Option<WriteFuture> = None;
 
     loop {
         // Move a full buffer to the backlog.
-        let seal = |buf: &mut String, buf_points: &mut usize, backlog: &mut VecDeque<(Chunk, usize)>, backlog_points: &mut usize| {
+        let seal = |buf: &mut String,
+                    buf_points: &mut usize,
+                    backlog: &mut VecDeque<(Chunk, usize)>,
+                    backlog_points: &mut usize| {
             if *buf_points > 0 {
                 let body = std::mem::replace(buf, String::with_capacity(cfg.batch_size * 96));
                 backlog.push_back((Arc::new(body), *buf_points));
@@ -282,7 +300,11 @@ async fn run(
             if let Some((_, n)) = backlog.pop_front() {
                 backlog_points -= n;
                 status.dropped_points.fetch_add(n as u64, Ordering::Relaxed);
-                tracing::error!(points = n, max_backlog_points = cfg.max_backlog_points, "influxdb unreachable and backlog full: dropped oldest points");
+                tracing::error!(
+                    points = n,
+                    max_backlog_points = cfg.max_backlog_points,
+                    "influxdb unreachable and backlog full: dropped oldest points"
+                );
             }
         }
         status

@@ -88,7 +88,10 @@ mod tests {
         r.quality = Quality::Bad;
         let mut s = String::new();
         assert!(write_reading(&mut s, "site=x", &r));
-        assert_eq!(s, "temp\\ c,asset=P\\ 1\\,a,quality=bad,site=site\\=x,unit=°C value=1.5 5\n");
+        assert_eq!(
+            s,
+            "temp\\ c,asset=P\\ 1\\,a,quality=bad,site=site\\=x,unit=°C value=1.5 5\n"
+        );
         r.value = f64::NAN;
         assert!(!write_reading(&mut s, "", &r));
         let mut s = String::new();

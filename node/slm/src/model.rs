@@ -110,6 +110,43 @@ pub struct ModelConfig {
     pub vocab: usize,
 }
 
+/// Whether candle's x86 repacked int8 kernel serves a Q8_0 matrix of `n` rows of `k` (it
+/// quantizes activations in 256-blocks, the generic kernel in 32-blocks).
+fn uses_q8k_activations(n: usize, k: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let vnni = (std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vnni"))
+            || (std::arch::is_x86_feature_detected!("avxvnni")
+                && std::arch::is_x86_feature_detected!("avx2"));
+        vnni && k.is_multiple_of(256) && n.is_multiple_of(16)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (n, k);
+        false
+    }
+}
+
+/// Quantizes and dequantizes each row of activations the way the int8 kernels do.
+fn activation_roundtrip(x: &mut [f32], k: usize, n: usize) {
+    use candle_core::quantized::k_quants::{BlockQ8K, BlockQ8_0};
+    use candle_core::quantized::GgmlType;
+    if uses_q8k_activations(n, k) {
+        let mut b = vec![BlockQ8K::zeros(); k / 256];
+        for row in x.chunks_exact_mut(k) {
+            BlockQ8K::from_float(row, &mut b);
+            BlockQ8K::to_float(&b, row);
+        }
+    } else if k.is_multiple_of(32) {
+        let mut b = vec![BlockQ8_0::zeros(); k / 32];
+        for row in x.chunks_exact_mut(k) {
+            BlockQ8_0::from_float(row, &mut b);
+            BlockQ8_0::to_float(&b, row);
+        }
+    }
+}
+
 /// Rows (prompt tokens) from which a quantized matrix is expanded to f32 for a dense GEMM.
 const DENSE_PREFILL_MIN_ROWS: usize = 16;
 
@@ -127,7 +164,12 @@ impl Linear {
             // Prompt processing is compute-bound: expanding the block to f32 for this call and
             // using the dense GEMM beats the quantized dot-product kernel once there are enough
             // rows to reuse each weight (decode stays on the quantized, memory-light path).
-            QMatMul::QTensor(q) if m >= DENSE_PREFILL_MIN_ROWS => {
+            QMatMul::QTensor(q) if m >= DENSE_PREFILL_MIN_ROWS && q.dtype() == GgmlDType::Q8_0 => {
+                // Round the activations exactly as the quantized kernel would, so a prompt
+                // computed in one go and one computed token by token (cached prefix) agree.
+                let mut xq = x.to_vec();
+                activation_roundtrip(&mut xq, self.k, self.n);
+                let t = Tensor::from_vec(xq, (m, self.k), &Device::Cpu)?;
                 let w = q.dequantize(&Device::Cpu)?;
                 t.matmul(&w.t()?)?
             }
@@ -374,7 +416,7 @@ fn converted_dtype(dtype: GgmlDType, format: WeightFormat, k: usize) -> Option<G
             | GgmlDType::F16
             | GgmlDType::BF16
             | GgmlDType::F32
-                if k % 32 == 0 =>
+                if k.is_multiple_of(32) =>
             {
                 Some(GgmlDType::Q8_0)
             }
@@ -395,7 +437,7 @@ fn convert(q: QTensor, format: WeightFormat, k: usize) -> candle_core::Result<QT
             | GgmlDType::F16
             | GgmlDType::BF16
             | GgmlDType::F32
-                if k % 32 == 0 =>
+                if k.is_multiple_of(32) =>
             {
                 GgmlDType::Q8_0
             }
@@ -438,7 +480,7 @@ fn fuse(
             let rows = p.shape().dims()[0];
             match bi {
                 Some(v) => b.extend_from_slice(&v),
-                None => b.extend(std::iter::repeat(0.0).take(rows)),
+                None => b.extend(std::iter::repeat_n(0.0, rows)),
             }
         }
         Some(b)
@@ -523,7 +565,7 @@ impl Model {
             .get("token_embd.weight")
             .ok_or_else(|| file_error(&path, "tensor `token_embd.weight` missing"))?;
         let vocab = emb_info.shape.dims().first().copied().unwrap_or(0);
-        if rope_dim > head_dim || rope_dim % 2 != 0 || head_dim == 0 {
+        if rope_dim > head_dim || !rope_dim.is_multiple_of(2) || head_dim == 0 {
             return Err(file_error(
                 &path,
                 format!("bad rope dimension {rope_dim} for head size {head_dim}"),

@@ -133,8 +133,10 @@ mod tests {
 
     #[test]
     fn greedy_takes_argmax_and_penalty_applies() {
-        let mut p = GenParams::default();
-        p.repeat_penalty = 10.0;
+        let p = GenParams {
+            repeat_penalty: 10.0,
+            ..GenParams::default()
+        };
         let mut s = Sampler::new(&p);
         let mut l = vec![0.1, 2.0, 1.5];
         assert_eq!(s.sample(&mut l.clone(), &[]), 1);
@@ -143,10 +145,12 @@ mod tests {
 
     #[test]
     fn seeded_sampling_is_reproducible_and_respects_top_k() {
-        let mut p = GenParams::default();
-        p.temperature = 1.0;
-        p.top_k = 2;
-        p.repeat_penalty = 1.0;
+        let p = GenParams {
+            temperature: 1.0,
+            top_k: 2,
+            repeat_penalty: 1.0,
+            ..GenParams::default()
+        };
         let logits = vec![1.0, 1.0, 1.0, 5.0, 4.9];
         let run = |p: &GenParams| {
             let mut s = Sampler::new(p);

@@ -54,7 +54,7 @@ pub fn choose_model(
             Err(e) => notes.push(format!("{}: {e}", p.display())),
         }
     }
-    sized.sort_by(|a, b| b.0.cmp(&a.0));
+    sized.sort_by_key(|b| std::cmp::Reverse(b.0));
     for (size, p) in sized {
         let need = estimate_ram_bytes(size, opts.weight_format, opts.max_context);
         if need <= budget {

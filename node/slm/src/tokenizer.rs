@@ -266,7 +266,7 @@ impl Tokenizer {
             };
             token_bytes.push(bytes);
         }
-        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        specials.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
         let bos = get_u32(c, "tokenizer.ggml.bos_token_id");
         let eos = get_u32(c, "tokenizer.ggml.eos_token_id");
         let unk = get_u32(c, "tokenizer.ggml.unknown_token_id");
@@ -400,7 +400,7 @@ impl Tokenizer {
             let mut best: Option<(u32, usize)> = None;
             for i in 0..parts.len() - 1 {
                 if let Some(&r) = self.merges.get(&(parts[i].clone(), parts[i + 1].clone())) {
-                    if best.map_or(true, |(br, _)| r < br) {
+                    if best.is_none_or(|(br, _)| r < br) {
                         best = Some((r, i));
                     }
                 }
@@ -444,8 +444,10 @@ impl Tokenizer {
             });
         }
         let n = syms.len();
-        for i in 0..n.saturating_sub(1) {
-            syms[i].next = Some(i + 1);
+        for (i, sym) in syms.iter_mut().enumerate() {
+            if i + 1 < n {
+                sym.next = Some(i + 1);
+            }
         }
         #[derive(PartialEq)]
         struct Cand {

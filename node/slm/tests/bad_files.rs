@@ -97,7 +97,7 @@ fn corrupt_length_fields_do_not_crash() {
 fn load_best_falls_back_with_the_reason() {
     let p = tmp("fallback-trunc.gguf");
     std::fs::write(&p, prefix_of_model(1 << 20)).unwrap();
-    let mut m = load_best(&[p.clone()], &EngineOptions::default());
+    let mut m = load_best(std::slice::from_ref(&p), &EngineOptions::default());
     let err = m
         .generate(&Prompt::new("s", "u"), &GenParams::default(), &mut |_| {})
         .unwrap_err();

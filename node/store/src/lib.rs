@@ -56,7 +56,10 @@ impl StoreConfig {
             e.push(E::new(format!("{prefix}.window_s"), "must be > 0"));
         }
         if !(2..=10_000_000).contains(&self.max_points_per_sensor) {
-            e.push(E::new(format!("{prefix}.max_points_per_sensor"), "must be 2–10000000"));
+            e.push(E::new(
+                format!("{prefix}.max_points_per_sensor"),
+                "must be 2–10000000",
+            ));
         }
         if self.max_sensors == 0 {
             e.push(E::new(format!("{prefix}.max_sensors"), "must be > 0"));
@@ -175,14 +178,16 @@ impl Store {
                     self.rejected_sensors += 1;
                     return false;
                 }
-                self.series.entry(r.sensor.clone()).or_insert_with(|| Series {
-                    unit: r.unit.clone(),
-                    samples: VecDeque::new(),
-                    total: 0,
-                    bad: 0,
-                    out_of_order: 0,
-                    largest_gap_ns: 0,
-                })
+                self.series
+                    .entry(r.sensor.clone())
+                    .or_insert_with(|| Series {
+                        unit: r.unit.clone(),
+                        samples: VecDeque::new(),
+                        total: 0,
+                        bad: 0,
+                        out_of_order: 0,
+                        largest_gap_ns: 0,
+                    })
             }
         };
         series.total += 1;
@@ -245,7 +250,9 @@ impl Store {
 
     /// The latest sample of a sensor (any quality).
     pub fn last(&self, sensor: &SensorId) -> Option<Sample> {
-        self.series.get(sensor).and_then(|s| s.samples.back().copied())
+        self.series
+            .get(sensor)
+            .and_then(|s| s.samples.back().copied())
     }
 
     /// Samples of a sensor with `from_ns <= ts < to_ns`, oldest first.
@@ -354,7 +361,10 @@ mod tests {
         st.insert(&[bad]);
         let id = SensorId::new("A", "t");
         let s = st.stats(&id, 2 * S, 11 * S).unwrap();
-        assert_eq!((s.count, s.not_good, s.min, s.max, s.last), (8, 1, 2.0, 9.0, 9.0));
+        assert_eq!(
+            (s.count, s.not_good, s.min, s.max, s.last),
+            (8, 1, 2.0, 9.0, 9.0)
+        );
         assert!((s.mean - 5.5).abs() < 1e-12);
         assert!((s.std - (5.25f64).sqrt()).abs() < 1e-12);
         assert!(st.stats(&id, 100 * S, 200 * S).is_none());
@@ -390,7 +400,7 @@ mod tests {
     #[test]
     fn out_of_order_is_kept_sorted() {
         let mut st = Store::new(StoreConfig::default());
-        st.insert(&[r("a", 3 * S, 3.0), r("a", 1 * S, 1.0), r("a", 2 * S, 2.0)]);
+        st.insert(&[r("a", 3 * S, 3.0), r("a", S, 1.0), r("a", 2 * S, 2.0)]);
         let id = SensorId::new("A", "a");
         let v: Vec<f64> = st.range(&id, 0, 10 * S).iter().map(|s| s.value).collect();
         assert_eq!(v, vec![1.0, 2.0, 3.0]);

@@ -27,17 +27,25 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
     }
     let (broker_kind, host, port, _guard) = match &a.mqtt {
         Some(hp) => {
-            let (h, p) = hp
-                .rsplit_once(':')
-                .context("--mqtt must be host:port")?;
-            ("external", h.to_string(), p.parse::<u16>().context("--mqtt port")?, None)
+            let (h, p) = hp.rsplit_once(':').context("--mqtt must be host:port")?;
+            (
+                "external",
+                h.to_string(),
+                p.parse::<u16>().context("--mqtt port")?,
+                None,
+            )
         }
         None => match spawn_mosquitto()? {
             Some((port, child)) => ("mosquitto", "127.0.0.1".to_string(), port, Some(child)),
             None => {
                 let port = broker::free_port()?;
                 broker::start_embedded(port)?;
-                ("embedded-rumqttd (in process)", "127.0.0.1".to_string(), port, None)
+                (
+                    "embedded-rumqttd (in process)",
+                    "127.0.0.1".to_string(),
+                    port,
+                    None,
+                )
             }
         },
     };
@@ -90,6 +98,7 @@ status_interval_s = 0
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    tracing::info!("subscribed; starting the publisher");
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .args([
@@ -149,7 +158,11 @@ status_interval_s = 0
     });
     println!("{out}");
     node.shutdown();
-    Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn spawn_mosquitto() -> anyhow::Result<Option<(u16, std::process::Child)>> {
@@ -183,10 +196,14 @@ fn spawn_mosquitto() -> anyhow::Result<Option<(u16, std::process::Child)>> {
 
 /// Publisher side: sends the readings as fast as the broker takes them (QoS 1).
 async fn publish(a: &BenchIngestArgs, target: &str) -> anyhow::Result<()> {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, QoS};
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
     use std::fmt::Write;
     let (h, p) = target.rsplit_once(':').context("publisher target")?;
-    let mut opts = MqttOptions::new(format!("millwright-bench-pub-{}", std::process::id()), h, p.parse()?);
+    let mut opts = MqttOptions::new(
+        format!("millwright-bench-pub-{}", std::process::id()),
+        h,
+        p.parse()?,
+    );
     opts.set_keep_alive(Duration::from_secs(30))
         .set_inflight(1000)
         .set_max_packet_size(1 << 24, 1 << 24);
@@ -201,36 +218,65 @@ async fn publish(a: &BenchIngestArgs, target: &str) -> anyhow::Result<()> {
             let n = per_msg.min((total - sent) as usize);
             let mut payload = String::with_capacity(n * 64);
             if per_msg == 1 {
-                let _ = write!(payload, r#"{{"signal":"s{}","value":{}.5,"ts_ms":{}}}"#, m % 10, m % 1000, ts0 + m as i64);
+                let _ = write!(
+                    payload,
+                    r#"{{"signal":"s{}","value":{}.5,"ts_ms":{}}}"#,
+                    m % 10,
+                    m % 1000,
+                    ts0 + m as i64
+                );
             } else {
                 payload.push('[');
                 for i in 0..n {
                     let k = sent + i as u64;
-                    let _ = write!(payload, r#"{}{{"signal":"s{}","value":{}.25,"ts_ms":{}}}"#, if i > 0 { "," } else { "" }, k % 10, k % 1000, ts0 + k as i64);
+                    let _ = write!(
+                        payload,
+                        r#"{}{{"signal":"s{}","value":{}.25,"ts_ms":{}}}"#,
+                        if i > 0 { "," } else { "" },
+                        k % 10,
+                        k % 1000,
+                        ts0 + k as i64
+                    );
                 }
                 payload.push(']');
             }
             sent += n as u64;
             if client
-                .publish(format!("bench/A{}", m % 20), QoS::AtLeastOnce, false, payload)
+                .publish(
+                    format!("bench/A{}", m % 20),
+                    QoS::AtLeastOnce,
+                    false,
+                    payload,
+                )
                 .await
                 .is_err()
             {
                 break;
             }
         }
-        let _ = client.disconnect().await;
+        client
     });
-    loop {
+    // Drive the event loop until the broker has acknowledged every message, then disconnect:
+    // dropping the connection earlier would lose publishes still in rumqttc's write buffer.
+    let mut acked = 0u64;
+    while acked < msgs {
         match el.poll().await {
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
             Ok(_) => {}
             Err(e) => {
-                if sender.is_finished() {
-                    break;
-                }
                 eprintln!("publisher: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    if let Ok(client) = sender.await {
+        let _ = client.try_disconnect();
+        for _ in 0..10 {
+            if matches!(
+                el.poll().await,
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)
+            ) {
+                break;
             }
         }
     }

@@ -16,7 +16,10 @@ pub fn run(args: &BenchModelArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
     });
     let weight_format = WeightFormat::parse(&args.weights).with_context(|| {
-        format!("--weights must be q8_0, native or f32, not `{}`", args.weights)
+        format!(
+            "--weights must be q8_0, native or f32, not `{}`",
+            args.weights
+        )
     })?;
     if args.threads == Some(0) {
         anyhow::bail!("--threads must be at least 1");

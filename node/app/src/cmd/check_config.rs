@@ -19,6 +19,14 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
                     m.protocol
                 );
             }
+            if let Some(m) = &cfg.modbus {
+                for d in m.plan_summary() {
+                    println!(
+                        "  modbus device {}: {} field(s) read in {} request(s) per poll (one per field would be {})",
+                        d.device, d.fields, d.requests_per_cycle, d.per_field_requests
+                    );
+                }
+            }
             if let Some(i) = &cfg.influxdb {
                 println!("  influxdb: {} org={} bucket={}", i.url, i.org, i.bucket);
             }

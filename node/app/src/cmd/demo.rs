@@ -127,12 +127,21 @@ async fn publish_machines(port: u16) {
                 let phase = (t as f64) * 0.21 + (mi * 7 + si * 3) as f64;
                 let v = base + amp * (phase.sin() * 0.7 + (phase * 2.3).cos() * 0.3);
                 let _ = write!(fields, "{}\"{sig}\":{v:.3}", if si > 0 { "," } else { "" });
-                let _ = write!(units, "{}\"{sig}\":\"{unit}\"", if si > 0 { "," } else { "" });
+                let _ = write!(
+                    units,
+                    "{}\"{sig}\":\"{unit}\"",
+                    if si > 0 { "," } else { "" }
+                );
             }
             let payload =
                 format!(r#"{{"ts_ms":{now_ms},"fields":{{{fields}}},"units":{{{units}}}}}"#);
             let _ = client
-                .publish(format!("demo/{asset}/telemetry"), QoS::AtLeastOnce, false, payload)
+                .publish(
+                    format!("demo/{asset}/telemetry"),
+                    QoS::AtLeastOnce,
+                    false,
+                    payload,
+                )
                 .await;
         }
     }
@@ -141,14 +150,20 @@ async fn publish_machines(port: u16) {
 /// Renders the per-asset live view: latest values with units, sample counts, 1-minute range.
 pub fn live_view(store: &Store, elapsed: Duration, status: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "\n── live readings (t+{:>4}s) ──────────────────────────────────────", elapsed.as_secs());
+    let _ = writeln!(
+        out,
+        "\n── live readings (t+{:>4}s) ──────────────────────────────────────",
+        elapsed.as_secs()
+    );
     let mut last_asset = String::new();
     for id in store.sensors() {
         if *id.asset != *last_asset {
             let _ = writeln!(out, "{}", id.asset);
             last_asset = id.asset.to_string();
         }
-        let Some(last) = store.last(&id) else { continue };
+        let Some(last) = store.last(&id) else {
+            continue;
+        };
         let unit = store.unit(&id).map(|u| u.to_string()).unwrap_or_default();
         let stats = store.stats(&id, last.ts_ns - 60_000_000_000, i64::MAX);
         let health = store.health(&id).unwrap_or_default();

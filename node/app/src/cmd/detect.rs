@@ -91,7 +91,14 @@ fn sample_events(profile: &Profile) -> Vec<Anomaly> {
     for (k, sig) in profile.signals.iter().enumerate() {
         let mut m = Machine::for_profile("P-101", profile, 100 + k as u64);
         let [lo, hi] = sig.normal.unwrap_or([0.0, 100.0]);
-        m.inject(&sig.name, 1800.0, FaultKind::Ramp { total: 0.3 * (hi - lo), over_s: 300.0 });
+        m.inject(
+            &sig.name,
+            1800.0,
+            FaultKind::Ramp {
+                total: 0.3 * (hi - lo),
+                over_s: 300.0,
+            },
+        );
         let Ok(mut mon) = AssetMonitor::new("P-101", profile) else {
             continue;
         };
@@ -101,10 +108,19 @@ fn sample_events(profile: &Profile) -> Vec<Anomaly> {
             0,
             2400.0,
             1.0,
-            |i, ts, v| mon_cell.borrow_mut().observe_at(i, ts, v, Quality::Good, &mut ev.borrow_mut()),
+            |i, ts, v| {
+                mon_cell
+                    .borrow_mut()
+                    .observe_at(i, ts, v, Quality::Good, &mut ev.borrow_mut())
+            },
             |_| {},
         );
-        out.extend(ev.into_inner().into_iter().filter(|a| a.phase == Phase::Opened).take(1));
+        out.extend(
+            ev.into_inner()
+                .into_iter()
+                .filter(|a| a.phase == Phase::Opened)
+                .take(1),
+        );
     }
     out
 }
@@ -185,7 +201,11 @@ pub fn bench(args: &BenchDetectArgs) -> anyhow::Result<ExitCode> {
                 let mut from_model = 0;
                 for a in samples.iter().cycle().take(args.explanations) {
                     let t = Instant::now();
-                    let card = explainer.explain(a, Some(&profile), Some(&mut engine as &mut dyn LanguageModel));
+                    let card = explainer.explain(
+                        a,
+                        Some(&profile),
+                        Some(&mut engine as &mut dyn LanguageModel),
+                    );
                     ms.push(t.elapsed().as_secs_f64() * 1e3);
                     if card.source == millwright_core::TextSource::Model {
                         from_model += 1;
@@ -194,8 +214,10 @@ pub fn bench(args: &BenchDetectArgs) -> anyhow::Result<ExitCode> {
                 let stats = explainer.counters().snapshot();
                 out["model"] = serde_json::json!(engine.name());
                 out["explanations"] = serde_json::json!(ms.len());
-                out["explain_ms_p50"] = serde_json::json!(percentile(&mut ms, 0.5).map(|x| x.round()));
-                out["explain_ms_p95"] = serde_json::json!(percentile(&mut ms, 0.95).map(|x| x.round()));
+                out["explain_ms_p50"] =
+                    serde_json::json!(percentile(&mut ms, 0.5).map(|x| x.round()));
+                out["explain_ms_p95"] =
+                    serde_json::json!(percentile(&mut ms, 0.95).map(|x| x.round()));
                 out["explain_from_model"] = serde_json::json!(from_model);
                 out["grounding_check_failures"] = serde_json::json!(stats.check_failures);
             }

@@ -310,6 +310,8 @@ pub async fn bench(a: &BenchModbusArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("own executable")?;
     let mut child = std::process::Command::new(exe)
         .args([
+            "--log",
+            "warn",
             "bench",
             "modbus",
             "--devices",

@@ -24,7 +24,10 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("node.metrics_listen: cannot listen on {addr}"))?;
             tracing::info!(%addr, "serving /metrics and /health");
-            Some(tokio::spawn(crate::metrics::serve(l, crate::metrics::NodeMetrics::of(&node))))
+            Some(tokio::spawn(crate::metrics::serve(
+                l,
+                crate::metrics::NodeMetrics::of(&node),
+            )))
         }
         None => None,
     };

@@ -1,8 +1,8 @@
 //! A small Modbus server over a register image, for tests, benchmarks and commissioning demos.
 //!
 //! [`ImageServer`] serves one or more unit ids from in-memory tables (coils, discrete inputs,
-//! holding and input registers) over Modbus TCP or RTU (serial / pseudo-terminal) with the real
-//! tokio-modbus server. Addresses not in a table answer "illegal data address", so an image with
+//! holding and input registers) over Modbus TCP, RTU over TCP or RTU (serial / pseudo-terminal)
+//! with the real tokio-modbus server. Addresses not in a table answer "illegal data address", so an image with
 //! holes behaves like a device that rejects coalesced reads across them. It counts every request
 //! it receives (what the wire carried), can stop answering (requests are held until it answers
 //! again, like a hung device) and can be stopped and restarted on the same port.
@@ -150,6 +150,7 @@ impl tokio_modbus::server::Service for ImageService {
 pub struct ImageServer {
     state: Arc<State>,
     local_addr: Option<SocketAddr>,
+    rtu_framing: bool,
     task: Option<JoinHandle<()>>,
 }
 
@@ -172,6 +173,23 @@ impl ImageServer {
         let mut s = Self {
             state,
             local_addr: None,
+            rtu_framing: false,
+            task: None,
+        };
+        s.listen(addr).await?;
+        Ok(s)
+    }
+
+    /// Serves `units` with RTU framing over TCP on `addr` (like a serial device server).
+    pub async fn start_rtu_over_tcp(
+        addr: SocketAddr,
+        units: HashMap<u8, RegisterImage>,
+    ) -> io::Result<Self> {
+        let state = Self::state(units);
+        let mut s = Self {
+            state,
+            local_addr: None,
+            rtu_framing: true,
             task: None,
         };
         s.listen(addr).await?;
@@ -181,7 +199,6 @@ impl ImageServer {
     async fn listen(&mut self, addr: SocketAddr) -> io::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         self.local_addr = Some(listener.local_addr()?);
-        let server = tokio_modbus::server::tcp::Server::new(listener);
         let service = ImageService {
             state: self.state.clone(),
         };
@@ -194,11 +211,21 @@ impl ImageServer {
                 Ok(Some((service, stream)))
             }
         };
-        self.task = Some(tokio::spawn(async move {
-            if let Err(e) = server.serve(&on_connected, |_e| {}).await {
-                tracing::debug!(error = %e, "image server stopped");
-            }
-        }));
+        self.task = Some(if self.rtu_framing {
+            let server = tokio_modbus::server::rtu_over_tcp::Server::new(listener);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(&on_connected, |_e| {}).await {
+                    tracing::debug!(error = %e, "rtu-over-tcp image server stopped");
+                }
+            })
+        } else {
+            let server = tokio_modbus::server::tcp::Server::new(listener);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(&on_connected, |_e| {}).await {
+                    tracing::debug!(error = %e, "image server stopped");
+                }
+            })
+        });
         Ok(())
     }
 
@@ -221,6 +248,7 @@ impl ImageServer {
         Ok(Self {
             state,
             local_addr: None,
+            rtu_framing: true,
             task: Some(task),
         })
     }

@@ -258,8 +258,9 @@ impl Decoder {
                 }
                 out.reserve(items.len());
                 for (i, obj) in items.into_iter().enumerate() {
-                    self.json_obj(topic, obj, now_ns, out)
-                        .map_err(|e| DecodeError::new(e.reason, format!("element {i}: {}", e.detail)))?;
+                    self.json_obj(topic, obj, now_ns, out).map_err(|e| {
+                        DecodeError::new(e.reason, format!("element {i}: {}", e.detail))
+                    })?;
                 }
                 Ok(())
             }
@@ -334,7 +335,10 @@ impl Decoder {
             }
             (None, Some(fields)) => {
                 if fields.is_empty() {
-                    return Err(DecodeError::new(RejectReason::Schema, "\"fields\" is empty"));
+                    return Err(DecodeError::new(
+                        RejectReason::Schema,
+                        "\"fields\" is empty",
+                    ));
                 }
                 for (k, v) in fields {
                     check_finite(v, &k)?;
@@ -409,9 +413,7 @@ impl Decoder {
         let syntax = |d: &str| DecodeError::new(RejectReason::Syntax, d.to_string());
         let parts = split_unescaped(line, ' ', true);
         if parts.len() < 2 || parts.len() > 3 {
-            return Err(syntax(
-                "expected `measurement[,tags] fields [timestamp]`",
-            ));
+            return Err(syntax("expected `measurement[,tags] fields [timestamp]`"));
         }
         let head = split_unescaped(parts[0], ',', false);
         let measurement = unescape(head[0]);
@@ -438,7 +440,10 @@ impl Decoder {
                     .parse()
                     .map_err(|_| syntax(&format!("bad timestamp `{t}`")))?;
                 self.defaults.precision.to_ns(v).ok_or_else(|| {
-                    DecodeError::new(RejectReason::NonFinite, format!("timestamp `{t}` overflows"))
+                    DecodeError::new(
+                        RejectReason::NonFinite,
+                        format!("timestamp `{t}` overflows"),
+                    )
                 })?
             }
         };
@@ -462,13 +467,19 @@ impl Decoder {
                 }
                 continue; // string fields carry no measurement
             } else if let Some(i) = raw.strip_suffix('i') {
-                i.parse::<i64>()
-                    .map(|v| v as f64)
-                    .map_err(|_| DecodeError::new(RejectReason::Schema, format!("field `{key}`: bad integer `{raw}`")))?
+                i.parse::<i64>().map(|v| v as f64).map_err(|_| {
+                    DecodeError::new(
+                        RejectReason::Schema,
+                        format!("field `{key}`: bad integer `{raw}`"),
+                    )
+                })?
             } else if let Some(u) = raw.strip_suffix('u') {
-                u.parse::<u64>()
-                    .map(|v| v as f64)
-                    .map_err(|_| DecodeError::new(RejectReason::Schema, format!("field `{key}`: bad unsigned integer `{raw}`")))?
+                u.parse::<u64>().map(|v| v as f64).map_err(|_| {
+                    DecodeError::new(
+                        RejectReason::Schema,
+                        format!("field `{key}`: bad unsigned integer `{raw}`"),
+                    )
+                })?
             } else {
                 match raw {
                     "t" | "T" | "true" | "True" | "TRUE" => 1.0,
@@ -525,9 +536,7 @@ fn json_err(e: &serde_json::Error, payload: &[u8]) -> DecodeError {
         RejectReason::NonFinite
     } else if e.is_data() {
         RejectReason::Schema
-    } else if e.is_syntax()
-        && (contains(payload, b"NaN") || contains(payload, b"Infinity"))
-    {
+    } else if e.is_syntax() && (contains(payload, b"NaN") || contains(payload, b"Infinity")) {
         RejectReason::NonFinite
     } else {
         RejectReason::Syntax
@@ -540,12 +549,16 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn json_time(obj: &JsonObj<'_>) -> Result<Option<i64>, DecodeError> {
-    let overflow = |k: &str| DecodeError::new(RejectReason::NonFinite, format!("\"{k}\" out of range"));
+    let overflow =
+        |k: &str| DecodeError::new(RejectReason::NonFinite, format!("\"{k}\" out of range"));
     if let Some(ns) = obj.ts_ns {
         return Ok(Some(ns));
     }
     if let Some(ms) = obj.ts_ms {
-        return ms.checked_mul(1_000_000).map(Some).ok_or_else(|| overflow("ts_ms"));
+        return ms
+            .checked_mul(1_000_000)
+            .map(Some)
+            .ok_or_else(|| overflow("ts_ms"));
     }
     if let Some(s) = obj.ts_s {
         // An f64 holds today's epoch seconds to about 0.2 µs: round to the microsecond so
@@ -585,7 +598,14 @@ pub fn parse_rfc3339_ns(s: &str) -> Option<i64> {
         return None;
     }
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    if b[13] != b':'
+        || b[16] != b':'
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || se > 60
+    {
         return None;
     }
     let mut i = 19;
@@ -696,7 +716,10 @@ mod tests {
         )
     }
     fn tm<'a>(a: Option<&'a str>, s: Option<&'a str>) -> TopicMatch<'a> {
-        TopicMatch { asset: a, signal: s }
+        TopicMatch {
+            asset: a,
+            signal: s,
+        }
     }
 
     #[test]
@@ -704,7 +727,12 @@ mod tests {
         let mut d = dec(PayloadFormat::Json);
         let mut out = vec![];
         let n = d
-            .decode(tm(Some("P-1"), Some("t")), r#"{"value": 1.5, "ts_ms": 1000, "unit": "°C"}"#.as_bytes(), 7, &mut out)
+            .decode(
+                tm(Some("P-1"), Some("t")),
+                r#"{"value": 1.5, "ts_ms": 1000, "unit": "°C"}"#.as_bytes(),
+                7,
+                &mut out,
+            )
             .unwrap();
         assert_eq!(n, 1);
         assert_eq!(out[0].ts_ns, 1_000_000_000);
@@ -717,10 +745,18 @@ mod tests {
         assert_eq!(out[1].ts_ns, 7);
         assert_eq!(out[2].quality, Quality::Bad);
         let n = d
-            .decode(tm(Some("M"), None), br#"{"ts_ns": 5, "fields": {"a": 1, "b": 2.5}, "units": {"a": "A"}}"#, 7, &mut out)
+            .decode(
+                tm(Some("M"), None),
+                br#"{"ts_ns": 5, "fields": {"a": 1, "b": 2.5}, "units": {"a": "A"}}"#,
+                7,
+                &mut out,
+            )
             .unwrap();
         assert_eq!(n, 2);
-        assert_eq!((out[3].value, out[3].unit.symbol(), out[4].value), (1.0, "A", 2.5));
+        assert_eq!(
+            (out[3].value, out[3].unit.symbol(), out[4].value),
+            (1.0, "A", 2.5)
+        );
     }
 
     #[test]
@@ -736,14 +772,21 @@ mod tests {
             (br#"[{"value": 1}, {"value": "x"}]"#, RejectReason::Schema),
             (br#"{"signal": "s"}"#, RejectReason::Schema),
             (br#"{"value": 1, "quality": "meh"}"#, RejectReason::Schema),
-            (br#"{"value": 1, "time": "yesterday"}"#, RejectReason::Schema),
+            (
+                br#"{"value": 1, "time": "yesterday"}"#,
+                RejectReason::Schema,
+            ),
         ];
         for (p, want) in cases {
-            let e = d.decode(tm(Some("A"), Some("s")), p, 0, &mut out).unwrap_err();
+            let e = d
+                .decode(tm(Some("A"), Some("s")), p, 0, &mut out)
+                .unwrap_err();
             assert_eq!(e.reason, *want, "{:?}: {e}", String::from_utf8_lossy(p));
         }
         assert!(out.is_empty());
-        let e = d.decode(tm(None, Some("s")), br#"{"value": 1}"#, 0, &mut out).unwrap_err();
+        let e = d
+            .decode(tm(None, Some("s")), br#"{"value": 1}"#, 0, &mut out)
+            .unwrap_err();
         assert!(e.to_string().contains("no asset"), "{e}");
     }
 
@@ -756,7 +799,9 @@ mod tests {
                 ..Default::default()
             },
         );
-        let e = d.decode(tm(None, None), &[b' '; 11], 0, &mut vec![]).unwrap_err();
+        let e = d
+            .decode(tm(None, None), &[b' '; 11], 0, &mut vec![])
+            .unwrap_err();
         assert_eq!(e.reason, RejectReason::TooLarge);
     }
 
@@ -772,20 +817,48 @@ mod tests {
         assert_eq!((out[1].value, out[2].value), (3.0, 1.0));
         assert_eq!(&*out[3].sensor.asset, "motor");
         assert_eq!(out[3].ts_ns, 1_700_000_000_000_000_001);
-        for bad in [&b"m"[..], b"m f=abc", b"m f=1 notatime", b"m f=NaN", b"m,t f=1", b"m s=\"x\""] {
-            assert!(d.decode(tm(None, None), bad, 0, &mut out).is_err(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"m"[..],
+            b"m f=abc",
+            b"m f=1 notatime",
+            b"m f=NaN",
+            b"m,t f=1",
+            b"m s=\"x\"",
+        ] {
+            assert!(
+                d.decode(tm(None, None), bad, 0, &mut out).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(out.len(), 4);
-        let mut e = Decoder::new(PayloadFormat::LineProtocol, DecodeDefaults { max_payload_bytes: 100, precision: Precision::Ms, ..Default::default() });
-        e.decode(tm(None, None), br"m\ x,asset=a\,b v=1 5", 0, &mut out).unwrap();
-        assert_eq!((&*out[4].sensor.asset, &*out[4].sensor.signal, out[4].ts_ns), ("a,b", "v", 5_000_000));
+        let mut e = Decoder::new(
+            PayloadFormat::LineProtocol,
+            DecodeDefaults {
+                max_payload_bytes: 100,
+                precision: Precision::Ms,
+                ..Default::default()
+            },
+        );
+        e.decode(tm(None, None), br"m\ x,asset=a\,b v=1 5", 0, &mut out)
+            .unwrap();
+        assert_eq!(
+            (&*out[4].sensor.asset, &*out[4].sensor.signal, out[4].ts_ns),
+            ("a,b", "v", 5_000_000)
+        );
     }
 
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_ns("2024-02-29T12:00:00.5Z"), Some(1_709_208_000_500_000_000));
-        assert_eq!(parse_rfc3339_ns("2024-02-29T14:00:00.5+02:00"), Some(1_709_208_000_500_000_000));
+        assert_eq!(
+            parse_rfc3339_ns("2024-02-29T12:00:00.5Z"),
+            Some(1_709_208_000_500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ns("2024-02-29T14:00:00.5+02:00"),
+            Some(1_709_208_000_500_000_000)
+        );
         assert_eq!(parse_rfc3339_ns("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339_ns("2024-01-01 00:00:00"), None);
     }

@@ -145,22 +145,37 @@ impl MqttConfig {
         } else if self.host.contains("://") {
             e.push(ValidationError::new(
                 p("host"),
-                format!("`{}` is a URL; give only the host name or IP (port goes in `port`)", self.host),
+                format!(
+                    "`{}` is a URL; give only the host name or IP (port goes in `port`)",
+                    self.host
+                ),
             ));
         } else if self.host.contains(['/', ' ']) {
-            e.push(ValidationError::new(p("host"), format!("`{}` is not a host name", self.host)));
+            e.push(ValidationError::new(
+                p("host"),
+                format!("`{}` is not a host name", self.host),
+            ));
         }
         if self.port == 0 {
             e.push(ValidationError::new(p("port"), "must be 1–65535"));
         }
         if self.client_id.is_empty() || self.client_id.len() > 128 {
-            e.push(ValidationError::new(p("client_id"), "must be 1–128 characters"));
+            e.push(ValidationError::new(
+                p("client_id"),
+                "must be 1–128 characters",
+            ));
         }
         if !(5..=65_535).contains(&self.keep_alive_s) {
-            e.push(ValidationError::new(p("keep_alive_s"), format!("{} is outside 5–65535", self.keep_alive_s)));
+            e.push(ValidationError::new(
+                p("keep_alive_s"),
+                format!("{} is outside 5–65535", self.keep_alive_s),
+            ));
         }
         if self.password.is_some() && self.username.is_none() {
-            e.push(ValidationError::new(p("password"), "is set but `username` is not"));
+            e.push(ValidationError::new(
+                p("password"),
+                "is set but `username` is not",
+            ));
         }
         if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
             e.push(ValidationError::new(
@@ -169,7 +184,10 @@ impl MqttConfig {
             ));
         }
         if self.max_packet_bytes < 1024 {
-            e.push(ValidationError::new(p("max_packet_bytes"), "must be at least 1024"));
+            e.push(ValidationError::new(
+                p("max_packet_bytes"),
+                "must be at least 1024",
+            ));
         }
         if let Some(tls) = &self.tls {
             if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
@@ -180,21 +198,29 @@ impl MqttConfig {
             }
         }
         if self.subscriptions.is_empty() {
-            e.push(ValidationError::new(p("subscriptions"), "no subscription: the node would receive nothing over MQTT"));
+            e.push(ValidationError::new(
+                p("subscriptions"),
+                "no subscription: the node would receive nothing over MQTT",
+            ));
         }
         for (i, s) in self.subscriptions.iter().enumerate() {
             let sp = |k: &str| format!("{prefix}.subscriptions[{i}].{k}");
-            match TopicPattern::parse(&s.topic) {
-                Err(err) => e.push(ValidationError::new(sp("topic"), err.to_string())),
-                Ok(_) => {}
+            if let Err(err) = TopicPattern::parse(&s.topic) {
+                e.push(ValidationError::new(sp("topic"), err.to_string()));
             }
             if s.qos > 1 {
-                e.push(ValidationError::new(sp("qos"), format!("{} is not 0 or 1", s.qos)));
+                e.push(ValidationError::new(
+                    sp("qos"),
+                    format!("{} is not 0 or 1", s.qos),
+                ));
             }
             if s.max_payload_bytes == 0 || s.max_payload_bytes > self.max_packet_bytes {
                 e.push(ValidationError::new(
                     sp("max_payload_bytes"),
-                    format!("must be 1..={} (mqtt.max_packet_bytes)", self.max_packet_bytes),
+                    format!(
+                        "must be 1..={} (mqtt.max_packet_bytes)",
+                        self.max_packet_bytes
+                    ),
                 ));
             }
         }

@@ -119,8 +119,15 @@ impl Router {
     async fn handle(&mut self, topic: &[u8], payload: &[u8]) -> bool {
         let now = crate::time::now_ns();
         let topic = String::from_utf8_lossy(topic);
-        let Some(i) = self.subs.iter().position(|s| s.pattern.matches(&topic).is_some()) else {
-            self.status.unknown_topic.messages.fetch_add(1, Ordering::Relaxed);
+        let Some(i) = self
+            .subs
+            .iter()
+            .position(|s| s.pattern.matches(&topic).is_some())
+        else {
+            self.status
+                .unknown_topic
+                .messages
+                .fetch_add(1, Ordering::Relaxed);
             self.status.unknown_topic.reject(RejectReason::UnknownTopic);
             if let Some(sup) = self.unknown_gate.allow() {
                 tracing::warn!(%topic, suppressed = sup, "mqtt message on a topic no subscription maps; ignored");
@@ -130,7 +137,9 @@ impl Router {
         let sub = &mut self.subs[i];
         let counters = &self.status.subscriptions[i].counters;
         counters.messages.fetch_add(1, Ordering::Relaxed);
-        counters.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        counters
+            .bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         let m = sub.pattern.matches(&topic).unwrap_or_default();
         let mut batch = Vec::new();
         match sub.decoder.decode(m, payload, now, &mut batch) {
@@ -273,7 +282,13 @@ impl Backoff {
     }
 }
 
-fn on_error(status: &SourceStatus, err: &dyn std::fmt::Display, host: &str, port: u16, delay: Duration) {
+fn on_error(
+    status: &SourceStatus,
+    err: &dyn std::fmt::Display,
+    host: &str,
+    port: u16,
+    delay: Duration,
+) {
     let was = status.connected.swap(false, Ordering::Relaxed);
     status.connection_errors.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut g) = status.last_error.lock() {
@@ -294,7 +309,13 @@ async fn run_v311(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut r
         .set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes)
         .set_inflight(100);
     if let Some(u) = &cfg.username {
-        opts.set_credentials(u.clone(), cfg.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default());
+        opts.set_credentials(
+            u.clone(),
+            cfg.password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default(),
+        );
     }
     if let Some(t) = tls {
         opts.set_transport(Transport::tls_with_config(t));
@@ -313,7 +334,7 @@ async fn run_v311(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut r
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if !router.handle(&p.topic.as_bytes(), &p.payload).await {
+                if !router.handle(p.topic.as_bytes(), &p.payload).await {
                     return;
                 }
             }
@@ -359,7 +380,13 @@ async fn run_v5(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut rou
         opts.set_session_expiry_interval(Some(3600));
     }
     if let Some(u) = &cfg.username {
-        opts.set_credentials(u.clone(), cfg.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default());
+        opts.set_credentials(
+            u.clone(),
+            cfg.password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default(),
+        );
     }
     if let Some(t) = tls {
         opts.set_transport(rumqttc::Transport::tls_with_config(t));
@@ -372,7 +399,11 @@ async fn run_v5(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut rou
             TopicPattern::parse(&s.topic).ok().map(|p| {
                 Filter::new(
                     p.filter(),
-                    if s.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
+                    if s.qos == 0 {
+                        QoS::AtMostOnce
+                    } else {
+                        QoS::AtLeastOnce
+                    },
                 )
             })
         })

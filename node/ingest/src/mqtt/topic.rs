@@ -65,7 +65,9 @@ impl TopicPattern {
                     has_signal = true;
                     Seg::Signal
                 }
-                "{asset}" | "{signal}" => return Err(err("`{asset}` and `{signal}` may appear once each")),
+                "{asset}" | "{signal}" => {
+                    return Err(err("`{asset}` and `{signal}` may appear once each"))
+                }
                 lit if lit.contains(['+', '#', '{', '}']) => {
                     return Err(err("wildcards and placeholders must fill a whole level"))
                 }
