@@ -14,7 +14,7 @@ use crate::config::MachineKind;
 /// What one 4–20 mA channel measures on a machine.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoopChannel {
-    /// Signal name, e.g. "discharge_pressure".
+    /// Signal name, e.g. "discharge_pressure_bar".
     pub signal: &'static str,
     /// Engineering unit, e.g. "bar".
     pub unit: &'static str,
@@ -46,22 +46,22 @@ const fn ch(signal: &'static str, unit: &'static str, lo: f32, hi: f32) -> LoopC
 /// The four loop channels of a machine kind.
 pub fn loop_channels(kind: MachineKind) -> &'static [LoopChannel; 4] {
     const PUMP: [LoopChannel; 4] = [
-        ch("discharge_pressure", "bar", 0.0, 16.0),
-        ch("flow", "m3/h", 0.0, 250.0),
-        ch("suction_pressure", "bar", -1.0, 5.0),
-        ch("motor_current", "A", 0.0, 100.0),
+        ch("discharge_pressure_bar", "bar", 0.0, 16.0),
+        ch("flow_m3_h", "m³/h", 0.0, 250.0),
+        ch("suction_pressure_bar", "bar", -1.0, 5.0),
+        ch("motor_current_a", "A", 0.0, 100.0),
     ];
     const MOTOR: [LoopChannel; 4] = [
-        ch("motor_current", "A", 0.0, 200.0),
-        ch("speed", "rpm", 0.0, 3600.0),
-        ch("winding_temperature", "°C", 0.0, 200.0),
-        ch("shaft_power", "kW", 0.0, 110.0),
+        ch("motor_current_a", "A", 0.0, 200.0),
+        ch("speed_rpm", "rpm", 0.0, 3600.0),
+        ch("winding_temp_c", "°C", 0.0, 200.0),
+        ch("shaft_power_kw", "kW", 0.0, 110.0),
     ];
     const COMPRESSOR: [LoopChannel; 4] = [
-        ch("discharge_pressure", "bar", 0.0, 16.0),
-        ch("discharge_temperature", "°C", 0.0, 200.0),
-        ch("motor_current", "A", 0.0, 150.0),
-        ch("oil_pressure", "bar", 0.0, 10.0),
+        ch("discharge_pressure_bar", "bar", 0.0, 16.0),
+        ch("discharge_temp_c", "°C", 0.0, 200.0),
+        ch("motor_current_a", "A", 0.0, 150.0),
+        ch("oil_pressure_bar", "bar", 0.0, 10.0),
     ];
     match kind {
         MachineKind::Pump => &PUMP,
@@ -87,13 +87,13 @@ fn build(kind: MachineKind) -> Vec<RegisterDef> {
             "vel_rms_x" => "vibration_velocity_rms_x",
             "vel_rms_y" => "vibration_velocity_rms_y",
             "vel_rms_z" => "vibration_velocity_rms_z",
-            "vel_rms_overall" => "vibration_velocity_rms",
+            "vel_rms_overall" => "vibration_rms_mm_s",
             "acc_rms" => "vibration_acceleration_rms",
             "acc_peak" => "vibration_acceleration_peak",
             "crest_factor" => "vibration_crest_factor",
             "kurtosis" => "vibration_kurtosis",
-            "temperature" => "bearing_temperature",
-            "temperature_mc" => "bearing_temperature_fine",
+            "temperature" => "bearing_temp_c",
+            "temperature_mc" => "bearing_temp_fine_c",
             "vib_alarm" => "vibration_alarm_threshold",
             "temp_alarm" => "temperature_alarm_threshold",
             other => other,
@@ -166,7 +166,7 @@ mod tests {
         let pump = register_map(MachineKind::Pump);
         let d = pump
             .iter()
-            .find(|d| d.signal == "discharge_pressure")
+            .find(|d| d.signal == "discharge_pressure_bar")
             .unwrap();
         assert_eq!((d.address, d.data_type, d.unit), (16, DataType::F32, "bar"));
         let types: std::collections::BTreeSet<_> =

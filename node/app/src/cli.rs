@@ -56,8 +56,11 @@ pub struct DemoArgs {
     #[arg(long)]
     pub duration_s: Option<u64>,
     /// Seconds between screen refreshes of the live view.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 5)]
     pub refresh_s: u64,
+    /// Time-lapse factor of the simulated plant (60: one plant hour per real minute).
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
 }
 
 /// Benchmarks.

@@ -52,6 +52,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Now as nanoseconds since the Unix epoch.
+pub fn time_ns() -> i64 {
+    millwright_ingest::time::now_ns()
+}
+
 fn init_tracing(filter: &str, json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("MILLWRIGHT_LOG").unwrap_or_else(|_| filter.to_string());

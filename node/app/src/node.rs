@@ -31,9 +31,23 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Optional extras of the pipeline (used by the demo).
+#[derive(Default)]
+pub struct Hooks {
+    /// Time-lapse: readings' times are mapped to `t0 + (t - t0) × scale` (simulated plant time).
+    pub time_lapse: Option<(i64, f64)>,
+    /// Every batch is also sent here (after the time-lapse), e.g. to the detectors.
+    pub tap: Option<mpsc::Sender<Batch>>,
+}
+
 impl Node {
     /// Starts every configured part.
     pub fn start(cfg: &Config) -> anyhow::Result<Node> {
+        Self::start_with(cfg, Hooks::default())
+    }
+
+    /// Starts every configured part, with pipeline extras.
+    pub fn start_with(cfg: &Config, hooks: Hooks) -> anyhow::Result<Node> {
         let (tx, mut rx) = mpsc::channel::<Batch>(cfg.node.bus_capacity);
         let store = Arc::new(Mutex::new(Store::new(cfg.store.clone())));
         let mut tasks = Vec::new();
@@ -65,8 +79,16 @@ impl Node {
         let readings = Arc::new(AtomicU64::new(0));
         let (st, rd, writer) = (store.clone(), readings.clone(), influx.clone());
         tasks.push(tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
+            while let Some(mut batch) = rx.recv().await {
                 rd.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                if let Some((t0, scale)) = hooks.time_lapse {
+                    for r in &mut batch {
+                        r.ts_ns = t0 + ((r.ts_ns - t0) as f64 * scale) as i64;
+                    }
+                }
+                if let Some(tap) = &hooks.tap {
+                    let _ = tap.try_send(batch.clone());
+                }
                 if let Ok(mut s) = st.lock() {
                     s.insert(&batch);
                 }
