@@ -54,7 +54,7 @@ fn bad_arguments_are_named() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("discharge_temperature") && text.contains("CDAB"),
+        text.contains("discharge_temp_c") && text.contains("CDAB"),
         "{text}"
     );
 }

@@ -95,7 +95,7 @@ pub fn render(node: &NodeMetrics) -> String {
         );
     }
     if let Some(mb) = &node.modbus {
-        let mut rows: Vec<(&str, &str, &str, Vec<(String, f64)>)> = vec![
+        let mut rows: Vec<MetricRows> = vec![
             (
                 "millwright_modbus_device_online",
                 "1 while the device answers.",
@@ -204,6 +204,9 @@ pub fn render(node: &NodeMetrics) -> String {
     }
     o
 }
+
+/// One metric family: name, help, type, labelled values.
+type MetricRows = (&'static str, &'static str, &'static str, Vec<(String, f64)>);
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")

@@ -289,8 +289,8 @@ fn detect_explain_report(
                     &st,
                     &ev.sensor.asset,
                     profile,
-                    &[ev.clone()],
-                    &[card.clone()],
+                    std::slice::from_ref(&ev),
+                    std::slice::from_ref(&card),
                 );
                 println!("\n{report}");
             }
