@@ -767,3 +767,96 @@ fn demo_runs_and_shows_every_machine() {
     let last_view = text.rsplit("live readings").next().unwrap();
     assert!(last_view.contains("n="), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
+    let broker = mqtt_broker();
+    let vm = victoria();
+    let run = unique("an");
+    let asset = format!("{run}-P");
+    let profile = workspace_root().join("pipelines/centrifugal-pump.toml");
+    let extra = format!(
+        "[[assets]]\nname = \"{asset}\"\nprofile = \"{}\"\n[model]\nfiles = [\"{}\"]\nthreads = 1\n",
+        profile.display(),
+        model_path().display()
+    );
+    let subs = format!("[[mqtt.subscriptions]]\ntopic = \"{run}/{{asset}}\"\nformat = \"json\"\n");
+    // Listen for the node's alerts and status before the node starts.
+    let mut o = MqttOptions::new(unique("sub-"), "127.0.0.1", broker.port);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (sub, mut el) = AsyncClient::new(o, 100);
+    sub.subscribe("millwright/e2e/alerts/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    sub.subscribe("millwright/e2e/status", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (atx, mut arx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = atx.send((
+                        p.topic.clone(),
+                        String::from_utf8_lossy(&p.payload).to_string(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let node = start_node(broker.port, &vm, &subs, &extra);
+    // 400 s of normal bearing temperature, then a step of +15 °C, at 1 Hz, ending now.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let n = 460;
+    let mut c = publisher(broker.port).await;
+    for i in 0..n {
+        let noise = ((i as f64) * 1.7).sin() * 0.3;
+        let v = if i < 400 { 60.0 + noise } else { 75.0 + noise };
+        let ts = now_ms - (n - i) as i64 * 1000;
+        c.publish(
+            format!("{run}/{asset}"),
+            format!(r#"{{"ts_ms":{ts},"fields":{{"bearing_temp_c":{v:.3}}},"units":{{"bearing_temp_c":"°C"}}}}"#),
+        )
+        .await;
+    }
+    c.finish().await;
+    let t = Instant::now();
+    let mut status_online = false;
+    let alert = loop {
+        let left = Duration::from_secs(120).saturating_sub(t.elapsed());
+        assert!(!left.is_zero(), "no alert for {asset} within 120 s");
+        match tokio::time::timeout(left, arx.recv()).await {
+            Ok(Some((topic, payload))) => {
+                if topic == "millwright/e2e/status" {
+                    status_online |= payload == "online";
+                } else if topic == format!("millwright/e2e/alerts/{asset}") {
+                    break payload;
+                }
+            }
+            _ => panic!("no alert for {asset}"),
+        }
+    };
+    let card: serde_json::Value = serde_json::from_str(&alert).unwrap();
+    assert_eq!(card["asset"], asset.as_str(), "{alert}");
+    assert_eq!(card["signal"], "bearing_temp_c", "{alert}");
+    assert!(card["text"].as_str().unwrap().len() > 20, "{alert}");
+    assert!(
+        matches!(card["source"].as_str(), Some("model") | Some("fallback")),
+        "{alert}"
+    );
+    assert!(status_online, "retained status `online` was published");
+    // The event is in InfluxDB too.
+    let series = vm_wait_for(
+        &vm,
+        &format!("{{__name__=~\"millwright_anomaly.*\",asset=\"{asset}\"}}"),
+        1,
+        Duration::from_secs(30),
+    );
+    assert!(!series.is_empty(), "anomaly event written to the database");
+    assert!(metric(&node, "millwright_alerts_published_total").unwrap() >= 1.0);
+}

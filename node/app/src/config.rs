@@ -34,6 +34,34 @@ pub struct Config {
     /// Node-wide settings (`[node]`).
     #[serde(default)]
     pub node: NodeConfig,
+    /// Assets watched by detectors (`[[assets]]`).
+    #[serde(default)]
+    pub assets: Vec<AssetConfig>,
+    /// The on-device language model that explains anomalies (`[model]`).
+    #[serde(default)]
+    pub model: Option<ModelConfig>,
+}
+
+/// An asset and its profile (`[[assets]]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetConfig {
+    /// Asset tag as readings name it, e.g. `P-101`.
+    pub name: String,
+    /// Asset profile file (relative to this config file), e.g. `../pipelines/centrifugal-pump.toml`.
+    pub profile: String,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// GGUF files, largest first; the largest that fits the available RAM is used
+    /// (relative to this config file). None usable: the rule-based template explains.
+    pub files: Vec<String>,
+    /// Threads for inference (default: all cores).
+    #[serde(default)]
+    pub threads: Option<usize>,
 }
 
 /// `[site]`.
@@ -210,6 +238,28 @@ impl Config {
             e.extend(i.validate("influxdb"));
         }
         e.extend(self.store.validate("store"));
+        let mut names = std::collections::HashSet::new();
+        for (i, a) in self.assets.iter().enumerate() {
+            if a.name.trim().is_empty() {
+                e.push(ValidationError::new(
+                    format!("assets[{i}].name"),
+                    "is empty",
+                ));
+            } else if !names.insert(a.name.clone()) {
+                e.push(ValidationError::new(
+                    format!("assets[{i}].name"),
+                    format!("`{}` is listed twice", a.name),
+                ));
+            }
+        }
+        if let Some(m) = &self.model {
+            if m.files.is_empty() {
+                e.push(ValidationError::new("model.files", "is empty"));
+            }
+            if m.threads == Some(0) {
+                e.push(ValidationError::new("model.threads", "must be > 0"));
+            }
+        }
         if self.node.bus_capacity == 0 {
             e.push(ValidationError::new("node.bus_capacity", "must be > 0"));
         }

@@ -1,5 +1,6 @@
 //! `millwright`: the node binary. Parses the command line and runs a subcommand.
 
+mod analytics;
 mod broker;
 mod cli;
 mod cmd;

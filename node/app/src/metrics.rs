@@ -194,6 +194,32 @@ pub fn render(node: &NodeMetrics) -> String {
             metric(name, help, kind, &[(String::new(), v as f64)]);
         }
     }
+    if let Some(a) = &node.analytics {
+        for (name, help, v) in [
+            (
+                "millwright_anomalies_total",
+                "Anomaly events opened.",
+                a.anomalies.load(Ordering::Relaxed),
+            ),
+            (
+                "millwright_alerts_published_total",
+                "Alerts published on MQTT.",
+                a.alerts_published.load(Ordering::Relaxed),
+            ),
+            (
+                "millwright_explanations_model_total",
+                "Explanations written by the model (grounded).",
+                a.explanations_model.load(Ordering::Relaxed),
+            ),
+            (
+                "millwright_explanations_fallback_total",
+                "Explanations from the rule-based template.",
+                a.explanations_fallback.load(Ordering::Relaxed),
+            ),
+        ] {
+            metric(name, help, "counter", &[(String::new(), v as f64)]);
+        }
+    }
     if let Some(rss) = crate::procinfo::rss_mb() {
         metric(
             "millwright_rss_mb",
@@ -222,6 +248,8 @@ pub struct NodeMetrics {
     pub influx: Option<std::sync::Arc<millwright_sinks::SinkStatus>>,
     /// Modbus device counters.
     pub modbus: Option<std::sync::Arc<millwright_ingest::modbus::ModbusMetrics>>,
+    /// Analytics counters.
+    pub analytics: Option<std::sync::Arc<crate::analytics::AnalyticsStatus>>,
 }
 
 impl NodeMetrics {
@@ -232,6 +260,7 @@ impl NodeMetrics {
             mqtt: node.mqtt.clone(),
             influx: node.influx.clone(),
             modbus: node.modbus.as_ref().map(|m| m.metrics.clone()),
+            analytics: None,
         }
     }
 }

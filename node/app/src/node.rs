@@ -24,6 +24,8 @@ pub struct Node {
     pub mqtt: Option<Arc<SourceStatus>>,
     /// InfluxDB writer status, when configured.
     pub influx: Option<Arc<SinkStatus>>,
+    /// The InfluxDB writer, for other components' points (anomalies, reports).
+    pub influx_writer: Option<InfluxWriter>,
     /// Readings that went through the pipeline.
     pub readings: Arc<AtomicU64>,
     /// Modbus pollers (their counters), when Modbus is configured.
@@ -102,7 +104,8 @@ impl Node {
         Ok(Node {
             store,
             mqtt,
-            influx: influx.map(|w| w.status.clone()),
+            influx: influx.as_ref().map(|w| w.status.clone()),
+            influx_writer: influx,
             readings,
             modbus,
             tasks,

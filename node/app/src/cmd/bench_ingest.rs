@@ -49,6 +49,7 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
+    let backlog = a.readings.max(10_000);
     let influx = a.influx_url.as_ref().map(|u| {
         format!(
             r#"
@@ -57,6 +58,7 @@ url = "{u}"
 org = "bench"
 bucket = "bench"
 batch_size = 10000
+max_backlog_points = {backlog}
 "#
         )
     });
@@ -125,7 +127,11 @@ status_interval_s = 0
             first = Some(Instant::now());
         }
         let sunk = match &node.influx {
-            Some(s) => s.written_points.load(Ordering::Relaxed),
+            Some(s) => {
+                s.written_points.load(Ordering::Relaxed)
+                    + s.dropped_points.load(Ordering::Relaxed)
+                    + s.rejected_points.load(Ordering::Relaxed)
+            }
             None => got,
         };
         if sunk >= total {
@@ -153,6 +159,10 @@ status_interval_s = 0
         "node_cpu_s": cpu,
         "rejected": rejected,
         "sink": if a.influx_url.is_some() { "influxdb-v2-write" } else { "null" },
+        "sink_written": node.influx.as_ref().map(|s| s.written_points.load(Ordering::Relaxed)),
+        "sink_dropped": node.influx.as_ref().map(|s| s.dropped_points.load(Ordering::Relaxed)),
+        "sink_rejected": node.influx.as_ref().map(|s| s.rejected_points.load(Ordering::Relaxed)),
+        "sink_requests": node.influx.as_ref().map(|s| s.write_requests.load(Ordering::Relaxed)),
         "broker": broker_kind,
         "loadavg": procinfo::loadavg(),
     });

@@ -8,7 +8,25 @@ use std::process::ExitCode;
 pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
     match Config::load(file) {
         Ok(cfg) => {
+            let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            let profiles = match crate::analytics::load_profiles(&cfg, &base) {
+                Ok(p) => p,
+                Err(errs) => {
+                    eprintln!("{}: {} problem(s)", file.display(), errs.len());
+                    for e in errs {
+                        eprintln!("  {}: {e}", file.display());
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
             println!("{}: OK", file.display());
+            for (asset, p) in &profiles {
+                println!(
+                    "  asset {asset}: profile {} ({} signals)",
+                    p.name,
+                    p.signals.len()
+                );
+            }
             println!("  site: {}", cfg.site.name);
             if let Some(m) = &cfg.mqtt {
                 println!(

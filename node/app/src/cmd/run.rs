@@ -1,7 +1,6 @@
 //! `millwright run --config FILE`: the node in production.
 
 use crate::config::Config;
-use crate::node::Node;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,17 +16,65 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     tracing::info!(site = %cfg.site.name, version = env!("CARGO_PKG_VERSION"), "millwright starting");
-    let node = Node::start(&cfg).context("starting the node")?;
+    let base = file
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let profiles = match crate::analytics::load_profiles(&cfg, &base) {
+        Ok(p) => p,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("{}: {e}", file.display());
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let (tap_tx, tap_rx) = tokio::sync::mpsc::channel(4096);
+    let node = crate::node::Node::start_with(
+        &cfg,
+        crate::node::Hooks {
+            time_lapse: None,
+            tap: if profiles.is_empty() {
+                None
+            } else {
+                Some(tap_tx)
+            },
+        },
+    )
+    .context("starting the node")?;
+    let analytics_status = std::sync::Arc::new(crate::analytics::AnalyticsStatus::default());
+    if !profiles.is_empty() {
+        let model = cfg.model.as_ref().map(|m| {
+            let files: Vec<std::path::PathBuf> = m.files.iter().map(|f| base.join(f)).collect();
+            let opts = millwright_slm::EngineOptions {
+                threads: m.threads,
+                ..Default::default()
+            };
+            let model = millwright_slm::load_best(&files, &opts);
+            tracing::info!(model = %model.name(), "language model for explanations");
+            model
+        });
+        let outputs = crate::analytics::Outputs {
+            mqtt: crate::analytics::alert_client(&cfg),
+            topic_prefix: format!("{}/{}/", cfg.site.topic_root, cfg.site.name),
+            influx: node.influx_writer.clone(),
+            rt: tokio::runtime::Handle::current(),
+        };
+        let st = analytics_status.clone();
+        std::thread::Builder::new()
+            .name("analytics".into())
+            .spawn(move || crate::analytics::run(tap_rx, profiles, model, outputs, st))
+            .context("starting the analytics thread")?;
+    }
     let metrics_task = match cfg.node.metrics_listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("node.metrics_listen: cannot listen on {addr}"))?;
             tracing::info!(%addr, "serving /metrics and /health");
-            Some(tokio::spawn(crate::metrics::serve(
-                l,
-                crate::metrics::NodeMetrics::of(&node),
-            )))
+            let mut m = crate::metrics::NodeMetrics::of(&node);
+            m.analytics = Some(analytics_status.clone());
+            Some(tokio::spawn(crate::metrics::serve(l, m)))
         }
         None => None,
     };
