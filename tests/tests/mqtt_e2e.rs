@@ -23,6 +23,7 @@ fn unique(prefix: &str) -> String {
 struct NodeProc {
     _child: KillOnDrop,
     metrics: String,
+    cfg: std::path::PathBuf,
 }
 
 fn start_node(mqtt_port: u16, vm: &str, subs: &str, extra: &str) -> NodeProc {
@@ -80,6 +81,7 @@ status_interval_s = 0
     let node = NodeProc {
         _child: KillOnDrop(child),
         metrics: format!("http://127.0.0.1:{mport}"),
+        cfg: cfg.clone(),
     };
     let t0 = Instant::now();
     loop {
@@ -859,4 +861,34 @@ async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
     );
     assert!(!series.is_empty(), "anomaly event written to the database");
     assert!(metric(&node, "millwright_alerts_published_total").unwrap() >= 1.0);
+    // A maintenance report on request, through the CLI and the broker.
+    let (bin, cfg, a) = (millwright_bin(), node.cfg.clone(), asset.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["report", "--timeout-s", "30", "--asset", &a, "--config"])
+            .arg(cfg)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{md}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(md.contains(&format!("Maintenance report: {asset}")), "{md}");
+    assert!(
+        md.contains("bearing_temp_c") && md.contains("Recommended actions"),
+        "{md}"
+    );
+    assert!(metric(&node, "millwright_reports_total").unwrap() >= 1.0);
+    let series = vm_wait_for(
+        &vm,
+        &format!("{{__name__=~\"millwright_report.*\",asset=\"{asset}\"}}"),
+        1,
+        Duration::from_secs(30),
+    );
+    assert!(!series.is_empty(), "report written to the database");
 }

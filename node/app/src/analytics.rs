@@ -1,7 +1,10 @@
 //! The node's analytics thread: asset profiles' detectors over the reading bus, explanation
 //! cards for new anomalies (on-device model with grounding check, else the rule-based
 //! template), published as JSON on MQTT `<root>/<site>/alerts/<asset>` and written to InfluxDB
-//! as `millwright_anomaly` events.
+//! as `millwright_anomaly` events. Maintenance reports of an asset are published on
+//! `<root>/<site>/reports/<asset>` (JSON) and `…/reports/<asset>/markdown` and written as
+//! `millwright_report` points: when an anomaly of the asset closes, every `report_interval_s`
+//! (per shift), and on request (an asset name published to `<root>/<site>/reports/request`).
 //!
 //! It runs on its own OS thread: model inference never blocks the async runtime, and a slow
 //! explanation never slows ingest (the tap is bounded and lossy for analytics only; every
@@ -29,6 +32,8 @@ pub struct AnalyticsStatus {
     pub explanations_model: AtomicU64,
     /// Explanations that used the rule-based template.
     pub explanations_fallback: AtomicU64,
+    /// Maintenance reports written.
+    pub reports: AtomicU64,
 }
 
 /// Resolves an asset's profile path (relative paths are relative to the config file's folder).
@@ -78,12 +83,91 @@ pub struct Outputs {
     pub influx: Option<InfluxWriter>,
     /// Runtime handle, to hand work to async sinks from this thread.
     pub rt: tokio::runtime::Handle,
+    /// Report requests (asset names) from MQTT.
+    pub requests: Option<std::sync::mpsc::Receiver<String>>,
+    /// The local store (reports are built from it).
+    pub store: Arc<std::sync::Mutex<millwright_store::Store>>,
+    /// Site name.
+    pub site: String,
+    /// Seconds between scheduled reports of every asset (0: none).
+    pub report_interval_s: u64,
 }
 
-/// Starts an MQTT client for the node's own publications (alerts), with `status` as its
-/// retained last will.
-pub fn alert_client(cfg: &Config) -> Option<rumqttc::AsyncClient> {
+impl Outputs {
+    fn publish(&self, topic: String, payload: String) -> bool {
+        match &self.mqtt {
+            Some(c) => match c.try_publish(topic, rumqttc::QoS::AtLeastOnce, false, payload) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not queue an MQTT publication");
+                    false
+                }
+            },
+            None => false,
+        }
+    }
+
+    fn write_line(&self, line: String) {
+        if let Some(w) = &self.influx {
+            let w = w.clone();
+            self.rt.spawn(async move {
+                let _ = w.write_lines(line, 1).await;
+            });
+        }
+    }
+
+    /// Builds, publishes and stores the report of one asset; returns its Markdown.
+    fn report(
+        &self,
+        asset: &str,
+        profile: Option<&Profile>,
+        events: &[Anomaly],
+        cards: &[millwright_core::anomaly::ExplanationCard],
+        status: &AnalyticsStatus,
+    ) -> Option<String> {
+        let r = {
+            let store = self.store.lock().ok()?;
+            crate::reports::asset_report(
+                &store,
+                &self.site,
+                asset,
+                profile,
+                (i64::MIN, i64::MAX),
+                events,
+                cards,
+            )
+        };
+        let md = millwright_reason::to_markdown(&r);
+        let base = format!(
+            "{}{}/{asset}",
+            self.topic_prefix,
+            millwright_core::schema::topics::REPORTS
+        );
+        if let Ok(json) = millwright_reason::to_json(&r) {
+            self.publish(base.clone(), json);
+        }
+        self.publish(format!("{base}/markdown"), md.clone());
+        self.write_line(
+            millwright_reason::report_point(&r, &md, millwright_ingest::time::now_ns()).to_line(),
+        );
+        status.reports.fetch_add(1, Ordering::Relaxed);
+        Some(md)
+    }
+}
+
+/// Starts an MQTT client for the node's own publications (alerts, reports), with `status` as
+/// its retained last will; report requests arrive on the returned receiver.
+pub fn alert_client(
+    cfg: &Config,
+) -> Option<(rumqttc::AsyncClient, std::sync::mpsc::Receiver<String>)> {
     let m = cfg.mqtt.as_ref()?;
+    let request_topic = format!(
+        "{}/{}/{}/request",
+        cfg.site.topic_root,
+        cfg.site.name,
+        millwright_core::schema::topics::REPORTS
+    );
+    let (req_tx, req_rx) = std::sync::mpsc::channel::<String>();
     let mut opts =
         rumqttc::MqttOptions::new(format!("{}-out", m.client_id), m.host.clone(), m.port);
     opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
@@ -120,6 +204,13 @@ pub fn alert_client(cfg: &Config) -> Option<rumqttc::AsyncClient> {
                         true,
                         "online",
                     );
+                    let _ = c2.try_subscribe(request_topic.clone(), rumqttc::QoS::AtLeastOnce);
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    let asset = String::from_utf8_lossy(&p.payload).trim().to_string();
+                    if !asset.is_empty() && asset.len() < 256 {
+                        let _ = req_tx.send(asset);
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -129,7 +220,7 @@ pub fn alert_client(cfg: &Config) -> Option<rumqttc::AsyncClient> {
             }
         }
     });
-    Some(client)
+    Some((client, req_rx))
 }
 
 /// Runs detection and explanation until the tap closes.
@@ -153,11 +244,18 @@ pub fn run(
         ..Default::default()
     });
     let mut events: Vec<Anomaly> = Vec::new();
+    let mut history: Vec<Anomaly> = Vec::new();
+    let mut cards: Vec<millwright_core::anomaly::ExplanationCard> = Vec::new();
     let mut last_tick = std::time::Instant::now();
+    let mut last_report = std::time::Instant::now();
     loop {
-        let batch = match rx.blocking_recv() {
-            Some(b) => b,
-            None => return,
+        let batch = match rx.try_recv() {
+            Ok(b) => b,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                std::thread::sleep(Duration::from_millis(20));
+                Vec::new()
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => return,
         };
         for r in &batch {
             for (m, _) in monitors.iter_mut() {
@@ -173,7 +271,31 @@ pub fn run(
                 m.tick(now, &mut events);
             }
         }
+        let mut report_assets: Vec<String> = Vec::new();
+        if let Some(req) = &out.requests {
+            while let Ok(asset) = req.try_recv() {
+                report_assets.push(asset);
+            }
+        }
+        if out.report_interval_s > 0
+            && last_report.elapsed() >= Duration::from_secs(out.report_interval_s)
+        {
+            last_report = std::time::Instant::now();
+            report_assets.extend(monitors.iter().map(|(m, _)| m.asset().to_string()));
+        }
+        // Keep the event history bounded (the latest 1000 events).
+        if history.len() > 1000 {
+            history.drain(..history.len() - 1000);
+        }
+        if cards.len() > 1000 {
+            cards.drain(..cards.len() - 1000);
+        }
         for ev in events.drain(..) {
+            history.retain(|h| h.id != ev.id);
+            history.push(ev.clone());
+            if ev.phase == Phase::Closed {
+                report_assets.push(ev.sensor.asset.to_string());
+            }
             if ev.phase != Phase::Opened {
                 continue;
             }
@@ -216,12 +338,33 @@ pub fn run(
                     Err(e) => tracing::error!(error = %e, "alert could not be serialised"),
                 }
             }
-            if let Some(w) = &out.influx {
-                let line = millwright_reason::card_point(&card).to_line();
-                let w = w.clone();
-                out.rt.spawn(async move {
-                    let _ = w.write_lines(line, 1).await;
-                });
+            out.write_line(millwright_reason::card_point(&card).to_line());
+            cards.push(card);
+        }
+        report_assets.sort();
+        report_assets.dedup();
+        for asset in report_assets {
+            let profile = monitors
+                .iter()
+                .find(|(m, _)| m.asset() == asset)
+                .map(|(_, p)| p);
+            if profile.is_none()
+                && out
+                    .store
+                    .lock()
+                    .map(|s| s.signals_of(&asset).is_empty())
+                    .unwrap_or(true)
+            {
+                tracing::warn!(%asset, "report requested for an unknown asset");
+                continue;
+            }
+            let evs: Vec<Anomaly> = history
+                .iter()
+                .filter(|a| *a.sensor.asset == *asset)
+                .cloned()
+                .collect();
+            if out.report(&asset, profile, &evs, &cards, &status).is_some() {
+                tracing::info!(%asset, "maintenance report published");
             }
         }
     }

@@ -37,6 +37,8 @@ pub enum Command {
         /// Path of millwright.toml.
         file: PathBuf,
     },
+    /// Ask the running node for a maintenance report of an asset (over MQTT) and print it.
+    Report(ReportArgs),
     /// Run a self-contained demo: embedded broker, simulated machines, live view. Needs nothing installed.
     Demo(DemoArgs),
     /// Measure throughput, latency and memory; prints one JSON line.
@@ -47,6 +49,20 @@ pub enum Command {
     Modbus(ModbusCommand),
     /// Back-test an asset profile on a historian export: CSV on stdin, `timestamp,anomaly_score` on stdout.
     Detect(DetectArgs),
+}
+
+/// Options of `millwright report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The node's config file (for the broker and the site).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Asset tag, e.g. `P-101`.
+    #[arg(long)]
+    pub asset: String,
+    /// Seconds to wait for the report.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_s: u64,
 }
 
 /// Options of `millwright demo`.

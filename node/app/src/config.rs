@@ -89,6 +89,10 @@ pub struct NodeConfig {
     /// Seconds between status lines in the log (0: never).
     #[serde(default = "default_status_interval_s")]
     pub status_interval_s: u64,
+    /// Seconds between scheduled maintenance reports of every asset (e.g. 28800 = per 8-h shift;
+    /// 0: none). Reports are also written when an anomaly closes and on request over MQTT.
+    #[serde(default = "default_report_interval_s")]
+    pub report_interval_s: u64,
     /// Where to serve Prometheus `/metrics` and `/health` (e.g. `127.0.0.1:9464`); omit for none.
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -100,12 +104,16 @@ fn default_bus_capacity() -> usize {
 fn default_status_interval_s() -> u64 {
     60
 }
+fn default_report_interval_s() -> u64 {
+    28_800
+}
 
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
             bus_capacity: default_bus_capacity(),
             status_interval_s: default_status_interval_s(),
+            report_interval_s: default_report_interval_s(),
             metrics_listen: None,
         }
     }

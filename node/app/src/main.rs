@@ -8,6 +8,7 @@ mod config;
 mod metrics;
 mod node;
 mod procinfo;
+mod reports;
 
 use clap::Parser;
 use cli::{BenchCommand, Cli, Command};
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
             Command::Run { config } => cmd::run::run(&config).await,
             Command::CheckConfig { file } => cmd::check_config::run(&file),
             Command::Demo(a) => cmd::demo::run(&a).await,
+            Command::Report(a) => cmd::report::run(&a).await,
             Command::Bench(BenchCommand::Ingest(a)) => cmd::bench_ingest::run(&a).await,
             Command::Bench(BenchCommand::Detect(a)) => cmd::detect::bench(&a),
             Command::Bench(BenchCommand::Modbus(a)) => cmd::modbus::bench(&a).await,

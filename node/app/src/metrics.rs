@@ -216,6 +216,11 @@ pub fn render(node: &NodeMetrics) -> String {
                 "Explanations from the rule-based template.",
                 a.explanations_fallback.load(Ordering::Relaxed),
             ),
+            (
+                "millwright_reports_total",
+                "Maintenance reports written.",
+                a.reports.load(Ordering::Relaxed),
+            ),
         ] {
             metric(name, help, "counter", &[(String::new(), v as f64)]);
         }

@@ -336,46 +336,16 @@ fn asset_report(
     anomalies: &[Anomaly],
     cards: &[millwright_core::anomaly::ExplanationCard],
 ) -> String {
-    use millwright_core::anomaly::{DataQuality, ReportInput, SignalPeriodStats};
-    let mut signals = Vec::new();
-    let mut quality = DataQuality::default();
-    let (mut from, mut to) = (i64::MAX, i64::MIN);
-    for id in store.signals_of(asset) {
-        let Some(st) = store.stats(&id, i64::MIN, i64::MAX) else {
-            continue;
-        };
-        let h = store.health(&id).unwrap_or_default();
-        quality.readings += h.total;
-        quality.bad_readings += h.not_good;
-        from = from.min(st.first_ts_ns);
-        to = to.max(st.last_ts_ns);
-        let spec = profile.and_then(|p| p.signal(&id.signal));
-        signals.push(SignalPeriodStats {
-            signal: id.signal.to_string(),
-            unit: store.unit(&id).map(|u| u.to_string()).unwrap_or_default(),
-            count: st.count as u64,
-            last: Some(st.last),
-            last_ts_ns: Some(st.last_ts_ns),
-            min: Some(st.min),
-            max: Some(st.max),
-            mean: Some(st.mean),
-            normal: spec.and_then(|s| s.normal),
-            limits: spec.map(|s| s.limits).unwrap_or_default(),
-        });
-    }
-    let input = ReportInput {
-        site: "demo".into(),
-        asset: asset.into(),
-        profile: profile.map(|p| p.name.clone()).unwrap_or_default(),
-        from_ns: from.min(to),
-        to_ns: to,
-        signals,
-        anomalies: anomalies.to_vec(),
-        cards: cards.to_vec(),
-        quality,
-    };
-    let report = millwright_reason::build_report(&input, profile);
-    millwright_reason::to_markdown(&report)
+    let r = crate::reports::asset_report(
+        store,
+        "demo",
+        asset,
+        profile,
+        (i64::MIN, i64::MAX),
+        anomalies,
+        cards,
+    );
+    millwright_reason::to_markdown(&r)
 }
 
 /// Publishes a tank level transmitter's readings over MQTT twice a second.

@@ -6,4 +6,5 @@ pub mod check_config;
 pub mod demo;
 pub mod detect;
 pub mod modbus;
+pub mod report;
 pub mod run;

@@ -54,11 +54,19 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
             tracing::info!(model = %model.name(), "language model for explanations");
             model
         });
+        let (mqtt_out, requests) = match crate::analytics::alert_client(&cfg) {
+            Some((c, r)) => (Some(c), Some(r)),
+            None => (None, None),
+        };
         let outputs = crate::analytics::Outputs {
-            mqtt: crate::analytics::alert_client(&cfg),
+            mqtt: mqtt_out,
             topic_prefix: format!("{}/{}/", cfg.site.topic_root, cfg.site.name),
             influx: node.influx_writer.clone(),
             rt: tokio::runtime::Handle::current(),
+            requests,
+            store: node.store.clone(),
+            site: cfg.site.name.clone(),
+            report_interval_s: cfg.node.report_interval_s,
         };
         let st = analytics_status.clone();
         std::thread::Builder::new()
