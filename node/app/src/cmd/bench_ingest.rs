@@ -36,7 +36,12 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
             )
         }
         None => match spawn_mosquitto()? {
-            Some((port, child)) => ("mosquitto", "127.0.0.1".to_string(), port, Some(child)),
+            Some((port, child)) => (
+                "mosquitto",
+                "127.0.0.1".to_string(),
+                port,
+                Some(KillOnDrop(child)),
+            ),
             None => {
                 let port = broker::free_port()?;
                 broker::start_embedded(port)?;
@@ -173,6 +178,16 @@ status_interval_s = 0
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Stops the benchmark's own broker when the benchmark ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn spawn_mosquitto() -> anyhow::Result<Option<(u16, std::process::Child)>> {
