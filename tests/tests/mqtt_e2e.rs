@@ -884,6 +884,7 @@ async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
         "{md}"
     );
     assert!(metric(&node, "millwright_reports_total").unwrap() >= 1.0);
+    assert!(metric(&node, "millwright_grounding_checks_total").is_some());
     let series = vm_wait_for(
         &vm,
         &format!("{{__name__=~\"millwright_report.*\",asset=\"{asset}\"}}"),

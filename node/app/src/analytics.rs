@@ -11,7 +11,7 @@
 //! reading still reaches the store and the sinks).
 
 use crate::config::{AssetConfig, Config};
-use millwright_core::anomaly::{Anomaly, Phase};
+use millwright_core::anomaly::{Anomaly, MaintenanceReport, Phase};
 use millwright_core::{Batch, LanguageModel};
 use millwright_detect::{AssetMonitor, Profile};
 use millwright_sinks::InfluxWriter;
@@ -20,6 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Asking for this "asset" (`reports/request` payload `site`) gives the site report, published
+/// on `reports/site/markdown` after every asset's own report.
+pub const SITE_REQUEST: &str = "site";
 
 /// Counters of the analytics thread.
 #[derive(Debug, Default)]
@@ -34,6 +38,8 @@ pub struct AnalyticsStatus {
     pub explanations_fallback: AtomicU64,
     /// Maintenance reports written.
     pub reports: AtomicU64,
+    /// Grounding-check counters of the explainer (set when the thread starts).
+    pub explain: std::sync::OnceLock<Arc<millwright_reason::ExplainCounters>>,
 }
 
 /// Resolves an asset's profile path (relative paths are relative to the config file's folder).
@@ -124,7 +130,7 @@ impl Outputs {
         events: &[Anomaly],
         cards: &[millwright_core::anomaly::ExplanationCard],
         status: &AnalyticsStatus,
-    ) -> Option<String> {
+    ) -> Option<MaintenanceReport> {
         let r = {
             let store = self.store.lock().ok()?;
             crate::reports::asset_report(
@@ -151,7 +157,7 @@ impl Outputs {
             millwright_reason::report_point(&r, &md, millwright_ingest::time::now_ns()).to_line(),
         );
         status.reports.fetch_add(1, Ordering::Relaxed);
-        Some(md)
+        Some(r)
     }
 }
 
@@ -243,6 +249,7 @@ pub fn run(
         known_assets: known,
         ..Default::default()
     });
+    let _ = status.explain.set(explainer.counters().clone());
     let mut events: Vec<Anomaly> = Vec::new();
     let mut history: Vec<Anomaly> = Vec::new();
     let mut cards: Vec<millwright_core::anomaly::ExplanationCard> = Vec::new();
@@ -343,7 +350,13 @@ pub fn run(
         }
         report_assets.sort();
         report_assets.dedup();
+        let site_report = report_assets.iter().any(|a| a == SITE_REQUEST)
+            || report_assets.len() >= monitors.len().max(2);
+        let mut site_reports = Vec::new();
         for asset in report_assets {
+            if asset == SITE_REQUEST {
+                continue;
+            }
             let profile = monitors
                 .iter()
                 .find(|(m, _)| m.asset() == asset)
@@ -363,9 +376,34 @@ pub fn run(
                 .filter(|a| *a.sensor.asset == *asset)
                 .cloned()
                 .collect();
-            if out.report(&asset, profile, &evs, &cards, &status).is_some() {
+            if let Some(r) = out.report(&asset, profile, &evs, &cards, &status) {
                 tracing::info!(%asset, "maintenance report published");
+                site_reports.push(r);
             }
+        }
+        if site_report {
+            if site_reports.is_empty() {
+                // A site report on request covers every asset.
+                for (m, p) in &monitors {
+                    let evs: Vec<Anomaly> = history
+                        .iter()
+                        .filter(|a| *a.sensor.asset == *m.asset())
+                        .cloned()
+                        .collect();
+                    if let Some(r) = out.report(m.asset(), Some(p), &evs, &cards, &status) {
+                        site_reports.push(r);
+                    }
+                }
+            }
+            let md = millwright_reason::site_markdown(&out.site, &site_reports);
+            out.publish(
+                format!(
+                    "{}{}/{SITE_REQUEST}/markdown",
+                    out.topic_prefix,
+                    millwright_core::schema::topics::REPORTS
+                ),
+                md,
+            );
         }
     }
 }

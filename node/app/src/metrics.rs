@@ -224,6 +224,33 @@ pub fn render(node: &NodeMetrics) -> String {
         ] {
             metric(name, help, "counter", &[(String::new(), v as f64)]);
         }
+        if let Some(c) = a.explain.get() {
+            let st = c.snapshot();
+            for (name, help, v) in [
+                (
+                    "millwright_grounding_checks_total",
+                    "Grounding checks of model text.",
+                    st.checks,
+                ),
+                (
+                    "millwright_grounding_failures_total",
+                    "Model texts that failed the grounding check (never published).",
+                    st.check_failures,
+                ),
+                (
+                    "millwright_explanation_fallbacks_total",
+                    "Explanations that fell back to the template.",
+                    st.fallbacks,
+                ),
+                (
+                    "millwright_model_errors_total",
+                    "Model calls that failed.",
+                    st.model_errors,
+                ),
+            ] {
+                metric(name, help, "counter", &[(String::new(), v as f64)]);
+            }
+        }
     }
     if let Some(rss) = crate::procinfo::rss_mb() {
         metric(
