@@ -174,18 +174,14 @@ pub fn alert_client(
         millwright_core::schema::topics::REPORTS
     );
     let (req_tx, req_rx) = std::sync::mpsc::channel::<String>();
-    let mut opts =
-        rumqttc::MqttOptions::new(format!("{}-out", m.client_id), m.host.clone(), m.port);
-    opts.set_keep_alive(Duration::from_secs(m.keep_alive_s));
-    if let Some(u) = &m.username {
-        opts.set_credentials(
-            u.clone(),
-            m.password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default(),
-        );
-    }
+    let mut opts = match millwright_ingest::mqtt::client_options(m, format!("{}-out", m.client_id))
+    {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "alert publisher not started");
+            return None;
+        }
+    };
     let status_topic = format!(
         "{}/{}/{}",
         cfg.site.topic_root,

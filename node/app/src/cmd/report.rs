@@ -27,22 +27,10 @@ pub async fn run(a: &ReportArgs) -> anyhow::Result<ExitCode> {
         millwright_core::schema::topics::REPORTS
     );
     let answer = format!("{base}/{}/markdown", a.asset);
-    let mut opts = rumqttc::MqttOptions::new(
+    let opts = millwright_ingest::mqtt::client_options(
+        m,
         format!("{}-report-{}", m.client_id, std::process::id()),
-        m.host.clone(),
-        m.port,
-    );
-    opts.set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(4 << 20, 4 << 20);
-    if let Some(u) = &m.username {
-        opts.set_credentials(
-            u.clone(),
-            m.password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default(),
-        );
-    }
+    )?;
     let (client, mut el) = rumqttc::AsyncClient::new(opts, 16);
     let deadline = Instant::now() + Duration::from_secs(a.timeout_s);
     let mut requested = false;

@@ -7,5 +7,5 @@ pub mod topic;
 
 pub use codec::{DecodeError, Decoder, PayloadFormat};
 pub use config::{MqttConfig, MqttProtocol, SubscriptionConfig, TlsConfig};
-pub use source::{MqttSource, SourceStatus};
+pub use source::{client_options, MqttSetupError, MqttSource, SourceStatus};
 pub use topic::TopicPattern;

@@ -249,6 +249,31 @@ fn load_tls(cfg: &MqttConfig) -> Result<Option<rumqttc::TlsConfiguration>, MqttS
     }))
 }
 
+/// MQTT 3.1.1 client options for another client of the node (alerts, reports, CLI) on the
+/// configured broker: same host, port, keep-alive, credentials and TLS as the ingest client.
+pub fn client_options(
+    cfg: &MqttConfig,
+    client_id: String,
+) -> Result<rumqttc::MqttOptions, MqttSetupError> {
+    let mut opts = rumqttc::MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
+    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s))
+        .set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes);
+    if let Some(u) = &cfg.username {
+        opts.set_credentials(u.clone(), password(cfg));
+    }
+    if let Some(t) = load_tls(cfg)? {
+        opts.set_transport(rumqttc::Transport::tls_with_config(t));
+    }
+    Ok(opts)
+}
+
+fn password(cfg: &MqttConfig) -> String {
+    cfg.password
+        .as_ref()
+        .map(|p| p.expose().to_string())
+        .unwrap_or_default()
+}
+
 fn qos_v311(q: u8) -> rumqttc::QoS {
     if q == 0 {
         rumqttc::QoS::AtMostOnce
@@ -309,13 +334,7 @@ async fn run_v311(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut r
         .set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes)
         .set_inflight(100);
     if let Some(u) = &cfg.username {
-        opts.set_credentials(
-            u.clone(),
-            cfg.password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default(),
-        );
+        opts.set_credentials(u.clone(), password(&cfg));
     }
     if let Some(t) = tls {
         opts.set_transport(Transport::tls_with_config(t));
@@ -380,13 +399,7 @@ async fn run_v5(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut rou
         opts.set_session_expiry_interval(Some(3600));
     }
     if let Some(u) = &cfg.username {
-        opts.set_credentials(
-            u.clone(),
-            cfg.password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default(),
-        );
+        opts.set_credentials(u.clone(), password(&cfg));
     }
     if let Some(t) = tls {
         opts.set_transport(rumqttc::Transport::tls_with_config(t));
