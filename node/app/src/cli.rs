@@ -105,8 +105,9 @@ pub struct BenchModelArgs {
     /// Kernel threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// In-memory weight format: `q8_0` (fast), `native` (least RAM) or `f32` (most RAM).
-    #[arg(long, default_value = "q8_0")]
+    /// In-memory weight format: `auto` (4/8-bit own kernels; fast, least RAM), `q8_0`
+    /// (everything 8-bit), `native` (the file's types) or `f32` (most RAM).
+    #[arg(long, default_value = "auto")]
     pub weights: String,
     /// Tokens to generate for the decode measurement.
     #[arg(long, default_value_t = 128)]

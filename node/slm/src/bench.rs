@@ -28,7 +28,7 @@ impl Default for BenchOptions {
     fn default() -> Self {
         Self {
             threads: None,
-            weight_format: WeightFormat::Q8_0,
+            weight_format: WeightFormat::Auto,
             decode_tokens: 128,
         }
     }
@@ -138,14 +138,7 @@ pub fn run_model_bench(path: &Path, opts: &BenchOptions) -> Result<serde_json::V
         (Some(a), Some(b)) if cd.generated_tokens > 0 => Some((b - a) / cd.generated_tokens as f64),
         _ => None,
     };
-    let threads = opts
-        .threads
-        .or_else(|| {
-            std::env::var("CANDLE_NUM_THREADS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-        })
-        .unwrap_or_else(candle_core::utils::get_num_threads);
+    let threads = crate::pool::global().threads();
     Ok(json!({
         "bench": "model",
         "model": engine.path().display().to_string(),
@@ -164,6 +157,6 @@ pub fn run_model_bench(path: &Path, opts: &BenchOptions) -> Result<serde_json::V
         "peak_rss_mb": peak_rss_mb(),
         "rss_after_load_mb": rss_after_load,
         "cpu_s_per_token": cpu_s_per_token,
-        "avx2": candle_core::utils::with_avx(),
+        "kernels": crate::kernels::Isa::detect().name(),
     }))
 }

@@ -33,7 +33,7 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
-            weight_format: WeightFormat::Q8_0,
+            weight_format: WeightFormat::Auto,
             max_context: 2048,
             threads: None,
         }
@@ -43,6 +43,7 @@ impl Default for EngineOptions {
 /// Sets the number of kernel threads for the whole process. Must run before the first model
 /// is loaded; later calls have no effect (the kernel thread pool is created once).
 pub fn set_kernel_threads(n: usize) {
+    crate::pool::set_threads(n);
     if n > 0 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         // Safe in practice: called once at start-up before inference threads exist.
         std::env::set_var("CANDLE_NUM_THREADS", n.to_string());

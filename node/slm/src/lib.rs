@@ -20,7 +20,9 @@
 pub mod bench;
 pub mod engine;
 pub mod gguf;
+pub mod kernels;
 pub mod model;
+pub mod pool;
 pub mod sampler;
 pub mod select;
 pub mod service;

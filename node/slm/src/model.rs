@@ -1,14 +1,17 @@
 //! The transformer forward pass for the llama family (llama/mistral, qwen2, phi3, gemma3)
 //! with shared immutable weights and a caller-owned, bounded [`KvCache`].
 //!
-//! Weights come from a GGUF file through candle-core (`QTensor`/`QMatMul` kernels with runtime
-//! CPU-feature dispatch); everything else (norms, rotary embedding, attention with grouped
+//! Weights come from a GGUF file. 4- and 8-bit matrices (Q4_0, Q4_1, Q8_0, and the types
+//! converted to Q8_0) run on the own kernels in [`crate::kernels`] on the own thread pool
+//! ([`crate::pool`]); K-quants and dense f32 fall back to candle-core's kernels. Everything else (norms, rotary embedding, attention with grouped
 //! KV heads and Gemma 3's sliding window, activations) is plain Rust on `f32` slices so that a
 //! decode step allocates little and nothing grows with the number of requests. The KV cache
 //! holds at most `max_context` positions; it can be cloned (to keep a computed prefix) and
 //! truncated (to roll back to it). This module does not tokenize, sample or choose models.
 
 use crate::gguf::{file_error, GgufFile};
+use crate::kernels::{QActs, QMatrix, QType};
+use crate::pool;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
 use millwright_core::SlmError;
@@ -19,20 +22,24 @@ use std::sync::Arc;
 /// How weights are held in memory (the speed/RAM trade-off).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WeightFormat {
-    /// Convert types without fast SIMD kernels (Q4_1, Q5_0, Q5_1, F16, BF16) to Q8_0; keep
-    /// Q4_0, Q8_0 and the K-quants as they are. Fastest decode on x86; ~1.5x the RAM of Q4_1.
+    /// Keep 4- and 8-bit types with own kernels (Q4_0, Q4_1, Q8_0) as they are; convert the
+    /// other simple types (Q5_0, Q5_1, F16, BF16, F32) to Q8_0; keep K-quants (candle's
+    /// kernels). Fastest decode and least RAM for the default model.
     #[default]
+    Auto,
+    /// Convert every simple type, 4-bit ones too, to Q8_0 (about 1.7x the RAM of Q4_1).
     Q8_0,
-    /// Keep the file's types (least RAM; Q4_1 runs through a scalar kernel).
+    /// Keep the file's types; types without own kernels run on candle's.
     Native,
-    /// Dequantize every matrix to f32 (fastest prompt processing, ~8x the RAM of Q4_1).
+    /// Dequantize every matrix to f32 (about 6x the RAM of Q4_1; slow decode).
     F32,
 }
 
 impl WeightFormat {
-    /// Parses `q8_0`, `native` or `f32`.
+    /// Parses `auto`, `q8_0`, `native` or `f32`.
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
             "q8_0" | "q8" => Some(Self::Q8_0),
             "native" => Some(Self::Native),
             "f32" => Some(Self::F32),
@@ -43,6 +50,7 @@ impl WeightFormat {
     /// The name used in configs and benchmark output.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::Auto => "auto",
             Self::Q8_0 => "q8_0",
             Self::Native => "native",
             Self::F32 => "f32",
@@ -150,17 +158,58 @@ fn activation_roundtrip(x: &mut [f32], k: usize, n: usize) {
 /// Rows (prompt tokens) from which a quantized matrix is expanded to f32 for a dense GEMM.
 const DENSE_PREFILL_MIN_ROWS: usize = 16;
 
+/// A matrix as loaded: on the own kernels, or left to candle's.
+enum Mat {
+    Own(QMatrix),
+    Candle(QTensor),
+}
+
+impl Mat {
+    fn rows(&self) -> usize {
+        match self {
+            Mat::Own(q) => q.rows(),
+            Mat::Candle(q) => q.shape().dims().first().copied().unwrap_or(0),
+        }
+    }
+}
+
+enum LinW {
+    Own(Arc<QMatrix>),
+    Candle(QMatMul),
+}
+
 struct Linear {
-    w: QMatMul,
+    w: LinW,
     bias: Option<Vec<f32>>,
     n: usize,
     k: usize,
 }
 
 impl Linear {
-    fn forward(&self, x: &[f32], m: usize) -> candle_core::Result<Vec<f32>> {
+    /// `m` rows of `k` in, `m` rows of `n` out; `acts` is scratch for the quantized input.
+    fn forward(&self, x: &[f32], m: usize, acts: &mut QActs) -> candle_core::Result<Vec<f32>> {
+        let mut v = match &self.w {
+            LinW::Own(q) => {
+                acts.quantize(x, m, self.k);
+                let mut y = vec![0f32; m * self.n];
+                q.matmul(acts, &mut y, pool::global());
+                y
+            }
+            LinW::Candle(w) => self.forward_candle(w, x, m)?,
+        };
+        if let Some(b) = &self.bias {
+            for row in v.chunks_exact_mut(self.n) {
+                for (a, bb) in row.iter_mut().zip(b) {
+                    *a += bb;
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn forward_candle(&self, w: &QMatMul, x: &[f32], m: usize) -> candle_core::Result<Vec<f32>> {
         let t = Tensor::from_slice(x, (m, self.k), &Device::Cpu)?;
-        let y = match &self.w {
+        let y = match w {
             // Prompt processing is compute-bound: expanding the block to f32 for this call and
             // using the dense GEMM beats the quantized dot-product kernel once there are enough
             // rows to reuse each weight (decode stays on the quantized, memory-light path).
@@ -175,21 +224,14 @@ impl Linear {
             }
             w => w.forward(&t)?,
         };
-        let mut v = y.flatten_all()?.to_vec1::<f32>()?;
-        if let Some(b) = &self.bias {
-            for row in v.chunks_exact_mut(self.n) {
-                for (a, bb) in row.iter_mut().zip(b) {
-                    *a += bb;
-                }
-            }
-        }
-        Ok(v)
+        y.flatten_all()?.to_vec1::<f32>()
     }
 
     fn bytes(&self) -> usize {
         match &self.w {
-            QMatMul::QTensor(q) => q.storage_size_in_bytes(),
-            QMatMul::Tensor(t) | QMatMul::TensorF16(t) => {
+            LinW::Own(q) => q.bytes(),
+            LinW::Candle(QMatMul::QTensor(q)) => q.storage_size_in_bytes(),
+            LinW::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => {
                 t.elem_count() * t.dtype().size_in_bytes()
             }
         }
@@ -319,7 +361,7 @@ impl KvCache {
 pub struct Model {
     cfg: ModelConfig,
     format: WeightFormat,
-    embed: Arc<QTensor>,
+    embed: Embed,
     embed_scale: f32,
     output_norm: Vec<f32>,
     output: Linear,
@@ -382,7 +424,7 @@ impl Loader<'_> {
     }
 
     /// Loads a matrix (n rows of k) converted to the chosen weight format.
-    fn matrix(&mut self, name: &str, n: usize, k: usize) -> Result<QTensor, SlmError> {
+    fn matrix(&mut self, name: &str, n: usize, k: usize) -> Result<Mat, SlmError> {
         let path = self.f.path.clone();
         let q = self.qtensor(name)?;
         let dims = q.shape().dims().to_vec();
@@ -400,87 +442,152 @@ impl Loader<'_> {
     }
 }
 
-/// The dtype a matrix of `dtype` ends up in under `format` (None: kept as a dense f32 tensor).
-fn converted_dtype(dtype: GgmlDType, format: WeightFormat, k: usize) -> Option<GgmlDType> {
-    match format {
-        WeightFormat::Native => match dtype {
-            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => None,
-            d => Some(d),
-        },
-        WeightFormat::F32 => None,
-        WeightFormat::Q8_0 => match dtype {
-            GgmlDType::Q4_1
-            | GgmlDType::Q5_0
-            | GgmlDType::Q5_1
-            | GgmlDType::Q8_1
-            | GgmlDType::F16
-            | GgmlDType::BF16
-            | GgmlDType::F32
-                if k.is_multiple_of(32) =>
-            {
-                Some(GgmlDType::Q8_0)
-            }
-            d => Some(d),
-        },
+/// Where a matrix ends up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// On the own kernels in this block type.
+    Own(QType),
+    /// On candle's kernels in this type (None: a dense f32 tensor).
+    Candle(Option<GgmlDType>),
+}
+
+/// Where a matrix of `dtype` with rows of `k` goes under `format`.
+fn target(dtype: GgmlDType, format: WeightFormat, k: usize) -> Target {
+    use GgmlDType as G;
+    let dense = matches!(dtype, G::F32 | G::F16 | G::BF16);
+    let simple = dense || matches!(dtype, G::Q4_0 | G::Q4_1 | G::Q5_0 | G::Q5_1 | G::Q8_0 | G::Q8_1);
+    if format == WeightFormat::F32 || (dense && !k.is_multiple_of(32)) {
+        return Target::Candle(None);
+    }
+    if !k.is_multiple_of(32) {
+        return Target::Candle(Some(dtype));
+    }
+    match (format, dtype) {
+        (WeightFormat::Auto | WeightFormat::Native, G::Q4_0 | G::Q4_1) => Target::Own(QType::Q4_1),
+        (_, G::Q8_0) => Target::Own(QType::Q8_0),
+        (WeightFormat::Auto | WeightFormat::Q8_0, _) if simple => Target::Own(QType::Q8_0),
+        (WeightFormat::Native, _) if dense => Target::Candle(None),
+        _ => Target::Candle(Some(dtype)),
     }
 }
 
-fn convert(q: QTensor, format: WeightFormat, k: usize) -> candle_core::Result<QTensor> {
-    let target = match format {
-        WeightFormat::Native => return Ok(q),
-        WeightFormat::F32 => GgmlDType::F32,
-        WeightFormat::Q8_0 => match q.dtype() {
-            GgmlDType::Q4_1
-            | GgmlDType::Q5_0
-            | GgmlDType::Q5_1
-            | GgmlDType::Q8_1
-            | GgmlDType::F16
-            | GgmlDType::BF16
-            | GgmlDType::F32
-                if k.is_multiple_of(32) =>
-            {
-                GgmlDType::Q8_0
-            }
-            _ => return Ok(q),
-        },
+fn own_err(e: crate::kernels::QMatrixError) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
+
+/// Takes a tensor of a type with own kernels as it is (no conversion).
+fn own_as_is(q: &QTensor) -> candle_core::Result<Option<QMatrix>> {
+    let (n, k) = q.shape().dims2()?;
+    if !k.is_multiple_of(32) {
+        return Ok(None);
+    }
+    let m = match q.dtype() {
+        GgmlDType::Q4_1 => QMatrix::from_blocks(QType::Q4_1, n, k, q.data()?.into_owned()),
+        GgmlDType::Q8_0 => QMatrix::from_blocks(QType::Q8_0, n, k, q.data()?.into_owned()),
+        GgmlDType::Q4_0 => QMatrix::from_q4_0(n, k, &q.data()?),
+        _ => return Ok(None),
     };
-    if q.dtype() == target {
-        return Ok(q);
-    }
-    let t = q.dequantize(&Device::Cpu)?;
-    QTensor::quantize(&t, target)
+    m.map(Some).map_err(own_err)
 }
 
-/// Concatenates matrices with the same k and dtype along the rows into one linear layer.
-fn fuse(
-    parts: Vec<QTensor>,
-    biases: Vec<Option<Vec<f32>>>,
-    k: usize,
-) -> candle_core::Result<Linear> {
-    let n: usize = parts.iter().map(|p| p.shape().dims()[0]).sum();
-    let same = parts.windows(2).all(|w| w[0].dtype() == w[1].dtype());
-    let w = if same && !parts.is_empty() && parts[0].dtype() != GgmlDType::F32 {
-        let dtype = parts[0].dtype();
+fn convert(q: QTensor, format: WeightFormat, k: usize) -> candle_core::Result<Mat> {
+    match target(q.dtype(), format, k) {
+        Target::Own(t) => {
+            if let Some(m) = own_as_is(&q)? {
+                if m.qtype() == t {
+                    return Ok(Mat::Own(m));
+                }
+            }
+            // Only Q8_0 is ever a conversion target.
+            let (n, k) = q.shape().dims2()?;
+            let dense = q.dequantize(&Device::Cpu)?;
+            let q8 = QTensor::quantize(&dense, GgmlDType::Q8_0)?;
+            QMatrix::from_blocks(QType::Q8_0, n, k, q8.data()?.into_owned())
+                .map(Mat::Own)
+                .map_err(own_err)
+        }
+        Target::Candle(t) => {
+            let t = t.unwrap_or(GgmlDType::F32);
+            if q.dtype() == t {
+                return Ok(Mat::Candle(q));
+            }
+            let dense = q.dequantize(&Device::Cpu)?;
+            QTensor::quantize(&dense, t).map(Mat::Candle)
+        }
+    }
+}
+
+/// A matrix as a dense f32 tensor.
+fn dense_of(m: &Mat) -> candle_core::Result<Tensor> {
+    match m {
+        Mat::Candle(q) => q.dequantize(&Device::Cpu),
+        Mat::Own(q) => {
+            let (n, k) = (q.rows(), q.cols());
+            let mut v = vec![0f32; n * k];
+            for (r, row) in v.chunks_exact_mut(k).enumerate() {
+                q.dequantize_row(r, row);
+            }
+            Tensor::from_vec(v, (n, k), &Device::Cpu)
+        }
+    }
+}
+
+/// Concatenates matrices with the same k along the rows into one linear layer.
+fn fuse(parts: Vec<Mat>, biases: Vec<Option<Vec<f32>>>, k: usize) -> candle_core::Result<Linear> {
+    let n: usize = parts.iter().map(Mat::rows).sum();
+    let rows: Vec<usize> = parts.iter().map(Mat::rows).collect();
+    let own_type = match parts.first() {
+        Some(Mat::Own(q)) => Some(q.qtype()),
+        _ => None,
+    };
+    let candle_type = match parts.first() {
+        Some(Mat::Candle(q)) if q.dtype() != GgmlDType::F32 => Some(q.dtype()),
+        _ => None,
+    };
+    let w = if own_type.is_some()
+        && parts
+            .iter()
+            .all(|p| matches!(p, Mat::Own(q) if Some(q.qtype()) == own_type))
+    {
         let mut bytes = Vec::new();
+        let mut ty = QType::Q8_0;
+        for p in parts {
+            if let Mat::Own(q) = p {
+                ty = q.qtype();
+                bytes.extend_from_slice(q.data());
+            }
+        }
+        LinW::Own(Arc::new(
+            QMatrix::from_blocks(ty, n, k, bytes).map_err(own_err)?,
+        ))
+    } else if candle_type.is_some()
+        && parts
+            .iter()
+            .all(|p| matches!(p, Mat::Candle(q) if Some(q.dtype()) == candle_type))
+    {
+        let mut bytes = Vec::new();
+        let mut dtype = GgmlDType::F32;
         for p in &parts {
-            bytes.extend_from_slice(&p.data()?);
+            if let Mat::Candle(q) = p {
+                dtype = q.dtype();
+                bytes.extend_from_slice(&q.data()?);
+            }
         }
         let storage = QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?;
-        QMatMul::from_qtensor(QTensor::new(storage, (n, k))?)?
+        LinW::Candle(QMatMul::from_qtensor(QTensor::new(storage, (n, k))?)?)
     } else {
         let ts = parts
             .iter()
-            .map(|p| p.dequantize(&Device::Cpu))
+            .map(dense_of)
             .collect::<candle_core::Result<Vec<_>>>()?;
-        QMatMul::Tensor(Tensor::cat(&ts, 0)?)
+        LinW::Candle(QMatMul::Tensor(Tensor::cat(&ts, 0)?))
     };
     let bias = if biases.iter().any(Option::is_some) {
         let mut b = Vec::with_capacity(n);
-        for (p, bi) in parts.iter().zip(biases) {
-            let rows = p.shape().dims()[0];
+        for (r, bi) in rows.iter().zip(biases) {
             match bi {
                 Some(v) => b.extend_from_slice(&v),
-                None => b.extend(std::iter::repeat_n(0.0, rows)),
+                None => b.extend(std::iter::repeat_n(0.0, *r)),
             }
         }
         Some(b)
@@ -490,14 +597,30 @@ fn fuse(
     Ok(Linear { w, bias, n, k })
 }
 
-fn single(q: QTensor, bias: Option<Vec<f32>>) -> candle_core::Result<Linear> {
-    let (n, k) = q.shape().dims2()?;
-    Ok(Linear {
-        w: QMatMul::from_qtensor(q)?,
-        bias,
-        n,
-        k,
-    })
+fn single(m: Mat, bias: Option<Vec<f32>>) -> candle_core::Result<Linear> {
+    match m {
+        Mat::Own(q) => Ok(Linear {
+            n: q.rows(),
+            k: q.cols(),
+            w: LinW::Own(Arc::new(q)),
+            bias,
+        }),
+        Mat::Candle(q) => {
+            let (n, k) = q.shape().dims2()?;
+            Ok(Linear {
+                w: LinW::Candle(QMatMul::from_qtensor(q)?),
+                bias,
+                n,
+                k,
+            })
+        }
+    }
+}
+
+/// The token embedding table (row lookups only).
+enum Embed {
+    Own(Arc<QMatrix>),
+    Candle(Arc<QTensor>),
 }
 
 impl Model {
@@ -598,22 +721,32 @@ impl Model {
             ));
         }
         let output_norm = l.vector("output_norm.weight", hidden)?;
-        let embed = Arc::new(embed_q);
+        let embed_own = own_as_is(&embed_q)
+            .map_err(|e| file_error(&path, format!("tensor `token_embd.weight`: {e}")))?
+            .map(Arc::new);
+        let wanted = target(embed_q.dtype(), format, hidden);
         let output = if l.has("output.weight") {
             let q = l.matrix("output.weight", vocab, hidden)?;
             single(q, None).map_err(|e| file_error(&path, e.to_string()))?
-        } else if converted_dtype(embed.dtype(), format, hidden) == Some(embed.dtype()) {
-            // tied embedding already in the wanted format: share it, no second copy
-            Linear {
-                w: QMatMul::QTensor(embed.clone()),
-                bias: None,
-                n: vocab,
-                k: hidden,
-            }
         } else {
-            let q = convert((*embed).clone_for_output()?, format, hidden)
-                .map_err(|e| file_error(&path, e.to_string()))?;
-            single(q, None).map_err(|e| file_error(&path, e.to_string()))?
+            match &embed_own {
+                // tied embedding already in the wanted format: share it, no second copy
+                Some(e) if wanted == Target::Own(e.qtype()) => Linear {
+                    w: LinW::Own(e.clone()),
+                    bias: None,
+                    n: vocab,
+                    k: hidden,
+                },
+                _ => {
+                    let q = convert(embed_q.clone_for_output()?, format, hidden)
+                        .map_err(|e| file_error(&path, e.to_string()))?;
+                    single(q, None).map_err(|e| file_error(&path, e.to_string()))?
+                }
+            }
+        };
+        let embed = match embed_own {
+            Some(e) => Embed::Own(e),
+            None => Embed::Candle(Arc::new(embed_q)),
         };
         let qd = n_head * head_dim;
         let kvd = n_kv_head * head_dim;
@@ -683,8 +816,12 @@ impl Model {
         );
         let rope_local = (arch == Arch::Gemma3)
             .then(|| Rope::new(cfg.rope_base_local, rope_dim, 1.0, max_context, None));
-        let shared = matches!(&output.w, QMatMul::QTensor(o) if Arc::ptr_eq(o, &embed));
-        let weight_bytes = embed.storage_size_in_bytes()
+        let (shared, embed_bytes) = match (&embed, &output.w) {
+            (Embed::Own(e), LinW::Own(o)) => (Arc::ptr_eq(e, o), e.bytes()),
+            (Embed::Own(e), _) => (false, e.bytes()),
+            (Embed::Candle(e), _) => (false, e.storage_size_in_bytes()),
+        };
+        let weight_bytes = embed_bytes
             + if shared { 0 } else { output.bytes() }
             + layers
                 .iter()
@@ -798,13 +935,23 @@ impl Model {
         let m = tokens.len();
         let h = c.hidden;
         let p0 = cache.len();
-        let ids = Tensor::from_slice(tokens, m, &Device::Cpu).map_err(inf)?;
-        let mut x = self
-            .embed
-            .embedding(&ids)
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(inf)?;
+        let mut x = match &self.embed {
+            Embed::Own(e) => {
+                let mut x = vec![0f32; m * h];
+                for (row, &t) in x.chunks_exact_mut(h).zip(tokens) {
+                    e.dequantize_row(t as usize, row);
+                }
+                x
+            }
+            Embed::Candle(e) => {
+                let ids = Tensor::from_slice(tokens, m, &Device::Cpu).map_err(inf)?;
+                e.embedding(&ids)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(inf)?
+            }
+        };
+        let mut acts = QActs::default();
         if self.embed_scale != 1.0 {
             x.iter_mut().for_each(|v| *v *= self.embed_scale);
         }
@@ -817,7 +964,7 @@ impl Model {
         let mut attn = vec![0f32; m * qd];
         for (li, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut hbuf);
-            let qkv = layer.qkv.forward(&hbuf, m).map_err(inf)?;
+            let qkv = layer.qkv.forward(&hbuf, m, &mut acts).map_err(inf)?;
             let row = qd + 2 * kvd;
             for i in 0..m {
                 let r = &qkv[i * row..(i + 1) * row];
@@ -862,7 +1009,7 @@ impl Model {
                     window,
                 },
             );
-            let mut o = layer.o.forward(&attn, m).map_err(inf)?;
+            let mut o = layer.o.forward(&attn, m, &mut acts).map_err(inf)?;
             if let Some(w) = &layer.post_attn_norm {
                 for r in o.chunks_exact_mut(h) {
                     rms_norm_inplace(r, w, c.eps);
@@ -870,7 +1017,7 @@ impl Model {
             }
             add_inplace(&mut x, &o);
             rms_norm(&x, &layer.ffn_norm, c.eps, &mut hbuf);
-            let gu = layer.gate_up.forward(&hbuf, m).map_err(inf)?;
+            let gu = layer.gate_up.forward(&hbuf, m, &mut acts).map_err(inf)?;
             let mut act = vec![0f32; m * c.ff];
             let gelu = c.arch == Arch::Gemma3;
             for i in 0..m {
@@ -880,7 +1027,7 @@ impl Model {
                     *a = if gelu { gelu_tanh(*gg) } else { silu(*gg) } * uu;
                 }
             }
-            let mut d = layer.down.forward(&act, m).map_err(inf)?;
+            let mut d = layer.down.forward(&act, m, &mut acts).map_err(inf)?;
             if let Some(w) = &layer.post_ffn_norm {
                 for r in d.chunks_exact_mut(h) {
                     rms_norm_inplace(r, w, c.eps);
@@ -891,7 +1038,7 @@ impl Model {
         let last = &x[(m - 1) * h..];
         let mut normed = vec![0f32; h];
         rms_norm(last, &self.output_norm, c.eps, &mut normed);
-        self.output.forward(&normed, 1).map_err(inf)
+        self.output.forward(&normed, 1, &mut acts).map_err(inf)
     }
 
     fn apply_rope(&self, rope: &Rope, x: &mut [f32], p0: usize, m: usize) {
@@ -991,7 +1138,7 @@ fn attention(q: &[f32], kc: &[f32], vc: &[f32], out: &mut [f32], s: AttnShape) {
     if cost < 32 * 1024 {
         work(0..items);
     } else {
-        candle_core::utils::barrier_pool().execute_chunked(items, work);
+        pool::global().for_ranges(items, 1, &work);
     }
 }
 

@@ -27,7 +27,7 @@ fn parse_meminfo_available(s: &str) -> Option<u64> {
 /// `max_context` positions.
 pub fn estimate_ram_bytes(file_bytes: u64, format: WeightFormat, max_context: usize) -> u64 {
     let weights = match format {
-        WeightFormat::Native => file_bytes,
+        WeightFormat::Auto | WeightFormat::Native => file_bytes,
         WeightFormat::Q8_0 => file_bytes.saturating_mul(2),
         WeightFormat::F32 => file_bytes.saturating_mul(8),
     };

@@ -17,7 +17,7 @@ pub fn run(args: &BenchModelArgs) -> anyhow::Result<()> {
     });
     let weight_format = WeightFormat::parse(&args.weights).with_context(|| {
         format!(
-            "--weights must be q8_0, native or f32, not `{}`",
+            "--weights must be auto, q8_0, native or f32, not `{}`",
             args.weights
         )
     })?;
