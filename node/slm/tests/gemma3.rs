@@ -40,6 +40,7 @@ fn gemma3_270m_loads_and_generates() {
         ..GenParams::default()
     };
     let a = e.generate_tokens(&ids, &params, &mut |_| {}).unwrap();
+    e.clear_cache();
     let b = e.generate_tokens(&ids, &params, &mut |_| {}).unwrap();
     assert_eq!(a.text, b.text);
     assert_eq!(a.generated_tokens, 12);
