@@ -62,6 +62,15 @@ pub struct ModelConfig {
     /// Threads for inference (default: all cores).
     #[serde(default)]
     pub threads: Option<usize>,
+    /// In-memory weight format: `auto` (default: 4- and 8-bit weights stay as they are, on
+    /// the node's own kernels), `q8_0` (everything 8-bit, ~1.7x the RAM of Q4_1), `native`
+    /// (the file's types) or `f32` (~6x the RAM, for experiments).
+    #[serde(default = "default_weights")]
+    pub weights: String,
+}
+
+fn default_weights() -> String {
+    "auto".into()
 }
 
 /// `[site]`.
@@ -266,6 +275,12 @@ impl Config {
             }
             if m.threads == Some(0) {
                 e.push(ValidationError::new("model.threads", "must be > 0"));
+            }
+            if millwright_slm::WeightFormat::parse(&m.weights).is_none() {
+                e.push(ValidationError::new(
+                    "model.weights",
+                    format!("`{}` is not one of auto, q8_0, native, f32", m.weights),
+                ));
             }
         }
         if self.node.bus_capacity == 0 {

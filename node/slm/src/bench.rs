@@ -48,6 +48,16 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// The 1-minute load average (other work on the machine while measuring), if readable.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// CPU seconds (user + system) used by this process so far, if readable.
 pub fn cpu_seconds() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -158,5 +168,6 @@ pub fn run_model_bench(path: &Path, opts: &BenchOptions) -> Result<serde_json::V
         "rss_after_load_mb": rss_after_load,
         "cpu_s_per_token": cpu_s_per_token,
         "kernels": crate::kernels::Isa::detect().name(),
+        "load_avg_1m": load_average(),
     }))
 }

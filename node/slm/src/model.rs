@@ -1,16 +1,18 @@
 //! The transformer forward pass for the llama family (llama/mistral, qwen2, phi3, gemma3)
 //! with shared immutable weights and a caller-owned, bounded [`KvCache`].
 //!
-//! Weights come from a GGUF file. 4- and 8-bit matrices (Q4_0, Q4_1, Q8_0, and the types
-//! converted to Q8_0) run on the own kernels in [`crate::kernels`] on the own thread pool
-//! ([`crate::pool`]); K-quants and dense f32 fall back to candle-core's kernels. Everything else (norms, rotary embedding, attention with grouped
-//! KV heads and Gemma 3's sliding window, activations) is plain Rust on `f32` slices so that a
-//! decode step allocates little and nothing grows with the number of requests. The KV cache
+//! Weights come from a GGUF file. Q4_0, Q4_1, Q8_0, Q4_K and Q6_K matrices (and the simple
+//! types converted to Q8_0) run on the own kernels in [`crate::kernels`] on the own thread
+//! pool ([`crate::pool`]), which give the same result for a token whether it is computed alone
+//! or in a batch; the other K-quants and dense f32 fall back to candle-core's kernels.
+//! Everything else (norms, rotary embedding, attention with grouped KV heads and Gemma 3's
+//! sliding window, activations) is plain Rust on `f32` slices so that a decode step allocates
+//! little and nothing grows with the number of requests. The KV cache
 //! holds at most `max_context` positions; it can be cloned (to keep a computed prefix) and
 //! truncated (to roll back to it). This module does not tokenize, sample or choose models.
 
 use crate::gguf::{file_error, GgufFile};
-use crate::kernels::{QActs, QMatrix, QType};
+use crate::kernels::{QActs, QMatrix, QType, QK_K};
 use crate::pool;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -22,9 +24,9 @@ use std::sync::Arc;
 /// How weights are held in memory (the speed/RAM trade-off).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WeightFormat {
-    /// Keep 4- and 8-bit types with own kernels (Q4_0, Q4_1, Q8_0) as they are; convert the
-    /// other simple types (Q5_0, Q5_1, F16, BF16, F32) to Q8_0; keep K-quants (candle's
-    /// kernels). Fastest decode and least RAM for the default model.
+    /// Keep the types with own kernels (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) as they are; convert
+    /// the other simple types (Q5_0, Q5_1, F16, BF16, F32) to Q8_0; leave the other K-quants
+    /// to candle's kernels. Fastest decode and least RAM for the default model.
     #[default]
     Auto,
     /// Convert every simple type, 4-bit ones too, to Q8_0 (about 1.7x the RAM of Q4_1).
@@ -175,6 +177,8 @@ impl Mat {
 
 enum LinW {
     Own(Arc<QMatrix>),
+    /// Own matrices of different block types side by side (e.g. q/k in Q4_K, v in Q6_K).
+    OwnParts(Vec<QMatrix>),
     Candle(QMatMul),
 }
 
@@ -193,6 +197,16 @@ impl Linear {
                 acts.quantize(x, m, self.k);
                 let mut y = vec![0f32; m * self.n];
                 q.matmul(acts, &mut y, pool::global());
+                y
+            }
+            LinW::OwnParts(parts) => {
+                acts.quantize(x, m, self.k);
+                let mut y = vec![0f32; m * self.n];
+                let mut off = 0;
+                for q in parts {
+                    q.matmul_into(acts, &mut y, self.n, off, pool::global());
+                    off += q.rows();
+                }
                 y
             }
             LinW::Candle(w) => self.forward_candle(w, x, m)?,
@@ -230,6 +244,7 @@ impl Linear {
     fn bytes(&self) -> usize {
         match &self.w {
             LinW::Own(q) => q.bytes(),
+            LinW::OwnParts(p) => p.iter().map(QMatrix::bytes).sum(),
             LinW::Candle(QMatMul::QTensor(q)) => q.storage_size_in_bytes(),
             LinW::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => {
                 t.elem_count() * t.dtype().size_in_bytes()
@@ -455,7 +470,11 @@ enum Target {
 fn target(dtype: GgmlDType, format: WeightFormat, k: usize) -> Target {
     use GgmlDType as G;
     let dense = matches!(dtype, G::F32 | G::F16 | G::BF16);
-    let simple = dense || matches!(dtype, G::Q4_0 | G::Q4_1 | G::Q5_0 | G::Q5_1 | G::Q8_0 | G::Q8_1);
+    let simple = dense
+        || matches!(
+            dtype,
+            G::Q4_0 | G::Q4_1 | G::Q5_0 | G::Q5_1 | G::Q8_0 | G::Q8_1
+        );
     if format == WeightFormat::F32 || (dense && !k.is_multiple_of(32)) {
         return Target::Candle(None);
     }
@@ -465,6 +484,13 @@ fn target(dtype: GgmlDType, format: WeightFormat, k: usize) -> Target {
     match (format, dtype) {
         (WeightFormat::Auto | WeightFormat::Native, G::Q4_0 | G::Q4_1) => Target::Own(QType::Q4_1),
         (_, G::Q8_0) => Target::Own(QType::Q8_0),
+        // K-quants with own kernels stay as they are (rows must hold whole super-blocks).
+        (WeightFormat::Auto | WeightFormat::Native, G::Q4K) if k.is_multiple_of(QK_K) => {
+            Target::Own(QType::Q4_K)
+        }
+        (WeightFormat::Auto | WeightFormat::Native, G::Q6K) if k.is_multiple_of(QK_K) => {
+            Target::Own(QType::Q6_K)
+        }
         (WeightFormat::Auto | WeightFormat::Q8_0, _) if simple => Target::Own(QType::Q8_0),
         (WeightFormat::Native, _) if dense => Target::Candle(None),
         _ => Target::Candle(Some(dtype)),
@@ -485,6 +511,12 @@ fn own_as_is(q: &QTensor) -> candle_core::Result<Option<QMatrix>> {
         GgmlDType::Q4_1 => QMatrix::from_blocks(QType::Q4_1, n, k, q.data()?.into_owned()),
         GgmlDType::Q8_0 => QMatrix::from_blocks(QType::Q8_0, n, k, q.data()?.into_owned()),
         GgmlDType::Q4_0 => QMatrix::from_q4_0(n, k, &q.data()?),
+        GgmlDType::Q4K if k.is_multiple_of(QK_K) => {
+            QMatrix::from_blocks(QType::Q4_K, n, k, q.data()?.into_owned())
+        }
+        GgmlDType::Q6K if k.is_multiple_of(QK_K) => {
+            QMatrix::from_blocks(QType::Q6_K, n, k, q.data()?.into_owned())
+        }
         _ => return Ok(None),
     };
     m.map(Some).map_err(own_err)
@@ -499,12 +531,7 @@ fn convert(q: QTensor, format: WeightFormat, k: usize) -> candle_core::Result<Ma
                 }
             }
             // Only Q8_0 is ever a conversion target.
-            let (n, k) = q.shape().dims2()?;
-            let dense = q.dequantize(&Device::Cpu)?;
-            let q8 = QTensor::quantize(&dense, GgmlDType::Q8_0)?;
-            QMatrix::from_blocks(QType::Q8_0, n, k, q8.data()?.into_owned())
-                .map(Mat::Own)
-                .map_err(own_err)
+            to_own_q8_0(&q).map(Mat::Own)
         }
         Target::Candle(t) => {
             let t = t.unwrap_or(GgmlDType::F32);
@@ -515,6 +542,14 @@ fn convert(q: QTensor, format: WeightFormat, k: usize) -> candle_core::Result<Ma
             QTensor::quantize(&dense, t).map(Mat::Candle)
         }
     }
+}
+
+/// Any matrix (rows a multiple of 32) requantized to Q8_0 for the own kernels.
+fn to_own_q8_0(q: &QTensor) -> candle_core::Result<QMatrix> {
+    let (n, k) = q.shape().dims2()?;
+    let dense = q.dequantize(&Device::Cpu)?;
+    let q8 = QTensor::quantize(&dense, GgmlDType::Q8_0)?;
+    QMatrix::from_blocks(QType::Q8_0, n, k, q8.data()?.into_owned()).map_err(own_err)
 }
 
 /// A matrix as a dense f32 tensor.
@@ -534,6 +569,19 @@ fn dense_of(m: &Mat) -> candle_core::Result<Tensor> {
 
 /// Concatenates matrices with the same k along the rows into one linear layer.
 fn fuse(parts: Vec<Mat>, biases: Vec<Option<Vec<f32>>>, k: usize) -> candle_core::Result<Linear> {
+    // A part left to candle (a K-quant without own kernels) next to own parts: make it 8-bit
+    // so that the layer stays on the own kernels instead of falling back to dense f32.
+    let parts = if parts.iter().any(|p| matches!(p, Mat::Own(_))) {
+        parts
+            .into_iter()
+            .map(|p| match p {
+                Mat::Candle(q) => to_own_q8_0(&q).map(Mat::Own),
+                own => Ok(own),
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?
+    } else {
+        parts
+    };
     let n: usize = parts.iter().map(Mat::rows).sum();
     let rows: Vec<usize> = parts.iter().map(Mat::rows).collect();
     let own_type = match parts.first() {
@@ -560,6 +608,16 @@ fn fuse(parts: Vec<Mat>, biases: Vec<Option<Vec<f32>>>, k: usize) -> candle_core
         LinW::Own(Arc::new(
             QMatrix::from_blocks(ty, n, k, bytes).map_err(own_err)?,
         ))
+    } else if parts.iter().all(|p| matches!(p, Mat::Own(_))) {
+        LinW::OwnParts(
+            parts
+                .into_iter()
+                .filter_map(|p| match p {
+                    Mat::Own(q) => Some(q),
+                    Mat::Candle(_) => None,
+                })
+                .collect(),
+        )
     } else if candle_type.is_some()
         && parts
             .iter()
@@ -1095,46 +1153,18 @@ struct AttnShape {
 /// Causal attention of `m` new queries over the cache (which already holds their keys).
 fn attention(q: &[f32], kc: &[f32], vc: &[f32], out: &mut [f32], s: AttnShape) {
     let items = s.m * s.n_head;
-    let hd = s.head_dim;
-    let group = s.n_head / s.n_kv_head;
-    let kvd = s.n_kv_head * hd;
-    let scale = 1.0 / (hd as f32).sqrt();
     let out_ptr = out.as_mut_ptr() as usize;
     let work = |range: std::ops::Range<usize>| {
-        let mut scores: Vec<f32> = Vec::with_capacity(s.p0 + s.m);
-        for item in range {
-            let i = item / s.n_head;
-            let head = item % s.n_head;
-            let g = head / group;
-            let pos = s.p0 + i;
-            let start = s.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-            let qh = &q[i * s.n_head * hd + head * hd..][..hd];
-            scores.clear();
-            let mut max = f32::NEG_INFINITY;
-            for j in start..=pos {
-                let kj = &kc[j * kvd + g * hd..][..hd];
-                let sc = dot(qh, kj) * scale;
-                max = max.max(sc);
-                scores.push(sc);
-            }
-            let mut sum = 0.0;
-            for sc in scores.iter_mut() {
-                *sc = (*sc - max).exp();
-                sum += *sc;
-            }
-            let inv = 1.0 / sum;
-            // SAFETY: every item writes only its own disjoint `hd`-long slice of `out`, which
-            // outlives this call (execute_chunked returns after all work is done).
-            let o =
-                unsafe { std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(item * hd), hd) };
-            o.iter_mut().for_each(|x| *x = 0.0);
-            for (jj, w) in scores.iter().enumerate() {
-                let vj = &vc[(start + jj) * kvd + g * hd..][..hd];
-                axpy(o, vj, w * inv);
-            }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has the features; the range contract is `attention_items`'.
+            unsafe { attention_items_avx2(q, kc, vc, out_ptr, s, range) };
+            return;
         }
+        attention_items(q, kc, vc, out_ptr, s, range);
     };
-    let cost = items * (s.p0 + s.m) * hd;
+    let cost = items * (s.p0 + s.m) * s.head_dim;
     if cost < 32 * 1024 {
         work(0..items);
     } else {
@@ -1142,7 +1172,69 @@ fn attention(q: &[f32], kc: &[f32], vc: &[f32], out: &mut [f32], s: AttnShape) {
     }
 }
 
-#[inline]
+/// [`attention_items`] compiled for AVX2 (the portable build only assumes SSE2).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn attention_items_avx2(
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    out_ptr: usize,
+    s: AttnShape,
+    range: std::ops::Range<usize>,
+) {
+    attention_items(q, kc, vc, out_ptr, s, range);
+}
+
+/// Attention for the (query, head) items in `range`; writes item `i`'s `head_dim` outputs at
+/// `out_ptr + i·head_dim` (disjoint per item; `out` outlives the call).
+#[inline(always)]
+fn attention_items(
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    out_ptr: usize,
+    s: AttnShape,
+    range: std::ops::Range<usize>,
+) {
+    let hd = s.head_dim;
+    let group = s.n_head / s.n_kv_head;
+    let kvd = s.n_kv_head * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut scores: Vec<f32> = Vec::with_capacity(s.p0 + s.m);
+    for item in range {
+        let i = item / s.n_head;
+        let head = item % s.n_head;
+        let g = head / group;
+        let pos = s.p0 + i;
+        let start = s.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+        let qh = &q[i * s.n_head * hd + head * hd..][..hd];
+        scores.clear();
+        let mut max = f32::NEG_INFINITY;
+        for j in start..=pos {
+            let kj = &kc[j * kvd + g * hd..][..hd];
+            let sc = dot(qh, kj) * scale;
+            max = max.max(sc);
+            scores.push(sc);
+        }
+        let mut sum = 0.0;
+        for sc in scores.iter_mut() {
+            *sc = (*sc - max).exp();
+            sum += *sc;
+        }
+        let inv = 1.0 / sum;
+        // SAFETY: every item writes only its own disjoint `hd`-long slice of `out`, which
+        // outlives this call (the pool returns after all work is done).
+        let o = unsafe { std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(item * hd), hd) };
+        o.iter_mut().for_each(|x| *x = 0.0);
+        for (jj, w) in scores.iter().enumerate() {
+            let vj = &vc[(start + jj) * kvd + g * hd..][..hd];
+            axpy(o, vj, w * inv);
+        }
+    }
+}
+
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);
@@ -1161,7 +1253,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-#[inline]
+#[inline(always)]
 fn axpy(o: &mut [f32], v: &[f32], w: f32) {
     for (a, b) in o.iter_mut().zip(v) {
         *a += w * b;

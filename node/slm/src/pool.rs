@@ -1,11 +1,13 @@
 //! A small persistent thread pool for the model's kernels.
 //!
-//! A decode step runs about 120 matrix-vector products of a few hundred microseconds each, so
-//! the cost of handing work to the other threads must be a few microseconds, not the tens that
-//! a general-purpose pool (or spawning) costs. The caller runs its own share of every job and
-//! the workers spin briefly on an epoch counter before they sleep on a condition variable, so
-//! back-to-back jobs within one token are handed over without a system call, while an idle
-//! node's model threads sleep instead of burning a core that ingest needs.
+//! A decode step runs about 120 matrix-vector products of tens of microseconds each, so the
+//! cost of handing work to the other threads must be well under a microsecond. The workers
+//! spin briefly on an epoch counter before they sleep on a condition variable, so back-to-back
+//! jobs within one token are handed over without a system call, while an idle node's model
+//! threads sleep instead of burning a core that ingest needs. Every thread, the caller
+//! included, takes chunks of a job from a shared counter: when a worker's core is busy with
+//! other work (ingest, another process), the caller does that share instead of spinning on a
+//! thread that is not running.
 //!
 //! The number of threads is fixed when the pool is first used ([`set_threads`] before that,
 //! else all cores). Jobs never block the async runtime: the engine calls the pool from its own
@@ -23,23 +25,74 @@ const SPIN: Duration = Duration::from_micros(400);
 type Job<'a> = &'a (dyn Fn(usize) + Sync);
 
 struct Shared {
+    /// Bumped to publish a job.
     epoch: AtomicUsize,
+    /// The epoch whose job may still be joined (0: none).
+    open: AtomicUsize,
     job: AtomicPtr<()>,
-    pending: AtomicUsize,
+    chunks: AtomicUsize,
+    next: AtomicUsize,
+    done: AtomicUsize,
+    /// Workers between joining a job and leaving it.
+    active: AtomicUsize,
     sleepers: AtomicUsize,
     stop: AtomicBool,
     lock: Mutex<()>,
     wake: Condvar,
 }
 
-/// A fixed set of kernel threads; the calling thread is thread 0 of every job.
+impl Shared {
+    /// Takes chunks of the current job until none are left.
+    fn take_chunks(&self, job: Job<'_>) {
+        let n = self.chunks.load(Ordering::Acquire);
+        loop {
+            let c = self.next.fetch_add(1, Ordering::AcqRel);
+            if c >= n {
+                return;
+            }
+            // A panicking job must still be counted, or the caller would wait forever.
+            let _ = catch_unwind(AssertUnwindSafe(|| job(c)));
+            self.done.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Waits (spinning, then yielding the core) until `cond` holds.
+fn wait_until(cond: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !cond() {
+        spins = spins.saturating_add(1);
+        if spins < 2_000 {
+            std::hint::spin_loop();
+        } else {
+            // The thread we wait for was descheduled (another process has the core).
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// A fixed set of kernel threads; the calling thread takes part in every job.
+///
+/// A job is split into chunks that every thread takes from a shared counter, so when a worker
+/// is slow to wake (its core is busy with something else) the others, the caller included,
+/// do its share instead of waiting for it.
 pub struct Pool {
     shared: Arc<Shared>,
     threads: usize,
     /// One job at a time (several engines in one process take turns).
     run_lock: Mutex<()>,
     handles: Vec<JoinHandle<()>>,
+    /// Jobs still to run on the calling thread alone after the workers were found descheduled.
+    solo_left: AtomicUsize,
+    /// How many jobs the next solo stretch lasts (doubles while the cores stay busy).
+    solo_len: AtomicUsize,
 }
+
+/// A worker that keeps the caller waiting longer than this is taken as descheduled.
+const STRAGGLE: Duration = Duration::from_micros(150);
+/// Solo stretches: from one or two tokens' worth of jobs up to a few dozen tokens'.
+const SOLO_MIN: usize = 256;
+const SOLO_MAX: usize = 8192;
 
 static CONFIGURED: AtomicUsize = AtomicUsize::new(0);
 static GLOBAL: OnceLock<Pool> = OnceLock::new();
@@ -68,8 +121,12 @@ impl Pool {
     pub fn new(threads: usize) -> Self {
         let shared = Arc::new(Shared {
             epoch: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
-            pending: AtomicUsize::new(0),
+            chunks: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             lock: Mutex::new(()),
@@ -80,7 +137,7 @@ impl Pool {
             let s = shared.clone();
             match std::thread::Builder::new()
                 .name(format!("slm-kernel-{i}"))
-                .spawn(move || worker(&s, i))
+                .spawn(move || worker(&s))
             {
                 Ok(h) => handles.push(h),
                 Err(_) => break,
@@ -91,6 +148,8 @@ impl Pool {
             shared,
             run_lock: Mutex::new(()),
             handles,
+            solo_left: AtomicUsize::new(0),
+            solo_len: AtomicUsize::new(SOLO_MIN),
         }
     }
 
@@ -99,53 +158,67 @@ impl Pool {
         self.threads
     }
 
-    /// Runs `f(i)` for every thread index `i` in `0..threads()` (index 0 on the calling
-    /// thread) and returns when all have finished.
-    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
-        if self.threads == 1 {
-            f(0);
+    /// Runs `f(c)` for every chunk `c` in `0..chunks`, each exactly once, on whichever
+    /// threads are free, and returns when all have finished.
+    pub fn run_chunks(&self, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+        if self.threads == 1 || chunks <= 1 {
+            (0..chunks).for_each(f);
             return;
         }
         let _turn = self.run_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // The other cores are busy (another process, ingest under load): waiting for workers
+        // that are not running costs more than doing the work here, so do it here for a while.
+        let solo = self.solo_left.load(Ordering::Relaxed);
+        if solo > 0 {
+            self.solo_left.store(solo - 1, Ordering::Relaxed);
+            (0..chunks).for_each(f);
+            return;
+        }
         let s = &*self.shared;
         let job: Job<'_> = f;
-        // The workers read the job through this pointer only until `pending` reaches zero,
-        // which happens before this function returns (and `job` goes out of scope).
+        // Workers use this pointer only while they are counted in `active`, and this function
+        // waits for `active` to drop to zero after closing the job, before `job` goes away.
         s.job
-            .store(&job as *const Job<'_> as *mut (), Ordering::Release);
-        s.pending.store(self.threads - 1, Ordering::SeqCst);
-        s.epoch.fetch_add(1, Ordering::SeqCst);
+            .store(&job as *const Job<'_> as *mut (), Ordering::SeqCst);
+        s.chunks.store(chunks, Ordering::SeqCst);
+        s.next.store(0, Ordering::SeqCst);
+        s.done.store(0, Ordering::SeqCst);
+        let e = s.epoch.load(Ordering::SeqCst).wrapping_add(1).max(1);
+        s.open.store(e, Ordering::SeqCst);
+        s.epoch.store(e, Ordering::SeqCst);
         if s.sleepers.load(Ordering::SeqCst) > 0 {
             let _g = s.lock.lock().unwrap_or_else(PoisonError::into_inner);
             s.wake.notify_all();
         }
-        f(0);
-        let mut spins = 0u32;
-        while s.pending.load(Ordering::Acquire) != 0 {
-            spins = spins.wrapping_add(1);
-            if spins < 20_000 {
-                std::hint::spin_loop();
-            } else {
-                // A worker was descheduled (another process has the core): let it run.
-                std::thread::yield_now();
-            }
+        s.take_chunks(job);
+        let mine_done = Instant::now();
+        wait_until(|| s.done.load(Ordering::Acquire) >= chunks);
+        if mine_done.elapsed() > STRAGGLE {
+            let len = self.solo_len.load(Ordering::Relaxed);
+            self.solo_left.store(len, Ordering::Relaxed);
+            self.solo_len
+                .store((len * 2).min(SOLO_MAX), Ordering::Relaxed);
+        } else {
+            self.solo_len.store(SOLO_MIN, Ordering::Relaxed);
         }
-        s.job.store(std::ptr::null_mut(), Ordering::Release);
+        s.open.store(0, Ordering::SeqCst);
+        wait_until(|| s.active.load(Ordering::SeqCst) == 0);
+        s.job.store(std::ptr::null_mut(), Ordering::SeqCst);
     }
 
-    /// Splits `0..n` into `threads()` contiguous parts whose bounds are multiples of `align`
-    /// (except the end) and runs `f(range)` for each in parallel.
+    /// Splits `0..n` into contiguous parts whose bounds are multiples of `align` (except the
+    /// end), a few per thread, and runs `f(range)` for each in parallel.
     pub fn for_ranges(&self, n: usize, align: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-        let t = self.threads;
         let align = align.max(1);
-        if t == 1 || n <= align {
+        if self.threads == 1 || n <= align {
             f(0..n);
             return;
         }
         let units = n.div_ceil(align);
-        self.run(&|i| {
-            let a = (units * i / t * align).min(n);
-            let b = (units * (i + 1) / t * align).min(n);
+        let parts = units.min(self.threads * 4);
+        self.run_chunks(parts, &|c| {
+            let a = (units * c / parts * align).min(n);
+            let b = (units * (c + 1) / parts * align).min(n);
             if a < b {
                 f(a..b);
             }
@@ -170,7 +243,7 @@ impl Drop for Pool {
     }
 }
 
-fn worker(s: &Shared, index: usize) {
+fn worker(s: &Shared) {
     // The epoch the pool was created with: a job published before this thread got going
     // must still be seen as new.
     let mut seen = 0;
@@ -199,15 +272,17 @@ fn worker(s: &Shared, index: usize) {
             s.sleepers.fetch_sub(1, Ordering::SeqCst);
             since = Instant::now();
         }
-        let p = s.job.load(Ordering::Acquire) as *const Job<'_>;
-        if !p.is_null() {
-            // SAFETY: `run` published a pointer to a live `Job` and waits for `pending` to
-            // reach zero (below) before the job goes out of scope.
-            let job = unsafe { *p };
-            // A panicking job must still be counted, or the caller would wait forever.
-            let _ = catch_unwind(AssertUnwindSafe(|| job(index)));
+        s.active.fetch_add(1, Ordering::SeqCst);
+        if s.open.load(Ordering::SeqCst) == seen {
+            let p = s.job.load(Ordering::SeqCst) as *const Job<'_>;
+            if !p.is_null() {
+                // SAFETY: the job is open and this thread is counted in `active`, so the
+                // caller of `run_chunks` keeps the job alive until we leave.
+                let job = unsafe { *p };
+                s.take_chunks(job);
+            }
         }
-        s.pending.fetch_sub(1, Ordering::AcqRel);
+        s.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -217,12 +292,12 @@ mod tests {
     use std::sync::atomic::AtomicU64;
 
     #[test]
-    fn every_index_runs_once_per_job() {
+    fn every_chunk_runs_once_per_job() {
         let p = Pool::new(3);
         assert_eq!(p.threads(), 3);
-        let hits: Vec<AtomicU64> = (0..3).map(|_| AtomicU64::new(0)).collect();
+        let hits: Vec<AtomicU64> = (0..7).map(|_| AtomicU64::new(0)).collect();
         for _ in 0..1000 {
-            p.run(&|i| {
+            p.run_chunks(7, &|i| {
                 hits[i].fetch_add(1, Ordering::Relaxed);
             });
         }
@@ -250,13 +325,13 @@ mod tests {
     fn workers_wake_after_sleeping() {
         let p = Pool::new(2);
         let n = AtomicU64::new(0);
-        p.run(&|_| {
+        p.run_chunks(5, &|_| {
             n.fetch_add(1, Ordering::Relaxed);
         });
         std::thread::sleep(Duration::from_millis(20)); // workers are asleep now
-        p.run(&|_| {
+        p.run_chunks(5, &|_| {
             n.fetch_add(1, Ordering::Relaxed);
         });
-        assert_eq!(n.load(Ordering::Relaxed), 4);
+        assert_eq!(n.load(Ordering::Relaxed), 10);
     }
 }

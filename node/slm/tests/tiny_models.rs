@@ -215,7 +215,14 @@ fn write_tiny(arch: &str) -> PathBuf {
         } else {
             tensors.push((p("attn_q.weight"), q((qd, H), GgmlDType::Q4_1)));
             tensors.push((p("attn_k.weight"), q((kvd, H), GgmlDType::Q4_1)));
-            tensors.push((p("attn_v.weight"), q((kvd, H), GgmlDType::Q4_1)));
+            // llama: v in another type than q/k (as in Q4_K_M files), so the fused q|k|v
+            // projection holds matrices of two block types side by side
+            let v_type = if arch == "llama" {
+                GgmlDType::Q8_0
+            } else {
+                GgmlDType::Q4_1
+            };
+            tensors.push((p("attn_v.weight"), q((kvd, H), v_type)));
             tensors.push((p("ffn_gate.weight"), q((FF, H), GgmlDType::Q8_0)));
             tensors.push((p("ffn_up.weight"), q((FF, H), GgmlDType::F16)));
         }
@@ -248,7 +255,9 @@ fn write_tiny(arch: &str) -> PathBuf {
 
 fn exercise(arch: &str, expect: ChatTemplate) {
     let path = write_tiny(arch);
+    let mut logits_by_format = Vec::new();
     for fmt in [
+        millwright_slm::WeightFormat::Auto,
         millwright_slm::WeightFormat::Q8_0,
         millwright_slm::WeightFormat::Native,
         millwright_slm::WeightFormat::F32,
@@ -275,6 +284,7 @@ fn exercise(arch: &str, expect: ChatTemplate) {
             lf.iter().all(|x| x.is_finite()),
             "{arch}: non-finite logits"
         );
+        logits_by_format.push((fmt, lf.clone()));
         let mut c = m.new_cache();
         m.forward(&ids[..3], &mut c).unwrap();
         m.forward(&ids[3..5], &mut c).unwrap();
@@ -306,6 +316,22 @@ fn exercise(arch: &str, expect: ChatTemplate) {
         assert!(l2.iter().all(|x| x.is_finite()));
     }
     std::fs::remove_file(&path).ok();
+    // Every format computes the same model: the quantized paths stay near the f32 weights
+    // (a misplaced block or column would be far off).
+    let (_, reference) = logits_by_format.last().unwrap();
+    let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+    for (fmt, l) in &logits_by_format {
+        let diff = l
+            .iter()
+            .zip(reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("{arch}/{fmt:?}: max |logit - f32 logit| = {diff} (max |logit| {scale})");
+        assert!(
+            diff <= 0.05 * scale,
+            "{arch}/{fmt:?}: logits differ from f32 by {diff}"
+        );
+    }
 }
 
 #[test]

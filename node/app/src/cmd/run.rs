@@ -48,6 +48,7 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
             let files: Vec<std::path::PathBuf> = m.files.iter().map(|f| base.join(f)).collect();
             let opts = millwright_slm::EngineOptions {
                 threads: m.threads,
+                weight_format: millwright_slm::WeightFormat::parse(&m.weights).unwrap_or_default(),
                 ..Default::default()
             };
             let model = millwright_slm::load_best(&files, &opts);
