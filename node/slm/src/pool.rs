@@ -86,10 +86,15 @@ pub struct Pool {
     solo_left: AtomicUsize,
     /// How many jobs the next solo stretch lasts (doubles while the cores stay busy).
     solo_len: AtomicUsize,
+    /// Times the pool switched to solo (for benchmarks and diagnostics).
+    solo_switches: AtomicUsize,
 }
 
-/// A worker that keeps the caller waiting longer than this is taken as descheduled.
+/// A worker that keeps the caller waiting longer than this (and than twice the time the
+/// caller itself worked on the job) is taken as descheduled.
 const STRAGGLE: Duration = Duration::from_micros(150);
+/// Jobs whose share on the caller takes less than this are the ones watched for stragglers.
+const SHORT_JOB: Duration = Duration::from_millis(1);
 /// Solo stretches: from one or two tokens' worth of jobs up to a few dozen tokens'.
 const SOLO_MIN: usize = 256;
 const SOLO_MAX: usize = 8192;
@@ -150,12 +155,19 @@ impl Pool {
             handles,
             solo_left: AtomicUsize::new(0),
             solo_len: AtomicUsize::new(SOLO_MIN),
+            solo_switches: AtomicUsize::new(0),
         }
     }
 
     /// Threads a job is split over.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// How often a job found a worker descheduled, so that the following jobs ran on the
+    /// calling thread alone for a while.
+    pub fn solo_switches(&self) -> usize {
+        self.solo_switches.load(Ordering::Relaxed)
     }
 
     /// Runs `f(c)` for every chunk `c` in `0..chunks`, each exactly once, on whichever
@@ -190,10 +202,17 @@ impl Pool {
             let _g = s.lock.lock().unwrap_or_else(PoisonError::into_inner);
             s.wake.notify_all();
         }
+        let started = Instant::now();
         s.take_chunks(job);
+        let mine = started.elapsed();
         let mine_done = Instant::now();
         wait_until(|| s.done.load(Ordering::Acquire) >= chunks);
-        if mine_done.elapsed() > STRAGGLE {
+        // Short jobs (a decode step's) end within microseconds of each other unless a worker
+        // was not running. Long jobs (a prompt's) can end a chunk apart, and a late worker
+        // costs them proportionally little, so they never switch to solo.
+        let waited = mine_done.elapsed();
+        if mine < SHORT_JOB && waited > STRAGGLE.max(mine * 2) {
+            self.solo_switches.fetch_add(1, Ordering::Relaxed);
             let len = self.solo_len.load(Ordering::Relaxed);
             self.solo_left.store(len, Ordering::Relaxed);
             self.solo_len
