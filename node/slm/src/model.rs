@@ -803,7 +803,11 @@ impl Model {
             }
         };
         let embed = match embed_own {
-            Some(e) => Embed::Own(e),
+            Some(e) => {
+                // the file's copy is no longer needed: free it before the layers load
+                drop(embed_q);
+                Embed::Own(e)
+            }
             None => Embed::Candle(Arc::new(embed_q)),
         };
         let qd = n_head * head_dim;
