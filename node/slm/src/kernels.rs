@@ -430,25 +430,59 @@ impl Isa {
     pub fn detect() -> Self {
         static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
         *ISA.get_or_init(|| {
-            if std::env::var_os("MILLWRIGHT_SLM_PORTABLE").is_some() {
-                return Isa::Portable;
-            }
-            #[cfg(target_arch = "x86_64")]
-            {
-                use std::arch::is_x86_feature_detected as has;
-                let avx2 = has!("avx2") && has!("fma") && has!("f16c");
-                if avx2 && has!("avxvnni") {
-                    return Isa::Vnni;
-                }
-                if avx2 && has!("avx512vnni") && has!("avx512vl") && has!("avx512f") {
-                    return Isa::Vnni512;
-                }
-                if avx2 {
-                    return Isa::Avx2;
+            // `MILLWRIGHT_SLM_KERNELS=portable|avx2|avx512-vnni|avx-vnni` caps the choice (to
+            // measure what an older gateway gets); it never picks what the CPU lacks.
+            let cap = std::env::var("MILLWRIGHT_SLM_KERNELS").ok();
+            let allowed = |isa: Isa| cap.as_deref().is_none_or(|c| isa.rank() <= Isa::rank_of(c));
+            let mut best = Isa::Portable;
+            for isa in Isa::supported() {
+                if allowed(isa) && isa.rank() > best.rank() {
+                    best = isa;
                 }
             }
-            Isa::Portable
+            best
         })
+    }
+
+    /// Every kernel set this CPU can run.
+    pub fn supported() -> Vec<Isa> {
+        #[allow(unused_mut)]
+        let mut v = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") && has!("f16c") {
+                v.push(Isa::Avx2);
+                if has!("avx512vnni") && has!("avx512vl") && has!("avx512f") {
+                    v.push(Isa::Vnni512);
+                }
+                if has!("avxvnni") {
+                    v.push(Isa::Vnni);
+                }
+            }
+        }
+        v
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Isa::Portable => 0,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => 1,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Vnni512 => 2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Vnni => 3,
+        }
+    }
+
+    fn rank_of(name: &str) -> u8 {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "portable" => 0,
+            "avx2" => 1,
+            "avx512-vnni" => 2,
+            _ => u8::MAX,
+        }
     }
 
     /// A short name for logs and benchmarks.
@@ -1016,22 +1050,7 @@ mod tests {
     }
 
     fn isas() -> Vec<Isa> {
-        #[allow(unused_mut)]
-        let mut v = vec![Isa::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            if has!("avx2") && has!("fma") && has!("f16c") {
-                v.push(Isa::Avx2);
-                if has!("avxvnni") {
-                    v.push(Isa::Vnni);
-                }
-                if has!("avx512vnni") && has!("avx512vl") && has!("avx512f") {
-                    v.push(Isa::Vnni512);
-                }
-            }
-        }
-        v
+        Isa::supported()
     }
 
     #[test]
