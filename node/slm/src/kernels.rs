@@ -360,11 +360,6 @@ impl QActs {
         quantize_blocks(x, &mut self.qs, &mut self.ds);
     }
 
-    /// Rows held.
-    pub fn rows(&self) -> usize {
-        self.m
-    }
-
     /// Writes the values these quantized activations stand for back into `x`.
     pub fn dequantize(&self, x: &mut [f32]) {
         for ((xb, qb), ds) in x
@@ -1049,63 +1044,51 @@ mod tests {
         y
     }
 
-    fn isas() -> Vec<Isa> {
-        Isa::supported()
+    /// Every kernel set on random matrices of `types` and `shapes` (n, k, m) against the f64
+    /// reference; `nonzero` also checks that the reference itself is not trivially small.
+    fn check_against_reference(
+        types: &[QType],
+        shapes: &[(usize, usize, usize)],
+        mut seed: u64,
+        nonzero: bool,
+    ) {
+        for &ty in types {
+            for &(n, k, m) in shapes {
+                let w = random_matrix(ty, n, k, &mut seed);
+                let x: Vec<f32> = (0..m * k).map(|_| rng(&mut seed) * 3.0).collect();
+                let mut a = QActs::default();
+                a.quantize(&x, m, k);
+                let mut xd = vec![0f32; m * k];
+                a.dequantize(&mut xd);
+                let want = reference(&w, &a, &xd);
+                if nonzero {
+                    assert!(want.iter().any(|v| v.abs() > 1.0));
+                }
+                for isa in Isa::supported() {
+                    let mut y = vec![0f32; m * n];
+                    unsafe { rows_kernel_with(isa, &w, &a, 0..n, y.as_mut_ptr(), n) };
+                    for (i, (g, e)) in y.iter().zip(&want).enumerate() {
+                        let tol = 1e-4 * e.abs().max(1.0);
+                        assert!(
+                            (f64::from(*g) - e).abs() < tol,
+                            "{ty:?} {isa:?} n={n} k={k} m={m} at {i}: {g} vs {e}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
     fn every_kernel_matches_the_f64_reference() {
-        let mut seed = 7u64;
-        for ty in [QType::Q4_1, QType::Q8_0] {
-            for (n, k, m) in [(5, 32, 1), (17, 576, 1), (9, 576, 7), (3, 1536, 4)] {
-                let w = random_matrix(ty, n, k, &mut seed);
-                let x: Vec<f32> = (0..m * k).map(|_| rng(&mut seed) * 3.0).collect();
-                let mut a = QActs::default();
-                a.quantize(&x, m, k);
-                let mut xd = vec![0f32; m * k];
-                a.dequantize(&mut xd);
-                let want = reference(&w, &a, &xd);
-                for isa in isas() {
-                    let mut y = vec![0f32; m * n];
-                    unsafe { rows_kernel_with(isa, &w, &a, 0..n, y.as_mut_ptr(), n) };
-                    for (i, (g, e)) in y.iter().zip(&want).enumerate() {
-                        let tol = 1e-4 * e.abs().max(1.0);
-                        assert!(
-                            (f64::from(*g) - e).abs() < tol,
-                            "{ty:?} {isa:?} n={n} k={k} m={m} at {i}: {g} vs {e}"
-                        );
-                    }
-                }
-            }
-        }
+        let shapes = [(5, 32, 1), (17, 576, 1), (9, 576, 7), (3, 1536, 4)];
+        check_against_reference(&[QType::Q4_1, QType::Q8_0], &shapes, 7, false);
     }
 
     #[test]
     fn k_quant_kernels_match_the_f64_reference() {
-        let mut seed = 5u64;
-        for ty in [QType::Q4_K, QType::Q6_K] {
-            for (n, k, m) in [(3, 256, 1), (5, 512, 4), (7, 768, 7), (4, 2048, 5)] {
-                let w = random_matrix(ty, n, k, &mut seed);
-                let x: Vec<f32> = (0..m * k).map(|_| rng(&mut seed) * 3.0).collect();
-                let mut a = QActs::default();
-                a.quantize(&x, m, k);
-                let mut xd = vec![0f32; m * k];
-                a.dequantize(&mut xd);
-                let want = reference(&w, &a, &xd);
-                assert!(want.iter().any(|v| v.abs() > 1.0));
-                for isa in isas() {
-                    let mut y = vec![0f32; m * n];
-                    unsafe { rows_kernel_with(isa, &w, &a, 0..n, y.as_mut_ptr(), n) };
-                    for (i, (g, e)) in y.iter().zip(&want).enumerate() {
-                        let tol = 1e-4 * e.abs().max(1.0);
-                        assert!(
-                            (f64::from(*g) - e).abs() < tol,
-                            "{ty:?} {isa:?} n={n} k={k} m={m} at {i}: {g} vs {e}"
-                        );
-                    }
-                }
-            }
-        }
+        let shapes = [(3, 256, 1), (5, 512, 4), (7, 768, 7), (4, 2048, 5)];
+        check_against_reference(&[QType::Q4_K, QType::Q6_K], &shapes, 5, true);
     }
 
     /// The layout is candle's (ggml's): our dequantization of random blocks equals candle's.
@@ -1155,7 +1138,7 @@ mod tests {
             let x: Vec<f32> = (0..m * k).map(|_| rng(&mut seed)).collect();
             let mut a = QActs::default();
             a.quantize(&x, m, k);
-            for isa in isas() {
+            for isa in Isa::supported() {
                 let mut all = vec![0f32; m * n];
                 unsafe { rows_kernel_with(isa, &w, &a, 0..n, all.as_mut_ptr(), n) };
                 for t in 0..m {

@@ -120,46 +120,6 @@ pub struct ModelConfig {
     pub vocab: usize,
 }
 
-/// Whether candle's x86 repacked int8 kernel serves a Q8_0 matrix of `n` rows of `k` (it
-/// quantizes activations in 256-blocks, the generic kernel in 32-blocks).
-fn uses_q8k_activations(n: usize, k: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let vnni = (std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vnni"))
-            || (std::arch::is_x86_feature_detected!("avxvnni")
-                && std::arch::is_x86_feature_detected!("avx2"));
-        vnni && k.is_multiple_of(256) && n.is_multiple_of(16)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (n, k);
-        false
-    }
-}
-
-/// Quantizes and dequantizes each row of activations the way the int8 kernels do.
-fn activation_roundtrip(x: &mut [f32], k: usize, n: usize) {
-    use candle_core::quantized::k_quants::{BlockQ8K, BlockQ8_0};
-    use candle_core::quantized::GgmlType;
-    if uses_q8k_activations(n, k) {
-        let mut b = vec![BlockQ8K::zeros(); k / 256];
-        for row in x.chunks_exact_mut(k) {
-            BlockQ8K::from_float(row, &mut b);
-            BlockQ8K::to_float(&b, row);
-        }
-    } else if k.is_multiple_of(32) {
-        let mut b = vec![BlockQ8_0::zeros(); k / 32];
-        for row in x.chunks_exact_mut(k) {
-            BlockQ8_0::from_float(row, &mut b);
-            BlockQ8_0::to_float(&b, row);
-        }
-    }
-}
-
-/// Rows (prompt tokens) from which a quantized matrix is expanded to f32 for a dense GEMM.
-const DENSE_PREFILL_MIN_ROWS: usize = 16;
-
 /// A matrix as loaded: on the own kernels, or left to candle's.
 enum Mat {
     Own(QMatrix),
@@ -176,9 +136,9 @@ impl Mat {
 }
 
 enum LinW {
-    Own(Arc<QMatrix>),
-    /// Own matrices of different block types side by side (e.g. q/k in Q4_K, v in Q6_K).
-    OwnParts(Vec<QMatrix>),
+    /// Own matrices filling the output side by side: usually one; several when fused parts
+    /// have different block types (e.g. q/k in Q4_K, v in Q6_K).
+    Own(Vec<Arc<QMatrix>>),
     Candle(QMatMul),
 }
 
@@ -193,13 +153,7 @@ impl Linear {
     /// `m` rows of `k` in, `m` rows of `n` out; `acts` is scratch for the quantized input.
     fn forward(&self, x: &[f32], m: usize, acts: &mut QActs) -> candle_core::Result<Vec<f32>> {
         let mut v = match &self.w {
-            LinW::Own(q) => {
-                acts.quantize(x, m, self.k);
-                let mut y = vec![0f32; m * self.n];
-                q.matmul(acts, &mut y, pool::global());
-                y
-            }
-            LinW::OwnParts(parts) => {
+            LinW::Own(parts) => {
                 acts.quantize(x, m, self.k);
                 let mut y = vec![0f32; m * self.n];
                 let mut off = 0;
@@ -223,28 +177,12 @@ impl Linear {
 
     fn forward_candle(&self, w: &QMatMul, x: &[f32], m: usize) -> candle_core::Result<Vec<f32>> {
         let t = Tensor::from_slice(x, (m, self.k), &Device::Cpu)?;
-        let y = match w {
-            // Prompt processing is compute-bound: expanding the block to f32 for this call and
-            // using the dense GEMM beats the quantized dot-product kernel once there are enough
-            // rows to reuse each weight (decode stays on the quantized, memory-light path).
-            QMatMul::QTensor(q) if m >= DENSE_PREFILL_MIN_ROWS && q.dtype() == GgmlDType::Q8_0 => {
-                // Round the activations exactly as the quantized kernel would, so a prompt
-                // computed in one go and one computed token by token (cached prefix) agree.
-                let mut xq = x.to_vec();
-                activation_roundtrip(&mut xq, self.k, self.n);
-                let t = Tensor::from_vec(xq, (m, self.k), &Device::Cpu)?;
-                let w = q.dequantize(&Device::Cpu)?;
-                t.matmul(&w.t()?)?
-            }
-            w => w.forward(&t)?,
-        };
-        y.flatten_all()?.to_vec1::<f32>()
+        w.forward(&t)?.flatten_all()?.to_vec1::<f32>()
     }
 
     fn bytes(&self) -> usize {
         match &self.w {
-            LinW::Own(q) => q.bytes(),
-            LinW::OwnParts(p) => p.iter().map(QMatrix::bytes).sum(),
+            LinW::Own(parts) => parts.iter().map(|q| q.bytes()).sum(),
             LinW::Candle(QMatMul::QTensor(q)) => q.storage_size_in_bytes(),
             LinW::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => {
                 t.elem_count() * t.dtype().size_in_bytes()
@@ -605,15 +543,15 @@ fn fuse(parts: Vec<Mat>, biases: Vec<Option<Vec<f32>>>, k: usize) -> candle_core
                 bytes.extend_from_slice(q.data());
             }
         }
-        LinW::Own(Arc::new(
+        LinW::Own(vec![Arc::new(
             QMatrix::from_blocks(ty, n, k, bytes).map_err(own_err)?,
-        ))
+        )])
     } else if parts.iter().all(|p| matches!(p, Mat::Own(_))) {
-        LinW::OwnParts(
+        LinW::Own(
             parts
                 .into_iter()
                 .filter_map(|p| match p {
-                    Mat::Own(q) => Some(q),
+                    Mat::Own(q) => Some(Arc::new(q)),
                     Mat::Candle(_) => None,
                 })
                 .collect(),
@@ -660,7 +598,7 @@ fn single(m: Mat, bias: Option<Vec<f32>>) -> candle_core::Result<Linear> {
         Mat::Own(q) => Ok(Linear {
             n: q.rows(),
             k: q.cols(),
-            w: LinW::Own(Arc::new(q)),
+            w: LinW::Own(vec![Arc::new(q)]),
             bias,
         }),
         Mat::Candle(q) => {
@@ -790,7 +728,7 @@ impl Model {
             match &embed_own {
                 // tied embedding already in the wanted format: share it, no second copy
                 Some(e) if wanted == Target::Own(e.qtype()) => Linear {
-                    w: LinW::Own(e.clone()),
+                    w: LinW::Own(vec![e.clone()]),
                     bias: None,
                     n: vocab,
                     k: hidden,
@@ -879,7 +817,7 @@ impl Model {
         let rope_local = (arch == Arch::Gemma3)
             .then(|| Rope::new(cfg.rope_base_local, rope_dim, 1.0, max_context, None));
         let (shared, embed_bytes) = match (&embed, &output.w) {
-            (Embed::Own(e), LinW::Own(o)) => (Arc::ptr_eq(e, o), e.bytes()),
+            (Embed::Own(e), LinW::Own(o)) => (o.iter().any(|o| Arc::ptr_eq(e, o)), e.bytes()),
             (Embed::Own(e), _) => (false, e.bytes()),
             (Embed::Candle(e), _) => (false, e.storage_size_in_bytes()),
         };
@@ -1159,9 +1097,9 @@ fn attention(q: &[f32], kc: &[f32], vc: &[f32], out: &mut [f32], s: AttnShape) {
     let items = s.m * s.n_head;
     let out_ptr = out.as_mut_ptr() as usize;
     let work = |range: std::ops::Range<usize>| {
+        // the same CPU test as the matrix kernels (and the same MILLWRIGHT_SLM_KERNELS cap)
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::kernels::Isa::detect() != crate::kernels::Isa::Portable {
             // SAFETY: the CPU has the features; the range contract is `attention_items`'.
             unsafe { attention_items_avx2(q, kc, vc, out_ptr, s, range) };
             return;
@@ -1264,11 +1202,15 @@ fn axpy(o: &mut [f32], v: &[f32], w: f32) {
     }
 }
 
+/// `1 / rms(x)` with `eps` added to the mean square.
+fn inv_rms(x: &[f32], eps: f32) -> f32 {
+    1.0 / (dot(x, x) / x.len() as f32 + eps).sqrt()
+}
+
 fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let h = w.len();
     for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
-        let ss = dot(xr, xr) / h as f32;
-        let r = 1.0 / (ss + eps).sqrt();
+        let r = inv_rms(xr, eps);
         for ((o, a), b) in or.iter_mut().zip(xr).zip(w) {
             *o = a * r * b;
         }
@@ -1278,8 +1220,7 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     let h = w.len();
     for xr in x.chunks_exact_mut(h) {
-        let ss = dot(xr, xr) / h as f32;
-        let r = 1.0 / (ss + eps).sqrt();
+        let r = inv_rms(xr, eps);
         for (a, b) in xr.iter_mut().zip(w) {
             *a *= r * b;
         }
