@@ -6,6 +6,7 @@
 
 use crate::config::{Fault, FaultKind, MachineKind};
 use crate::map::loop_channels;
+use millwright_core::rng::SplitMix64;
 
 /// Standard gravity, m/s².
 pub const G: f64 = 9.806_65;
@@ -14,31 +15,29 @@ pub const ACCEL_M_S2_PER_CODE: f64 = 0.0039 * G;
 /// Largest physics step, s.
 const MAX_STEP_S: f64 = 0.5;
 
-/// Small deterministic PRNG (SplitMix64) with a Gaussian helper.
+/// The simulator's random source: the workspace's [`SplitMix64`] (seed scrambled with its
+/// increment) plus the simulator's own uniform and Gaussian conventions, kept here so every
+/// simulated series stays exactly what it was.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     /// Seeds the generator.
     pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+        Rng(SplitMix64::new(seed ^ SplitMix64::GAMMA))
     }
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.next_f64()
     }
 
-    /// Standard normal (Box–Muller).
+    /// Standard normal (Box–Muller on [0, 1) draws, the first clamped away from 0).
     pub fn gauss(&mut self) -> f64 {
         let u1 = self.uniform().max(1e-300);
         let u2 = self.uniform();

@@ -13,7 +13,8 @@
 use crate::config::{AssetConfig, Config};
 use millwright_core::anomaly::{Anomaly, MaintenanceReport, Phase};
 use millwright_core::{Batch, LanguageModel};
-use millwright_detect::{AssetMonitor, Profile};
+use millwright_detect::AssetMonitor;
+use millwright_profile::Profile;
 use millwright_sinks::InfluxWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

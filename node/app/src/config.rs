@@ -33,13 +33,13 @@ pub struct Config {
     pub store: StoreConfig,
     /// Node-wide settings (`[node]`).
     #[serde(default)]
-    pub node: NodeConfig,
+    pub node: NodeSection,
     /// Assets watched by detectors (`[[assets]]`).
     #[serde(default)]
     pub assets: Vec<AssetConfig>,
     /// The on-device language model that explains anomalies (`[model]`).
     #[serde(default)]
-    pub model: Option<ModelConfig>,
+    pub model: Option<ModelSection>,
 }
 
 /// An asset and its profile (`[[assets]]`).
@@ -55,7 +55,7 @@ pub struct AssetConfig {
 /// `[model]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModelConfig {
+pub struct ModelSection {
     /// GGUF files, largest first; the largest that fits the available RAM is used
     /// (relative to this config file). None usable: the rule-based template explains.
     pub files: Vec<String>,
@@ -91,7 +91,7 @@ fn default_topic_root() -> String {
 /// `[node]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeConfig {
+pub struct NodeSection {
     /// Capacity of the reading bus in batches (back-pressure beyond it).
     #[serde(default = "default_bus_capacity")]
     pub bus_capacity: usize,
@@ -117,7 +117,7 @@ fn default_report_interval_s() -> u64 {
     28_800
 }
 
-impl Default for NodeConfig {
+impl Default for NodeSection {
     fn default() -> Self {
         Self {
             bus_capacity: default_bus_capacity(),

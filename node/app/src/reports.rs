@@ -4,7 +4,7 @@
 use millwright_core::anomaly::{
     Anomaly, DataQuality, ExplanationCard, MaintenanceReport, ReportInput, SignalPeriodStats,
 };
-use millwright_detect::Profile;
+use millwright_profile::Profile;
 use millwright_store::Store;
 
 /// Builds the report of `asset` over `[from_ns, to_ns)` (whole history with `i64::MIN..MAX`).

@@ -6,6 +6,7 @@
 pub mod anomaly;
 pub mod llm;
 pub mod reading;
+pub mod rng;
 pub mod schema;
 pub mod secret;
 pub mod validate;

@@ -12,7 +12,7 @@
 //! Lines that are empty or start with `#` are ignored. The only I/O is on the given streams.
 
 use crate::monitor::{AssetMonitor, DetectError};
-use crate::profile::Profile;
+use millwright_profile::Profile;
 use millwright_core::{Anomaly, Quality};
 use std::io::{BufRead, Write};
 

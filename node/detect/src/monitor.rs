@@ -6,7 +6,7 @@
 //! counted. No clock, no I/O: `tick` takes the caller's time for dropout checks.
 
 use crate::event::{EventTracker, Hysteresis};
-use crate::profile::Profile;
+use millwright_profile::Profile;
 use crate::signal::SignalDetector;
 use millwright_core::{
     Anomaly, AnomalyKind, Direction, Evidence, Phase, Quality, Reading, RelatedSignal,

@@ -8,7 +8,7 @@
 //! The reading's score is the largest of them. Time comes from the readings only.
 
 use crate::event::{EventTracker, Hysteresis};
-use crate::profile::{DetectDefaults, Profile, SignalSpec};
+use millwright_profile::{DetectDefaults, Profile, SignalSpec};
 use millwright_core::{
     Anomaly, AnomalyKind, Detector, Evidence, Limits, Phase, Quality, Reading, SensorId, Unit,
 };

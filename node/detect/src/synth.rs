@@ -1,37 +1,9 @@
-//! Deterministic synthetic signals for tests and benchmarks: a seeded PRNG (splitmix64), normal
-//! noise, and fault shapes (step, ramp, spike, flatline, gap). No clock, no global state.
+//! Deterministic synthetic signals for tests and benchmarks: normal noise from the workspace's
+//! seeded generator ([`SplitMix64`] in `millwright-core`), fault shapes (step, ramp, spike,
+//! flatline, gap) and a simulated machine per profile. No clock, no global state.
 
-/// A small seeded pseudo-random generator (splitmix64); the same seed gives the same series.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `(0, 1)`.
-    pub fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
+use millwright_core::rng::SplitMix64;
+use millwright_profile::Profile;
 
 /// A fault shape added to a signal from `start` (reading index).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,7 +40,7 @@ pub enum Shape {
 
 /// `n` readings of `mean + sd·noise` with `shape` applied.
 pub fn series(n: usize, mean: f64, sd: f64, shape: Shape, seed: u64) -> Vec<f64> {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut out = Vec::with_capacity(n);
     let mut frozen = None;
     for i in 0..n {
@@ -92,7 +64,7 @@ pub fn series(n: usize, mean: f64, sd: f64, shape: Shape, seed: u64) -> Vec<f64>
 
 /// A fault injected into one signal of a [`Machine`] from `start_s` on.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Fault {
+pub struct SynthFault {
     /// Signal name.
     pub signal: String,
     /// Seconds after the start of the run.
@@ -101,7 +73,7 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
-/// What a [`Fault`] does.
+/// What a [`SynthFault`] does.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FaultKind {
     /// Adds a change of `total` reached linearly over `over_s` seconds, then held.
@@ -150,14 +122,14 @@ pub struct Machine {
     /// Signals.
     pub signals: Vec<SimSignal>,
     /// Injected faults.
-    pub faults: Vec<Fault>,
-    rng: Rng,
+    pub faults: Vec<SynthFault>,
+    rng: SplitMix64,
 }
 
 impl Machine {
     /// A healthy machine for `profile`: each signal at 40 % of its normal range, noise 1 %
     /// of the range, a daily swing of 1.5 % of the range, resolution 0.01.
-    pub fn for_profile(asset: &str, profile: &crate::Profile, seed: u64) -> Self {
+    pub fn for_profile(asset: &str, profile: &Profile, seed: u64) -> Self {
         let signals = profile
             .signals
             .iter()
@@ -178,13 +150,13 @@ impl Machine {
             asset: asset.to_string(),
             signals,
             faults: Vec::new(),
-            rng: Rng::new(seed),
+            rng: SplitMix64::new(seed),
         }
     }
 
     /// Adds a fault.
     pub fn inject(&mut self, signal: &str, start_s: f64, kind: FaultKind) -> &mut Self {
-        self.faults.push(Fault {
+        self.faults.push(SynthFault {
             signal: signal.to_string(),
             start_s,
             kind,
@@ -252,19 +224,6 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normal_noise_has_unit_variance() {
-        let mut r = Rng::new(7);
-        let n = 100_000;
-        let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
-        let mean = xs.iter().sum::<f64>() / n as f64;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(
-            mean.abs() < 0.02 && (var - 1.0).abs() < 0.03,
-            "{mean} {var}"
-        );
-    }
 
     #[test]
     fn shapes_apply_where_asked() {

@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use millwright_core::{Anomaly, AnomalyKind, Limits, Phase, Quality, Reading, SensorId, Unit};
-use millwright_detect::synth::{series, Rng, Shape};
-use millwright_detect::{AssetMonitor, Hysteresis, Profile, SignalDetector, SignalParams};
+use millwright_core::rng::SplitMix64;
+use millwright_detect::synth::{series, Shape};
+use millwright_detect::{AssetMonitor, Hysteresis, SignalDetector, SignalParams};
+use millwright_profile::Profile;
 use std::sync::Arc;
 
 const SEC: i64 = 1_000_000_000;
@@ -297,7 +299,7 @@ fn replay_is_deterministic() {
 
 #[test]
 fn scores_stay_in_range_on_wild_input() {
-    let mut rng = Rng::new(99);
+    let mut rng = SplitMix64::new(99);
     let mut p = params();
     p.limits = Some(Limits {
         min: Some(-1e6),
@@ -307,7 +309,7 @@ fn scores_stay_in_range_on_wild_input() {
     let mut d = detector(p);
     let mut ts = 0i64;
     for _ in 0..50_000 {
-        ts += (rng.uniform() * 3.0 * SEC as f64) as i64;
+        ts += (rng.next_f64_open() * 3.0 * SEC as f64) as i64;
         let v = match rng.next_u64() % 5 {
             0 => rng.normal() * 1e9,
             1 => 0.0,

@@ -5,7 +5,8 @@
 
 use millwright_core::{Anomaly, AnomalyKind, Phase, Quality};
 use millwright_detect::synth::{FaultKind, Machine};
-use millwright_detect::{AssetMonitor, Profile};
+use millwright_detect::AssetMonitor;
+use millwright_profile::Profile;
 use std::path::Path;
 
 const T0: i64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z

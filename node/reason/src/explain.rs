@@ -13,7 +13,7 @@ use crate::text::{duration, rfc3339};
 use millwright_core::{
     Anomaly, AnomalyKind, Direction, ExplanationCard, GenParams, LanguageModel, Prompt, TextSource,
 };
-use millwright_detect::profile::Profile;
+use millwright_profile::Profile;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@
 
 use crate::text::{decimals_for, display_signal, duration, fixed, sig2, sigma, spread};
 use millwright_core::{Action, Anomaly, AnomalyKind, Direction, Evidence, Urgency};
-use millwright_detect::profile::{FailureMode, Profile};
+use millwright_profile::{FailureMode, Profile};
 
 /// One number stated in the facts, with the rounding it was written with.
 #[derive(Clone, Debug, PartialEq)]

@@ -12,7 +12,7 @@ use millwright_core::{
     Action, AnomalyKind, MaintenanceReport, Phase, RankedAction, ReportAnomaly, ReportInput,
     SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
 };
-use millwright_detect::profile::Profile;
+use millwright_profile::Profile;
 use std::fmt::Write as _;
 
 /// State of a signal's latest value against its profile ranges.

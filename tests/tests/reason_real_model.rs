@@ -1,19 +1,21 @@
 //! With the real SmolLM2 model (GGUF at env MILLWRIGHT_MODEL, default
 //! `models/SmolLM2-135M-Instruct.Q4_1.gguf` under the workspace root): sensor summaries are at
 //! most 40 tokens of the real tokenizer, and explanations of the scenario faults either pass
-//! the grounding check or fall back to the template — never ungrounded text.
+//! the grounding check or fall back to the template — never ungrounded text. Here rather than
+//! in `millwright-reason` because the events come from the real detectors (`millwright-detect`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use millwright_core::{Anomaly, Phase, Quality, TextSource};
 use millwright_detect::synth::{FaultKind, Machine};
-use millwright_detect::{AssetMonitor, Profile};
+use millwright_detect::AssetMonitor;
+use millwright_profile::Profile;
 use millwright_reason::{check, encode, ExplainOptions, Explainer, GroundingContext};
 use std::path::{Path, PathBuf};
 
 const T0: i64 = 1_767_225_600_000_000_000;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn model_path() -> PathBuf {

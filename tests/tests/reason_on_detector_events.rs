@@ -1,6 +1,7 @@
 //! Tests of the text encoding, the grounding check, explanation cards (with fake models that
 //! answer right, wrong, or not at all) and maintenance reports, on events from the real
-//! detectors and profiles.
+//! detectors and profiles. They live here, not in `millwright-reason`, because they join two
+//! crates that do not depend on each other (detect produces the events, reason explains them).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use millwright_core::{
@@ -9,7 +10,8 @@ use millwright_core::{
     Urgency,
 };
 use millwright_detect::synth::{FaultKind, Machine};
-use millwright_detect::{AssetMonitor, Profile};
+use millwright_detect::AssetMonitor;
+use millwright_profile::Profile;
 use millwright_reason::{
     build_report, card_json, card_point, check, encode, to_json, to_markdown, ExplainOptions,
     Explainer, GroundingContext,
@@ -20,7 +22,7 @@ const T0: i64 = 1_767_225_600_000_000_000;
 
 fn profile(name: &str) -> Profile {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../pipelines")
+        .join("../pipelines")
         .join(format!("{name}.toml"));
     Profile::load(&p).unwrap()
 }
