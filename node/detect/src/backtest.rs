@@ -12,8 +12,8 @@
 //! Lines that are empty or start with `#` are ignored. The only I/O is on the given streams.
 
 use crate::monitor::{AssetMonitor, DetectError};
-use millwright_profile::Profile;
 use millwright_core::{Anomaly, Quality};
+use millwright_profile::Profile;
 use std::io::{BufRead, Write};
 
 /// Why a back-test stopped.

@@ -6,11 +6,11 @@
 //! counted. No clock, no I/O: `tick` takes the caller's time for dropout checks.
 
 use crate::event::{EventTracker, Hysteresis};
-use millwright_profile::Profile;
 use crate::signal::SignalDetector;
 use millwright_core::{
     Anomaly, AnomalyKind, Direction, Evidence, Phase, Quality, Reading, RelatedSignal,
 };
+use millwright_profile::Profile;
 use std::sync::Arc;
 
 /// Why a monitor could not be built.

@@ -8,10 +8,10 @@
 //! The reading's score is the largest of them. Time comes from the readings only.
 
 use crate::event::{EventTracker, Hysteresis};
-use millwright_profile::{DetectDefaults, Profile, SignalSpec};
 use millwright_core::{
     Anomaly, AnomalyKind, Detector, Evidence, Limits, Phase, Quality, Reading, SensorId, Unit,
 };
+use millwright_profile::{DetectDefaults, Profile, SignalSpec};
 use std::sync::Arc;
 
 /// Normal σ from the mean absolute deviation of a normal distribution.

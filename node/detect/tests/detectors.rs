@@ -2,8 +2,8 @@
 //! spike, flatline, gap, limits, rate, correlation, and noise only (no alarm).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use millwright_core::{Anomaly, AnomalyKind, Limits, Phase, Quality, Reading, SensorId, Unit};
 use millwright_core::rng::SplitMix64;
+use millwright_core::{Anomaly, AnomalyKind, Limits, Phase, Quality, Reading, SensorId, Unit};
 use millwright_detect::synth::{series, Shape};
 use millwright_detect::{AssetMonitor, Hysteresis, SignalDetector, SignalParams};
 use millwright_profile::Profile;

@@ -19,6 +19,6 @@ mod validate;
 
 pub use parse::ProfileError;
 pub use types::{
-    ActionSpec, CorrelationSpec, DetectDefaults, DetectSpec, DriftSpec, FailureMode,
-    FlatlineSpec, GapSpec, LevelSpec, Profile, RateSpec, SignalSpec, Symptom,
+    ActionSpec, CorrelationSpec, DetectDefaults, DetectSpec, DriftSpec, FailureMode, FlatlineSpec,
+    GapSpec, LevelSpec, Profile, RateSpec, SignalSpec, Symptom,
 };

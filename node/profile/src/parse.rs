@@ -69,7 +69,6 @@ impl Profile {
         })?;
         Self::from_toml_str(&text, &path.display().to_string())
     }
-
 }
 
 #[cfg(test)]

@@ -235,7 +235,6 @@ pub struct ActionSpec {
     pub urgency: Urgency,
 }
 
-
 impl Profile {
     /// Index of a signal by name.
     pub fn signal_index(&self, name: &str) -> Option<usize> {
