@@ -272,6 +272,206 @@ mod tests {
         assert!(now_ns() > NOON);
     }
 
+    /// The two parsers this module replaced, verbatim in behaviour: ingest's JSON `time`
+    /// parser and the backtest's CSV parser (ASCII input only: it sliced at byte offsets).
+    mod before {
+        use super::days_from_civil;
+
+        pub fn ingest(s: &str) -> Option<i64> {
+            let b = s.as_bytes();
+            if b.len() < 20 {
+                return None;
+            }
+            let num = |r: std::ops::Range<usize>| -> Option<i64> {
+                let t = s.get(r)?;
+                if !t.bytes().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                t.parse().ok()
+            };
+            let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+            if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+                return None;
+            }
+            let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+            if b[13] != b':'
+                || b[16] != b':'
+                || !(1..=12).contains(&mo)
+                || !(1..=31).contains(&d)
+                || h > 23
+                || mi > 59
+                || se > 60
+            {
+                return None;
+            }
+            let mut i = 19;
+            let mut frac_ns: i64 = 0;
+            if b.get(i) == Some(&b'.') {
+                i += 1;
+                let st = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let digits = s.get(st..i)?;
+                if digits.is_empty() {
+                    return None;
+                }
+                let mut padded: String = digits.chars().take(9).collect();
+                while padded.len() < 9 {
+                    padded.push('0');
+                }
+                frac_ns = padded.parse().ok()?;
+            }
+            let offset_s: i64 = match b.get(i) {
+                Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
+                Some(c @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
+                    let oh = num(i + 1..i + 3)?;
+                    let om = num(i + 4..i + 6)?;
+                    let o = oh * 3600 + om * 60;
+                    if *c == b'+' {
+                        o
+                    } else {
+                        -o
+                    }
+                }
+                _ => return None,
+            };
+            let days = days_from_civil(y, mo, d);
+            let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_s;
+            secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+        }
+
+        fn num(s: &str) -> Option<i64> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()
+        }
+
+        pub fn backtest(s: &str) -> Option<i64> {
+            let b = s.as_bytes();
+            if b.len() < 19
+                || b[4] != b'-'
+                || b[7] != b'-'
+                || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+                || b[13] != b':'
+                || b[16] != b':'
+            {
+                return None;
+            }
+            let y = num(&s[0..4])?;
+            let mo = num(&s[5..7])?;
+            let d = num(&s[8..10])?;
+            let h = num(&s[11..13])?;
+            let mi = num(&s[14..16])?;
+            let se = num(&s[17..19])?;
+            if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+                return None;
+            }
+            let mut rest = &s[19..];
+            let mut frac_ns = 0i64;
+            if let Some(r) = rest.strip_prefix('.') {
+                let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+                if digits == 0 {
+                    return None;
+                }
+                let mut f = 0i64;
+                for (i, c) in r[..digits].bytes().enumerate() {
+                    if i < 9 {
+                        f = f * 10 + i64::from(c - b'0');
+                    }
+                }
+                for _ in digits..9 {
+                    f *= 10;
+                }
+                frac_ns = f;
+                rest = &r[digits..];
+            }
+            let offset_s = match rest {
+                "" | "Z" | "z" => 0,
+                _ => {
+                    let sign = match rest.as_bytes()[0] {
+                        b'+' => 1,
+                        b'-' => -1,
+                        _ => return None,
+                    };
+                    let o = rest[1..].replace(':', "");
+                    if o.len() != 4 {
+                        return None;
+                    }
+                    let oh = num(&o[0..2])?;
+                    let om = num(&o[2..4])?;
+                    sign * (oh * 3600 + om * 60)
+                }
+            };
+            let days = days_from_civil(y, mo, d);
+            let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_s;
+            secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+        }
+    }
+
+    /// Timestamp-like ASCII text: digits and separators in the right places most of the time,
+    /// any fraction, and offsets in every form either old parser took or refused (except the
+    /// backtest's accidental ones with misplaced colons, such as `+0:200`).
+    fn timestamp_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let year = prop_oneof![8 => "19[7-9][0-9]|20[0-9]{2}", 1 => "[0-9]{3}", 1 => "[0-9]{4}"];
+        let date_sep = prop_oneof![9 => "-", 1 => "/"];
+        let month = prop_oneof![8 => "0[1-9]|1[0-2]", 1 => "[0-9]{2}", 1 => "[0-9]"];
+        let day = prop_oneof![8 => "0[1-9]|[12][0-9]|3[01]", 1 => "[0-9]{2}", 1 => "a1"];
+        let t = prop_oneof![6 => "T", 1 => "t", 2 => " ", 1 => "_"];
+        let hour = prop_oneof![8 => "[01][0-9]|2[0-3]", 2 => "[0-9]{2}"];
+        let minute = prop_oneof![8 => "[0-5][0-9]", 2 => "[0-9]{2}"];
+        let second = prop_oneof![8 => "[0-5][0-9]|60", 2 => "[0-9]{2}"];
+        let time_sep = prop_oneof![9 => ":", 1 => "-"];
+        let frac = prop_oneof![4 => "", 5 => "\\.[0-9]{1,12}", 1 => "\\."];
+        let offset = prop_oneof![
+            2 => "",
+            3 => "Z|z",
+            4 => "[+-]([01][0-9]|2[0-3]):[0-5][0-9]",
+            3 => "[+-]([01][0-9]|2[0-3])[0-5][0-9]",
+            1 => "ZZ|x|[+-][0-9]{2}|[+-][0-9]{3}|[+-][0-9]{2}:[0-9]|[+-][0-9]{2}:[0-9]{2}Z",
+        ];
+        (
+            (year, date_sep.clone(), month, date_sep, day, t),
+            (hour, time_sep.clone(), minute, time_sep, second, frac, offset),
+        )
+            .prop_map(|((y, s1, mo, s2, d, t), (h, c1, mi, c2, se, frac, off))| {
+                format!("{y}{s1}{mo}{s2}{d}{t}{h}{c1}{mi}{c2}{se}{frac}{off}")
+            })
+    }
+
+    #[test]
+    fn timestamp_like_text_is_often_a_timestamp() {
+        use proptest::strategy::{Strategy, ValueTree};
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut strict, mut lenient_only, mut neither) = (0, 0, 0);
+        for _ in 0..2000 {
+            let s = timestamp_like().new_tree(&mut runner).unwrap().current();
+            match (parse_rfc3339_ns(&s), parse_rfc3339_lenient_ns(&s)) {
+                (Some(_), _) => strict += 1,
+                (None, Some(_)) => lenient_only += 1,
+                (None, None) => neither += 1,
+            }
+        }
+        // Every outcome is well represented, so the comparison with the old parsers below
+        // covers accepted and refused text alike.
+        assert!(strict > 100 && lenient_only > 100 && neither > 100, "{strict} {lenient_only} {neither}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4000))]
+        #[test]
+        fn strict_is_the_ingest_parser_lenient_the_union(s in timestamp_like()) {
+            let (ingest, backtest) = (before::ingest(&s), before::backtest(&s));
+            proptest::prop_assert_eq!(parse_rfc3339_ns(&s), ingest, "{}", s);
+            proptest::prop_assert_eq!(parse_rfc3339_lenient_ns(&s), ingest.or(backtest), "{}", s);
+            if let (Some(a), Some(b)) = (ingest, backtest) {
+                proptest::prop_assert_eq!(a, b, "{}", s);
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn format_then_parse_round_trips(secs in -9_223_372_036i64..9_223_372_036) {
