@@ -41,11 +41,11 @@ fn fields_of(map: &[RegisterDef]) -> Vec<FieldConfig> {
             },
             address: d.address,
             data_type: match d.data_type {
-                millwright_sim::DataType::U16 | millwright_sim::DataType::Bits16 => DataType::U16,
-                millwright_sim::DataType::I16 => DataType::I16,
-                millwright_sim::DataType::U32 => DataType::U32,
-                millwright_sim::DataType::I32 => DataType::I32,
-                millwright_sim::DataType::F32 => DataType::F32,
+                millwright_sim::RegisterValueType::U16 | millwright_sim::RegisterValueType::Bits16 => DataType::U16,
+                millwright_sim::RegisterValueType::I16 => DataType::I16,
+                millwright_sim::RegisterValueType::U32 => DataType::U32,
+                millwright_sim::RegisterValueType::I32 => DataType::I32,
+                millwright_sim::RegisterValueType::F32 => DataType::F32,
             },
             bit: None,
             length_registers: None,
@@ -73,11 +73,11 @@ fn expected(d: &RegisterDef, table: &[u16]) -> f64 {
         }
     };
     let raw = match d.data_type {
-        millwright_sim::DataType::U16 | millwright_sim::DataType::Bits16 => f64::from(w0),
-        millwright_sim::DataType::I16 => f64::from(w0 as i16),
-        millwright_sim::DataType::U32 => f64::from(two()),
-        millwright_sim::DataType::I32 => f64::from(two() as i32),
-        millwright_sim::DataType::F32 => f64::from(f32::from_bits(two())),
+        millwright_sim::RegisterValueType::U16 | millwright_sim::RegisterValueType::Bits16 => f64::from(w0),
+        millwright_sim::RegisterValueType::I16 => f64::from(w0 as i16),
+        millwright_sim::RegisterValueType::U32 => f64::from(two()),
+        millwright_sim::RegisterValueType::I32 => f64::from(two() as i32),
+        millwright_sim::RegisterValueType::F32 => f64::from(f32::from_bits(two())),
     };
     raw * d.scale
 }

@@ -3,6 +3,7 @@
 //! - [`features`]: fixed-point vibration features (RMS velocity, RMS/peak acceleration, crest
 //!   factor, kurtosis) over one window of accelerometer samples.
 //! - [`current_loop`]: 4–20 mA loop conversion with NAMUR NE43 flags.
+//! - [`limits`]: fault-detection limits the node applies and the register map documents.
 //! - [`registers`]: the Modbus register map the node exposes, and the generator of
 //!   `REGISTERS.md`.
 //! - [`node`]: [`node::SensorNode`], which drives the `millwright-drivers` devices, computes the
@@ -22,5 +23,6 @@ extern crate std;
 
 pub mod current_loop;
 pub mod features;
+pub mod limits;
 pub mod node;
 pub mod registers;

@@ -13,10 +13,8 @@ use millwright_drivers::tmp117::{self, Tmp117};
 
 use crate::current_loop::{self, LoopRange};
 use crate::features::{self, VibrationFeatures};
+use crate::limits::FROZEN_WINDOWS;
 use crate::registers::{holding, input, invalid, loop_status, status, WordOrder};
-
-/// Windows with an identical code before a sensor is flagged frozen.
-pub const FROZEN_WINDOWS: u16 = 20;
 /// ADXL345 full-resolution scale in µm/s² per LSB (3.9 mg × 9.80665 m/s²).
 pub const ACCEL_SCALE_UM_S2: u32 = 38_246;
 /// How often DATA_READY is polled per sample before the window is abandoned.
@@ -24,7 +22,7 @@ pub const MAX_READY_POLLS: u16 = 64;
 
 /// Static node configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NodeConfig {
+pub struct SensorNodeConfig {
     /// Accelerometer range.
     pub accel_range: Range,
     /// Accelerometer output data rate (the window's sample rate).
@@ -41,7 +39,7 @@ pub struct NodeConfig {
     pub temp_alarm_centi_c: i16,
 }
 
-impl Default for NodeConfig {
+impl Default for SensorNodeConfig {
     fn default() -> Self {
         Self {
             accel_range: Range::G16,
@@ -80,7 +78,7 @@ pub struct SensorNode<ACC, TI2C, AI2C, const N: usize> {
     accel: Adxl345<ACC>,
     temp: Tmp117<TI2C>,
     adc: Ads1115<AI2C>,
-    cfg: NodeConfig,
+    cfg: SensorNodeConfig,
     buf: [[i16; N]; 3],
     health: Health,
     input: [u16; input::COUNT],
@@ -100,7 +98,7 @@ where
         accel: Adxl345<ACC>,
         temp: Tmp117<TI2C>,
         adc: Ads1115<AI2C>,
-        cfg: NodeConfig,
+        cfg: SensorNodeConfig,
     ) -> Self {
         let mut node = Self {
             accel,
@@ -179,7 +177,7 @@ where
     }
 
     /// The effective configuration (holding registers applied).
-    pub fn config(&self) -> NodeConfig {
+    pub fn config(&self) -> SensorNodeConfig {
         let mut c = self.cfg;
         c.vib_alarm_centi_mm_s = self.holding[usize::from(holding::VIB_ALARM)];
         c.temp_alarm_centi_c = self.holding[usize::from(holding::TEMP_ALARM)] as i16;

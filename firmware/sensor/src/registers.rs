@@ -4,6 +4,9 @@
 //! This module only describes and encodes; it does no I/O. Multi-register values are
 //! big-endian within each register; the word order is given per register (ABCD = high word
 //! first at the lower address, CDAB = low word first).
+//!
+//! Longer than ~600 lines on purpose: most of it is the register tables (one row per register,
+//! laid out like the document) and the document's text, which read best next to each other.
 
 use core::fmt;
 
@@ -18,7 +21,7 @@ pub enum Function {
 
 /// Data type of a register field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataType {
+pub enum RegisterValueType {
     /// Unsigned 16-bit.
     U16,
     /// Signed 16-bit, two's complement.
@@ -33,24 +36,24 @@ pub enum DataType {
     Bits16,
 }
 
-impl DataType {
+impl RegisterValueType {
     /// Number of 16-bit registers the type occupies.
     pub const fn registers(self) -> u16 {
         match self {
-            DataType::U16 | DataType::I16 | DataType::Bits16 => 1,
-            DataType::U32 | DataType::I32 | DataType::F32 => 2,
+            RegisterValueType::U16 | RegisterValueType::I16 | RegisterValueType::Bits16 => 1,
+            RegisterValueType::U32 | RegisterValueType::I32 | RegisterValueType::F32 => 2,
         }
     }
 
     /// Lower-case name used in documents and configs.
     pub const fn name(self) -> &'static str {
         match self {
-            DataType::U16 => "u16",
-            DataType::I16 => "i16",
-            DataType::U32 => "u32",
-            DataType::I32 => "i32",
-            DataType::F32 => "f32",
-            DataType::Bits16 => "bits16",
+            RegisterValueType::U16 => "u16",
+            RegisterValueType::I16 => "i16",
+            RegisterValueType::U32 => "u32",
+            RegisterValueType::I32 => "i32",
+            RegisterValueType::F32 => "f32",
+            RegisterValueType::Bits16 => "bits16",
         }
     }
 }
@@ -105,7 +108,7 @@ pub struct RegisterDef {
     /// Table.
     pub function: Function,
     /// Data type.
-    pub data_type: DataType,
+    pub data_type: RegisterValueType,
     /// Word order (meaningful for two-register types).
     pub word_order: WordOrder,
     /// Engineering value = raw × scale.
@@ -184,7 +187,7 @@ pub mod status {
     pub const ACCEL_SATURATED: u16 = 1 << 3;
     /// An axis had zero variance over the window (stuck accelerometer).
     pub const ACCEL_FLAT: u16 = 1 << 4;
-    /// Temperature identical for [`super::super::node::FROZEN_WINDOWS`] windows (stuck sensor).
+    /// Temperature identical for [`crate::limits::FROZEN_WINDOWS`] windows (stuck sensor).
     pub const TEMP_FROZEN: u16 = 1 << 5;
     /// Overall RMS velocity ≥ the holding-register threshold.
     pub const VIB_ALARM: u16 = 1 << 6;
@@ -269,7 +272,7 @@ const fn def(
     name: &'static str,
     address: u16,
     function: Function,
-    data_type: DataType,
+    data_type: RegisterValueType,
     word_order: WordOrder,
     scale: f64,
     unit: &'static str,
@@ -290,7 +293,7 @@ const fn def(
     }
 }
 
-use DataType::*;
+use RegisterValueType::*;
 use Function::{Holding, Input};
 use WordOrder::{Abcd, Cdab};
 
@@ -803,7 +806,7 @@ pub fn write_markdown(out: &mut dyn fmt::Write) -> fmt::Result {
     writeln!(
         out,
         "| 4c+3 | FROZEN | ADC code unchanged for {} consecutive windows (stuck transmitter) |",
-        crate::node::FROZEN_WINDOWS
+        crate::limits::FROZEN_WINDOWS
     )?;
     Ok(())
 }
@@ -852,7 +855,7 @@ mod tests {
 
     #[test]
     fn documented_frozen_window_count_matches_code() {
-        let text = std::format!("{} consecutive windows", crate::node::FROZEN_WINDOWS);
+        let text = std::format!("{} consecutive windows", crate::limits::FROZEN_WINDOWS);
         assert!(status::ALL
             .iter()
             .any(|(_, n, m)| *n == "TEMP_FROZEN" && m.contains(&text)));

@@ -9,7 +9,7 @@ use millwright_drivers::ads1115::{single_shot_config, Ads1115, Gain, Mux, Rate};
 use millwright_drivers::adxl345::Adxl345;
 use millwright_drivers::tmp117::Tmp117;
 use millwright_sensor::current_loop::LoopRange;
-use millwright_sensor::node::{NodeConfig, SensorNode, WriteError};
+use millwright_sensor::node::{SensorNodeConfig, SensorNode, WriteError};
 use millwright_sensor::registers::{holding, input, loop_status, status, WordOrder};
 
 const N: usize = 8;
@@ -126,14 +126,14 @@ fn two_windows_with_faults() {
     let spi = SpiMock::new(&spi_t);
     let tmp_bus = I2cMock::new(&tmp_t);
     let adc_bus = I2cMock::new(&adc_t);
-    let cfg = NodeConfig {
+    let cfg = SensorNodeConfig {
         loops: [
             LoopRange { lo: 0.0, hi: 16.0 },
             LoopRange { lo: 0.0, hi: 250.0 },
             LoopRange { lo: -1.0, hi: 5.0 },
             LoopRange { lo: 0.0, hi: 100.0 },
         ],
-        ..NodeConfig::default()
+        ..SensorNodeConfig::default()
     };
     let mut node: SensorNode<_, _, _, N> = SensorNode::new(
         Adxl345::new_spi(spi),
@@ -208,7 +208,7 @@ fn wrong_accelerometer_id_marks_fault_and_holding_writes_are_validated() {
         Adxl345::new_spi(SpiMock::new(&spi_t)),
         Tmp117::new(I2cMock::new(&tmp_t), TMP),
         Ads1115::new(I2cMock::new(&adc_t), ADC),
-        NodeConfig::default(),
+        SensorNodeConfig::default(),
     );
     // Holding writes: a whole NaN is refused, a whole empty range is refused, a good one lands.
     let nan = WordOrder::Abcd.split(f32::NAN.to_bits());

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use millwright_drivers::ads1115::{Ads1115, Gain};
 use millwright_drivers::adxl345::{Adxl345, DataRate, Range, SpiInterface};
 use millwright_drivers::tmp117::Tmp117;
-use millwright_sensor::node::{NodeConfig, SensorNode, WriteError};
+use millwright_sensor::node::{SensorNodeConfig, SensorNode, WriteError};
 use millwright_sensor::registers::{holding, input};
 
 use crate::config::{Fault, MachineConfig};
@@ -39,7 +39,7 @@ impl SimMachine {
         let sensors: SharedSensors = Arc::new(Mutex::new(Sensors::new(cfg.seed)));
         let bus = SimI2c::new(sensors.clone());
         let chans = loop_channels(cfg.kind);
-        let node_cfg = NodeConfig {
+        let node_cfg = SensorNodeConfig {
             accel_range: Range::G16,
             accel_rate: DataRate::Hz1600,
             shunt_milliohm: (SHUNT_OHMS * 1000.0) as u32,
@@ -50,7 +50,7 @@ impl SimMachine {
                 chans[2].range(),
                 chans[3].range(),
             ],
-            ..NodeConfig::default()
+            ..SensorNodeConfig::default()
         };
         let node = SensorNode::new(
             Adxl345::new_spi(SimSpi::new(sensors.clone())),

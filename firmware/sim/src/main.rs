@@ -12,7 +12,7 @@ use millwright_sim::config::{FaultSpec, MachineSpec};
 use millwright_sim::{
     register_map, ConfigError, MachineConfig, MachineKind, MachineServer, SimFile,
 };
-use millwright_sim::{DataType, Function};
+use millwright_sim::{RegisterValueType, Function};
 
 /// Simulated machines with sensor nodes, served over Modbus TCP.
 ///
@@ -63,7 +63,7 @@ fn print_map(kind: MachineKind) {
             "-"
         };
         let t = match d.data_type {
-            DataType::Bits16 => "bits16",
+            RegisterValueType::Bits16 => "bits16",
             other => other.name(),
         };
         println!(

@@ -155,7 +155,7 @@ impl Outputs {
         }
         self.publish(format!("{base}/markdown"), md.clone());
         self.write_line(
-            millwright_reason::report_point(&r, &md, millwright_ingest::time::now_ns()).to_line(),
+            millwright_reason::report_point(&r, &md, millwright_core::time::now_ns()).to_line(),
         );
         status.reports.fetch_add(1, Ordering::Relaxed);
         Some(r)
@@ -175,7 +175,10 @@ pub fn alert_client(
         millwright_core::schema::topics::REPORTS
     );
     let (req_tx, req_rx) = std::sync::mpsc::channel::<String>();
-    let mut opts = match millwright_ingest::mqtt::client_options(m, format!("{}-out", m.client_id))
+    let mut opts = match m
+        .connection()
+        .with_client_id(format!("{}-out", m.client_id))
+        .v4_options()
     {
         Ok(o) => o,
         Err(e) => {
@@ -270,7 +273,7 @@ pub fn run(
         }
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = std::time::Instant::now();
-            let now = millwright_ingest::time::now_ns();
+            let now = millwright_core::time::now_ns();
             for (m, _) in monitors.iter_mut() {
                 m.tick(now, &mut events);
             }

@@ -245,11 +245,7 @@ impl Config {
             e.extend(m.validate("mqtt"));
         }
         if let Some(m) = &self.modbus {
-            e.extend(
-                m.validate()
-                    .into_iter()
-                    .map(|i| ValidationError::new(i.path, i.message)),
-            );
+            e.extend(m.validate());
         }
         if let Some(i) = &self.influxdb {
             e.extend(i.validate("influxdb"));

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_json);
-    millwright_ingest::install_crypto_provider();
+    millwright_mqtt::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("millwright")
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 
 /// Now as nanoseconds since the Unix epoch.
 pub fn time_ns() -> i64 {
-    millwright_ingest::time::now_ns()
+    millwright_core::time::now_ns()
 }
 
 fn init_tracing(filter: &str, json: bool) {

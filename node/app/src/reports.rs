@@ -21,7 +21,7 @@ pub fn asset_report(
     let mut quality = DataQuality::default();
     let (mut from, mut to) = (i64::MAX, i64::MIN);
     for id in store.signals_of(asset) {
-        if &*id.signal == millwright_ingest::modbus::DEVICE_ONLINE_SIGNAL {
+        if &*id.signal == millwright_core::schema::DEVICE_ONLINE_SIGNAL {
             if store.last(&id).is_some_and(|s| s.value < 0.5) {
                 quality.devices_offline.push(asset.to_string());
             }

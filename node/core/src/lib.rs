@@ -1,7 +1,8 @@
 //! Millwright core: the types every other crate speaks (readings, sensors, units, quality,
 //! anomalies) and the traits that connect the parts (detectors, the language model).
 //!
-//! This crate does no I/O and has no async runtime; it depends on nothing of ours.
+//! This crate does no I/O (reading the wall clock in [`time::now_ns`] aside) and has no async
+//! runtime; it depends on nothing of ours.
 
 pub mod anomaly;
 pub mod llm;
@@ -9,6 +10,7 @@ pub mod reading;
 pub mod rng;
 pub mod schema;
 pub mod secret;
+pub mod time;
 pub mod validate;
 
 pub use anomaly::{

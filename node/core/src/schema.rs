@@ -3,6 +3,12 @@
 //! Every dashboard query and every sink uses these constants; change them only together with
 //! `dashboards/` and the README's schema section.
 
+/// Signal of the device status reading a source emits per device: `1` online, `0` offline,
+/// good quality, empty unit, on the device's asset (the Modbus pollers emit it on every
+/// change and on the first cycle). It is a reading like any other, so it is stored and
+/// written with them; the analytics leave it out of reports.
+pub const DEVICE_ONLINE_SIGNAL: &str = "device_online";
+
 /// InfluxDB schema for readings: one measurement per signal, one field, the asset as a tag.
 ///
 /// Line protocol: `<signal>,site=<site>,asset=<asset>,unit=<unit>,quality=<q> value=<v> <ts_ns>`.

@@ -96,83 +96,13 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("timestamp {s:?} is neither RFC 3339 nor an epoch number"))
 }
 
-fn num(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    millwright_core::time::days_from_civil(y, m, d)
 }
 
 fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let y = num(&s[0..4])?;
-    let mo = num(&s[5..7])?;
-    let d = num(&s[8..10])?;
-    let h = num(&s[11..13])?;
-    let mi = num(&s[14..16])?;
-    let se = num(&s[17..19])?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut frac_ns = 0i64;
-    if let Some(r) = rest.strip_prefix('.') {
-        let digits = r.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let mut f = 0i64;
-        for (i, c) in r[..digits].bytes().enumerate() {
-            if i < 9 {
-                f = f * 10 + i64::from(c - b'0');
-            }
-        }
-        for _ in digits..9 {
-            f *= 10;
-        }
-        frac_ns = f;
-        rest = &r[digits..];
-    }
-    let offset_s = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let o = rest[1..].replace(':', "");
-            if o.len() != 4 {
-                return None;
-            }
-            let oh = num(&o[0..2])?;
-            let om = num(&o[2..4])?;
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_s;
-    secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+    millwright_core::time::parse_rfc3339_lenient_ns(s)
 }
 
 /// A parsed data row: time and one optional value per value column.

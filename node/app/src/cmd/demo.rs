@@ -65,7 +65,7 @@ const DEMO_LEARN_N: u32 = 60;
 /// The Modbus register map of a simulated machine as node config, restricted to the signals
 /// its profile knows.
 fn modbus_device_toml(m: &DemoMachine, port: u16, profile: &Profile) -> String {
-    use millwright_sensor::registers::{DataType, Function, WordOrder};
+    use millwright_sensor::registers::{RegisterValueType, Function, WordOrder};
     let mut t = format!(
         "[[modbus.devices]]\nname = \"{asset}\"\nasset = \"{asset}\"\ntransport = \"tcp\"\nhost = \"127.0.0.1\"\nport = {port}\nunit_id = 1\npoll_interval_ms = {POLL_MS}\ntimeout_ms = 150\n",
         asset = m.asset
@@ -75,12 +75,12 @@ fn modbus_device_toml(m: &DemoMachine, port: u16, profile: &Profile) -> String {
             continue;
         }
         let ty = match d.data_type {
-            DataType::U16 => "u16",
-            DataType::I16 => "i16",
-            DataType::U32 => "u32",
-            DataType::I32 => "i32",
-            DataType::F32 => "f32",
-            DataType::Bits16 => continue,
+            RegisterValueType::U16 => "u16",
+            RegisterValueType::I16 => "i16",
+            RegisterValueType::U32 => "u32",
+            RegisterValueType::I32 => "i32",
+            RegisterValueType::F32 => "f32",
+            RegisterValueType::Bits16 => continue,
         };
         let order = match d.word_order {
             WordOrder::Abcd => "abcd",

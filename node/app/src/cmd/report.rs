@@ -27,10 +27,10 @@ pub async fn run(a: &ReportArgs) -> anyhow::Result<ExitCode> {
         millwright_core::schema::topics::REPORTS
     );
     let answer = format!("{base}/{}/markdown", a.asset);
-    let opts = millwright_ingest::mqtt::client_options(
-        m,
-        format!("{}-report-{}", m.client_id, std::process::id()),
-    )?;
+    let opts = m
+        .connection()
+        .with_client_id(format!("{}-report-{}", m.client_id, std::process::id()))
+        .v4_options()?;
     let (client, mut el) = rumqttc::AsyncClient::new(opts, 16);
     let deadline = Instant::now() + Duration::from_secs(a.timeout_s);
     let mut requested = false;

@@ -1,8 +1,9 @@
 //! The `[modbus]` section of `millwright.toml`: devices, transports and register maps.
 //!
 //! Plain serde structs (`deny_unknown_fields` everywhere; field docs are the user documentation)
-//! plus a pure [`ModbusConfig::validate`] that returns every problem with its path
-//! (`modbus.devices[2].fields[0].bit`). No I/O happens here.
+//! and what is derived from them (endpoints, plan inputs). Their pure validation,
+//! [`ModbusConfig::validate`], lives in `validate.rs`; its tests are here, with the sample
+//! config they parse. No I/O happens here.
 //!
 //! ```toml
 //! [[modbus.devices]]
@@ -32,7 +33,6 @@ use super::plan::{
     self, Function, PlanField, PlanLimits, MAX_COILS_PER_REQUEST, MAX_REGISTERS_PER_REQUEST,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 /// The `[modbus]` section.
@@ -225,21 +225,6 @@ fn default_scale() -> f64 {
     1.0
 }
 
-/// One problem in the config, with where it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// Path in the TOML, e.g. `modbus.devices[2].fields[0].bit`.
-    pub path: String,
-    /// What is wrong and what would be right.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
 /// The transport endpoint of a device; devices with equal endpoints share one connection.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {
@@ -386,244 +371,6 @@ impl ModbusConfig {
                 per_field_requests: d.fields.len(),
             })
             .collect()
-    }
-
-    /// Checks everything that can be checked without I/O and returns every problem found
-    /// (empty = valid). Paths start with `modbus.`.
-    pub fn validate(&self) -> Vec<ConfigIssue> {
-        let mut issues = Vec::new();
-        let mut names = HashSet::new();
-        let mut sensors: BTreeMap<(String, String), String> = BTreeMap::new();
-        let mut serial_lines: BTreeMap<String, (Endpoint, String)> = BTreeMap::new();
-        for (di, d) in self.devices.iter().enumerate() {
-            let dp = format!("modbus.devices[{di}]");
-            let mut err = |field: &str, message: String| {
-                issues.push(ConfigIssue {
-                    path: if field.is_empty() {
-                        dp.clone()
-                    } else {
-                        format!("{dp}.{field}")
-                    },
-                    message,
-                });
-            };
-            if d.name.trim().is_empty() {
-                err("name", "must not be empty".into());
-            } else if !names.insert(d.name.clone()) {
-                err("name", format!("device name {:?} is used twice", d.name));
-            }
-            if d.asset.trim().is_empty() {
-                err("asset", "must not be empty".into());
-            }
-            match d.transport {
-                TransportKind::Tcp | TransportKind::RtuOverTcp => {
-                    match &d.host {
-                        None => err(
-                            "host",
-                            format!("is required for transport {:?}", d.transport),
-                        ),
-                        Some(h) if h.trim().is_empty() => err("host", "must not be empty".into()),
-                        Some(_) => {}
-                    }
-                    if d.port == Some(0) {
-                        err("port", "must be 1..=65535".into());
-                    }
-                    for (set, name) in [
-                        (d.serial_path.is_some(), "serial_path"),
-                        (d.baud_rate.is_some(), "baud_rate"),
-                        (d.parity.is_some(), "parity"),
-                        (d.stop_bits.is_some(), "stop_bits"),
-                    ] {
-                        if set {
-                            err(name, "is only for transport \"rtu\" (serial line)".into());
-                        }
-                    }
-                }
-                TransportKind::Rtu => {
-                    match &d.serial_path {
-                        None => err("serial_path", "is required for transport \"rtu\"".into()),
-                        Some(p) if p.trim().is_empty() => {
-                            err("serial_path", "must not be empty".into())
-                        }
-                        Some(_) => {}
-                    }
-                    if d.host.is_some() || d.port.is_some() {
-                        err(
-                            if d.host.is_some() { "host" } else { "port" },
-                            "is not used by transport \"rtu\" (use \"rtu_over_tcp\" for a serial device server)"
-                                .into(),
-                        );
-                    }
-                    if d.baud_rate == Some(0) {
-                        err("baud_rate", "must be > 0".into());
-                    }
-                    if let Some(s) = d.stop_bits {
-                        if s != 1 && s != 2 {
-                            err("stop_bits", format!("must be 1 or 2, not {s}"));
-                        }
-                    }
-                    if !(1..=247).contains(&d.unit_id) {
-                        err(
-                            "unit_id",
-                            format!("must be 1..=247 on a serial line, not {}", d.unit_id),
-                        );
-                    }
-                    if let (Some(path), Some(ep)) = (&d.serial_path, d.endpoint()) {
-                        match serial_lines.get(path) {
-                            Some((other, owner)) if *other != ep => err(
-                                "",
-                                format!(
-                                    "serial line {path} is also used by device {owner:?} with different settings (baud rate, parity, stop bits must match)"
-                                ),
-                            ),
-                            Some(_) => {}
-                            None => {
-                                serial_lines.insert(path.clone(), (ep, d.name.clone()));
-                            }
-                        }
-                    }
-                }
-            }
-            if d.poll_interval_ms == 0 {
-                err("poll_interval_ms", "must be > 0".into());
-            }
-            if d.timeout_ms == 0 {
-                err("timeout_ms", "must be > 0".into());
-            }
-            if d.retries > 10 {
-                err("retries", format!("must be at most 10, not {}", d.retries));
-            }
-            let attempts = u64::from(d.retries.min(10)) + 1;
-            if d.poll_interval_ms > 0
-                && d.timeout_ms.saturating_mul(attempts) > d.poll_interval_ms.saturating_mul(2)
-            {
-                err(
-                    "timeout_ms",
-                    format!(
-                        "timeout_ms × (retries + 1) = {} ms exceeds 2 × poll_interval_ms = {} ms; an offline device would not be detected within 3 poll intervals (lower timeout_ms or retries, or raise poll_interval_ms)",
-                        d.timeout_ms.saturating_mul(attempts),
-                        d.poll_interval_ms.saturating_mul(2)
-                    ),
-                );
-            }
-            if d.backoff_max_ms < d.poll_interval_ms {
-                err(
-                    "backoff_max_ms",
-                    format!(
-                        "must be at least poll_interval_ms ({} ms)",
-                        d.poll_interval_ms
-                    ),
-                );
-            }
-            if !(1..=MAX_REGISTERS_PER_REQUEST).contains(&d.max_registers_per_request) {
-                err(
-                    "max_registers_per_request",
-                    format!(
-                        "must be 1..={MAX_REGISTERS_PER_REQUEST}, not {}",
-                        d.max_registers_per_request
-                    ),
-                );
-            }
-            if !(1..=MAX_COILS_PER_REQUEST).contains(&d.max_coils_per_request) {
-                err(
-                    "max_coils_per_request",
-                    format!(
-                        "must be 1..={MAX_COILS_PER_REQUEST}, not {}",
-                        d.max_coils_per_request
-                    ),
-                );
-            }
-            if d.fields.is_empty() {
-                err("fields", "a device needs at least one field".into());
-            }
-            for (fi, f) in d.fields.iter().enumerate() {
-                let fp = format!("{dp}.fields[{fi}]");
-                let mut ferr = |field: &str, message: String| {
-                    issues.push(ConfigIssue {
-                        path: format!("{fp}.{field}"),
-                        message,
-                    });
-                };
-                if f.signal.trim().is_empty() {
-                    ferr("signal", "must not be empty".into());
-                }
-                if matches!(&f.asset, Some(a) if a.trim().is_empty()) {
-                    ferr("asset", "must not be empty when set".into());
-                }
-                let asset = f.asset.clone().unwrap_or_else(|| d.asset.clone());
-                if f.data_type != DataType::String && !f.signal.trim().is_empty() {
-                    let key = (asset.clone(), f.signal.clone());
-                    if let Some(prev) = sensors.get(&key) {
-                        ferr(
-                            "signal",
-                            format!("sensor {}/{} is already produced by {prev}", key.0, key.1),
-                        );
-                    } else {
-                        sensors.insert(key, fp.clone());
-                    }
-                }
-                match f.data_type {
-                    DataType::Bool => {}
-                    _ if f.function.is_bit() => ferr(
-                        "type",
-                        format!(
-                            "{} is a one-bit table; its fields must have type \"bool\", not {:?}",
-                            f.function, f.data_type
-                        ),
-                    ),
-                    _ => {}
-                }
-                match (f.data_type, f.bit) {
-                    (DataType::Bit, None) => {
-                        ferr("bit", "is required for type \"bit\" (0..=15)".into())
-                    }
-                    (DataType::Bit, Some(b)) if b > 15 => {
-                        ferr("bit", format!("must be 0..=15, not {b}"))
-                    }
-                    (DataType::Bit, Some(_)) | (_, None) => {}
-                    (_, Some(_)) => ferr("bit", "is only for type \"bit\"".into()),
-                }
-                match (f.data_type, f.length_registers) {
-                    (DataType::String, None) => {
-                        ferr("length_registers", "is required for type \"string\"".into())
-                    }
-                    (DataType::String, Some(n))
-                        if n == 0
-                            || n > d.max_registers_per_request.min(MAX_REGISTERS_PER_REQUEST) =>
-                    {
-                        ferr(
-                            "length_registers",
-                            format!(
-                                "must be 1..={} (the device's max_registers_per_request), not {n}",
-                                d.max_registers_per_request.min(MAX_REGISTERS_PER_REQUEST)
-                            ),
-                        )
-                    }
-                    (DataType::String, Some(_)) | (_, None) => {}
-                    (_, Some(_)) => ferr("length_registers", "is only for type \"string\"".into()),
-                }
-                let pf = f.plan_field();
-                if pf.end() > 65536 {
-                    ferr(
-                        "address",
-                        format!(
-                            "{} + {} registers runs past the last address 65535",
-                            f.address, pf.width
-                        ),
-                    );
-                }
-                if !f.scale.is_finite() || f.scale == 0.0 {
-                    ferr(
-                        "scale",
-                        format!("must be a finite non-zero number, not {}", f.scale),
-                    );
-                }
-                if !f.offset.is_finite() {
-                    ferr("offset", format!("must be finite, not {}", f.offset));
-                }
-            }
-        }
-        issues
     }
 }
 

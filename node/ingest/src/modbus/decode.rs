@@ -174,7 +174,7 @@ impl Value {
 
 /// Why raw data could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
+pub enum RegisterDecodeError {
     /// Fewer registers than the type needs.
     #[error("{ty} needs {need} registers, got {got}")]
     TooShort {
@@ -231,10 +231,10 @@ fn from_be_bytes(bytes: &[u8], order: RegisterOrder) -> Vec<u16> {
     words
 }
 
-fn need(words: &[u16], ty: FieldType) -> Result<(), DecodeError> {
+fn need(words: &[u16], ty: FieldType) -> Result<(), RegisterDecodeError> {
     let need = usize::from(ty.registers());
     if words.len() < need {
-        return Err(DecodeError::TooShort {
+        return Err(RegisterDecodeError::TooShort {
             ty: ty.name(),
             need,
             got: words.len(),
@@ -244,14 +244,14 @@ fn need(words: &[u16], ty: FieldType) -> Result<(), DecodeError> {
 }
 
 /// Decodes a value of type `ty` from the first registers of `words`.
-pub fn decode(words: &[u16], ty: FieldType, order: RegisterOrder) -> Result<Value, DecodeError> {
+pub fn decode(words: &[u16], ty: FieldType, order: RegisterOrder) -> Result<Value, RegisterDecodeError> {
     need(words, ty)?;
     let mut b = [0u8; 8];
     Ok(match ty {
         FieldType::Bool => Value::Bool(words[0] != 0),
         FieldType::Bit(n) => {
             if n > 15 {
-                return Err(DecodeError::BitOutOfRange(n));
+                return Err(RegisterDecodeError::BitOutOfRange(n));
             }
             Value::Bool(words[0] >> n & 1 == 1)
         }
@@ -309,8 +309,8 @@ pub fn decode_bit(bit: bool) -> Value {
     Value::Bool(bit)
 }
 
-fn unrepresentable(ty: FieldType, v: &Value) -> DecodeError {
-    DecodeError::Unrepresentable {
+fn unrepresentable(ty: FieldType, v: &Value) -> RegisterDecodeError {
+    RegisterDecodeError::Unrepresentable {
         ty: ty.name(),
         value: format!("{v:?}"),
     }
@@ -322,7 +322,7 @@ fn unrepresentable(ty: FieldType, v: &Value) -> DecodeError {
 /// `Bool` encodes as 1/0; `Bit(n)` as a register with only bit `n` set (or 0); text is padded with
 /// NULs to the type's length.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-pub fn encode(value: &Value, ty: FieldType, order: RegisterOrder) -> Result<Vec<u16>, DecodeError> {
+pub fn encode(value: &Value, ty: FieldType, order: RegisterOrder) -> Result<Vec<u16>, RegisterDecodeError> {
     let bad = || unrepresentable(ty, value);
     let mut b = [0u8; 8];
     let width = usize::from(ty.registers());
@@ -345,7 +345,7 @@ pub fn encode(value: &Value, ty: FieldType, order: RegisterOrder) -> Result<Vec<
         },
         FieldType::Bit(n) => match value {
             Value::Bool(v) if n <= 15 => Ok(vec![u16::from(*v) << n]),
-            Value::Bool(_) => Err(DecodeError::BitOutOfRange(n)),
+            Value::Bool(_) => Err(RegisterDecodeError::BitOutOfRange(n)),
             _ => Err(bad()),
         },
         FieldType::U16 => {
@@ -426,14 +426,14 @@ pub fn encode_engineering(
     order: RegisterOrder,
     scale: f64,
     offset: f64,
-) -> Result<Vec<u16>, DecodeError> {
+) -> Result<Vec<u16>, RegisterDecodeError> {
     let raw = (value - offset) / scale;
     let v = match ty {
         FieldType::Bool | FieldType::Bit(_) => Value::Bool(raw != 0.0),
         FieldType::U16 | FieldType::U32 | FieldType::U64 => {
             let r = raw.round();
             if !(0.0..=1.8e19).contains(&r) {
-                return Err(DecodeError::Unrepresentable {
+                return Err(RegisterDecodeError::Unrepresentable {
                     ty: ty.name(),
                     value: value.to_string(),
                 });
@@ -443,7 +443,7 @@ pub fn encode_engineering(
         FieldType::I16 | FieldType::I32 | FieldType::I64 => {
             let r = raw.round();
             if !(-9.2e18..=9.2e18).contains(&r) {
-                return Err(DecodeError::Unrepresentable {
+                return Err(RegisterDecodeError::Unrepresentable {
                     ty: ty.name(),
                     value: value.to_string(),
                 });
@@ -453,7 +453,7 @@ pub fn encode_engineering(
         FieldType::F32 => Value::F64(f64::from(raw as f32)),
         FieldType::F64 => Value::F64(raw),
         FieldType::Ascii(_) => {
-            return Err(DecodeError::Unrepresentable {
+            return Err(RegisterDecodeError::Unrepresentable {
                 ty: ty.name(),
                 value: value.to_string(),
             })
@@ -539,7 +539,7 @@ mod tests {
         );
         assert!(matches!(
             decode(&[1], FieldType::U32, RegisterOrder::ABCD),
-            Err(DecodeError::TooShort {
+            Err(RegisterDecodeError::TooShort {
                 need: 2,
                 got: 1,
                 ..
@@ -547,7 +547,7 @@ mod tests {
         ));
         assert_eq!(
             decode(&[1], FieldType::Bit(16), RegisterOrder::ABCD),
-            Err(DecodeError::BitOutOfRange(16))
+            Err(RegisterDecodeError::BitOutOfRange(16))
         );
         assert!(encode(&Value::U64(70_000), FieldType::U16, RegisterOrder::ABCD).is_err());
     }

@@ -22,13 +22,14 @@
 //!   [`DeviceMetrics::offline`]. The first cycle always emits one.
 //! - String fields are decoded and logged when they change; they are never emitted as readings.
 
-use super::config::{ConfigIssue, DeviceConfig, Endpoint, ModbusConfig};
+use super::config::{DeviceConfig, Endpoint, ModbusConfig};
 use super::decode::{decode, FieldType, RegisterOrder, Value};
 use super::metrics::{DeviceMetrics, ModbusMetrics};
 use super::plan::{self, PlanField, ReadRequest};
 use super::transport::{Connection, ReadData, SharedConnection, TransportError};
-use crate::time::now_ns;
-use millwright_core::{Batch, Quality, Reading, SensorId, Unit};
+use millwright_core::schema::DEVICE_ONLINE_SIGNAL;
+use millwright_core::time::now_ns;
+use millwright_core::{Batch, Quality, Reading, SensorId, Unit, ValidationError};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,15 +39,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_modbus::ExceptionCode;
 
-/// Signal name of the device status reading (`1` online, `0` offline).
-pub const DEVICE_ONLINE_SIGNAL: &str = "device_online";
-
 /// Why the pollers could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ModbusError {
     /// The config has problems (every one is listed).
     #[error("invalid modbus config: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    InvalidConfig(Vec<ConfigIssue>),
+    InvalidConfig(Vec<ValidationError>),
     /// Called outside a tokio runtime.
     #[error("modbus pollers must be started inside a tokio runtime")]
     NoRuntime,
@@ -103,10 +101,10 @@ pub fn spawn_devices(
     let n = cfg.devices.len().max(1);
     for (i, d) in cfg.devices.iter().enumerate() {
         let Some(ep) = d.endpoint() else {
-            return Err(ModbusError::InvalidConfig(vec![ConfigIssue {
-                path: format!("modbus.devices[{i}]"),
-                message: "no endpoint".into(),
-            }]));
+            return Err(ModbusError::InvalidConfig(vec![ValidationError::new(
+                format!("modbus.devices[{i}]"),
+                "no endpoint",
+            )]));
         };
         let conn = conns
             .entry(ep.clone())

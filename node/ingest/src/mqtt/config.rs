@@ -1,24 +1,16 @@
-//! Configuration of the MQTT source: broker connection and subscriptions.
+//! Configuration of the MQTT source (`[mqtt]`): broker connection and subscriptions.
 //!
-//! Validation is pure and collects every problem with its path.
+//! The TOML shape lives here; the connection part of it is handed to `millwright-mqtt` as a
+//! [`ConnectOptions`] ([`MqttConfig::connection`]), which validates it and builds the client
+//! options, so every MQTT client of the node connects the same way. Validation is pure and
+//! collects every problem with its path.
 
 use super::codec::{PayloadFormat, Precision};
 use super::topic::TopicPattern;
 use millwright_core::{Secret, ValidationError};
+use millwright_mqtt::ConnectOptions;
+pub use millwright_mqtt::{MqttProtocol, TlsConfig};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
-
-/// MQTT protocol version.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub enum MqttProtocol {
-    /// MQTT 3.1.1 (default; every broker speaks it).
-    #[default]
-    #[serde(rename = "3.1.1", alias = "v311")]
-    V311,
-    /// MQTT 5.
-    #[serde(rename = "5", alias = "v5")]
-    V5,
-}
 
 /// Broker connection (`[mqtt]`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -64,20 +56,6 @@ pub struct MqttConfig {
     /// Topics to subscribe to (`[[mqtt.subscriptions]]`).
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
-}
-
-/// TLS to the broker (`[mqtt.tls]`). Certificates and keys are PEM files.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// CA certificate(s) that signed the broker's certificate.
-    pub ca_file: PathBuf,
-    /// Client certificate for mutual TLS.
-    #[serde(default)]
-    pub client_cert_file: Option<PathBuf>,
-    /// Private key of the client certificate.
-    #[serde(default)]
-    pub client_key_file: Option<PathBuf>,
 }
 
 /// One subscription (`[[mqtt.subscriptions]]`).
@@ -136,70 +114,30 @@ fn default_max_payload_bytes() -> usize {
 }
 
 impl MqttConfig {
+    /// The broker connection part of this section (host, port, client id, credentials, TLS,
+    /// keep-alive, protocol, packet limit, reconnect back-off).
+    pub fn connection(&self) -> ConnectOptions {
+        ConnectOptions {
+            host: self.host.clone(),
+            port: self.port,
+            client_id: self.client_id.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            tls: self.tls.clone(),
+            keep_alive_s: self.keep_alive_s,
+            protocol: self.protocol,
+            max_packet_bytes: self.max_packet_bytes,
+            reconnect_min_ms: self.reconnect_min_ms,
+            reconnect_max_ms: self.reconnect_max_ms,
+        }
+    }
+
     /// Every problem in this section, paths prefixed with `prefix` (e.g. `mqtt`).
     pub fn validate(&self, prefix: &str) -> Vec<ValidationError> {
-        let mut e = Vec::new();
-        let p = |k: &str| format!("{prefix}.{k}");
-        if self.host.trim().is_empty() {
-            e.push(ValidationError::new(p("host"), "is empty"));
-        } else if self.host.contains("://") {
-            e.push(ValidationError::new(
-                p("host"),
-                format!(
-                    "`{}` is a URL; give only the host name or IP (port goes in `port`)",
-                    self.host
-                ),
-            ));
-        } else if self.host.contains(['/', ' ']) {
-            e.push(ValidationError::new(
-                p("host"),
-                format!("`{}` is not a host name", self.host),
-            ));
-        }
-        if self.port == 0 {
-            e.push(ValidationError::new(p("port"), "must be 1–65535"));
-        }
-        if self.client_id.is_empty() || self.client_id.len() > 128 {
-            e.push(ValidationError::new(
-                p("client_id"),
-                "must be 1–128 characters",
-            ));
-        }
-        if !(5..=65_535).contains(&self.keep_alive_s) {
-            e.push(ValidationError::new(
-                p("keep_alive_s"),
-                format!("{} is outside 5–65535", self.keep_alive_s),
-            ));
-        }
-        if self.password.is_some() && self.username.is_none() {
-            e.push(ValidationError::new(
-                p("password"),
-                "is set but `username` is not",
-            ));
-        }
-        if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
-            e.push(ValidationError::new(
-                p("reconnect_min_ms"),
-                "must be > 0 and ≤ reconnect_max_ms",
-            ));
-        }
-        if self.max_packet_bytes < 1024 {
-            e.push(ValidationError::new(
-                p("max_packet_bytes"),
-                "must be at least 1024",
-            ));
-        }
-        if let Some(tls) = &self.tls {
-            if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
-                e.push(ValidationError::new(
-                    p("tls"),
-                    "client_cert_file and client_key_file go together",
-                ));
-            }
-        }
+        let mut e = self.connection().validate(prefix);
         if self.subscriptions.is_empty() {
             e.push(ValidationError::new(
-                p("subscriptions"),
+                format!("{prefix}.subscriptions"),
                 "no subscription: the node would receive nothing over MQTT",
             ));
         }

@@ -5,7 +5,7 @@ pub mod config;
 pub mod source;
 pub mod topic;
 
-pub use codec::{DecodeError, Decoder, PayloadFormat};
+pub use codec::{Decoder, PayloadError, PayloadFormat};
 pub use config::{MqttConfig, MqttProtocol, SubscriptionConfig, TlsConfig};
-pub use source::{client_options, MqttSetupError, MqttSource, SourceStatus};
+pub use source::{MqttSetupError, MqttSource, SourceStatus};
 pub use topic::TopicPattern;

@@ -11,6 +11,7 @@ use super::config::{MqttConfig, MqttProtocol, SubscriptionConfig};
 use super::topic::TopicPattern;
 use crate::metrics::{RejectReason, SourceCounters};
 use millwright_core::Batch;
+use millwright_mqtt::Backoff;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,14 +24,9 @@ pub enum MqttSetupError {
     /// A subscription's topic pattern is invalid.
     #[error(transparent)]
     Pattern(#[from] super::topic::PatternError),
-    /// A TLS file could not be read.
-    #[error("mqtt.tls: cannot read {path}: {source}")]
-    TlsFile {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The client options could not be built (a TLS file could not be read).
+    #[error(transparent)]
+    Connect(#[from] millwright_mqtt::ConnectError),
 }
 
 /// Live state of one subscription.
@@ -117,7 +113,7 @@ struct Router {
 impl Router {
     /// Handles one publish. Returns false when the reading bus is closed.
     async fn handle(&mut self, topic: &[u8], payload: &[u8]) -> bool {
-        let now = crate::time::now_ns();
+        let now = millwright_core::time::now_ns();
         let topic = String::from_utf8_lossy(topic);
         let Some(i) = self
             .subs
@@ -199,7 +195,7 @@ impl MqttSource {
             subscriptions: statuses,
             ..Default::default()
         });
-        let tls = load_tls(cfg)?;
+        let conn = cfg.connection();
         let router = Router {
             subs,
             status: status.clone(),
@@ -211,8 +207,20 @@ impl MqttSource {
         };
         let cfg = cfg.clone();
         let task = match cfg.protocol {
-            MqttProtocol::V311 => tokio::spawn(run_v311(cfg, tls, router)),
-            MqttProtocol::V5 => tokio::spawn(run_v5(cfg, tls, router)),
+            MqttProtocol::V311 => {
+                let mut opts = conn.v4_options()?;
+                opts.set_clean_session(cfg.clean_session).set_inflight(100);
+                tokio::spawn(run_v311(cfg, opts, router))
+            }
+            MqttProtocol::V5 => {
+                let mut opts = conn.v5_options()?;
+                opts.set_clean_start(cfg.clean_session);
+                if !cfg.clean_session {
+                    // Keep the session (and queued QoS 1 messages) for an hour of disconnection.
+                    opts.set_session_expiry_interval(Some(3600));
+                }
+                tokio::spawn(run_v5(cfg, opts, router))
+            }
         };
         Ok(Self { status, task })
     }
@@ -228,82 +236,11 @@ fn defaults(s: &SubscriptionConfig) -> DecodeDefaults {
     }
 }
 
-fn load_tls(cfg: &MqttConfig) -> Result<Option<rumqttc::TlsConfiguration>, MqttSetupError> {
-    let Some(t) = &cfg.tls else { return Ok(None) };
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|source| MqttSetupError::TlsFile {
-            path: p.display().to_string(),
-            source,
-        })
-    };
-    let ca = read(&t.ca_file)?;
-    let client_auth = match (&t.client_cert_file, &t.client_key_file) {
-        (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-        _ => None,
-    };
-    crate::install_crypto_provider();
-    Ok(Some(rumqttc::TlsConfiguration::Simple {
-        ca,
-        alpn: None,
-        client_auth,
-    }))
-}
-
-/// MQTT 3.1.1 client options for another client of the node (alerts, reports, CLI) on the
-/// configured broker: same host, port, keep-alive, credentials and TLS as the ingest client.
-pub fn client_options(
-    cfg: &MqttConfig,
-    client_id: String,
-) -> Result<rumqttc::MqttOptions, MqttSetupError> {
-    let mut opts = rumqttc::MqttOptions::new(client_id, cfg.host.clone(), cfg.port);
-    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s))
-        .set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes);
-    if let Some(u) = &cfg.username {
-        opts.set_credentials(u.clone(), password(cfg));
-    }
-    if let Some(t) = load_tls(cfg)? {
-        opts.set_transport(rumqttc::Transport::tls_with_config(t));
-    }
-    Ok(opts)
-}
-
-fn password(cfg: &MqttConfig) -> String {
-    cfg.password
-        .as_ref()
-        .map(|p| p.expose().to_string())
-        .unwrap_or_default()
-}
-
 fn qos_v311(q: u8) -> rumqttc::QoS {
     if q == 0 {
         rumqttc::QoS::AtMostOnce
     } else {
         rumqttc::QoS::AtLeastOnce
-    }
-}
-
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    cur: Duration,
-}
-
-impl Backoff {
-    fn new(cfg: &MqttConfig) -> Self {
-        let min = Duration::from_millis(cfg.reconnect_min_ms.max(1));
-        Self {
-            min,
-            max: Duration::from_millis(cfg.reconnect_max_ms.max(cfg.reconnect_min_ms.max(1))),
-            cur: min,
-        }
-    }
-    fn reset(&mut self) {
-        self.cur = self.min;
-    }
-    fn next(&mut self) -> Duration {
-        let d = self.cur;
-        self.cur = (self.cur * 2).min(self.max);
-        d
     }
 }
 
@@ -326,19 +263,8 @@ fn on_error(
     }
 }
 
-async fn run_v311(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut router: Router) {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, SubscribeFilter, Transport};
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
-    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s))
-        .set_clean_session(cfg.clean_session)
-        .set_max_packet_size(cfg.max_packet_bytes, cfg.max_packet_bytes)
-        .set_inflight(100);
-    if let Some(u) = &cfg.username {
-        opts.set_credentials(u.clone(), password(&cfg));
-    }
-    if let Some(t) = tls {
-        opts.set_transport(Transport::tls_with_config(t));
-    }
+async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Router) {
+    use rumqttc::{AsyncClient, Event, Packet, SubscribeFilter};
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let filters: Vec<SubscribeFilter> = cfg
         .subscriptions
@@ -349,7 +275,7 @@ async fn run_v311(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut r
                 .map(|p| SubscribeFilter::new(p.filter(), qos_v311(s.qos)))
         })
         .collect();
-    let mut backoff = Backoff::new(&cfg);
+    let mut backoff = Backoff::new(&cfg.connection());
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -377,7 +303,7 @@ async fn run_v311(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut r
             }
             Ok(_) => {}
             Err(e) => {
-                let d = backoff.next();
+                let d = backoff.next_delay();
                 on_error(&router.status, &e, &cfg.host, cfg.port, d);
                 tokio::time::sleep(d).await;
             }
@@ -385,25 +311,10 @@ async fn run_v311(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut r
     }
 }
 
-async fn run_v5(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut router: Router) {
+async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Router) {
     use rumqttc::v5::mqttbytes::v5::{Filter, Packet};
     use rumqttc::v5::mqttbytes::QoS;
-    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
-    let max_packet = u32::try_from(cfg.max_packet_bytes).unwrap_or(u32::MAX);
-    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_s))
-        .set_clean_start(cfg.clean_session)
-        .set_max_packet_size(Some(max_packet));
-    if !cfg.clean_session {
-        // Keep the session (and queued QoS 1 messages) for an hour of disconnection.
-        opts.set_session_expiry_interval(Some(3600));
-    }
-    if let Some(u) = &cfg.username {
-        opts.set_credentials(u.clone(), password(&cfg));
-    }
-    if let Some(t) = tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(t));
-    }
+    use rumqttc::v5::{AsyncClient, Event};
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let filters: Vec<Filter> = cfg
         .subscriptions
@@ -421,7 +332,7 @@ async fn run_v5(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut rou
             })
         })
         .collect();
-    let mut backoff = Backoff::new(&cfg);
+    let mut backoff = Backoff::new(&cfg.connection());
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -442,7 +353,7 @@ async fn run_v5(cfg: MqttConfig, tls: Option<rumqttc::TlsConfiguration>, mut rou
             }
             Ok(_) => {}
             Err(e) => {
-                let d = backoff.next();
+                let d = backoff.next_delay();
                 on_error(&router.status, &e, &cfg.host, cfg.port, d);
                 tokio::time::sleep(d).await;
             }

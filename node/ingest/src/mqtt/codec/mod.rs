@@ -1,0 +1,248 @@
+//! Payload codecs: JSON and InfluxDB line protocol to readings.
+//!
+//! A message is accepted whole or rejected whole: when any part of it is bad, no reading of it
+//! is produced and the error says which part and why. Decoding is pure (the receive time is
+//! passed in) and allocation-light: asset and signal names are interned per subscription.
+//!
+//! - this file: the formats, [`PayloadError`], the per-subscription [`Decoder`] (interning,
+//!   size limit, all-or-nothing) and what both formats share.
+//! - `json.rs`: the JSON schema (one reading, a field set, or an array of them).
+//! - `line_protocol.rs`: InfluxDB line protocol.
+
+mod json;
+mod line_protocol;
+
+use crate::metrics::RejectReason;
+use millwright_core::{Reading, Unit};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::topic::TopicMatch;
+
+/// How a subscription's payloads are encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    /// JSON (the schema is in the docs of `codec/json.rs`).
+    #[default]
+    Json,
+    /// InfluxDB line protocol, one or more lines.
+    LineProtocol,
+}
+
+/// Timestamp unit of line-protocol payloads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Nanoseconds (InfluxDB's default).
+    #[default]
+    Ns,
+    /// Microseconds.
+    Us,
+    /// Milliseconds.
+    Ms,
+    /// Seconds.
+    S,
+}
+
+impl Precision {
+    fn to_ns(self, v: i64) -> Option<i64> {
+        match self {
+            Precision::Ns => Some(v),
+            Precision::Us => v.checked_mul(1_000),
+            Precision::Ms => v.checked_mul(1_000_000),
+            Precision::S => v.checked_mul(1_000_000_000),
+        }
+    }
+}
+
+/// Why a payload was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason_text}: {detail}")]
+pub struct PayloadError {
+    /// Counter category.
+    pub reason: RejectReason,
+    reason_text: &'static str,
+    /// What exactly was wrong and where (e.g. `element 3: field "value": invalid type`).
+    pub detail: String,
+}
+
+impl PayloadError {
+    fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        let reason_text = match reason {
+            RejectReason::InvalidUtf8 => "invalid UTF-8",
+            RejectReason::Syntax => "syntax error",
+            RejectReason::Schema => "wrong shape",
+            RejectReason::NonFinite => "value not a finite number",
+            RejectReason::TooLarge => "payload too large",
+            RejectReason::UnknownTopic => "unknown topic",
+            RejectReason::Dropped => "dropped",
+        };
+        Self {
+            reason,
+            reason_text,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Static context of one subscription that the decoder applies to every message.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeDefaults {
+    /// Asset when neither payload nor topic names one.
+    pub asset: Option<String>,
+    /// Signal when neither payload nor topic names one.
+    pub signal: Option<String>,
+    /// Unit when the payload names none.
+    pub unit: Option<String>,
+    /// Line-protocol timestamp precision.
+    pub precision: Precision,
+    /// Largest accepted payload in bytes.
+    pub max_payload_bytes: usize,
+}
+
+/// Decodes payloads of one subscription, interning names so readings share their strings.
+#[derive(Debug)]
+pub struct Decoder {
+    format: PayloadFormat,
+    defaults: DecodeDefaults,
+    names: HashMap<Box<str>, Arc<str>>,
+    units: HashMap<Box<str>, Unit>,
+    default_unit: Unit,
+}
+
+/// Interned names are capped so a publisher inventing names cannot grow memory without bound.
+const MAX_INTERNED: usize = 65_536;
+
+impl Decoder {
+    /// A decoder for one subscription.
+    pub fn new(format: PayloadFormat, defaults: DecodeDefaults) -> Self {
+        let default_unit = defaults
+            .unit
+            .as_deref()
+            .map(Unit::new)
+            .unwrap_or_else(Unit::none);
+        Self {
+            format,
+            defaults,
+            names: HashMap::new(),
+            units: HashMap::new(),
+            default_unit,
+        }
+    }
+
+    fn name(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(s) {
+            return a.clone();
+        }
+        if self.names.len() >= MAX_INTERNED {
+            self.names.clear();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.names.insert(Box::from(s), a.clone());
+        a
+    }
+
+    fn unit(&mut self, s: Option<&str>) -> Unit {
+        match s {
+            None => self.default_unit.clone(),
+            Some(s) => {
+                if let Some(u) = self.units.get(s) {
+                    return u.clone();
+                }
+                if self.units.len() >= MAX_INTERNED {
+                    self.units.clear();
+                }
+                let u = Unit::new(s);
+                self.units.insert(Box::from(s), u.clone());
+                u
+            }
+        }
+    }
+
+    /// Decodes one payload, appending its readings to `out`. On error `out` is left as it was.
+    pub fn decode(
+        &mut self,
+        topic: TopicMatch<'_>,
+        payload: &[u8],
+        now_ns: i64,
+        out: &mut Vec<Reading>,
+    ) -> Result<usize, PayloadError> {
+        if payload.len() > self.defaults.max_payload_bytes {
+            return Err(PayloadError::new(
+                RejectReason::TooLarge,
+                format!(
+                    "{} bytes, limit is max_payload_bytes = {}",
+                    payload.len(),
+                    self.defaults.max_payload_bytes
+                ),
+            ));
+        }
+        let start = out.len();
+        let res = match self.format {
+            PayloadFormat::Json => self.decode_json(topic, payload, now_ns, out),
+            PayloadFormat::LineProtocol => self.decode_line_protocol(topic, payload, now_ns, out),
+        };
+        match res {
+            Ok(()) => Ok(out.len() - start),
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn check_finite(v: f64, what: &str) -> Result<(), PayloadError> {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(PayloadError::new(
+            RejectReason::NonFinite,
+            format!("`{what}` is {v}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod testing {
+    use super::*;
+
+    pub(super) fn dec(format: PayloadFormat) -> Decoder {
+        Decoder::new(
+            format,
+            DecodeDefaults {
+                max_payload_bytes: 1 << 20,
+                ..Default::default()
+            },
+        )
+    }
+    pub(super) fn tm<'a>(a: Option<&'a str>, s: Option<&'a str>) -> TopicMatch<'a> {
+        TopicMatch {
+            asset: a,
+            signal: s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::tm;
+    use super::*;
+
+    #[test]
+    fn too_large_is_rejected_before_parsing() {
+        let mut d = Decoder::new(
+            PayloadFormat::Json,
+            DecodeDefaults {
+                max_payload_bytes: 10,
+                ..Default::default()
+            },
+        );
+        let e = d
+            .decode(tm(None, None), &[b' '; 11], 0, &mut vec![])
+            .unwrap_err();
+        assert_eq!(e.reason, RejectReason::TooLarge);
+    }
+}

@@ -1,0 +1,414 @@
+//! Millwright MQTT connection options, shared by every MQTT client of the node: the ingest
+//! subscriber (`millwright-ingest`) and the publishers of alerts, reports and status.
+//!
+//! - [`ConnectOptions`]: the connection part of a config section (broker, client id,
+//!   credentials, TLS, keep-alive, protocol version, packet limit, reconnect back-off), its
+//!   pure [`validate`](ConnectOptions::validate), and the builders of rumqttc's client options
+//!   for MQTT 3.1.1 ([`v4_options`](ConnectOptions::v4_options)) and MQTT 5
+//!   ([`v5_options`](ConnectOptions::v5_options)), which read the TLS files.
+//! - [`MqttProtocol`] and [`TlsConfig`]: config types of that part (`protocol = "5"`,
+//!   `[mqtt.tls]`), so every section that names a broker spells them the same way.
+//! - [`Backoff`]: the reconnect delays (exponential, capped).
+//! - [`install_crypto_provider`]: the process-wide rustls provider TLS connections need.
+//!
+//! The shape of config sections belongs to the crates that own them (ingest's `[mqtt]`); they
+//! hand their connection part over as a [`ConnectOptions`]. Session and subscription choices
+//! (clean session, inflight window, session expiry, last will, topics) stay with the client that
+//! makes them. No network I/O and no async runtime here.
+
+use millwright_core::{Secret, ValidationError};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// MQTT protocol version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum MqttProtocol {
+    /// MQTT 3.1.1 (default; every broker speaks it).
+    #[default]
+    #[serde(rename = "3.1.1", alias = "v311")]
+    V311,
+    /// MQTT 5.
+    #[serde(rename = "5", alias = "v5")]
+    V5,
+}
+
+/// TLS to the broker (`[mqtt.tls]`). Certificates and keys are PEM files.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate(s) that signed the broker's certificate.
+    pub ca_file: PathBuf,
+    /// Client certificate for mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// Private key of the client certificate.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+}
+
+/// How to reach and log in to a broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Broker host name or IP address.
+    pub host: String,
+    /// Broker TCP port.
+    pub port: u16,
+    /// Client id; keep it stable so the broker can keep the session across reconnects.
+    pub client_id: String,
+    /// User name, if the broker requires one.
+    pub username: Option<String>,
+    /// Password (never logged); only sent with a user name.
+    pub password: Option<Secret>,
+    /// TLS settings; `None` for plain TCP.
+    pub tls: Option<TlsConfig>,
+    /// Keep-alive interval in seconds (5–65535).
+    pub keep_alive_s: u64,
+    /// Protocol version.
+    pub protocol: MqttProtocol,
+    /// Largest MQTT packet sent or accepted, in bytes.
+    pub max_packet_bytes: usize,
+    /// First reconnect delay in ms; doubles per failed attempt up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay in ms.
+    pub reconnect_max_ms: u64,
+}
+
+/// Why client options could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A TLS file could not be read.
+    #[error("mqtt.tls: cannot read {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl ConnectOptions {
+    /// The same connection under another client id (a second client of the node on the same
+    /// broker must not take over the first one's session).
+    pub fn with_client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = client_id.into();
+        self
+    }
+
+    /// Every problem in these options, paths prefixed with `prefix` (e.g. `mqtt`).
+    pub fn validate(&self, prefix: &str) -> Vec<ValidationError> {
+        let mut e = Vec::new();
+        let p = |k: &str| format!("{prefix}.{k}");
+        if self.host.trim().is_empty() {
+            e.push(ValidationError::new(p("host"), "is empty"));
+        } else if self.host.contains("://") {
+            e.push(ValidationError::new(
+                p("host"),
+                format!(
+                    "`{}` is a URL; give only the host name or IP (port goes in `port`)",
+                    self.host
+                ),
+            ));
+        } else if self.host.contains(['/', ' ']) {
+            e.push(ValidationError::new(
+                p("host"),
+                format!("`{}` is not a host name", self.host),
+            ));
+        }
+        if self.port == 0 {
+            e.push(ValidationError::new(p("port"), "must be 1–65535"));
+        }
+        if self.client_id.is_empty() || self.client_id.len() > 128 {
+            e.push(ValidationError::new(
+                p("client_id"),
+                "must be 1–128 characters",
+            ));
+        }
+        if !(5..=65_535).contains(&self.keep_alive_s) {
+            e.push(ValidationError::new(
+                p("keep_alive_s"),
+                format!("{} is outside 5–65535", self.keep_alive_s),
+            ));
+        }
+        if self.password.is_some() && self.username.is_none() {
+            e.push(ValidationError::new(
+                p("password"),
+                "is set but `username` is not",
+            ));
+        }
+        if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
+            e.push(ValidationError::new(
+                p("reconnect_min_ms"),
+                "must be > 0 and ≤ reconnect_max_ms",
+            ));
+        }
+        if self.max_packet_bytes < 1024 {
+            e.push(ValidationError::new(
+                p("max_packet_bytes"),
+                "must be at least 1024",
+            ));
+        }
+        if let Some(tls) = &self.tls {
+            if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+                e.push(ValidationError::new(
+                    p("tls"),
+                    "client_cert_file and client_key_file go together",
+                ));
+            }
+        }
+        e
+    }
+
+    /// MQTT 3.1.1 client options: address, client id, keep-alive, packet limit, credentials
+    /// and TLS (files read now). Session settings are left at rumqttc's defaults.
+    pub fn v4_options(&self) -> Result<rumqttc::MqttOptions, ConnectError> {
+        let mut opts =
+            rumqttc::MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+        opts.set_keep_alive(Duration::from_secs(self.keep_alive_s))
+            .set_max_packet_size(self.max_packet_bytes, self.max_packet_bytes);
+        if let Some(u) = &self.username {
+            opts.set_credentials(u.clone(), self.password_text());
+        }
+        if let Some(t) = self.load_tls()? {
+            opts.set_transport(rumqttc::Transport::tls_with_config(t));
+        }
+        Ok(opts)
+    }
+
+    /// MQTT 5 client options, the same settings as [`v4_options`](Self::v4_options).
+    pub fn v5_options(&self) -> Result<rumqttc::v5::MqttOptions, ConnectError> {
+        let mut opts =
+            rumqttc::v5::MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+        let max_packet = u32::try_from(self.max_packet_bytes).unwrap_or(u32::MAX);
+        // rumqttc's MQTT 5 client refuses (panics on) keep-alives under 5 s; validation
+        // rejects them, this only keeps an unvalidated value from reaching it.
+        opts.set_keep_alive(Duration::from_secs(self.keep_alive_s.max(5)))
+            .set_max_packet_size(Some(max_packet));
+        if let Some(u) = &self.username {
+            opts.set_credentials(u.clone(), self.password_text());
+        }
+        if let Some(t) = self.load_tls()? {
+            opts.set_transport(rumqttc::Transport::tls_with_config(t));
+        }
+        Ok(opts)
+    }
+
+    fn password_text(&self) -> String {
+        self.password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Reads the TLS files (and installs the crypto provider); `None` without TLS.
+    pub fn load_tls(&self) -> Result<Option<rumqttc::TlsConfiguration>, ConnectError> {
+        let Some(t) = &self.tls else { return Ok(None) };
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|source| ConnectError::TlsFile {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let ca = read(&t.ca_file)?;
+        let client_auth = match (&t.client_cert_file, &t.client_key_file) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        install_crypto_provider();
+        Ok(Some(rumqttc::TlsConfiguration::Simple {
+            ca,
+            alpn: None,
+            client_auth,
+        }))
+    }
+}
+
+/// Installs the process-wide TLS crypto provider (ring) once; TLS connections need it.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Reconnect delays: `reconnect_min_ms`, doubling per failed attempt up to `reconnect_max_ms`;
+/// [`reset`](Self::reset) after a successful connection.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    cur: Duration,
+}
+
+impl Backoff {
+    /// The delays of `opts` (a zero minimum counts as 1 ms; the maximum is at least the minimum).
+    pub fn new(opts: &ConnectOptions) -> Self {
+        let min = Duration::from_millis(opts.reconnect_min_ms.max(1));
+        Self {
+            min,
+            max: Duration::from_millis(opts.reconnect_max_ms.max(opts.reconnect_min_ms.max(1))),
+            cur: min,
+        }
+    }
+    /// Back to the first delay.
+    pub fn reset(&mut self) {
+        self.cur = self.min;
+    }
+    /// The next delay to wait.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.cur;
+        self.cur = (self.cur * 2).min(self.max);
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ConnectOptions {
+        ConnectOptions {
+            host: "broker.local".into(),
+            port: 1883,
+            client_id: "node-1".into(),
+            username: None,
+            password: None,
+            tls: None,
+            keep_alive_s: 30,
+            protocol: MqttProtocol::V311,
+            max_packet_bytes: 1 << 20,
+            reconnect_min_ms: 250,
+            reconnect_max_ms: 30_000,
+        }
+    }
+
+    fn paths(o: &ConnectOptions) -> Vec<String> {
+        o.validate("mqtt").into_iter().map(|e| e.path).collect()
+    }
+
+    #[test]
+    fn valid_options_have_no_problems() {
+        assert!(opts().validate("mqtt").is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let o = ConnectOptions {
+            host: "mqtt://broker".into(),
+            port: 0,
+            client_id: String::new(),
+            password: Some(Secret::new("pw")),
+            keep_alive_s: 2,
+            reconnect_min_ms: 0,
+            max_packet_bytes: 10,
+            tls: Some(TlsConfig {
+                ca_file: "ca.pem".into(),
+                client_cert_file: Some("c.pem".into()),
+                client_key_file: None,
+            }),
+            ..opts()
+        };
+        assert_eq!(
+            paths(&o),
+            [
+                "mqtt.host",
+                "mqtt.port",
+                "mqtt.client_id",
+                "mqtt.keep_alive_s",
+                "mqtt.password",
+                "mqtt.reconnect_min_ms",
+                "mqtt.max_packet_bytes",
+                "mqtt.tls",
+            ]
+        );
+        for host in ["", "  ", "a/b", "a b"] {
+            let o = ConnectOptions {
+                host: host.into(),
+                ..opts()
+            };
+            assert_eq!(paths(&o), ["mqtt.host"], "{host:?}");
+        }
+    }
+
+    #[test]
+    fn builders_carry_address_login_and_limits() {
+        let o = ConnectOptions {
+            username: Some("edge".into()),
+            password: Some(Secret::new("hunter2")),
+            ..opts()
+        }
+        .with_client_id("node-1-out");
+        let v4 = o.v4_options().unwrap();
+        assert_eq!(v4.broker_address(), ("broker.local".to_string(), 1883));
+        assert_eq!(v4.client_id(), "node-1-out");
+        assert_eq!(v4.keep_alive(), Duration::from_secs(30));
+        assert_eq!(v4.max_packet_size(), 1 << 20);
+        let login = v4.credentials().unwrap();
+        assert_eq!((login.username.as_str(), login.password.as_str()), ("edge", "hunter2"));
+        let v5 = o.v5_options().unwrap();
+        assert_eq!(v5.broker_address(), ("broker.local".to_string(), 1883));
+        assert_eq!(v5.client_id(), "node-1-out");
+        assert_eq!(v5.keep_alive(), Duration::from_secs(30));
+        assert_eq!(v5.max_packet_size(), Some(1 << 20));
+        assert!(v5.credentials().is_some());
+        assert!(opts().v4_options().unwrap().credentials().is_none());
+    }
+
+    #[test]
+    fn tls_files_are_read_when_building() {
+        let dir = std::env::temp_dir().join(format!("millwright-mqtt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, b"-----BEGIN CERTIFICATE-----\n").unwrap();
+        let mut o = opts();
+        o.tls = Some(TlsConfig {
+            ca_file: ca,
+            client_cert_file: None,
+            client_key_file: None,
+        });
+        assert!(matches!(
+            o.v4_options().unwrap().transport(),
+            rumqttc::Transport::Tls(_)
+        ));
+        assert!(matches!(
+            o.v5_options().unwrap().transport(),
+            rumqttc::Transport::Tls(_)
+        ));
+        o.tls = Some(TlsConfig {
+            ca_file: dir.join("missing.pem"),
+            client_cert_file: None,
+            client_key_file: None,
+        });
+        let e = o.v4_options().unwrap_err().to_string();
+        assert!(e.starts_with("mqtt.tls: cannot read") && e.contains("missing.pem"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets() {
+        let mut b = Backoff::new(&ConnectOptions {
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 350,
+            ..opts()
+        });
+        let ms: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(ms, [100, 200, 350, 350]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn config_spellings() {
+        #[derive(Deserialize)]
+        struct S {
+            protocol: MqttProtocol,
+        }
+        for (text, want) in [
+            ("\"3.1.1\"", MqttProtocol::V311),
+            ("\"v311\"", MqttProtocol::V311),
+            ("\"5\"", MqttProtocol::V5),
+            ("\"v5\"", MqttProtocol::V5),
+        ] {
+            let s: S = toml::from_str(&format!("protocol = {text}")).unwrap();
+            assert_eq!(s.protocol, want, "{text}");
+        }
+        assert!(toml::from_str::<TlsConfig>("ca_file = \"a\"\ncafile = \"b\"").is_err());
+    }
+}
