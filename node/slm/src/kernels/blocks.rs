@@ -295,9 +295,9 @@ impl QActs {
         self.qs.resize(m * k, 0);
         let x = &x[..m * k];
         #[cfg(target_arch = "x86_64")]
-        if isa != Isa::Portable {
-            // SAFETY: every non-portable kernel set implies AVX2 and FMA, and `isa` is one
-            // this CPU supports (it comes from `Isa::select`/`Isa::supported`).
+        if isa != Isa::PORTABLE {
+            // SAFETY: every non-portable kernel set implies AVX2 and FMA, and holding an
+            // `Isa` proves this CPU supports it.
             unsafe { super::x86::quantize_blocks_avx2(x, &mut self.qs, &mut self.ds) };
             return;
         }

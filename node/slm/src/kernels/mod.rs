@@ -25,7 +25,7 @@
 //! kernels; `x86.rs` every x86 intrinsic (AVX2, AVX-VNNI, AVX512-VNNI); this file the kernel
 //! sets ([`Isa`], [`KernelCap`]), the dispatch and the threaded matrix product. An aarch64
 //! NEON kernel set goes in a `neon.rs` beside `x86.rs` (`#[cfg(target_arch = "aarch64")]`),
-//! with an `Isa::Neon` variant, its test in `Isa::supported` and one line in `row_dot`.
+//! with a `Set::Neon` variant, its test in `Isa::supported` and one line in `row_dot`.
 //! `unsafe` appears only in the dispatch here (raw pointers into the caller's buffers) and
 //! in the kernels; each block states its argument.
 
@@ -67,7 +67,7 @@ impl QMatrix {
         let work = |rows: std::ops::Range<usize>| {
             // SAFETY: each call writes only `y[t·ld + off + r]` for its own rows `r`, which
             // are disjoint between calls and inside `y` (checked above); `y` outlives the job;
-            // `isa` is supported (an `Isa` only comes from `Isa::select`/`Isa::supported`).
+            // `isa` is supported (holding an `Isa` proves it, see its doc).
             unsafe { rows_kernel(isa, self, a, rows, out.get(), ld) }
         };
         // Enough rows per thread to be worth waking it.
@@ -91,9 +91,16 @@ impl SendPtr {
     }
 }
 
-/// A kernel set: which code runs the row kernels (chosen once per model, see [`Isa::select`]).
+/// A kernel set this CPU can run: which code runs the row kernels (chosen once per model,
+/// see [`Isa::select`]). Only [`Isa::select`], [`Isa::best`] and [`Isa::supported`] make one
+/// (and [`Isa::PORTABLE`], which every CPU runs), so holding an `Isa` proves the CPU has its
+/// features; that is what lets the safe [`QMatrix::matmul`] run the SIMD kernels it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
+pub struct Isa(Set);
+
+/// The kernel sets (private so that an [`Isa`] cannot name one the CPU lacks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Set {
     /// Portable Rust (any CPU).
     Portable,
     /// AVX2 + FMA + F16C.
@@ -108,6 +115,9 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// Portable Rust (any CPU).
+    pub const PORTABLE: Isa = Isa(Set::Portable);
+
     /// The best kernel set this CPU supports.
     pub fn best() -> Self {
         Self::select(KernelCap::Auto)
@@ -115,7 +125,7 @@ impl Isa {
 
     /// The best kernel set this CPU supports that `cap` allows; never one the CPU lacks.
     pub fn select(cap: KernelCap) -> Self {
-        let mut best = Isa::Portable;
+        let mut best = Isa::PORTABLE;
         for isa in Isa::supported() {
             if isa.rank() <= cap.rank() && isa.rank() > best.rank() {
                 best = isa;
@@ -127,17 +137,17 @@ impl Isa {
     /// Every kernel set this CPU can run.
     pub fn supported() -> Vec<Isa> {
         #[allow(unused_mut)]
-        let mut v = vec![Isa::Portable];
+        let mut v = vec![Isa::PORTABLE];
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
             if has!("avx2") && has!("fma") && has!("f16c") {
-                v.push(Isa::Avx2);
+                v.push(Isa(Set::Avx2));
                 if has!("avx512vnni") && has!("avx512vl") && has!("avx512f") {
-                    v.push(Isa::Vnni512);
+                    v.push(Isa(Set::Vnni512));
                 }
                 if has!("avxvnni") {
-                    v.push(Isa::Vnni);
+                    v.push(Isa(Set::Vnni));
                 }
             }
         }
@@ -145,27 +155,27 @@ impl Isa {
     }
 
     fn rank(self) -> u8 {
-        match self {
-            Isa::Portable => 0,
+        match self.0 {
+            Set::Portable => 0,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => 1,
+            Set::Avx2 => 1,
             #[cfg(target_arch = "x86_64")]
-            Isa::Vnni512 => 2,
+            Set::Vnni512 => 2,
             #[cfg(target_arch = "x86_64")]
-            Isa::Vnni => 3,
+            Set::Vnni => 3,
         }
     }
 
     /// A short name for logs and benchmarks.
     pub fn name(self) -> &'static str {
-        match self {
-            Isa::Portable => "portable",
+        match self.0 {
+            Set::Portable => "portable",
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => "avx2",
+            Set::Avx2 => "avx2",
             #[cfg(target_arch = "x86_64")]
-            Isa::Vnni => "avx-vnni",
+            Set::Vnni => "avx-vnni",
             #[cfg(target_arch = "x86_64")]
-            Isa::Vnni512 => "avx512-vnni",
+            Set::Vnni512 => "avx512-vnni",
         }
     }
 }
@@ -228,7 +238,7 @@ const ROW_TILE: usize = 16;
 ///
 /// # Safety
 /// `y` must point to `(a.m - 1) · ld + w.n` writable floats; no other thread may write the
-/// entries of these rows; `isa` must be supported by this CPU.
+/// entries of these rows.
 unsafe fn rows_kernel(
     isa: Isa,
     w: &QMatrix,
@@ -245,7 +255,8 @@ unsafe fn rows_kernel(
     let ds = a.ds.as_ptr();
     // SAFETY: `r < w.n` and `t < m`, so every weight row, activation block and scale
     // read is inside `w.data`, `a.qs` and `a.ds`; every write is entry `(t, r)` of `y`,
-    // which the caller guarantees is writable and ours; `isa` is supported (caller).
+    // which the caller guarantees is writable and ours; `isa` is supported (an `Isa` proves
+    // it).
     unsafe {
         let mut r0 = rows.start;
         while r0 < rows.end {
@@ -280,7 +291,7 @@ unsafe fn rows_kernel(
 /// with the kernel of `isa` for `ty`.
 ///
 /// # Safety
-/// As [`portable::dot_row`]; `isa` must be supported by this CPU.
+/// As [`portable::dot_row`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn row_dot<const T: usize>(
@@ -304,17 +315,17 @@ unsafe fn row_dot<const T: usize>(
             }
         };
     }
-    // SAFETY: the caller's contract (pointers cover the blocks, `isa` is supported) is the
-    // contract of every kernel called here.
+    // SAFETY: the caller's contract (pointers cover the blocks) is the contract of every
+    // kernel called here; the CPU has the features of `isa` (an `Isa` proves it).
     unsafe {
-        match isa {
+        match isa.0 {
             #[cfg(target_arch = "x86_64")]
-            Isa::Vnni => by_type!(x86::vnni),
+            Set::Vnni => by_type!(x86::vnni),
             #[cfg(target_arch = "x86_64")]
-            Isa::Vnni512 => by_type!(x86::vnni512),
+            Set::Vnni512 => by_type!(x86::vnni512),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => by_type!(x86::avx2),
-            Isa::Portable => portable::dot_row::<T>(ty, row, aq, ad, nb, k, nb, out),
+            Set::Avx2 => by_type!(x86::avx2),
+            Set::Portable => portable::dot_row::<T>(ty, row, aq, ad, nb, k, nb, out),
         }
     }
 }

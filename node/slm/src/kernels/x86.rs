@@ -50,7 +50,7 @@ macro_rules! x86_kernels {
                 out: &mut [f32; T],
             ) {
                 // SAFETY: the caller guarantees that the CPU has `$features` (the kernel
-                // set was chosen from `Isa::supported`) and that `row`, `aq` and `ad` cover
+                // set is an `Isa`, which proves it) and that `row`, `aq` and `ad` cover
                 // `nb` blocks of the weight row and of each of the `T` activation rows;
                 // every load below stays inside those blocks.
                 unsafe {
@@ -103,7 +103,7 @@ macro_rules! x86_kernels {
                 out: &mut [f32; T],
             ) {
                 // SAFETY: the caller guarantees that the CPU has `$features` (the kernel
-                // set was chosen from `Isa::supported`) and that `row`, `aq` and `ad` cover
+                // set is an `Isa`, which proves it) and that `row`, `aq` and `ad` cover
                 // `nb` blocks of the weight row and of each of the `T` activation rows;
                 // every load below stays inside those blocks.
                 unsafe {
@@ -143,7 +143,7 @@ macro_rules! x86_kernels {
                 out: &mut [f32; T],
             ) {
                 // SAFETY: the caller guarantees that the CPU has `$features` (the kernel
-                // set was chosen from `Isa::supported`) and that `row`, `aq` and `ad` cover
+                // set is an `Isa`, which proves it) and that `row`, `aq` and `ad` cover
                 // `nb` blocks of the weight row and of each of the `T` activation rows;
                 // every load below stays inside those blocks.
                 unsafe {
@@ -230,7 +230,7 @@ macro_rules! x86_kernels {
                 out: &mut [f32; T],
             ) {
                 // SAFETY: the caller guarantees that the CPU has `$features` (the kernel
-                // set was chosen from `Isa::supported`) and that `row`, `aq` and `ad` cover
+                // set is an `Isa`, which proves it) and that `row`, `aq` and `ad` cover
                 // `nb` blocks of the weight row and of each of the `T` activation rows;
                 // every load below stays inside those blocks.
                 unsafe {

@@ -228,6 +228,7 @@ impl Model {
             }
         }
     }
+}
 
 #[derive(Clone, Copy)]
 struct AttnShape {
@@ -247,8 +248,9 @@ fn attention(q: &[f32], kc: &[f32], vc: &[f32], out: &mut [f32], s: AttnShape, i
         // the model's kernel set decides, as for the matrix kernels (every non-portable set
         // implies AVX2 and FMA)
         #[cfg(target_arch = "x86_64")]
-        if isa != Isa::Portable {
-            // SAFETY: the CPU has the features; the range contract is `attention_items`'.
+        if isa != Isa::PORTABLE {
+            // SAFETY: a non-portable `isa` implies AVX2 and FMA, and holding an `Isa` proves
+            // the CPU has them; the range contract is `attention_items`'.
             unsafe { attention_items_avx2(q, kc, vc, out_ptr, s, range) };
             return;
         }
