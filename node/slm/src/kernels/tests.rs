@@ -2,7 +2,6 @@
 //! dequantization, batch independence, threading and the block-format checks.
 
 use super::*;
-#[cfg(test)]
 
 fn rng(seed: &mut u64) -> f32 {
     *seed = seed
@@ -131,8 +130,7 @@ fn k_quant_dequantization_matches_candle() {
         let (n, k) = (6, 768);
         let w = random_matrix(ty, n, k, &mut seed);
         let storage =
-            QStorage::from_data(Cow::Owned(w.data().to_vec()), &Device::Cpu, ty.ggml())
-                .unwrap();
+            QStorage::from_data(Cow::Owned(w.data().to_vec()), &Device::Cpu, ty.ggml()).unwrap();
         let want = QTensor::new(storage, (n, k))
             .unwrap()
             .dequantize(&Device::Cpu)

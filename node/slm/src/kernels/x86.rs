@@ -68,7 +68,8 @@ macro_rules! x86_kernels {
                         let hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
                         let wq = _mm256_set_m128i(hi, lo);
                         for t in 0..T {
-                            let a = _mm256_loadu_si256(aq.add(t * a_stride + b * QK) as *const __m256i);
+                            let a =
+                                _mm256_loadu_si256(aq.add(t * a_stride + b * QK) as *const __m256i);
                             let p = $idot!(wq, a);
                             // [d_a, s_a]
                             let das =
@@ -110,13 +111,14 @@ macro_rules! x86_kernels {
                     let mut acc = [_mm256_setzero_ps(); T];
                     for b in 0..nb {
                         let blk = row.add(b * 34);
-                        let d = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(std::ptr::read_unaligned(
-                            blk as *const u16,
-                        ))));
+                        let d = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                            std::ptr::read_unaligned(blk as *const u16),
+                        )));
                         let wq = _mm256_loadu_si256(blk.add(2) as *const __m256i);
                         let wabs = _mm256_sign_epi8(wq, wq);
                         for t in 0..T {
-                            let a = _mm256_loadu_si256(aq.add(t * a_stride + b * QK) as *const __m256i);
+                            let a =
+                                _mm256_loadu_si256(aq.add(t * a_stride + b * QK) as *const __m256i);
                             let p = $idot!(wabs, _mm256_sign_epi8(a, wq));
                             let da = _mm_load_ss(ad.add(t * d_stride + b) as *const f32);
                             let s = _mm256_broadcastss_ps(_mm_mul_ss(d, da));
@@ -194,7 +196,8 @@ macro_rules! x86_kernels {
                             for t in 0..T {
                                 let a = aq.add(t * a_stride + sb * 256 + 64 * j);
                                 let plo = $idot!(lo, _mm256_loadu_si256(a as *const __m256i));
-                                let phi = $idot!(hi, _mm256_loadu_si256(a.add(32) as *const __m256i));
+                                let phi =
+                                    $idot!(hi, _mm256_loadu_si256(a.add(32) as *const __m256i));
                                 acc[t] = _mm256_fmadd_ps(
                                     _mm256_cvtepi32_ps(plo),
                                     _mm256_broadcast_ss(&fs[t][POS[2 * j]]),
@@ -259,17 +262,29 @@ macro_rules! x86_kernels {
                             let qh = _mm256_loadu_si256(blk.add(128 + 32 * h) as *const __m256i);
                             // Bits 2c, 2c+1 of qh moved to bits 4, 5.
                             let h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4);
-                            let h1 =
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4);
-                            let h2 =
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4);
-                            let h3 =
-                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4);
+                            let h1 = _mm256_slli_epi16(
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                                4,
+                            );
+                            let h2 = _mm256_slli_epi16(
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+                                4,
+                            );
+                            let h3 = _mm256_slli_epi16(
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
+                                4,
+                            );
                             let w = [
                                 _mm256_or_si256(_mm256_and_si256(ql0, m4), h0),
                                 _mm256_or_si256(_mm256_and_si256(ql1, m4), h1),
-                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), h2),
-                                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), h3),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                    h2,
+                                ),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                    h3,
+                                ),
                             ];
                             for (c, wc) in w.iter().enumerate() {
                                 let ws = _mm256_sub_epi8(*wc, k32);
@@ -278,7 +293,16 @@ macro_rules! x86_kernels {
                                 let c2 = 2 * c as i32;
                                 let sv = _mm256_permutevar8x32_ps(
                                     scf[h],
-                                    _mm256_setr_epi32(c2, c2, c2, c2, c2 + 1, c2 + 1, c2 + 1, c2 + 1),
+                                    _mm256_setr_epi32(
+                                        c2,
+                                        c2,
+                                        c2,
+                                        c2,
+                                        c2 + 1,
+                                        c2 + 1,
+                                        c2 + 1,
+                                        c2 + 1,
+                                    ),
                                 );
                                 let b = sb * 8 + 4 * h + c;
                                 for t in 0..T {
@@ -286,13 +310,15 @@ macro_rules! x86_kernels {
                                         aq.add(t * a_stride + b * QK) as *const __m256i
                                     );
                                     let p = $idot!(wabs, _mm256_sign_epi8(a, ws));
-                                    let da =
-                                        _mm256_broadcast_ss(&*(ad.add(t * d_stride + b) as *const f32));
+                                    let da = _mm256_broadcast_ss(
+                                        &*(ad.add(t * d_stride + b) as *const f32),
+                                    );
                                     let f = _mm256_mul_ps(sv, da);
                                     if c % 2 == 0 {
                                         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, acc[t]);
                                     } else {
-                                        acc2[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, acc2[t]);
+                                        acc2[t] =
+                                            _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, acc2[t]);
                                     }
                                 }
                             }

@@ -125,7 +125,10 @@ impl Model {
         let mut attn = vec![0f32; m * qd];
         for (li, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, c.eps, &mut hbuf);
-            let qkv = layer.qkv.forward(&hbuf, m, &mut acts, self.isa).map_err(inf)?;
+            let qkv = layer
+                .qkv
+                .forward(&hbuf, m, &mut acts, self.isa)
+                .map_err(inf)?;
             let row = qd + 2 * kvd;
             for i in 0..m {
                 let r = &qkv[i * row..(i + 1) * row];
@@ -171,7 +174,10 @@ impl Model {
                 },
                 self.isa,
             );
-            let mut o = layer.o.forward(&attn, m, &mut acts, self.isa).map_err(inf)?;
+            let mut o = layer
+                .o
+                .forward(&attn, m, &mut acts, self.isa)
+                .map_err(inf)?;
             if let Some(w) = &layer.post_attn_norm {
                 for r in o.chunks_exact_mut(h) {
                     rms_norm_inplace(r, w, c.eps);
@@ -179,7 +185,10 @@ impl Model {
             }
             add_inplace(&mut x, &o);
             rms_norm(&x, &layer.ffn_norm, c.eps, &mut hbuf);
-            let gu = layer.gate_up.forward(&hbuf, m, &mut acts, self.isa).map_err(inf)?;
+            let gu = layer
+                .gate_up
+                .forward(&hbuf, m, &mut acts, self.isa)
+                .map_err(inf)?;
             let mut act = vec![0f32; m * c.ff];
             let gelu = c.arch == Arch::Gemma3;
             for i in 0..m {
@@ -189,7 +198,10 @@ impl Model {
                     *a = if gelu { gelu_tanh(*gg) } else { silu(*gg) } * uu;
                 }
             }
-            let mut d = layer.down.forward(&act, m, &mut acts, self.isa).map_err(inf)?;
+            let mut d = layer
+                .down
+                .forward(&act, m, &mut acts, self.isa)
+                .map_err(inf)?;
             if let Some(w) = &layer.post_ffn_norm {
                 for r in d.chunks_exact_mut(h) {
                     rms_norm_inplace(r, w, c.eps);
@@ -200,7 +212,9 @@ impl Model {
         let last = &x[(m - 1) * h..];
         let mut normed = vec![0f32; h];
         rms_norm(last, &self.output_norm, c.eps, &mut normed);
-        self.output.forward(&normed, 1, &mut acts, self.isa).map_err(inf)
+        self.output
+            .forward(&normed, 1, &mut acts, self.isa)
+            .map_err(inf)
     }
 
     fn apply_rope(&self, rope: &Rope, x: &mut [f32], p0: usize, m: usize) {

@@ -166,7 +166,8 @@ fn load_layer(
     let down = l.matrix(&p("ffn_down.weight"), hidden, ff)?;
     let down = single(down, None).map_err(|e| file_error(path, e.to_string()))?;
     let post_ffn_norm = l.opt_vector(&p("post_ffw_norm.weight"), hidden)?;
-    let sliding = cfg.arch == Arch::Gemma3 && cfg.sliding_window.is_some() && (i + 1) % 6 != 0;
+    let sliding =
+        cfg.arch == Arch::Gemma3 && cfg.sliding_window.is_some() && !(i + 1).is_multiple_of(6);
     Ok(Layer {
         attn_norm,
         qkv,

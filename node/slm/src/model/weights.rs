@@ -149,7 +149,11 @@ impl Loader<'_> {
         Ok(v)
     }
 
-    pub(super) fn opt_vector(&mut self, name: &str, len: usize) -> Result<Option<Vec<f32>>, SlmError> {
+    pub(super) fn opt_vector(
+        &mut self,
+        name: &str,
+        len: usize,
+    ) -> Result<Option<Vec<f32>>, SlmError> {
         if self.has(name) {
             self.vector(name, len).map(Some)
         } else {
@@ -287,7 +291,11 @@ fn dense_of(m: &Mat) -> candle_core::Result<Tensor> {
 }
 
 /// Concatenates matrices with the same k along the rows into one linear layer.
-pub(super) fn fuse(parts: Vec<Mat>, biases: Vec<Option<Vec<f32>>>, k: usize) -> candle_core::Result<Linear> {
+pub(super) fn fuse(
+    parts: Vec<Mat>,
+    biases: Vec<Option<Vec<f32>>>,
+    k: usize,
+) -> candle_core::Result<Linear> {
     // A part left to candle (a K-quant without own kernels) next to own parts: make it 8-bit
     // so that the layer stays on the own kernels instead of falling back to dense f32.
     let parts = if parts.iter().any(|p| matches!(p, Mat::Own(_))) {
