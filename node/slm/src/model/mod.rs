@@ -10,7 +10,6 @@
 //! little and nothing grows with the number of requests. The KV cache
 //! holds at most `max_context` positions; it can be cloned (to keep a computed prefix) and
 //! truncated (to roll back to it). This module does not tokenize, sample or choose models.
-
 //!
 //! Rooms: `hyperparams.rs` (what the metadata says), `weights.rs` (matrices, conversions,
 //! layers), `load.rs` (reading a file into a [`Model`]), `forward.rs` (the forward pass,
