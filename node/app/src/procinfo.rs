@@ -33,3 +33,13 @@ pub fn loadavg() -> Option<String> {
         .ok()
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
+
+/// The one-minute load average as a number (other work on the machine while measuring).
+pub fn load_average_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

@@ -1,5 +1,6 @@
 //! The model benchmark without the CLI: `bench_model [MODEL] [THREADS] [q8_0|native|f32]`,
-//! prints the same JSON line as `millwright bench model`.
+//! prints the benchmark's own keys of `millwright bench model`'s JSON line (without the
+//! process figures: RSS, CPU time and load average are the app's).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use millwright_slm::bench::{run_model_bench, BenchOptions};
 use millwright_slm::WeightFormat;
@@ -17,5 +18,6 @@ fn main() {
             .unwrap_or_default(),
         ..BenchOptions::default()
     };
-    println!("{}", run_model_bench(model.as_ref(), &opts).unwrap());
+    let bench = run_model_bench(model.as_ref(), &opts, &mut |_| {}).unwrap();
+    println!("{}", bench.to_json());
 }

@@ -1,12 +1,14 @@
 //! The model benchmark behind `millwright bench model`: load time, time to first token for
 //! 60- and 400-token prompts and after a cached 300-token system prompt, prompt and decode
-//! throughput, peak RSS and CPU seconds per generated token. Returns one JSON object.
+//! throughput. Returns the timings ([`ModelBench`]); process figures (RSS, CPU time, load
+//! average) are the caller's, measured at the [`BenchPhase`]s it is told about (this crate
+//! reads nothing from /proc for benchmarks).
 //!
 //! Prompts are built from a fixed maintenance text so runs are comparable; decoding is greedy
-//! with EOS ignored by construction (max_tokens counts, no stop sequences). Linux only for
-//! the RSS and CPU figures (read from /proc/self).
+//! with EOS ignored by construction (max_tokens counts, no stop sequences).
 
 use crate::engine::{Engine, EngineOptions};
+use crate::kernels::KernelCap;
 use crate::model::WeightFormat;
 use millwright_core::{GenParams, SlmError};
 use serde_json::json;
@@ -22,6 +24,8 @@ pub struct BenchOptions {
     pub weight_format: WeightFormat,
     /// Tokens to decode for `decode_tok_s`.
     pub decode_tokens: usize,
+    /// The most capable kernel set to use.
+    pub kernels: KernelCap,
 }
 
 impl Default for BenchOptions {
@@ -30,6 +34,7 @@ impl Default for BenchOptions {
             threads: None,
             weight_format: WeightFormat::Auto,
             decode_tokens: 128,
+            kernels: KernelCap::Auto,
         }
     }
 }
@@ -39,36 +44,6 @@ const FILLER: &str =
 is 71.3 °C and the vibration velocity is 4.8 mm/s RMS, above the ISO 10816 alarm of 4.5 mm/s. \
 The motor current rose from 18.2 A to 21.7 A within two hours while the discharge pressure \
 fell from 3.1 bar to 2.6 bar. Maintenance replaced the mechanical seal 41 days ago. ";
-
-/// Peak resident set size in MB (VmHWM), if readable.
-pub fn peak_rss_mb() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// The 1-minute load average (other work on the machine while measuring), if readable.
-pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// CPU seconds (user + system) used by this process so far, if readable.
-pub fn cpu_seconds() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // fields after the command name in parentheses
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    // USER_HZ is 100 on every Linux this node targets
-    Some((utime + stime) / 100.0)
-}
 
 /// Exactly `n` tokens of filler text (after tokenization).
 fn tokens_of(engine: &Engine, n: usize) -> Vec<u32> {
@@ -86,8 +61,89 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Runs the benchmark on the model at `path` and returns the JSON line's object.
-pub fn run_model_bench(path: &Path, opts: &BenchOptions) -> Result<serde_json::Value, SlmError> {
+/// Moments at which the caller may measure the process (RSS, CPU time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchPhase {
+    /// The model is loaded; nothing has run yet.
+    Loaded,
+    /// The timed decode runs start.
+    DecodeStart,
+    /// The timed decode runs are over.
+    DecodeEnd,
+}
+
+/// What the benchmark measured.
+#[derive(Clone, Debug)]
+pub struct ModelBench {
+    /// The model file.
+    pub model: String,
+    /// The weight format used.
+    pub weight_format: WeightFormat,
+    /// MiB held by the weights.
+    pub weight_mb: f64,
+    /// Kernel threads of the pool.
+    pub threads: usize,
+    /// Milliseconds to load.
+    pub load_ms: f64,
+    /// Time to first token of a 60-token prompt (ms).
+    pub ttft_ms_60: f64,
+    /// Time to first token of a 400-token prompt (ms).
+    pub ttft_ms_400: f64,
+    /// Time to first token of a question after a cached system prefix (ms).
+    pub cached_prefix_ttft_ms: f64,
+    /// Positions taken from the cache for that question.
+    pub cached_prefix_tokens: usize,
+    /// Positions of that question computed anew.
+    pub cached_question_tokens: usize,
+    /// Prompt tokens per second (400-token prompt).
+    pub prompt_tok_s: f64,
+    /// Decode tokens per second, median of the runs.
+    pub decode_tok_s: f64,
+    /// Decode tokens per second of each run.
+    pub decode_tok_s_runs: Vec<f64>,
+    /// Tokens generated over all decode runs.
+    pub decode_generated: usize,
+    /// Number of decode runs.
+    pub decode_runs: usize,
+    /// The kernel set used.
+    pub kernels: &'static str,
+    /// Times the pool switched to solo.
+    pub pool_solo_switches: usize,
+}
+
+impl ModelBench {
+    /// The benchmark's own keys of the `bench model` JSON line (the caller adds the process
+    /// figures).
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "bench": "model",
+            "model": self.model,
+            "weight_format": self.weight_format.name(),
+            "weight_mb": self.weight_mb,
+            "threads": self.threads,
+            "load_ms": self.load_ms,
+            "ttft_ms_60": self.ttft_ms_60,
+            "ttft_ms_400": self.ttft_ms_400,
+            "cached_prefix_ttft_ms": self.cached_prefix_ttft_ms,
+            "cached_prefix_tokens": self.cached_prefix_tokens,
+            "cached_question_tokens": self.cached_question_tokens,
+            "prompt_tok_s": self.prompt_tok_s,
+            "decode_tok_s": self.decode_tok_s,
+            "decode_tokens": self.decode_generated / self.decode_runs.max(1),
+            "decode_tok_s_runs": self.decode_tok_s_runs,
+            "kernels": self.kernels,
+            "pool_solo_switches": self.pool_solo_switches,
+        })
+    }
+}
+
+/// Runs the benchmark on the model at `path` and returns what it measured;
+/// `on_phase` is called at each [`BenchPhase`].
+pub fn run_model_bench(
+    path: &Path,
+    opts: &BenchOptions,
+    on_phase: &mut dyn FnMut(BenchPhase),
+) -> Result<ModelBench, SlmError> {
     let t_load = Instant::now();
     let mut engine = Engine::load(
         path,
@@ -95,10 +151,11 @@ pub fn run_model_bench(path: &Path, opts: &BenchOptions) -> Result<serde_json::V
             weight_format: opts.weight_format,
             max_context: 2048,
             threads: opts.threads,
+            kernels: opts.kernels,
         },
     )?;
     let load_ms = ms(t_load);
-    let rss_after_load = peak_rss_mb();
+    on_phase(BenchPhase::Loaded);
     let one = GenParams {
         max_tokens: 1,
         ..GenParams::default()
@@ -139,10 +196,11 @@ pub fn run_model_bench(path: &Path, opts: &BenchOptions) -> Result<serde_json::V
     };
     // an unterminated prompt so the model keeps writing; EOS would end early, so count tokens.
     // Three runs, the median reported: a shared machine's speed drifts from run to run.
-    let cpu0 = cpu_seconds();
+    on_phase(BenchPhase::DecodeStart);
     let mut runs = Vec::new();
     let mut generated = 0;
-    for _ in 0..3 {
+    let decode_runs = 3;
+    for _ in 0..decode_runs {
         engine.clear_cache();
         let cd = engine.generate_tokens(&p60, &decode_params, &mut |_| {})?;
         let decode_ms = cd.total_ms - cd.ttft_ms;
@@ -150,37 +208,27 @@ pub fn run_model_bench(path: &Path, opts: &BenchOptions) -> Result<serde_json::V
         runs.push(decoded as f64 / (decode_ms / 1000.0));
         generated += cd.generated_tokens;
     }
-    let cpu1 = cpu_seconds();
+    on_phase(BenchPhase::DecodeEnd);
     let mut sorted = runs.clone();
     sorted.sort_by(f64::total_cmp);
     let decode_tok_s = sorted[sorted.len() / 2];
-    // CPU includes each run's 60-token prompt; per generated token it is an upper bound.
-    let cpu_s_per_token = match (cpu0, cpu1) {
-        (Some(a), Some(b)) if generated > 0 => Some((b - a) / generated as f64),
-        _ => None,
-    };
-    let threads = crate::pool::global().threads();
-    Ok(json!({
-        "bench": "model",
-        "model": engine.path().display().to_string(),
-        "weight_format": opts.weight_format.name(),
-        "weight_mb": engine.model().weight_bytes() as f64 / 1048576.0,
-        "threads": threads,
-        "load_ms": load_ms,
-        "ttft_ms_60": c60.ttft_ms,
-        "ttft_ms_400": c400.ttft_ms,
-        "cached_prefix_ttft_ms": cached_prefix_ttft_ms,
-        "cached_prefix_tokens": cached_tokens,
-        "cached_question_tokens": question.len() - cached_tokens,
-        "prompt_tok_s": prompt_tok_s,
-        "decode_tok_s": decode_tok_s,
-        "decode_tokens": generated / 3,
-        "decode_tok_s_runs": runs,
-        "peak_rss_mb": peak_rss_mb(),
-        "rss_after_load_mb": rss_after_load,
-        "cpu_s_per_token": cpu_s_per_token,
-        "kernels": crate::kernels::Isa::detect().name(),
-        "load_avg_1m": load_average(),
-        "pool_solo_switches": crate::pool::global().solo_switches(),
-    }))
+    Ok(ModelBench {
+        model: engine.path().display().to_string(),
+        weight_format: opts.weight_format,
+        weight_mb: engine.model().weight_bytes() as f64 / 1048576.0,
+        threads: crate::pool::global().threads(),
+        load_ms,
+        ttft_ms_60: c60.ttft_ms,
+        ttft_ms_400: c400.ttft_ms,
+        cached_prefix_ttft_ms,
+        cached_prefix_tokens: cached_tokens,
+        cached_question_tokens: question.len() - cached_tokens,
+        prompt_tok_s,
+        decode_tok_s,
+        decode_tok_s_runs: runs,
+        decode_generated: generated,
+        decode_runs,
+        kernels: engine.model().kernels().name(),
+        pool_solo_switches: crate::pool::global().solo_switches(),
+    })
 }

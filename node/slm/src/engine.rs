@@ -9,6 +9,7 @@
 //! ([`crate::ModelHandle`]), never from an async task.
 
 use crate::gguf::GgufFile;
+use crate::kernels::KernelCap;
 use crate::model::{KvCache, Model, WeightFormat};
 use crate::sampler::Sampler;
 use crate::template::ChatTemplate;
@@ -18,16 +19,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// How to load a model.
+/// How to load a model. Everything the engine can be configured with comes in here (the
+/// caller reads configuration; this crate reads no environment variables).
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     /// In-memory weight format.
     pub weight_format: WeightFormat,
     /// Most positions (prompt + answer) a request may use; bounds the KV cache.
     pub max_context: usize,
-    /// Worker threads for the matrix kernels (process-wide, takes effect only if set before
-    /// the first model runs; `None`: all cores).
+    /// Worker threads for the matrix kernels and attention (process-wide, takes effect only
+    /// if set before the first model runs; `None`: all cores).
     pub threads: Option<usize>,
+    /// The most capable kernel set the model may use (`Auto`: the best the CPU has).
+    pub kernels: KernelCap,
 }
 
 impl Default for EngineOptions {
@@ -36,18 +40,27 @@ impl Default for EngineOptions {
             weight_format: WeightFormat::Auto,
             max_context: 2048,
             threads: None,
+            kernels: KernelCap::Auto,
         }
     }
 }
 
 /// Sets the number of kernel threads for the whole process. Must run before the first model
 /// is loaded; later calls have no effect (the kernel thread pool is created once).
+///
+/// This sizes the own pool ([`crate::pool`]) only. candle-core sizes its thread pools once,
+/// from `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` or else the physical cores in the
+/// process's CPU mask (`candle_core::utils::get_num_threads`), and offers no other way to set
+/// them; the quantized product even uses a pool of its own, so running candle inside a
+/// rayon pool of our size would not bound it. Setting the variable from here would be a
+/// `set_var` while other threads run (unsound on glibc), so the engine does not. With the
+/// default weight format a model of Q4_0, Q4_1, Q8_0, Q4_K, Q6_K or simple-type weights runs
+/// every matrix product, attention and norm of the forward pass on the own pool; candle then
+/// only converts and dequantizes at load time. Candle's threads matter for matrices left to
+/// its kernels (other K-quants, `WeightFormat::Native`/`F32`); bound those with the process's
+/// CPU mask (`taskset`) or the variables above, set before the process starts.
 pub fn set_kernel_threads(n: usize) {
     crate::pool::set_threads(n);
-    if n > 0 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // Safe in practice: called once at start-up before inference threads exist.
-        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
-    }
 }
 
 /// A language model running on the CPU from a GGUF file.
@@ -83,7 +96,7 @@ impl Engine {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default()
             });
-        let model = Model::load(&mut f, opts.weight_format, opts.max_context)?;
+        let model = Model::load(&mut f, opts.weight_format, opts.max_context, opts.kernels)?;
         if tokenizer.vocab_size() > model.config().vocab + 1024 {
             return Err(crate::gguf::file_error(
                 path,

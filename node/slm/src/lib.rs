@@ -14,8 +14,10 @@
 //! println!("{}", answer.text);
 //! # Ok(()) }
 //! ```
-//! Nothing here reads configuration files or touches the network; model files are only read
-//! from the paths given.
+//! Nothing here reads configuration (files or environment variables) or touches the network;
+//! everything comes in through [`EngineOptions`], and model files are only read from the
+//! paths given. The one thing read from the system is the available RAM, for the model
+//! choice ([`select`]), and the CPU's features, for the kernel set ([`kernels`]).
 
 pub mod bench;
 pub mod engine;
@@ -30,7 +32,8 @@ pub mod template;
 pub mod tokenizer;
 
 pub use engine::{set_kernel_threads, Engine, EngineOptions};
-pub use model::{KvCache, Model, ModelConfig, WeightFormat};
+pub use kernels::{Isa, KernelCap};
+pub use model::{Hyperparams, KvCache, Model, WeightFormat};
 pub use select::{choose_model, load_best, load_or_fallback, mem_available_bytes, Fallback};
 pub use service::{ModelHandle, TokenSink};
 pub use template::ChatTemplate;

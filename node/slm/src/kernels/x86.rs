@@ -1,0 +1,364 @@
+//! The x86-64 kernels: AVX2+FMA+F16C, AVX-VNNI and AVX512-VNNI (on 256-bit lanes) variants of
+//! the Q4_1, Q8_0, Q4_K and Q6_K row kernels, generated from one body by `x86_kernels!` with a
+//! different integer dot product, plus the AVX2 build of the activation quantizer.
+//!
+//! This is the only file with SIMD intrinsics for x86; it is compiled on x86-64 only. Every
+//! kernel is an `unsafe fn` with `#[target_feature]` whose body is one `unsafe` block: the
+//! pointer arithmetic, unaligned loads and intrinsics run throughout the body, and splitting
+//! them into dozens of blocks with the same argument would only hide the one contract that
+//! matters (stated on each block): the CPU has the features, the pointers cover the blocks.
+
+use super::blocks::{q4k_scales, quantize_blocks};
+use super::QK;
+
+/// [`quantize_blocks`] compiled for AVX2 (the same arithmetic, so the same result).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn quantize_blocks_avx2(x: &[f32], qs: &mut [i8], ds: &mut [[f32; 2]]) {
+    quantize_blocks(x, qs, ds)
+}
+
+macro_rules! x86_kernels {
+    ($name:ident, $features:literal, $idot:ident) => {
+        pub(super) mod $name {
+            use super::{q4k_scales, QK};
+            use std::arch::x86_64::*;
+
+            #[inline(always)]
+            unsafe fn hsum(v: __m256) -> f32 {
+                // SAFETY: only register arithmetic; inlined into kernels compiled with AVX.
+                unsafe {
+                    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+                    _mm_cvtss_f32(s)
+                }
+            }
+
+            /// One Q4_1 weight row against `T` activation rows.
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn q4_1<const T: usize>(
+                row: *const u8,
+                aq: *const i8,
+                ad: *const [f32; 2],
+                nb: usize,
+                a_stride: usize,
+                d_stride: usize,
+                out: &mut [f32; T],
+            ) {
+                // SAFETY: the caller guarantees that the CPU has `$features` (the kernel
+                // set is an `Isa`, which proves it) and that `row`, `aq` and `ad` cover
+                // `nb` blocks of the weight row and of each of the `T` activation rows;
+                // every load below stays inside those blocks.
+                unsafe {
+                    let m4 = _mm_set1_epi8(0x0F);
+                    let mut acc = [_mm256_setzero_ps(); T];
+                    let mut mins = [_mm_setzero_ps(); T];
+                    for b in 0..nb {
+                        let blk = row.add(b * 20);
+                        // [d, m, 0, 0]
+                        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
+                            blk as *const i32,
+                        )));
+                        let q = _mm_loadu_si128(blk.add(4) as *const __m128i);
+                        let lo = _mm_and_si128(q, m4);
+                        let hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+                        let wq = _mm256_set_m128i(hi, lo);
+                        for t in 0..T {
+                            let a =
+                                _mm256_loadu_si256(aq.add(t * a_stride + b * QK) as *const __m256i);
+                            let p = $idot!(wq, a);
+                            // [d_a, s_a]
+                            let das =
+                                _mm_castpd_ps(_mm_load_sd(ad.add(t * d_stride + b) as *const f64));
+                            // [d·d_a, m·s_a, 0, 0]
+                            let prod = _mm_mul_ps(dm, das);
+                            acc[t] = _mm256_fmadd_ps(
+                                _mm256_cvtepi32_ps(p),
+                                _mm256_broadcastss_ps(prod),
+                                acc[t],
+                            );
+                            mins[t] = _mm_add_ps(mins[t], prod);
+                        }
+                    }
+                    for t in 0..T {
+                        let m = _mm_cvtss_f32(_mm_movehdup_ps(mins[t]));
+                        out[t] = hsum(acc[t]) + m;
+                    }
+                }
+            }
+
+            /// One Q8_0 weight row against `T` activation rows.
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn q8_0<const T: usize>(
+                row: *const u8,
+                aq: *const i8,
+                ad: *const [f32; 2],
+                nb: usize,
+                a_stride: usize,
+                d_stride: usize,
+                out: &mut [f32; T],
+            ) {
+                // SAFETY: the caller guarantees that the CPU has `$features` (the kernel
+                // set is an `Isa`, which proves it) and that `row`, `aq` and `ad` cover
+                // `nb` blocks of the weight row and of each of the `T` activation rows;
+                // every load below stays inside those blocks.
+                unsafe {
+                    let mut acc = [_mm256_setzero_ps(); T];
+                    for b in 0..nb {
+                        let blk = row.add(b * 34);
+                        let d = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                            std::ptr::read_unaligned(blk as *const u16),
+                        )));
+                        let wq = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+                        let wabs = _mm256_sign_epi8(wq, wq);
+                        for t in 0..T {
+                            let a =
+                                _mm256_loadu_si256(aq.add(t * a_stride + b * QK) as *const __m256i);
+                            let p = $idot!(wabs, _mm256_sign_epi8(a, wq));
+                            let da = _mm_load_ss(ad.add(t * d_stride + b) as *const f32);
+                            let s = _mm256_broadcastss_ps(_mm_mul_ss(d, da));
+                            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[t]);
+                        }
+                    }
+                    for t in 0..T {
+                        out[t] = hsum(acc[t]);
+                    }
+                }
+            }
+
+            /// One Q4_K weight row against `T` activation rows (`nb` blocks of 32, a
+            /// multiple of 8): per sub-block `d·sc_j·d_a·Σ(q·q_a) − dmin·m_j·s_a`.
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn q4_k<const T: usize>(
+                row: *const u8,
+                aq: *const i8,
+                ad: *const [f32; 2],
+                nb: usize,
+                a_stride: usize,
+                d_stride: usize,
+                out: &mut [f32; T],
+            ) {
+                // SAFETY: the caller guarantees that the CPU has `$features` (the kernel
+                // set is an `Isa`, which proves it) and that `row`, `aq` and `ad` cover
+                // `nb` blocks of the weight row and of each of the `T` activation rows;
+                // every load below stays inside those blocks.
+                unsafe {
+                    // The activation scales of 8 blocks are read deinterleaved, which leaves them
+                    // in the lane order 0,1,4,5,2,3,6,7; the weight scales are put in that order
+                    // too, and `POS[j]` is the lane of sub-block `j`.
+                    const POS: [usize; 8] = [0, 1, 4, 5, 2, 3, 6, 7];
+                    let perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+                    let m4 = _mm256_set1_epi8(0x0F);
+                    let mut acc = [_mm256_setzero_ps(); T];
+                    let mut acc2 = [_mm256_setzero_ps(); T];
+                    for sb in 0..nb / 8 {
+                        let blk = row.add(sb * 144);
+                        // [d, dmin, 0, 0]
+                        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
+                            blk as *const i32,
+                        )));
+                        let u = q4k_scales(&*(blk.add(4) as *const [u8; 12]));
+                        let v = _mm_setr_epi32(u[0] as i32, u[1] as i32, u[2] as i32, u[3] as i32);
+                        let sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+                        let mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
+                        let dsc = _mm256_permutevar8x32_ps(
+                            _mm256_mul_ps(_mm256_broadcastss_ps(dm), sc),
+                            perm,
+                        );
+                        let dmn = _mm256_permutevar8x32_ps(
+                            _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), mn),
+                            perm,
+                        );
+                        // d·sc_j·d_a per sub-block and token (lane order as above).
+                        let mut fs = [[0f32; 8]; T];
+                        for t in 0..T {
+                            let p = ad.add(t * d_stride + sb * 8) as *const f32;
+                            let lo = _mm256_loadu_ps(p);
+                            let hi = _mm256_loadu_ps(p.add(8));
+                            let da = _mm256_shuffle_ps(lo, hi, 0x88);
+                            let sa = _mm256_shuffle_ps(lo, hi, 0xDD);
+                            _mm256_storeu_ps(fs[t].as_mut_ptr(), _mm256_mul_ps(dsc, da));
+                            acc[t] = _mm256_fnmadd_ps(dmn, sa, acc[t]);
+                        }
+                        // Keep the factors in memory: broadcasting from memory takes a load
+                        // port, from a register two shuffles on the busiest port.
+                        let fs = std::hint::black_box(&fs);
+                        for j in 0..4 {
+                            let q = _mm256_loadu_si256(blk.add(16 + 32 * j) as *const __m256i);
+                            let lo = _mm256_and_si256(q, m4);
+                            let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                            for t in 0..T {
+                                let a = aq.add(t * a_stride + sb * 256 + 64 * j);
+                                let plo = $idot!(lo, _mm256_loadu_si256(a as *const __m256i));
+                                let phi =
+                                    $idot!(hi, _mm256_loadu_si256(a.add(32) as *const __m256i));
+                                acc[t] = _mm256_fmadd_ps(
+                                    _mm256_cvtepi32_ps(plo),
+                                    _mm256_broadcast_ss(&fs[t][POS[2 * j]]),
+                                    acc[t],
+                                );
+                                acc2[t] = _mm256_fmadd_ps(
+                                    _mm256_cvtepi32_ps(phi),
+                                    _mm256_broadcast_ss(&fs[t][POS[2 * j + 1]]),
+                                    acc2[t],
+                                );
+                            }
+                        }
+                    }
+                    for t in 0..T {
+                        out[t] = hsum(_mm256_add_ps(acc[t], acc2[t]));
+                    }
+                }
+            }
+
+            /// One Q6_K weight row against `T` activation rows (`nb` blocks of 32, a
+            /// multiple of 8). The weights go in as `|q − 32|` with their sign moved onto the
+            /// activations; the integer dot's lanes 0–3 cover values 0–15 and lanes 4–7 values
+            /// 16–31, so each half gets its own scale.
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn q6_k<const T: usize>(
+                row: *const u8,
+                aq: *const i8,
+                ad: *const [f32; 2],
+                nb: usize,
+                a_stride: usize,
+                d_stride: usize,
+                out: &mut [f32; T],
+            ) {
+                // SAFETY: the caller guarantees that the CPU has `$features` (the kernel
+                // set is an `Isa`, which proves it) and that `row`, `aq` and `ad` cover
+                // `nb` blocks of the weight row and of each of the `T` activation rows;
+                // every load below stays inside those blocks.
+                unsafe {
+                    let m4 = _mm256_set1_epi8(0x0F);
+                    let m2 = _mm256_set1_epi8(0x03);
+                    let k32 = _mm256_set1_epi8(32);
+                    let mut acc = [_mm256_setzero_ps(); T];
+                    let mut acc2 = [_mm256_setzero_ps(); T];
+                    for sb in 0..nb / 8 {
+                        let blk = row.add(sb * 210);
+                        let d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                            std::ptr::read_unaligned(blk.add(208) as *const u16),
+                        ))));
+                        let sc8 = _mm_loadu_si128(blk.add(192) as *const __m128i);
+                        // d·sc for the 16 scales (8 per half of 128 values).
+                        let scf = [
+                            _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))),
+                            _mm256_mul_ps(
+                                d,
+                                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))),
+                            ),
+                        ];
+                        for h in 0..2 {
+                            let ql0 = _mm256_loadu_si256(blk.add(64 * h) as *const __m256i);
+                            let ql1 = _mm256_loadu_si256(blk.add(64 * h + 32) as *const __m256i);
+                            let qh = _mm256_loadu_si256(blk.add(128 + 32 * h) as *const __m256i);
+                            // Bits 2c, 2c+1 of qh moved to bits 4, 5.
+                            let h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4);
+                            let h1 = _mm256_slli_epi16(
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                                4,
+                            );
+                            let h2 = _mm256_slli_epi16(
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+                                4,
+                            );
+                            let h3 = _mm256_slli_epi16(
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
+                                4,
+                            );
+                            let w = [
+                                _mm256_or_si256(_mm256_and_si256(ql0, m4), h0),
+                                _mm256_or_si256(_mm256_and_si256(ql1, m4), h1),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                    h2,
+                                ),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                    h3,
+                                ),
+                            ];
+                            for (c, wc) in w.iter().enumerate() {
+                                let ws = _mm256_sub_epi8(*wc, k32);
+                                let wabs = _mm256_sign_epi8(ws, ws);
+                                // [d·sc_lo ×4, d·sc_hi ×4] for this block of 32.
+                                let c2 = 2 * c as i32;
+                                let sv = _mm256_permutevar8x32_ps(
+                                    scf[h],
+                                    _mm256_setr_epi32(
+                                        c2,
+                                        c2,
+                                        c2,
+                                        c2,
+                                        c2 + 1,
+                                        c2 + 1,
+                                        c2 + 1,
+                                        c2 + 1,
+                                    ),
+                                );
+                                let b = sb * 8 + 4 * h + c;
+                                for t in 0..T {
+                                    let a = _mm256_loadu_si256(
+                                        aq.add(t * a_stride + b * QK) as *const __m256i
+                                    );
+                                    let p = $idot!(wabs, _mm256_sign_epi8(a, ws));
+                                    let da = _mm256_broadcast_ss(
+                                        &*(ad.add(t * d_stride + b) as *const f32),
+                                    );
+                                    let f = _mm256_mul_ps(sv, da);
+                                    if c % 2 == 0 {
+                                        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, acc[t]);
+                                    } else {
+                                        acc2[t] =
+                                            _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, acc2[t]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for t in 0..T {
+                        out[t] = hsum(_mm256_add_ps(acc[t], acc2[t]));
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// u8 × i8 pairs summed into 8 i32 lanes (AVX2: two steps; the 16-bit middle step cannot
+/// overflow since |q| ≤ 128 and the weights are ≤ 128).
+macro_rules! idot_avx2 {
+    ($u:expr, $s:expr) => {
+        _mm256_madd_epi16(_mm256_maddubs_epi16($u, $s), _mm256_set1_epi16(1))
+    };
+}
+
+/// u8 × i8 summed into 8 i32 lanes with one VNNI instruction.
+macro_rules! idot_vnni {
+    ($u:expr, $s:expr) => {
+        _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), $u, $s)
+    };
+}
+
+/// The same with AVX512-VNNI's EVEX form on 256-bit lanes.
+macro_rules! idot_vnni512 {
+    ($u:expr, $s:expr) => {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), $u, $s)
+    };
+}
+
+x86_kernels!(
+    vnni512,
+    "avx2,fma,f16c,avx512f,avx512vnni,avx512vl",
+    idot_vnni512
+);
+x86_kernels!(avx2, "avx2,fma,f16c", idot_avx2);
+x86_kernels!(vnni, "avx2,fma,f16c,avxvnni", idot_vnni);
