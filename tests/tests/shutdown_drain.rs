@@ -97,9 +97,11 @@ shutdown_drain_s = 20
         .unwrap();
     let mut node = KillOnDrop(child);
     let base = format!("http://127.0.0.1:{mport}");
-    wait_for("the node's MQTT connection", Duration::from_secs(20), || {
-        metric(&base, "millwright_mqtt_connected") == Some(1.0)
-    });
+    wait_for(
+        "the node's MQTT connection",
+        Duration::from_secs(20),
+        || metric(&base, "millwright_mqtt_connected") == Some(1.0),
+    );
     // Give the SUBSCRIBE a moment to be acknowledged.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -146,10 +148,14 @@ shutdown_drain_s = 20
     // The node has every reading, and every one waits in the writer's memory.
     let b = base.clone();
     tokio::task::spawn_blocking(move || {
-        wait_for("the node to receive every reading", Duration::from_secs(30), || {
-            metric(&b, "millwright_readings_total") == Some(N as f64)
-                && metric(&b, "millwright_influx_backlog_points") == Some(N as f64)
-        });
+        wait_for(
+            "the node to receive every reading",
+            Duration::from_secs(30),
+            || {
+                metric(&b, "millwright_readings_total") == Some(N as f64)
+                    && metric(&b, "millwright_influx_backlog_points") == Some(N as f64)
+            },
+        );
     })
     .await
     .unwrap();
@@ -179,14 +185,18 @@ shutdown_drain_s = 20
 
     // Every reading is in the database, value by value.
     let sel = format!("{{asset=\"{asset}\"}}");
-    let series = tokio::task::spawn_blocking(move || {
-        vm_wait_for(&vm, &sel, N, Duration::from_secs(10))
-    })
-    .await
-    .unwrap();
+    let series =
+        tokio::task::spawn_blocking(move || vm_wait_for(&vm, &sel, N, Duration::from_secs(10)))
+            .await
+            .unwrap();
     let mut got: Vec<(i64, f64)> = series
         .iter()
-        .flat_map(|s| s.timestamps_ms.iter().copied().zip(s.values.iter().copied()))
+        .flat_map(|s| {
+            s.timestamps_ms
+                .iter()
+                .copied()
+                .zip(s.values.iter().copied())
+        })
         .collect();
     got.sort_by_key(|p| p.0);
     assert_eq!(

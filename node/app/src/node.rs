@@ -172,7 +172,9 @@ impl Node {
         let left = deadline.saturating_duration_since(Instant::now());
         if tokio::time::timeout(left, &mut pipeline).await.is_err() {
             pipeline.abort();
-            tracing::error!("shutdown: the pipeline did not finish in time; batches still on the bus are lost");
+            tracing::error!(
+                "shutdown: the pipeline did not finish in time; batches still on the bus are lost"
+            );
         }
         let received = self.readings.load(Ordering::Relaxed);
         // 3. The writer: stop taking data, write the backlog until the deadline.

@@ -108,7 +108,10 @@ mod tests {
     fn readings_stay_small_and_know_their_time_and_asset() {
         let r = Reading::new(SensorId::new("P-101", "temp_c"), 42, 1.5, Unit::new("°C"));
         let rec = Record::from(r.clone());
-        assert_eq!((rec.ts_ns(), rec.asset(), rec.kind()), (42, "P-101", "reading"));
+        assert_eq!(
+            (rec.ts_ns(), rec.asset(), rec.kind()),
+            (42, "P-101", "reading")
+        );
         assert_eq!(rec, Record::Reading(r));
         // Boxing the large variants keeps a record close to a reading's size.
         assert!(

@@ -11,8 +11,8 @@ use millwright_core::{
 use millwright_detect::synth::{FaultKind, Machine};
 use millwright_detect::{AssetMonitor, Profile};
 use millwright_reason::{
-    build_report, card_json, check, encode, to_json, to_markdown, ExplainOptions,
-    Explainer, GroundingContext,
+    build_report, card_json, check, encode, to_json, to_markdown, ExplainOptions, Explainer,
+    GroundingContext,
 };
 use std::path::Path;
 

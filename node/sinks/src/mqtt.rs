@@ -243,8 +243,7 @@ async fn event_loop(
                     tracing::error!(error = %e, "MQTT status `online` could not be queued");
                 }
                 for t in &request_topics {
-                    if let Err(e) = client.try_subscribe(format!("{prefix}{t}"), QoS::AtLeastOnce)
-                    {
+                    if let Err(e) = client.try_subscribe(format!("{prefix}{t}"), QoS::AtLeastOnce) {
                         tracing::error!(topic = %t, error = %e, "MQTT request topic not subscribed");
                     }
                 }

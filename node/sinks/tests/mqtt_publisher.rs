@@ -15,7 +15,9 @@ fn broker() -> (String, u16) {
         "MILLWRIGHT_TEST_MQTT (host:port of a Mosquitto) is not set: run `make test`, or start \
          mosquitto and export MILLWRIGHT_TEST_MQTT=127.0.0.1:<port>",
     );
-    let (h, p) = hp.rsplit_once(':').expect("MILLWRIGHT_TEST_MQTT is host:port");
+    let (h, p) = hp
+        .rsplit_once(':')
+        .expect("MILLWRIGHT_TEST_MQTT is host:port");
     (h.to_string(), p.parse().expect("MILLWRIGHT_TEST_MQTT port"))
 }
 
@@ -28,9 +30,7 @@ fn unique(prefix: &str) -> String {
 }
 
 /// A plain client that subscribes to `filter` and hands every message to the returned channel.
-async fn listener(
-    filter: &str,
-) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String, bool)>) {
+async fn listener(filter: &str) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String, bool)>) {
     let (host, port) = broker();
     let (c, mut el) = AsyncClient::new(MqttOptions::new(unique("lsn-"), host, port), 100);
     c.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
@@ -81,10 +81,7 @@ async fn wait_until(what: &str, f: impl Fn() -> bool) {
     }
 }
 
-fn publisher(
-    prefix: &str,
-    port: u16,
-) -> (MqttPublisher, std::sync::mpsc::Receiver<MqttRequest>) {
+fn publisher(prefix: &str, port: u16) -> (MqttPublisher, std::sync::mpsc::Receiver<MqttRequest>) {
     let (host, _) = broker();
     let mut opts = MqttOptions::new(unique("pub-"), host, port);
     opts.set_keep_alive(Duration::from_secs(5));
@@ -201,7 +198,9 @@ async fn a_full_queue_is_counted_while_the_broker_is_away() {
         },
         None,
     );
-    let queued = (0..10).filter(|i| p.publish("alerts/x", format!("{i}"))).count();
+    let queued = (0..10)
+        .filter(|i| p.publish("alerts/x", format!("{i}")))
+        .count();
     let st = p.status();
     assert_eq!(queued, 4, "the queue holds 4");
     assert_eq!(st.published.load(Ordering::Relaxed), 4);

@@ -113,7 +113,11 @@ impl Backlog {
     /// how many points it wrote. When the open batch cannot take them without passing
     /// `batch_size`, it is sealed first; when it is full afterwards, it is sealed too.
     /// Returns the points dropped to keep the backlog bounded (0 almost always).
-    pub fn push_with(&mut self, points_hint: usize, encode: impl FnOnce(&mut String) -> usize) -> u64 {
+    pub fn push_with(
+        &mut self,
+        points_hint: usize,
+        encode: impl FnOnce(&mut String) -> usize,
+    ) -> u64 {
         if self.open_points > 0 && self.open_points + points_hint.max(1) > self.limits.batch_size {
             self.seal_open();
         }
@@ -326,14 +330,21 @@ mod tests {
         let r = b.next_request(t).unwrap();
         assert_eq!(ids(&r), vec![3, 4, 5]);
         assert_eq!(b.on_result(WriteResult::Ok, t), Outcome::Written(3));
-        assert_eq!(b.next_request(t), None, "the open batch is not sent before a flush");
+        assert_eq!(
+            b.next_request(t),
+            None,
+            "the open batch is not sent before a flush"
+        );
         b.flush();
         let r = b.next_request(t).unwrap();
         assert_eq!((ids(&r), r.points), (vec![6], 1));
         b.on_result(WriteResult::Ok, t);
         assert!(b.is_empty());
         let c = b.counters();
-        assert_eq!((c.written_points, c.write_requests, c.failed_requests), (7, 3, 0));
+        assert_eq!(
+            (c.written_points, c.write_requests, c.failed_requests),
+            (7, 3, 0)
+        );
     }
 
     #[test]
@@ -359,19 +370,35 @@ mod tests {
         let mut b = Backlog::new(limits(2, 100));
         push_points(&mut b, 0..4);
         let first = b.next_request(t).unwrap();
-        assert_eq!(b.on_result(WriteResult::Retry, t), Outcome::RetryIn(100 * MS));
+        assert_eq!(
+            b.on_result(WriteResult::Retry, t),
+            Outcome::RetryIn(100 * MS)
+        );
         assert_eq!(b.retry_at(), Some(t + 100 * MS));
         assert_eq!(b.next_request(t + 99 * MS), None, "waits out the back-off");
         let again = b.next_request(t + 100 * MS).unwrap();
         assert_eq!(again, first, "the same batch, same body");
         let t2 = t + 100 * MS;
-        assert_eq!(b.on_result(WriteResult::Retry, t2), Outcome::RetryIn(200 * MS));
+        assert_eq!(
+            b.on_result(WriteResult::Retry, t2),
+            Outcome::RetryIn(200 * MS)
+        );
         b.next_request(t2 + 200 * MS).unwrap();
-        assert_eq!(b.on_result(WriteResult::Retry, t2), Outcome::RetryIn(400 * MS));
+        assert_eq!(
+            b.on_result(WriteResult::Retry, t2),
+            Outcome::RetryIn(400 * MS)
+        );
         b.next_request(t2 + 400 * MS).unwrap();
-        assert_eq!(b.on_result(WriteResult::Retry, t2), Outcome::RetryIn(800 * MS));
+        assert_eq!(
+            b.on_result(WriteResult::Retry, t2),
+            Outcome::RetryIn(800 * MS)
+        );
         b.next_request(t2 + 800 * MS).unwrap();
-        assert_eq!(b.on_result(WriteResult::Retry, t2), Outcome::RetryIn(1000 * MS), "capped");
+        assert_eq!(
+            b.on_result(WriteResult::Retry, t2),
+            Outcome::RetryIn(1000 * MS),
+            "capped"
+        );
         assert_eq!(b.pending_points(), 4, "nothing lost while failing");
         // Success resets the back-off; order is kept.
         let r = b.next_request(t2 + 1000 * MS).unwrap();
@@ -379,9 +406,15 @@ mod tests {
         b.on_result(WriteResult::Ok, t2);
         let r = b.next_request(t2).unwrap();
         assert_eq!(ids(&r), vec![2, 3]);
-        assert_eq!(b.on_result(WriteResult::Retry, t2), Outcome::RetryIn(100 * MS));
+        assert_eq!(
+            b.on_result(WriteResult::Retry, t2),
+            Outcome::RetryIn(100 * MS)
+        );
         let c = b.counters();
-        assert_eq!((c.written_points, c.write_requests, c.failed_requests), (2, 1, 6));
+        assert_eq!(
+            (c.written_points, c.write_requests, c.failed_requests),
+            (2, 1, 6)
+        );
         assert_eq!((c.dropped_points, c.rejected_points), (0, 0));
     }
 
@@ -396,9 +429,16 @@ mod tests {
         assert_eq!(ids(&r), vec![2, 3], "no back-off after a reject");
         b.on_result(WriteResult::Ok, t);
         let c = b.counters();
-        assert_eq!((c.rejected_points, c.failed_requests, c.written_points), (2, 1, 2));
+        assert_eq!(
+            (c.rejected_points, c.failed_requests, c.written_points),
+            (2, 1, 2)
+        );
         assert_eq!(b.on_result(WriteResult::Ok, t), Outcome::NotInFlight);
-        assert_eq!(b.counters(), c, "a result without a request changes nothing");
+        assert_eq!(
+            b.counters(),
+            c,
+            "a result without a request changes nothing"
+        );
     }
 
     #[test]
