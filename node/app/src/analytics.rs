@@ -114,11 +114,11 @@ impl Outputs {
         }
     }
 
-    fn write_line(&self, line: String) {
+    fn write_record(&self, record: millwright_core::Record) {
         if let Some(w) = &self.influx {
             let w = w.clone();
             self.rt.spawn(async move {
-                let _ = w.write_lines(line, 1).await;
+                let _ = w.write_record(record).await;
             });
         }
     }
@@ -154,9 +154,11 @@ impl Outputs {
             self.publish(base.clone(), json);
         }
         self.publish(format!("{base}/markdown"), md.clone());
-        self.write_line(
-            millwright_reason::report_point(&r, &md, millwright_core::time::now_ns()).to_line(),
-        );
+        self.write_record(millwright_core::Record::report(
+            r.clone(),
+            md,
+            millwright_core::time::now_ns(),
+        ));
         status.reports.fetch_add(1, Ordering::Relaxed);
         Some(r)
     }
@@ -345,7 +347,7 @@ pub fn run(
                     Err(e) => tracing::error!(error = %e, "alert could not be serialised"),
                 }
             }
-            out.write_line(millwright_reason::card_point(&card).to_line());
+            out.write_record(card.clone().into());
             cards.push(card);
         }
         report_assets.sort();

@@ -105,6 +105,11 @@ pub struct NodeSection {
     /// Where to serve Prometheus `/metrics` and `/health` (e.g. `127.0.0.1:9464`); omit for none.
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// On SIGTERM/SIGINT, the longest time spent writing what the InfluxDB writer still holds
+    /// before the node exits, in seconds (1–600; keep it below the service manager's stop
+    /// timeout).
+    #[serde(default = "default_shutdown_drain_s")]
+    pub shutdown_drain_s: u64,
 }
 
 fn default_bus_capacity() -> usize {
@@ -116,6 +121,9 @@ fn default_status_interval_s() -> u64 {
 fn default_report_interval_s() -> u64 {
     28_800
 }
+fn default_shutdown_drain_s() -> u64 {
+    10
+}
 
 impl Default for NodeSection {
     fn default() -> Self {
@@ -124,6 +132,7 @@ impl Default for NodeSection {
             status_interval_s: default_status_interval_s(),
             report_interval_s: default_report_interval_s(),
             metrics_listen: None,
+            shutdown_drain_s: default_shutdown_drain_s(),
         }
     }
 }
@@ -282,6 +291,12 @@ impl Config {
         if self.node.bus_capacity == 0 {
             e.push(ValidationError::new("node.bus_capacity", "must be > 0"));
         }
+        if !(1..=600).contains(&self.node.shutdown_drain_s) {
+            e.push(ValidationError::new(
+                "node.shutdown_drain_s",
+                "must be 1–600 (seconds)",
+            ));
+        }
         if self.mqtt.is_none() && self.modbus.as_ref().is_none_or(|m| m.devices.is_empty()) {
             e.push(ValidationError::new(
                 "mqtt",
@@ -416,6 +431,19 @@ topic = "plant/{asset}/{signal}"
         assert_eq!(probs[0].line, Some(10));
         assert_eq!(probs[1].path, "store.window_s");
         assert_eq!(probs[1].line, Some(13));
+    }
+
+    #[test]
+    fn shutdown_drain_defaults_to_10_s_and_is_bounded() {
+        assert_eq!(Config::parse(GOOD).unwrap().node.shutdown_drain_s, 10);
+        let set = |v: &str| format!("{GOOD}\n[node]\nshutdown_drain_s = {v}\n");
+        assert_eq!(Config::parse(&set("30")).unwrap().node.shutdown_drain_s, 30);
+        for bad in ["0", "601"] {
+            let probs = Config::parse(&set(bad)).unwrap_err();
+            assert_eq!(probs.len(), 1, "{probs:?}");
+            assert_eq!(probs[0].path, "node.shutdown_drain_s");
+            assert_eq!(probs[0].line, Some(12), "{probs:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! task, which stores them and forwards them to the InfluxDB writer. The writer never blocks
 //! the pipeline (it buffers and retries on its own), so the local store stays current when the
 //! database is down.
+//!
+//! [`Node::shutdown`] drains instead of aborting: it stops the sources (MQTT, Modbus), which
+//! closes the bus; the pipeline task ends after the last batch; then the writer gets up to
+//! `[node] shutdown_drain_s` to write its backlog. What was and was not written is logged.
 
 use crate::config::Config;
 use anyhow::Context;
@@ -13,6 +17,7 @@ use millwright_sinks::{InfluxWriter, SinkStatus};
 use millwright_store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -30,7 +35,14 @@ pub struct Node {
     pub readings: Arc<AtomicU64>,
     /// Modbus pollers (their counters), when Modbus is configured.
     pub modbus: Option<millwright_ingest::modbus::ModbusPollers>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Source tasks that hold a sender of the bus (the MQTT client).
+    sources: Vec<JoinHandle<()>>,
+    /// The pipeline task (bus → store, tap, writer).
+    pipeline: JoinHandle<()>,
+    /// The InfluxDB writer task.
+    writer_task: Option<JoinHandle<()>>,
+    /// Longest time the writer may spend on its backlog at shutdown.
+    drain: Duration,
 }
 
 /// Optional extras of the pipeline (used by the demo).
@@ -52,20 +64,19 @@ impl Node {
     pub fn start_with(cfg: &Config, hooks: Hooks) -> anyhow::Result<Node> {
         let (tx, mut rx) = mpsc::channel::<Batch>(cfg.node.bus_capacity);
         let store = Arc::new(Mutex::new(Store::new(cfg.store.clone())));
-        let mut tasks = Vec::new();
-        let influx = match &cfg.influxdb {
+        let mut sources = Vec::new();
+        let (influx, writer_task) = match &cfg.influxdb {
             Some(ic) => {
                 let (w, t) = InfluxWriter::spawn(ic.clone(), cfg.site.name.clone())
                     .context("starting the InfluxDB writer")?;
-                tasks.push(t);
-                Some(w)
+                (Some(w), Some(t))
             }
-            None => None,
+            None => (None, None),
         };
         let mqtt = match &cfg.mqtt {
             Some(mc) => {
                 let src = MqttSource::spawn(mc, tx.clone()).context("starting the MQTT source")?;
-                tasks.push(src.task);
+                sources.push(src.task);
                 Some(src.status)
             }
             None => None,
@@ -80,7 +91,7 @@ impl Node {
         drop(tx);
         let readings = Arc::new(AtomicU64::new(0));
         let (st, rd, writer) = (store.clone(), readings.clone(), influx.clone());
-        tasks.push(tokio::spawn(async move {
+        let pipeline = tokio::spawn(async move {
             while let Some(mut batch) = rx.recv().await {
                 rd.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 if let Some((t0, scale)) = hooks.time_lapse {
@@ -100,7 +111,7 @@ impl Node {
                     }
                 }
             }
-        }));
+        });
         Ok(Node {
             store,
             mqtt,
@@ -108,7 +119,10 @@ impl Node {
             influx_writer: influx,
             readings,
             modbus,
-            tasks,
+            sources,
+            pipeline,
+            writer_task,
+            drain: Duration::from_secs(cfg.node.shutdown_drain_s),
         })
     }
 
@@ -135,10 +149,81 @@ impl Node {
         s
     }
 
-    /// Stops every task.
-    pub fn shutdown(self) {
-        for t in self.tasks {
+    /// Stops the node without losing what it holds: stops the sources (which closes the
+    /// reading bus), waits for the pipeline to pass on its last batch, then lets the InfluxDB
+    /// writer write its backlog for at most `[node] shutdown_drain_s`. Logs what was written
+    /// and what was not.
+    pub async fn shutdown(self) {
+        let t0 = Instant::now();
+        let deadline = t0 + self.drain;
+        let readings = self.readings.load(Ordering::Relaxed);
+        // 1. Sources: their tasks hold the only senders of the bus.
+        for t in &self.sources {
             t.abort();
+        }
+        for t in self.sources {
+            let _ = t.await;
+        }
+        if let Some(m) = self.modbus {
+            m.shutdown().await;
+        }
+        // 2. The bus is closed: the pipeline ends after handing on what is still in it.
+        let mut pipeline = self.pipeline;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, &mut pipeline).await.is_err() {
+            pipeline.abort();
+            tracing::error!(
+                "shutdown: the pipeline did not finish in time; batches still on the bus are lost"
+            );
+        }
+        let received = self.readings.load(Ordering::Relaxed);
+        // 3. The writer: stop taking data, write the backlog until the deadline.
+        let (Some(writer), Some(mut task), Some(st)) =
+            (self.influx_writer, self.writer_task, self.influx)
+        else {
+            tracing::info!(
+                readings = received,
+                after_stop = received - readings,
+                "shutdown complete (no InfluxDB writer)"
+            );
+            return;
+        };
+        let pending = st.backlog_points.load(Ordering::Relaxed);
+        let (written0, dropped0) = (
+            st.written_points.load(Ordering::Relaxed),
+            st.dropped_points.load(Ordering::Relaxed),
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        if writer.close(left).await.is_ok() {
+            // The writer ends itself at the deadline; the extra second covers a stuck request.
+            if tokio::time::timeout(left + Duration::from_secs(1), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        } else {
+            task.abort();
+        }
+        let written = st.written_points.load(Ordering::Relaxed) - written0;
+        let lost = (st.dropped_points.load(Ordering::Relaxed) - dropped0)
+            + st.backlog_points.load(Ordering::Relaxed);
+        let took_ms = t0.elapsed().as_millis() as u64;
+        if lost == 0 {
+            tracing::info!(
+                pending_points = pending,
+                written_points = written,
+                took_ms,
+                "shutdown complete: the InfluxDB backlog was written"
+            );
+        } else {
+            tracing::error!(
+                pending_points = pending,
+                written_points = written,
+                lost_points = lost,
+                took_ms,
+                "shutdown: drain deadline passed; points not written to InfluxDB are lost"
+            );
         }
     }
 }

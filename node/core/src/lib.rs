@@ -1,5 +1,6 @@
 //! Millwright core: the types every other crate speaks (readings, sensors, units, quality,
-//! anomalies) and the traits that connect the parts (detectors, the language model).
+//! anomalies, the [`Record`]s that leave the node) and the traits that connect the parts
+//! (detectors, the language model).
 //!
 //! This crate does no I/O (reading the wall clock in [`time::now_ns`] aside) and has no async
 //! runtime; it depends on nothing of ours.
@@ -7,6 +8,7 @@
 pub mod anomaly;
 pub mod llm;
 pub mod reading;
+pub mod record;
 pub mod rng;
 pub mod schema;
 pub mod secret;
@@ -22,5 +24,6 @@ pub use llm::{
     ChatMessage, Completion, GenParams, LanguageModel, Prompt, Role, SlmError, StopReason,
 };
 pub use reading::{Batch, Limits, Quality, Reading, SensorId, SensorMeta, Unit};
+pub use record::{Record, ReportRecord};
 pub use secret::Secret;
 pub use validate::ValidationError;

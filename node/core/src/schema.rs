@@ -32,6 +32,57 @@ pub mod influx {
     pub const MEASUREMENT_REPORT: &str = "millwright_report";
     /// Measurement for device status (online/offline).
     pub const MEASUREMENT_DEVICE_STATUS: &str = "millwright_device";
+
+    // Anomaly events and explanation cards (measurement `millwright_anomaly`):
+    // `millwright_anomaly,asset=…,signal=…,kind=…,phase=…[,source=…] score=…,… <ts_ns>`.
+    // A card's point carries `source` and the text fields; an event's point the numbers.
+
+    /// Tag: signal name of an anomaly event or card.
+    pub const TAG_SIGNAL: &str = "signal";
+    /// Tag: main anomaly kind (`level_shift`, `spike`, …).
+    pub const TAG_KIND: &str = "kind";
+    /// Tag: event phase (`opened`, `updated`, `closed`).
+    pub const TAG_PHASE: &str = "phase";
+    /// Tag: where a card's text came from (`model`, `fallback`).
+    pub const TAG_SOURCE: &str = "source";
+    /// Field: anomaly score in `[0, 1]`.
+    pub const FIELD_SCORE: &str = "score";
+    /// Field: highest score of the event so far.
+    pub const FIELD_PEAK_SCORE: &str = "peak_score";
+    /// Field: the explanation text of a card.
+    pub const FIELD_TEXT: &str = "text";
+    /// Field: a card's one-line title (`<asset> <signal> <kind>`), for annotations.
+    pub const FIELD_TITLE: &str = "title";
+    /// Field: the encoded facts of a card.
+    pub const FIELD_EVIDENCE: &str = "evidence";
+    /// Field: a card's likely causes, `; `-separated.
+    pub const FIELD_CAUSES: &str = "causes";
+    /// Field: recommended actions — on a card `[urgency] text; …`, on a report their count.
+    pub const FIELD_ACTIONS: &str = "actions";
+    /// Field: the model that wrote a card's text (`template` for the fallback).
+    pub const FIELD_MODEL: &str = "model";
+    /// Field: the anomaly event id.
+    pub const FIELD_ID: &str = "id";
+    /// Field: event start, ns since the epoch (annotation region start).
+    pub const FIELD_SINCE_NS: &str = "since_ns";
+    /// Field: event duration so far, seconds.
+    pub const FIELD_DURATION_S: &str = "duration_s";
+    /// Field: an anomaly event's latest value of the sensor.
+    pub const FIELD_EVENT_VALUE: &str = "value";
+    /// Field: an anomaly event's learned baseline.
+    pub const FIELD_BASELINE: &str = "baseline";
+    /// Field: an anomaly event's deviation in spreads (σ).
+    pub const FIELD_Z: &str = "z";
+
+    // Maintenance reports (measurement `millwright_report`):
+    // `millwright_report,asset=…,status=… anomalies=<n>i,actions=<n>i,markdown="…" <ts_ns>`.
+
+    /// Tag: a report's overall status (`ok`, `watch`, `action_required`; spaces become `_`).
+    pub const TAG_STATUS: &str = "status";
+    /// Field: number of anomalies in a report.
+    pub const FIELD_ANOMALIES: &str = "anomalies";
+    /// Field: a report as Markdown.
+    pub const FIELD_MARKDOWN: &str = "markdown";
 }
 
 /// MQTT topics published by the node, relative to `<root>/<site>/`.

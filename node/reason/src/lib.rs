@@ -7,7 +7,7 @@
 //! - [`ground`]: the grounding check of generated text against the facts.
 //! - [`explain`]: [`Explainer::explain`] → [`millwright_core::ExplanationCard`].
 //! - [`report`]: [`report::build_report`] → [`millwright_core::MaintenanceReport`], Markdown, JSON.
-//! - [`publish`]: JSON payloads and InfluxDB points for the sinks.
+//! - [`publish`]: the card's JSON payload for MQTT (line protocol is the sinks' encoder's).
 //! - [`text`]: number, duration and time formatting.
 //!
 //! No I/O: the model is passed in through [`millwright_core::LanguageModel`], the report's data
@@ -23,5 +23,5 @@ pub mod text;
 pub use explain::{ExplainCounters, ExplainOptions, ExplainStats, Explainer};
 pub use facts::{encode, match_failure_modes, Candidate, FactNumber, Facts};
 pub use ground::{check, Grounding, GroundingContext};
-pub use publish::{card_json, card_point, report_point, FieldValue, Point};
+pub use publish::card_json;
 pub use report::{build_report, site_markdown, to_json, to_markdown};

@@ -1,7 +1,19 @@
-//! InfluxDB line protocol formatting of readings (schema in `millwright_core::schema::influx`).
+//! The node's one InfluxDB line-protocol encoder: every [`Record`] (reading, anomaly event,
+//! explanation card, maintenance report) becomes one line, with the names of
+//! `millwright_core::schema::influx`.
+//!
+//! Escaping follows InfluxDB's rules: measurement `,` ` ` `\`; tag keys and values and field
+//! keys `,` `=` ` ` `\`; string field values `"` `\`. Line protocol cannot carry a newline in a
+//! tag or field value: in tags `\n`/`\r` become a space, in string fields they are written as
+//! the two characters `\n` / `\r` (escaped backslash + letter), so Markdown keeps its line
+//! marks and the line stays one line. Non-finite floats cannot be written either: a reading with
+//! one is skipped, a non-finite field of another record is left out.
+//!
+//! Nothing here does I/O; the writer (`influx`) batches what this module encodes.
 
-use millwright_core::schema::influx::{FIELD_VALUE, TAG_ASSET, TAG_QUALITY, TAG_SITE, TAG_UNIT};
-use millwright_core::Reading;
+use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, Phase};
+use millwright_core::schema::influx as schema;
+use millwright_core::{Reading, Record};
 use std::fmt::Write;
 
 /// Appends `s` escaped as a measurement name (commas and spaces).
@@ -28,16 +40,33 @@ pub fn escape_tag(out: &mut String, s: &str) {
     }
 }
 
-/// Appends `s` as a quoted string field value.
+/// Appends `s` as a quoted string field value (`"` and `\` escaped; a newline or carriage
+/// return becomes the escaped two-character text `\n` / `\r`).
 pub fn quote_field(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
-        if matches!(c, '"' | '\\') {
-            out.push('\\');
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\\\n"),
+            '\r' => out.push_str("\\\\r"),
+            _ => out.push(c),
         }
-        out.push(c);
     }
     out.push('"');
+}
+
+/// Appends one record as a line (ending in `\n`); returns false when nothing could be written
+/// (a reading with a non-finite value, a record without any finite field). `site` tags readings.
+pub fn write_record(out: &mut String, site: &str, rec: &Record) -> bool {
+    match rec {
+        Record::Reading(r) => write_reading(out, site, r),
+        Record::Anomaly(a) => write_anomaly(out, a),
+        Record::Card(c) => write_card(out, c),
+        Record::Report(r) => write_report(out, &r.report, &r.markdown, r.ts_ns),
+    }
 }
 
 /// Appends one reading as a line: `<signal>,site=…,asset=…,unit=…,quality=… value=<v> <ts_ns>`.
@@ -48,27 +77,27 @@ pub fn write_reading(out: &mut String, site: &str, r: &Reading) -> bool {
     }
     escape_measurement(out, &r.sensor.signal);
     out.push(',');
-    out.push_str(TAG_ASSET);
+    out.push_str(schema::TAG_ASSET);
     out.push('=');
     escape_tag(out, &r.sensor.asset);
     out.push(',');
-    out.push_str(TAG_QUALITY);
+    out.push_str(schema::TAG_QUALITY);
     out.push('=');
     out.push_str(r.quality.as_str());
     if !site.is_empty() {
         out.push(',');
-        out.push_str(TAG_SITE);
+        out.push_str(schema::TAG_SITE);
         out.push('=');
         escape_tag(out, site);
     }
     if !r.unit.is_empty() {
         out.push(',');
-        out.push_str(TAG_UNIT);
+        out.push_str(schema::TAG_UNIT);
         out.push('=');
         escape_tag(out, r.unit.symbol());
     }
     out.push(' ');
-    out.push_str(FIELD_VALUE);
+    out.push_str(schema::FIELD_VALUE);
     out.push('=');
     let _ = write!(out, "{:?}", r.value);
     out.push(' ');
@@ -77,10 +106,150 @@ pub fn write_reading(out: &mut String, site: &str, r: &Reading) -> bool {
     true
 }
 
+/// Name of an event phase as written: `opened`, `updated`, `closed`.
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Opened => "opened",
+        Phase::Updated => "updated",
+        Phase::Closed => "closed",
+    }
+}
+
+/// The explanation card as an event: tags asset, signal, kind, phase, source; fields score,
+/// text, title, evidence, causes, actions, model, id, since_ns, duration_s; time = the time of
+/// the reading that produced the phase (Grafana: annotation region `since_ns` … time).
+pub fn write_card(out: &mut String, card: &ExplanationCard) -> bool {
+    let causes = card.likely_causes.join("; ");
+    let actions: Vec<String> = card
+        .actions
+        .iter()
+        .map(|a| format!("[{}] {}", a.urgency.as_str(), a.text))
+        .collect();
+    let title = format!("{} {} {}", card.asset, card.signal, card.kind.describe());
+    let mut l = Line::start(out, schema::MEASUREMENT_ANOMALY);
+    l.tag(schema::TAG_ASSET, &card.asset);
+    l.tag(schema::TAG_SIGNAL, &card.signal);
+    l.tag(schema::TAG_KIND, card.kind.as_str());
+    l.tag(schema::TAG_PHASE, phase_name(card.phase));
+    l.tag(schema::TAG_SOURCE, card.source.as_str());
+    l.float(schema::FIELD_SCORE, card.score);
+    l.string(schema::FIELD_TEXT, &card.text);
+    l.string(schema::FIELD_TITLE, &title);
+    l.string(schema::FIELD_EVIDENCE, &card.evidence);
+    l.string(schema::FIELD_CAUSES, &causes);
+    l.string(schema::FIELD_ACTIONS, &actions.join("; "));
+    l.string(schema::FIELD_MODEL, &card.model);
+    l.string(schema::FIELD_ID, &card.id);
+    l.int(schema::FIELD_SINCE_NS, card.since_ns);
+    l.float(
+        schema::FIELD_DURATION_S,
+        ((card.ts_ns - card.since_ns) as f64 / 1e9).max(0.0),
+    );
+    l.finish(card.ts_ns)
+}
+
+/// An anomaly event phase: tags asset, signal, kind, phase; fields score, peak_score, value,
+/// baseline, z, id, since_ns, duration_s; time = the reading that produced the phase.
+pub fn write_anomaly(out: &mut String, a: &Anomaly) -> bool {
+    let mut l = Line::start(out, schema::MEASUREMENT_ANOMALY);
+    l.tag(schema::TAG_ASSET, &a.sensor.asset);
+    l.tag(schema::TAG_SIGNAL, &a.sensor.signal);
+    l.tag(schema::TAG_KIND, a.kind.as_str());
+    l.tag(schema::TAG_PHASE, phase_name(a.phase));
+    l.float(schema::FIELD_SCORE, a.score);
+    l.float(schema::FIELD_PEAK_SCORE, a.peak_score);
+    l.float(schema::FIELD_EVENT_VALUE, a.evidence.value);
+    l.float(schema::FIELD_BASELINE, a.evidence.baseline);
+    l.float(schema::FIELD_Z, a.evidence.z);
+    l.string(schema::FIELD_ID, &a.id);
+    l.int(schema::FIELD_SINCE_NS, a.since_ns);
+    l.float(schema::FIELD_DURATION_S, a.duration_s().max(0.0));
+    l.finish(a.ts_ns)
+}
+
+/// A report as a point: tags asset, status (spaces as `_`); fields anomalies, actions (counts),
+/// markdown.
+pub fn write_report(out: &mut String, r: &MaintenanceReport, markdown: &str, ts_ns: i64) -> bool {
+    let mut l = Line::start(out, schema::MEASUREMENT_REPORT);
+    l.tag(schema::TAG_ASSET, &r.asset);
+    l.tag(schema::TAG_STATUS, &r.status.replace(' ', "_"));
+    l.int(schema::FIELD_ANOMALIES, r.anomalies.len() as i64);
+    l.int(schema::FIELD_ACTIONS, r.actions.len() as i64);
+    l.string(schema::FIELD_MARKDOWN, markdown);
+    l.finish(ts_ns)
+}
+
+/// One line being appended to `out`: tags (empty values left out, as InfluxDB forbids them),
+/// then fields, then the time; rolled back when it ends up without a field.
+struct Line<'a> {
+    out: &'a mut String,
+    start: usize,
+    fields: usize,
+}
+
+impl<'a> Line<'a> {
+    fn start(out: &'a mut String, measurement: &str) -> Self {
+        let start = out.len();
+        escape_measurement(out, measurement);
+        Self {
+            out,
+            start,
+            fields: 0,
+        }
+    }
+
+    /// A tag; call every `tag` before the first field.
+    fn tag(&mut self, key: &str, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        self.out.push(',');
+        escape_tag(self.out, key);
+        self.out.push('=');
+        escape_tag(self.out, value);
+    }
+
+    fn key(&mut self, key: &str) {
+        self.out.push(if self.fields == 0 { ' ' } else { ',' });
+        escape_tag(self.out, key);
+        self.out.push('=');
+        self.fields += 1;
+    }
+
+    fn float(&mut self, key: &str, v: f64) {
+        if v.is_finite() {
+            self.key(key);
+            let _ = write!(self.out, "{v:?}");
+        }
+    }
+
+    fn int(&mut self, key: &str, v: i64) {
+        self.key(key);
+        let _ = write!(self.out, "{v}i");
+    }
+
+    fn string(&mut self, key: &str, v: &str) {
+        self.key(key);
+        quote_field(self.out, v);
+    }
+
+    fn finish(self, ts_ns: i64) -> bool {
+        if self.fields == 0 {
+            self.out.truncate(self.start);
+            return false;
+        }
+        let _ = writeln!(self.out, " {ts_ns}");
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use millwright_core::{Quality, SensorId, Unit};
+    use millwright_core::anomaly::{
+        Action, AnomalyKind, Evidence, RankedAction, ReportAnomaly, TextSource, Urgency,
+    };
+    use millwright_core::{DataQuality, Quality, SensorId, Unit};
 
     #[test]
     fn formats_and_escapes() {
@@ -101,5 +270,171 @@ mod tests {
         let mut q = String::new();
         quote_field(&mut q, "say \"hi\"");
         assert_eq!(q, "\"say \\\"hi\\\"\"");
+    }
+
+    #[test]
+    fn newlines_never_split_a_line() {
+        let mut q = String::new();
+        quote_field(&mut q, "a\nb\r\\");
+        assert_eq!(q, r#""a\\nb\\r\\""#);
+        let mut t = String::new();
+        escape_tag(&mut t, "a\nb");
+        assert_eq!(t, "a b");
+    }
+
+    pub(crate) fn card() -> ExplanationCard {
+        ExplanationCard {
+            id: "P-101/bearing_temp_c@1000".into(),
+            asset: "P-101".into(),
+            signal: "bearing_temp_c".into(),
+            unit: "°C".into(),
+            kind: AnomalyKind::Drift,
+            phase: Phase::Opened,
+            since: "1970-01-01T00:00:00Z".into(),
+            since_ns: 1_000_000_000,
+            ts_ns: 4_000_000_000,
+            score: 0.75,
+            evidence: "P-101 bearing_temp_c 75 °C, \"rising\"".into(),
+            evidence_data: Evidence::default(),
+            failure_modes: vec!["lubrication".into()],
+            likely_causes: vec!["lack of grease".into(), "misalignment".into()],
+            actions: vec![Action {
+                text: "Regrease the bearing.".into(),
+                urgency: Urgency::High,
+            }],
+            text: "The bearing runs hot.\nRegrease it.".into(),
+            model: "template".into(),
+            source: TextSource::Fallback,
+            attempts: 0,
+        }
+    }
+
+    /// The line-protocol half of reason's `card_serialises_to_json_and_line_protocol` (moved
+    /// here with its encoder; the assertions are unchanged).
+    #[test]
+    fn card_serialises_to_line_protocol() {
+        let card = card();
+        let mut line = String::new();
+        assert!(write_card(&mut line, &card));
+        assert!(
+            line.starts_with("millwright_anomaly,asset=P-101,signal=bearing_temp_c,kind="),
+            "{line}"
+        );
+        assert!(
+            line.contains(",source=fallback ") && line.contains("score="),
+            "{line}"
+        );
+        let line = line.trim_end_matches('\n');
+        assert!(line.ends_with(&format!(" {}", card.ts_ns)), "{line}");
+    }
+
+    #[test]
+    fn card_line_is_exact() {
+        let mut line = String::new();
+        assert!(write_card(&mut line, &card()));
+        assert_eq!(
+            line,
+            concat!(
+                "millwright_anomaly,asset=P-101,signal=bearing_temp_c,kind=drift,phase=opened,",
+                "source=fallback score=0.75,text=\"The bearing runs hot.\\\\nRegrease it.\",",
+                "title=\"P-101 bearing_temp_c drift\",",
+                "evidence=\"P-101 bearing_temp_c 75 °C, \\\"rising\\\"\",",
+                "causes=\"lack of grease; misalignment\",",
+                "actions=\"[high] Regrease the bearing.\",model=\"template\",",
+                "id=\"P-101/bearing_temp_c@1000\",since_ns=1000000000i,duration_s=3.0 4000000000\n"
+            )
+        );
+        // A non-finite score is left out instead of making the line invalid.
+        let mut c = card();
+        c.score = f64::NAN;
+        let mut line = String::new();
+        assert!(write_card(&mut line, &c));
+        assert!(
+            line.contains(" text=") && !line.contains("score") && !line.contains("NaN"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn anomaly_event_line() {
+        let a = Anomaly {
+            id: "P 1/t@5".into(),
+            sensor: SensorId::new("P 1", "t"),
+            unit: Unit::new("°C"),
+            kind: AnomalyKind::LevelShift,
+            kinds: vec![AnomalyKind::LevelShift],
+            phase: Phase::Closed,
+            since_ns: 5,
+            ts_ns: 2_000_000_005,
+            score: 0.25,
+            peak_score: 0.9,
+            evidence: Evidence {
+                value: 70.0,
+                baseline: 60.0,
+                z: f64::INFINITY,
+                ..Default::default()
+            },
+            related: vec![],
+            profile: "pump".into(),
+        };
+        let mut s = String::new();
+        assert!(write_record(&mut s, "site", &Record::from(a)));
+        assert_eq!(
+            s,
+            "millwright_anomaly,asset=P\\ 1,signal=t,kind=level_shift,phase=closed score=0.25,peak_score=0.9,value=70.0,baseline=60.0,id=\"P 1/t@5\",since_ns=5i,duration_s=2.0 2000000005\n"
+        );
+    }
+
+    #[test]
+    fn report_line_keeps_markdown_on_one_line() {
+        let r = MaintenanceReport {
+            site: "s".into(),
+            asset: "P-101".into(),
+            profile: "pump".into(),
+            from: String::new(),
+            to: String::new(),
+            status: "action required".into(),
+            anomalies: vec![ReportAnomaly {
+                id: "x".into(),
+                signal: "t".into(),
+                kind: AnomalyKind::Spike,
+                since: String::new(),
+                open: true,
+                peak_score: 1.0,
+                evidence: String::new(),
+                explanation: String::new(),
+                source: TextSource::Model,
+            }],
+            signals: vec![],
+            quality: DataQuality::default(),
+            actions: vec![
+                RankedAction {
+                    action: Action {
+                        text: "a".into(),
+                        urgency: Urgency::Low,
+                    },
+                    because_of: vec![],
+                };
+                2
+            ],
+        };
+        let mut s = String::new();
+        let rec = Record::report(r, "# Report\n\n- ok".into(), 9);
+        assert!(write_record(&mut s, "", &rec));
+        assert_eq!(
+            s,
+            "millwright_report,asset=P-101,status=action_required anomalies=1i,actions=2i,markdown=\"# Report\\\\n\\\\n- ok\" 9\n"
+        );
+        assert_eq!(s.lines().count(), 1);
+    }
+
+    #[test]
+    fn empty_tags_are_left_out_and_a_point_needs_a_field() {
+        let mut s = String::from("keep\n");
+        let mut l = Line::start(&mut s, "m");
+        l.tag("a", "");
+        l.float("f", f64::NAN);
+        assert!(!l.finish(1));
+        assert_eq!(s, "keep\n", "a line without fields is rolled back");
     }
 }

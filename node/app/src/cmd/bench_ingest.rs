@@ -172,7 +172,7 @@ status_interval_s = 0
         "loadavg": procinfo::loadavg(),
     });
     println!("{out}");
-    node.shutdown();
+    node.shutdown().await;
     Ok(if done {
         ExitCode::SUCCESS
     } else {

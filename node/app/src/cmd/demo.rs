@@ -214,7 +214,7 @@ status_interval_s = 0
     }
     publisher.abort();
     println!("demo finished: {}", node.status_line());
-    node.shutdown();
+    node.shutdown().await;
     for s in servers {
         s.stop().await;
     }

@@ -105,6 +105,6 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
     if let Some(t) = metrics_task {
         t.abort();
     }
-    node.shutdown();
+    node.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,20 @@
+//! InfluxDB 2 output: batches readings and records into line-protocol bodies and writes them
+//! with the influxdb2 client (gzip, rustls).
+//!
+//! - `config`: [`InfluxConfig`] (`[influxdb]`) and its validation.
+//! - `backlog`: [`Backlog`], the pure batching / retry / drop state machine (unit-tested).
+//! - `writer`: [`InfluxWriter`], the thin async task that drives the backlog.
+//!
+//! Failed batches wait in a bounded backlog and are retried oldest first with exponential
+//! back-off, so ingest, detection and the local store never stall on the database. Only when
+//! the backlog exceeds `max_backlog_points` are the oldest batches dropped — counted in
+//! `dropped_points` and logged as an error. (Store-and-forward to disk lifts that limit; see the
+//! outbox in `millwright-store`.) Encoding is `crate::line`'s, never here.
+
+pub mod backlog;
+pub mod config;
+pub mod writer;
+
+pub use backlog::{Backlog, BacklogCounters, BacklogLimits, Outcome, Request, WriteResult};
+pub use config::InfluxConfig;
+pub use writer::{InfluxWriter, SinkError, SinkItem, SinkStatus};

@@ -1,0 +1,302 @@
+//! The InfluxDB writer task: a thin async driver around the pure [`Backlog`]. It receives
+//! readings and records, encodes them (`crate::line`), seals a batch every flush interval,
+//! sends the backlog's next request with the influxdb2 client (gzip, rustls) and feeds the
+//! result back. Counters go to [`SinkStatus`].
+//!
+//! The task keeps receiving while a write is failing, so ingest, detection and the local store
+//! never stall on the database. On [`InfluxWriter::close`] (or when every handle is gone) it
+//! stops taking new data, writes what it holds — within the given deadline — and ends.
+//! Batching, retry and drop rules live in `backlog.rs`, not here.
+
+use super::backlog::{Backlog, BacklogLimits, Outcome, Request, WriteResult};
+use super::config::InfluxConfig;
+use crate::line::{write_reading, write_record};
+use futures::stream;
+use millwright_core::{Reading, Record};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Counters of the writer, shared with health reporting.
+#[derive(Debug, Default)]
+pub struct SinkStatus {
+    /// Points the database accepted.
+    pub written_points: AtomicU64,
+    /// Successful write requests.
+    pub write_requests: AtomicU64,
+    /// Failed write requests (each is retried).
+    pub failed_requests: AtomicU64,
+    /// Points dropped because the backlog was full (or left when a drain ran out of time).
+    pub dropped_points: AtomicU64,
+    /// Points rejected by the database as malformed (HTTP 400; not retried).
+    pub rejected_points: AtomicU64,
+    /// Points waiting to be written.
+    pub backlog_points: AtomicU64,
+    /// True while the last write succeeded.
+    pub healthy: AtomicBool,
+    /// Last write error.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// What the writer task is sent.
+#[derive(Debug)]
+pub enum SinkItem {
+    /// Readings to write with the readings schema (the hot path: no conversion to records).
+    Readings(Vec<Reading>),
+    /// Anything else that leaves the node (anomaly events, cards, reports; readings too).
+    Records(Vec<Record>),
+    /// Stop taking data, write what is held within `deadline`, then end.
+    Close {
+        /// Longest time to spend writing the backlog.
+        deadline: Duration,
+    },
+}
+
+/// Handle to the writer task.
+#[derive(Clone)]
+pub struct InfluxWriter {
+    tx: mpsc::Sender<SinkItem>,
+    /// Shared counters.
+    pub status: Arc<SinkStatus>,
+}
+
+/// Why the writer could not start, or could not take data.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The config is invalid.
+    #[error("influxdb config: {0}")]
+    Config(String),
+    /// The writer task has stopped (or is closing).
+    #[error("influxdb writer stopped")]
+    Closed,
+}
+
+/// Pre-formatted line protocol as one "data point" for the influxdb2 client's streaming,
+/// gzip-compressing write.
+struct Body(Arc<String>);
+
+impl influxdb2::models::WriteDataPoint for Body {
+    fn write_data_point_to<W: io::Write>(&self, mut w: W) -> io::Result<()> {
+        w.write_all(self.0.as_bytes())
+    }
+}
+
+/// One write request in flight.
+type WriteFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), influxdb2::RequestError>> + Send>,
+>;
+
+impl InfluxWriter {
+    /// Starts the writer task. `site` goes into every reading's `site` tag.
+    pub fn spawn(cfg: InfluxConfig, site: String) -> Result<(Self, JoinHandle<()>), SinkError> {
+        let errs = cfg.validate("influxdb");
+        if let Some(e) = errs.first() {
+            return Err(SinkError::Config(e.to_string()));
+        }
+        let http = influxdb2::ClientBuilder::with_builder(
+            reqwest_builder(cfg.timeout_ms),
+            cfg.url.clone(),
+            cfg.org.clone(),
+            cfg.token.expose(),
+        );
+        let http = if cfg.gzip { http.gzip(true) } else { http };
+        let client = http
+            .build()
+            .map_err(|e| SinkError::Config(format!("influxdb client: {e}")))?;
+        let (tx, rx) = mpsc::channel(1024);
+        let status = Arc::new(SinkStatus::default());
+        let task = tokio::spawn(run(cfg, site, client, rx, status.clone()));
+        Ok((Self { tx, status }, task))
+    }
+
+    /// Queues readings (waits only if the task's small inbox is full).
+    pub async fn write(&self, readings: Vec<Reading>) -> Result<(), SinkError> {
+        self.send(SinkItem::Readings(readings)).await
+    }
+
+    /// Queues records (anomaly events, cards, reports, readings).
+    pub async fn write_records(&self, records: Vec<Record>) -> Result<(), SinkError> {
+        self.send(SinkItem::Records(records)).await
+    }
+
+    /// Queues one record.
+    pub async fn write_record(&self, record: Record) -> Result<(), SinkError> {
+        self.send(SinkItem::Records(vec![record])).await
+    }
+
+    /// Queues one record without waiting (for threads outside the runtime); fails when the
+    /// inbox is full or the writer is gone.
+    pub fn try_write_record(&self, record: Record) -> Result<(), SinkError> {
+        self.tx
+            .try_send(SinkItem::Records(vec![record]))
+            .map_err(|_| SinkError::Closed)
+    }
+
+    /// Asks the task to stop taking data and write what it holds within `deadline`. Data
+    /// queued before this call is written first; later writes fail with [`SinkError::Closed`].
+    /// Await the task's `JoinHandle` to know when it is done.
+    pub async fn close(&self, deadline: Duration) -> Result<(), SinkError> {
+        self.send(SinkItem::Close { deadline }).await
+    }
+
+    async fn send(&self, item: SinkItem) -> Result<(), SinkError> {
+        self.tx.send(item).await.map_err(|_| SinkError::Closed)
+    }
+}
+
+fn reqwest_builder(timeout_ms: u64) -> reqwest::ClientBuilder {
+    reqwest::ClientBuilder::new()
+        .timeout(Duration::from_millis(timeout_ms))
+        .no_proxy()
+}
+
+/// Transient or permanent: HTTP 400 means the data is malformed, everything else may pass later.
+fn classify(e: &influxdb2::RequestError) -> WriteResult {
+    match e {
+        influxdb2::RequestError::Http { status, .. } if status.as_u16() == 400 => {
+            WriteResult::Reject
+        }
+        _ => WriteResult::Retry,
+    }
+}
+
+/// Copies the backlog's counters to the shared status (this task is their only writer).
+fn publish(status: &SinkStatus, b: &Backlog) {
+    let c = b.counters();
+    status
+        .written_points
+        .store(c.written_points, Ordering::Relaxed);
+    status
+        .write_requests
+        .store(c.write_requests, Ordering::Relaxed);
+    status
+        .failed_requests
+        .store(c.failed_requests, Ordering::Relaxed);
+    status
+        .dropped_points
+        .store(c.dropped_points, Ordering::Relaxed);
+    status
+        .rejected_points
+        .store(c.rejected_points, Ordering::Relaxed);
+    status
+        .backlog_points
+        .store(b.pending_points() as u64, Ordering::Relaxed);
+}
+
+async fn run(
+    cfg: InfluxConfig,
+    site: String,
+    client: influxdb2::Client,
+    mut rx: mpsc::Receiver<SinkItem>,
+    status: Arc<SinkStatus>,
+) {
+    let mut backlog = Backlog::new(BacklogLimits {
+        batch_size: cfg.batch_size,
+        max_points: cfg.max_backlog_points,
+        retry_min: Duration::from_millis(cfg.retry_min_ms),
+        retry_max: Duration::from_millis(cfg.retry_max_ms),
+    });
+    let mut flush_tick = tokio::time::interval(Duration::from_millis(cfg.flush_interval_ms));
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut open = true;
+    // Set by `Close`: when the drain must end.
+    let mut drain_until: Option<Instant> = None;
+    let mut drain_from = 0u64;
+    let mut in_flight: Option<WriteFuture> = None;
+
+    loop {
+        let dropped = backlog.counters().dropped_points;
+        publish(&status, &backlog);
+        if in_flight.is_none() {
+            if let Some(Request { body, .. }) = backlog.next_request(Instant::now().into_std()) {
+                let (c, bucket) = (client.clone(), cfg.bucket.clone());
+                in_flight = Some(Box::pin(async move {
+                    c.write(&bucket, stream::iter([Body(body)])).await
+                }));
+            } else if !open && backlog.is_empty() {
+                if drain_until.is_some() {
+                    let written = backlog.counters().written_points - drain_from;
+                    tracing::info!(written_points = written, "influxdb writer drained");
+                }
+                return;
+            }
+        }
+        let retry_at = backlog.retry_at().map(Instant::from_std);
+        tokio::select! {
+            res = async { match in_flight.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
+                in_flight = None;
+                let now = Instant::now().into_std();
+                match res {
+                    Ok(()) => {
+                        backlog.on_result(WriteResult::Ok, now);
+                        if !status.healthy.swap(true, Ordering::Relaxed) {
+                            tracing::info!(url = %cfg.url, "influxdb writes succeeding");
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        if let Ok(mut g) = status.last_error.lock() {
+                            *g = Some(msg.clone());
+                        }
+                        match backlog.on_result(classify(&e), now) {
+                            Outcome::Rejected(points) => {
+                                tracing::error!(error = %msg, points, "influxdb rejected a batch as malformed");
+                            }
+                            Outcome::RetryIn(wait) => {
+                                let was = status.healthy.swap(false, Ordering::Relaxed);
+                                tracing::warn!(url = %cfg.url, error = %msg, retry_in_ms = wait.as_millis() as u64, backlog_points = backlog.pending_points(), first_failure = was, "influxdb write failed; will retry");
+                            }
+                            Outcome::Written(_) | Outcome::NotInFlight => {}
+                        }
+                    }
+                }
+            }
+            item = rx.recv(), if open => match item {
+                Some(SinkItem::Readings(rs)) => {
+                    for r in &rs {
+                        backlog.push_with(1, |b| usize::from(write_reading(b, &site, r)));
+                    }
+                }
+                Some(SinkItem::Records(recs)) => {
+                    for r in &recs {
+                        backlog.push_with(1, |b| usize::from(write_record(b, &site, r)));
+                    }
+                }
+                Some(SinkItem::Close { deadline }) => {
+                    // Take what was queued before the close, refuse anything later.
+                    rx.close();
+                    drain_until = Some(Instant::now() + deadline);
+                    drain_from = backlog.counters().written_points;
+                    tracing::info!(backlog_points = backlog.pending_points(), deadline_ms = deadline.as_millis() as u64, "influxdb writer closing: writing the backlog");
+                }
+                None => {
+                    open = false;
+                    backlog.flush();
+                }
+            },
+            _ = flush_tick.tick() => {
+                backlog.flush();
+            }
+            _ = async { match retry_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } }, if in_flight.is_none() => {}
+            _ = async { match drain_until { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                let written = backlog.counters().written_points - drain_from;
+                let left = backlog.abandon();
+                publish(&status, &backlog);
+                tracing::error!(written_points = written, lost_points = left, url = %cfg.url, "influxdb writer: drain deadline passed; points not written are lost");
+                return;
+            }
+        }
+        let now_dropped = backlog.counters().dropped_points;
+        if now_dropped > dropped {
+            tracing::error!(
+                points = now_dropped - dropped,
+                max_backlog_points = cfg.max_backlog_points,
+                "influxdb unreachable and backlog full: dropped oldest points"
+            );
+        }
+    }
+}
