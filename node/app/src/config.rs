@@ -171,6 +171,8 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+// For configs built in code: the demo and the benchmarks.
+#[cfg_attr(not(any(feature = "demo", feature = "bench")), allow(dead_code))]
 impl Config {
     /// A config of `[site]` named `site` alone: no inputs, no outputs, every other section at
     /// its default. For commands that build their config in code (demo, benchmarks): set the
@@ -203,7 +205,9 @@ impl Config {
             .collect::<Vec<_>>()
             .join("\n"))
     }
+}
 
+impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let file = path.display().to_string();
@@ -481,10 +485,11 @@ topic = "plant/{asset}/{signal}"
 
         let mut with_input = bare;
         let mut mqtt = MqttConfig::new("127.0.0.1", 1883);
-        mqtt.subscriptions.push(millwright_ingest::mqtt::SubscriptionConfig::new(
-            "plant/{asset}/{signal}",
-            millwright_ingest::mqtt::PayloadFormat::Json,
-        ));
+        mqtt.subscriptions
+            .push(millwright_ingest::mqtt::SubscriptionConfig::new(
+                "plant/{asset}/{signal}",
+                millwright_ingest::mqtt::PayloadFormat::Json,
+            ));
         with_input.mqtt = Some(mqtt);
         let built = with_input.checked().unwrap();
         let parsed = Config::parse(GOOD).unwrap();

@@ -14,6 +14,8 @@ mod cmd;
 mod config;
 mod metrics;
 mod node;
+// Peak RSS, CPU time and load average serve the benchmarks only.
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
 mod procinfo;
 mod reports;
 

@@ -217,7 +217,10 @@ fn spawn_mosquitto() -> anyhow::Result<Option<(u16, std::process::Child)>> {
 pub async fn publish(a: &BenchPublisherArgs) -> anyhow::Result<()> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
     use std::fmt::Write;
-    let (h, p) = a.broker.rsplit_once(':').context("--broker must be host:port")?;
+    let (h, p) = a
+        .broker
+        .rsplit_once(':')
+        .context("--broker must be host:port")?;
     let mut opts = MqttOptions::new(
         format!("millwright-bench-pub-{}", std::process::id()),
         h,
