@@ -2,10 +2,10 @@
 //!
 //! A publisher child process (this binary, hidden `bench ingest-publisher`) sends `--readings`
 //! readings to the broker with QoS 1; the node in this process subscribes, decodes, stores and
-//! hands them to the sink (InfluxDB when `--influx-url` is given, else a counting null sink). The clock runs from
-//! the first reading received to the last reading accepted by the sink. Peak RSS is this
-//! process's VmHWM: node only — publisher and broker run in other processes unless the embedded
-//! broker is used (then it is included and `broker` says so).
+//! hands them to the sink (InfluxDB when `--influx-url` is given, else a counting null sink).
+//! The clock runs from the first reading received to the last reading accepted by the sink.
+//! Peak RSS is this process's VmHWM: node only — publisher and broker run in other processes
+//! unless the embedded broker is used (then it is included and `broker` says so).
 
 use crate::broker;
 use crate::cli::{BenchIngestArgs, BenchPublisherArgs};
