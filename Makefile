@@ -1,7 +1,11 @@
 # Millwright — the two commands a newcomer runs:
 #   make demo   the whole node on embedded defaults (nothing to configure)
 #   make test   the whole test suite against real Mosquitto, VictoriaMetrics and the real model
-.PHONY: demo test deps model build release bench clean
+# `make lean` builds the production node alone: no demo, no benchmarks (Cargo features off).
+.PHONY: demo test deps model build release lean bench clean
+
+# Cargo features of the `millwright` binary that `make demo` and `make bench` build with.
+FEATURES ?= demo,bench
 
 DEMO_SECONDS ?= 90
 
@@ -21,7 +25,10 @@ build:
 	cargo build --workspace
 
 release:
-	cargo build --release -p millwright
+	cargo build --release -p millwright --features $(FEATURES)
+
+lean:
+	cargo build --release -p millwright --no-default-features
 
 bench: release deps
 	./target/release/millwright bench ingest --mode batch --readings 2000000 --batch 100

@@ -50,7 +50,11 @@ export MILLWRIGHT_TEST_MQTT="127.0.0.1:$MQTT_PORT"
 export MILLWRIGHT_TEST_VM="http://127.0.0.1:$VM_PORT"
 echo "services: mosquitto on $MILLWRIGHT_TEST_MQTT, victoria-metrics on $MILLWRIGHT_TEST_VM"
 
+# The e2e tests run the demo and the benchmarks: the binary's `demo` and `bench` features on.
+FEATURES="millwright/demo,millwright/bench"
 cargo fmt --all -- --check
-cargo build --workspace --all-targets
-cargo test --workspace --no-fail-fast
-cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace --all-targets --features "$FEATURES"
+cargo test --workspace --no-fail-fast --features "$FEATURES"
+cargo clippy --workspace --all-targets --features "$FEATURES" -- -D warnings
+# The lean production node (no demo, no benchmarks) compiles and is lint-clean too.
+cargo clippy -p millwright --no-default-features --all-targets -- -D warnings

@@ -1,6 +1,8 @@
 //! Command-line interface: the subcommands a factory engineer runs.
 //!
-//! Only argument definitions live here; each command's work is in `cmd/`.
+//! Only argument definitions live here; each command's work is in `cmd/` (benchmarks: `bench/`).
+//! `demo` and `bench` exist only when the binary is built with the Cargo feature of that name
+//! (both are default features; the lean production node has neither).
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -40,8 +42,10 @@ pub enum Command {
     /// Ask the running node for a maintenance report of an asset (over MQTT) and print it.
     Report(ReportArgs),
     /// Run a self-contained demo: embedded broker, simulated machines, live view. Needs nothing installed.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Measure throughput, latency and memory; prints one JSON line.
+    #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Modbus commissioning tools.
@@ -66,6 +70,7 @@ pub struct ReportArgs {
 }
 
 /// Options of `millwright demo`.
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
@@ -80,6 +85,7 @@ pub struct DemoArgs {
 }
 
 /// Benchmarks.
+#[cfg(feature = "bench")]
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// MQTT ingest end to end: publish to a broker, decode, store, sink. Measures readings/s and peak RSS.
@@ -94,9 +100,16 @@ pub enum BenchCommand {
     /// On-device language model: load time, time to first token (60/400-token prompts and after
     /// a cached 300-token system prompt), prompt and decode tokens/s, peak RSS, CPU s per token.
     Model(BenchModelArgs),
+    /// Publisher side of `bench ingest`, which runs it in a child process.
+    #[command(hide = true)]
+    IngestPublisher(BenchPublisherArgs),
+    /// Device side of `bench modbus`, which runs it in a child process.
+    #[command(hide = true)]
+    ModbusServe(BenchModbusServeArgs),
 }
 
 /// Options of `millwright bench model`.
+#[cfg(feature = "bench")]
 #[derive(Debug, Args)]
 pub struct BenchModelArgs {
     /// GGUF model file (default: env MILLWRIGHT_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).
@@ -120,6 +133,7 @@ pub struct BenchModelArgs {
 }
 
 /// Options of `millwright bench ingest`.
+#[cfg(feature = "bench")]
 #[derive(Debug, Args)]
 pub struct BenchIngestArgs {
     /// Broker to use as host:port (default: an embedded broker on loopback).
@@ -171,6 +185,7 @@ pub struct DetectArgs {
 }
 
 /// Options of `millwright bench detect`.
+#[cfg(feature = "bench")]
 #[derive(Debug, Args)]
 pub struct BenchDetectArgs {
     /// Asset profile (name in the pipelines folder or a .toml path).
@@ -249,6 +264,7 @@ pub struct ModbusProbeArgs {
 }
 
 /// Options of `millwright bench modbus`.
+#[cfg(feature = "bench")]
 #[derive(Debug, Args)]
 pub struct BenchModbusArgs {
     /// Simulated devices (one TCP server and connection each).
@@ -268,6 +284,41 @@ pub struct BenchModbusArgs {
     pub warmup_s: u64,
     /// Devices: `sim` (simulated pumps, motors, compressors; their own ~48-register maps, so
     /// --registers is ignored) or `image` (register images of --registers contiguous registers).
+    #[arg(long, default_value = "sim")]
+    pub server: String,
+}
+
+/// Options of the hidden `millwright bench ingest-publisher` (the child of `bench ingest`).
+#[cfg(feature = "bench")]
+#[derive(Debug, Args)]
+pub struct BenchPublisherArgs {
+    /// Broker to publish to as host:port.
+    #[arg(long)]
+    pub broker: String,
+    /// Payload shape: `batch` or `single` (as `bench ingest --mode`).
+    #[arg(long, default_value = "batch")]
+    pub mode: String,
+    /// Readings to send in total.
+    #[arg(long)]
+    pub readings: u64,
+    /// Readings per message in `batch` mode.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+}
+
+/// Options of the hidden `millwright bench modbus-serve` (the child of `bench modbus`): serves
+/// the devices, prints `PORTS p1,p2,…`, answers `count` on stdin with the requests received,
+/// exits when stdin closes.
+#[cfg(feature = "bench")]
+#[derive(Debug, Args)]
+pub struct BenchModbusServeArgs {
+    /// Devices to serve.
+    #[arg(long)]
+    pub devices: usize,
+    /// Contiguous holding registers per device (`image` devices).
+    #[arg(long, default_value_t = 50)]
+    pub registers: u16,
+    /// Devices: `sim` (simulated machines) or `image` (register images).
     #[arg(long, default_value = "sim")]
     pub server: String,
 }

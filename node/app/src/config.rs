@@ -180,6 +180,42 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+// For configs built in code: the demo and the benchmarks.
+#[cfg_attr(not(any(feature = "demo", feature = "bench")), allow(dead_code))]
+impl Config {
+    /// A config of `[site]` named `site` alone: no inputs, no outputs, every other section at
+    /// its default. For commands that build their config in code (demo, benchmarks): set the
+    /// sections, then [`Config::checked`].
+    pub fn for_site(site: &str) -> Config {
+        Config {
+            site: SiteConfig {
+                name: site.into(),
+                topic_root: default_topic_root(),
+            },
+            mqtt: None,
+            modbus: None,
+            influxdb: None,
+            store: StoreConfig::default(),
+            node: Default::default(),
+            assets: Vec::new(),
+            model: None,
+        }
+    }
+
+    /// The config, if [`Config::validate`] finds no problem; else every problem, one a line.
+    pub fn checked(self) -> Result<Config, String> {
+        let problems = self.validate();
+        if problems.is_empty() {
+            return Ok(self);
+        }
+        Err(problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+}
+
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -461,6 +497,30 @@ topic = "plant/{asset}/{signal}"
         assert!(
             paths.contains(&("mqtt.subscriptions[0].qos", Some(10))),
             "{probs:?}"
+        );
+    }
+
+    #[test]
+    fn config_built_in_code_is_checked_like_a_file() {
+        let bare = Config::for_site("plant-1");
+        assert_eq!(bare.site.topic_root, "millwright");
+        let err = bare.clone().checked().unwrap_err();
+        assert!(err.contains("no input configured"), "{err}");
+
+        let mut with_input = bare;
+        let mut mqtt = MqttConfig::new("127.0.0.1", 1883);
+        mqtt.subscriptions
+            .push(millwright_ingest::mqtt::SubscriptionConfig::new(
+                "plant/{asset}/{signal}",
+                millwright_ingest::mqtt::PayloadFormat::Json,
+            ));
+        with_input.mqtt = Some(mqtt);
+        let built = with_input.checked().unwrap();
+        let parsed = Config::parse(GOOD).unwrap();
+        assert_eq!(
+            serde_json::to_value(&built).unwrap(),
+            serde_json::to_value(&parsed).unwrap(),
+            "a config built in code equals the same config read from a file"
         );
     }
 }

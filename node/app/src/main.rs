@@ -1,17 +1,26 @@
 //! `millwright`: the node binary. Parses the command line and runs a subcommand.
+//!
+//! Cargo features (both default): `demo` (the `demo` subcommand, with the simulator and the
+//! embedded broker) and `bench` (the `bench` subcommands). `--no-default-features` builds the
+//! lean production node without either; nothing the node itself runs may depend on them.
 
 mod analytics;
+#[cfg(feature = "bench")]
+mod bench;
+#[cfg(feature = "embedded-broker")]
 mod broker;
 mod cli;
 mod cmd;
 mod config;
 mod metrics;
 mod node;
+// Peak RSS, CPU time and load average serve the benchmarks only.
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
 mod procinfo;
 mod reports;
 
 use clap::Parser;
-use cli::{BenchCommand, Cli, Command};
+use cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -33,14 +42,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config } => cmd::run::run(&config).await,
             Command::CheckConfig { file } => cmd::check_config::run(&file),
+            #[cfg(feature = "demo")]
             Command::Demo(a) => cmd::demo::run(&a).await,
             Command::Report(a) => cmd::report::run(&a).await,
-            Command::Bench(BenchCommand::Ingest(a)) => cmd::bench_ingest::run(&a).await,
-            Command::Bench(BenchCommand::Detect(a)) => cmd::detect::bench(&a),
-            Command::Bench(BenchCommand::Modbus(a)) => cmd::modbus::bench(&a).await,
-            Command::Bench(BenchCommand::Model(a)) => {
-                cmd::bench_model::run(&a).map(|()| ExitCode::SUCCESS)
-            }
+            #[cfg(feature = "bench")]
+            Command::Bench(b) => bench::run(b).await,
             Command::Modbus(cli::ModbusCommand::Probe(a)) => cmd::modbus::probe(&a).await,
             Command::Detect(a) => cmd::detect::run(&a),
         }

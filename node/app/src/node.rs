@@ -56,6 +56,7 @@ pub struct Hooks {
 
 impl Node {
     /// Starts every configured part.
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))] // used by `bench ingest` only
     pub fn start(cfg: &Config) -> anyhow::Result<Node> {
         Self::start_with(cfg, Hooks::default())
     }

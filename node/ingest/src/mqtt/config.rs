@@ -113,7 +113,43 @@ fn default_max_payload_bytes() -> usize {
     1024 * 1024
 }
 
+impl SubscriptionConfig {
+    /// A subscription to `topic` with payloads in `format`, defaults for everything else (QoS 1).
+    pub fn new(topic: &str, format: PayloadFormat) -> Self {
+        Self {
+            topic: topic.into(),
+            format,
+            qos: default_qos(),
+            asset: None,
+            signal: None,
+            unit: None,
+            precision: Precision::default(),
+            max_payload_bytes: default_max_payload_bytes(),
+        }
+    }
+}
+
 impl MqttConfig {
+    /// A connection to `host:port` with defaults for everything else and no subscriptions
+    /// (for configs built in code, e.g. the benchmarks').
+    pub fn new(host: &str, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            client_id: default_client_id(),
+            username: None,
+            password: None,
+            tls: None,
+            keep_alive_s: default_keep_alive_s(),
+            protocol: MqttProtocol::default(),
+            clean_session: false,
+            reconnect_min_ms: default_reconnect_min_ms(),
+            reconnect_max_ms: default_reconnect_max_ms(),
+            max_packet_bytes: default_max_packet_bytes(),
+            subscriptions: Vec::new(),
+        }
+    }
+
     /// The broker connection part of this section (host, port, client id, credentials, TLS,
     /// keep-alive, protocol, packet limit, reconnect back-off).
     pub fn connection(&self) -> ConnectOptions {

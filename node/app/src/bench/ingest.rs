@@ -1,27 +1,26 @@
 //! `millwright bench ingest`: MQTT ingest throughput end to end and the node's peak memory.
 //!
-//! A publisher child process (this binary, hidden mode) sends `--readings` readings to the
-//! broker with QoS 1; the node in this process subscribes, decodes, stores and hands them to the
-//! sink (InfluxDB when `--influx-url` is given, else a counting null sink). The clock runs from
-//! the first reading received to the last reading accepted by the sink. Peak RSS is this
-//! process's VmHWM: node only — publisher and broker run in other processes unless the embedded
-//! broker is used (then it is included and `broker` says so).
+//! A publisher child process (this binary, hidden `bench ingest-publisher`) sends `--readings`
+//! readings to the broker with QoS 1; the node in this process subscribes, decodes, stores and
+//! hands them to the sink (InfluxDB when `--influx-url` is given, else a counting null sink).
+//! The clock runs from the first reading received to the last reading accepted by the sink.
+//! Peak RSS is this process's VmHWM: node only — publisher and broker run in other processes
+//! unless the embedded broker is used (then it is included and `broker` says so).
 
 use crate::broker;
-use crate::cli::BenchIngestArgs;
+use crate::cli::{BenchIngestArgs, BenchPublisherArgs};
 use crate::config::Config;
 use crate::node::Node;
 use crate::procinfo;
 use anyhow::Context;
+use millwright_ingest::mqtt::{MqttConfig, PayloadFormat, SubscriptionConfig};
+use millwright_sinks::InfluxConfig;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Runs the benchmark (or, with `MILLWRIGHT_BENCH_PUBLISHER` set, the publisher side).
+/// Runs the benchmark.
 pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
-    if let Ok(target) = std::env::var("MILLWRIGHT_BENCH_PUBLISHER") {
-        return publish(a, &target).await.map(|_| ExitCode::SUCCESS);
-    }
     if !matches!(a.mode.as_str(), "batch" | "single") {
         anyhow::bail!("--mode must be `batch` or `single`, not `{}`", a.mode);
     }
@@ -54,43 +53,8 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let backlog = a.readings.max(10_000);
-    let influx = a.influx_url.as_ref().map(|u| {
-        format!(
-            r#"
-[influxdb]
-url = "{u}"
-org = "bench"
-bucket = "bench"
-batch_size = 10000
-max_backlog_points = {backlog}
-"#
-        )
-    });
-    let text = format!(
-        r#"
-[site]
-name = "bench"
-[mqtt]
-host = "{host}"
-port = {port}
-client_id = "millwright-bench-{pid}"
-clean_session = true
-[[mqtt.subscriptions]]
-topic = "bench/{{asset}}"
-format = "json"
-qos = 1
-[store]
-window_s = 60
-max_points_per_sensor = 1000
-[node]
-status_interval_s = 0
-{influx}
-"#,
-        pid = std::process::id(),
-        influx = influx.unwrap_or_default()
-    );
-    let cfg = Config::parse(&text).map_err(|p| anyhow::anyhow!("bench config: {p:?}"))?;
+    let cfg = bench_config(&host, port, a.influx_url.as_deref(), a.readings)
+        .map_err(|p| anyhow::anyhow!("bench config: {p}"))?;
     let node = Node::start(&cfg)?;
     // Wait for the subscription.
     let t0 = Instant::now();
@@ -110,7 +74,9 @@ status_interval_s = 0
     let mut child = tokio::process::Command::new(exe)
         .args([
             "bench",
-            "ingest",
+            "ingest-publisher",
+            "--broker",
+            &format!("{host}:{port}"),
             "--mode",
             &a.mode,
             "--readings",
@@ -118,7 +84,6 @@ status_interval_s = 0
             "--batch",
             &a.batch.to_string(),
         ])
-        .env("MILLWRIGHT_BENCH_PUBLISHER", format!("{host}:{port}"))
         .kill_on_drop(true)
         .spawn()
         .context("starting the publisher process")?;
@@ -180,6 +145,34 @@ status_interval_s = 0
     })
 }
 
+/// The node's config: the broker at `host:port` (clean session, `bench/{asset}` in JSON at
+/// QoS 1), a small store, no status lines, InfluxDB at `influx_url` if given.
+fn bench_config(
+    host: &str,
+    port: u16,
+    influx_url: Option<&str>,
+    readings: u64,
+) -> Result<Config, String> {
+    let mut cfg = Config::for_site("bench");
+    let mut mqtt = MqttConfig::new(host, port);
+    mqtt.client_id = format!("millwright-bench-{}", std::process::id());
+    mqtt.clean_session = true;
+    let mut sub = SubscriptionConfig::new("bench/{asset}", PayloadFormat::Json);
+    sub.qos = 1;
+    mqtt.subscriptions.push(sub);
+    cfg.mqtt = Some(mqtt);
+    cfg.store.window_s = 60;
+    cfg.store.max_points_per_sensor = 1000;
+    cfg.node.status_interval_s = 0;
+    cfg.influxdb = influx_url.map(|u| {
+        let mut i = InfluxConfig::new(u, "bench", "bench", "");
+        i.batch_size = 10_000;
+        i.max_backlog_points = usize::try_from(readings.max(10_000)).unwrap_or(usize::MAX);
+        i
+    });
+    cfg.checked()
+}
+
 /// Stops the benchmark's own broker when the benchmark ends, however it ends.
 struct KillOnDrop(std::process::Child);
 
@@ -219,11 +212,15 @@ fn spawn_mosquitto() -> anyhow::Result<Option<(u16, std::process::Child)>> {
     anyhow::bail!("mosquitto did not start on port {port}")
 }
 
-/// Publisher side: sends the readings as fast as the broker takes them (QoS 1).
-async fn publish(a: &BenchIngestArgs, target: &str) -> anyhow::Result<()> {
+/// Publisher side (the child process, `bench ingest-publisher`): sends the readings as fast as
+/// the broker takes them (QoS 1).
+pub async fn publish(a: &BenchPublisherArgs) -> anyhow::Result<()> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
     use std::fmt::Write;
-    let (h, p) = target.rsplit_once(':').context("publisher target")?;
+    let (h, p) = a
+        .broker
+        .rsplit_once(':')
+        .context("--broker must be host:port")?;
     let mut opts = MqttOptions::new(
         format!("millwright-bench-pub-{}", std::process::id()),
         h,
