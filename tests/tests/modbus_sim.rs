@@ -41,7 +41,8 @@ fn fields_of(map: &[RegisterDef]) -> Vec<FieldConfig> {
             },
             address: d.address,
             data_type: match d.data_type {
-                millwright_sim::RegisterValueType::U16 | millwright_sim::RegisterValueType::Bits16 => DataType::U16,
+                millwright_sim::RegisterValueType::U16
+                | millwright_sim::RegisterValueType::Bits16 => DataType::U16,
                 millwright_sim::RegisterValueType::I16 => DataType::I16,
                 millwright_sim::RegisterValueType::U32 => DataType::U32,
                 millwright_sim::RegisterValueType::I32 => DataType::I32,
@@ -73,7 +74,9 @@ fn expected(d: &RegisterDef, table: &[u16]) -> f64 {
         }
     };
     let raw = match d.data_type {
-        millwright_sim::RegisterValueType::U16 | millwright_sim::RegisterValueType::Bits16 => f64::from(w0),
+        millwright_sim::RegisterValueType::U16 | millwright_sim::RegisterValueType::Bits16 => {
+            f64::from(w0)
+        }
         millwright_sim::RegisterValueType::I16 => f64::from(w0 as i16),
         millwright_sim::RegisterValueType::U32 => f64::from(two()),
         millwright_sim::RegisterValueType::I32 => f64::from(two() as i32),

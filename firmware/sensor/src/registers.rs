@@ -293,8 +293,8 @@ const fn def(
     }
 }
 
-use RegisterValueType::*;
 use Function::{Holding, Input};
+use RegisterValueType::*;
 use WordOrder::{Abcd, Cdab};
 
 /// The input register map, by address.

@@ -9,7 +9,7 @@ use millwright_drivers::ads1115::{single_shot_config, Ads1115, Gain, Mux, Rate};
 use millwright_drivers::adxl345::Adxl345;
 use millwright_drivers::tmp117::Tmp117;
 use millwright_sensor::current_loop::LoopRange;
-use millwright_sensor::node::{SensorNodeConfig, SensorNode, WriteError};
+use millwright_sensor::node::{SensorNode, SensorNodeConfig, WriteError};
 use millwright_sensor::registers::{holding, input, loop_status, status, WordOrder};
 
 const N: usize = 8;

@@ -22,5 +22,5 @@ pub mod server;
 
 pub use config::{ConfigError, Fault, FaultKind, MachineConfig, MachineKind, SimFile};
 pub use map::{loop_channels, register_map, LoopChannel};
-pub use millwright_sensor::registers::{RegisterValueType, Function, RegisterDef, WordOrder};
+pub use millwright_sensor::registers::{Function, RegisterDef, RegisterValueType, WordOrder};
 pub use server::MachineServer;

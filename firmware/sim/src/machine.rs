@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use millwright_drivers::ads1115::{Ads1115, Gain};
 use millwright_drivers::adxl345::{Adxl345, DataRate, Range, SpiInterface};
 use millwright_drivers::tmp117::Tmp117;
-use millwright_sensor::node::{SensorNodeConfig, SensorNode, WriteError};
+use millwright_sensor::node::{SensorNode, SensorNodeConfig, WriteError};
 use millwright_sensor::registers::{holding, input};
 
 use crate::config::{Fault, MachineConfig};

@@ -12,7 +12,7 @@ use millwright_sim::config::{FaultSpec, MachineSpec};
 use millwright_sim::{
     register_map, ConfigError, MachineConfig, MachineKind, MachineServer, SimFile,
 };
-use millwright_sim::{RegisterValueType, Function};
+use millwright_sim::{Function, RegisterValueType};
 
 /// Simulated machines with sensor nodes, served over Modbus TCP.
 ///

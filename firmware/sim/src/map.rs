@@ -132,7 +132,7 @@ pub fn register_map(kind: MachineKind) -> &'static [RegisterDef] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use millwright_sensor::registers::{RegisterValueType, Function};
+    use millwright_sensor::registers::{Function, RegisterValueType};
 
     #[test]
     fn maps_follow_the_sensor_layout_with_machine_signals() {
@@ -168,7 +168,10 @@ mod tests {
             .iter()
             .find(|d| d.signal == "discharge_pressure_bar")
             .unwrap();
-        assert_eq!((d.address, d.data_type, d.unit), (16, RegisterValueType::F32, "bar"));
+        assert_eq!(
+            (d.address, d.data_type, d.unit),
+            (16, RegisterValueType::F32, "bar")
+        );
         let types: std::collections::BTreeSet<_> =
             pump.iter().map(|d| d.data_type.name()).collect();
         assert_eq!(

@@ -434,7 +434,15 @@ mod tests {
         ];
         (
             (year, date_sep.clone(), month, date_sep, day, t),
-            (hour, time_sep.clone(), minute, time_sep, second, frac, offset),
+            (
+                hour,
+                time_sep.clone(),
+                minute,
+                time_sep,
+                second,
+                frac,
+                offset,
+            ),
         )
             .prop_map(|((y, s1, mo, s2, d, t), (h, c1, mi, c2, se, frac, off))| {
                 format!("{y}{s1}{mo}{s2}{d}{t}{h}{c1}{mi}{c2}{se}{frac}{off}")
@@ -456,7 +464,10 @@ mod tests {
         }
         // Every outcome is well represented, so the comparison with the old parsers below
         // covers accepted and refused text alike.
-        assert!(strict > 100 && lenient_only > 100 && neither > 100, "{strict} {lenient_only} {neither}");
+        assert!(
+            strict > 100 && lenient_only > 100 && neither > 100,
+            "{strict} {lenient_only} {neither}"
+        );
     }
 
     proptest::proptest! {

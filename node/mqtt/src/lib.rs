@@ -341,7 +341,10 @@ mod tests {
         assert_eq!(v4.keep_alive(), Duration::from_secs(30));
         assert_eq!(v4.max_packet_size(), 1 << 20);
         let login = v4.credentials().unwrap();
-        assert_eq!((login.username.as_str(), login.password.as_str()), ("edge", "hunter2"));
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("edge", "hunter2")
+        );
         let v5 = o.v5_options().unwrap();
         assert_eq!(v5.broker_address(), ("broker.local".to_string(), 1883));
         assert_eq!(v5.client_id(), "node-1-out");
@@ -377,7 +380,10 @@ mod tests {
             client_key_file: None,
         });
         let e = o.v4_options().unwrap_err().to_string();
-        assert!(e.starts_with("mqtt.tls: cannot read") && e.contains("missing.pem"), "{e}");
+        assert!(
+            e.starts_with("mqtt.tls: cannot read") && e.contains("missing.pem"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -65,7 +65,7 @@ const DEMO_LEARN_N: u32 = 60;
 /// The Modbus register map of a simulated machine as node config, restricted to the signals
 /// its profile knows.
 fn modbus_device_toml(m: &DemoMachine, port: u16, profile: &Profile) -> String {
-    use millwright_sensor::registers::{RegisterValueType, Function, WordOrder};
+    use millwright_sensor::registers::{Function, RegisterValueType, WordOrder};
     let mut t = format!(
         "[[modbus.devices]]\nname = \"{asset}\"\nasset = \"{asset}\"\ntransport = \"tcp\"\nhost = \"127.0.0.1\"\nport = {port}\nunit_id = 1\npoll_interval_ms = {POLL_MS}\ntimeout_ms = 150\n",
         asset = m.asset

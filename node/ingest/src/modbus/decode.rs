@@ -244,7 +244,11 @@ fn need(words: &[u16], ty: FieldType) -> Result<(), RegisterDecodeError> {
 }
 
 /// Decodes a value of type `ty` from the first registers of `words`.
-pub fn decode(words: &[u16], ty: FieldType, order: RegisterOrder) -> Result<Value, RegisterDecodeError> {
+pub fn decode(
+    words: &[u16],
+    ty: FieldType,
+    order: RegisterOrder,
+) -> Result<Value, RegisterDecodeError> {
     need(words, ty)?;
     let mut b = [0u8; 8];
     Ok(match ty {
@@ -322,7 +326,11 @@ fn unrepresentable(ty: FieldType, v: &Value) -> RegisterDecodeError {
 /// `Bool` encodes as 1/0; `Bit(n)` as a register with only bit `n` set (or 0); text is padded with
 /// NULs to the type's length.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-pub fn encode(value: &Value, ty: FieldType, order: RegisterOrder) -> Result<Vec<u16>, RegisterDecodeError> {
+pub fn encode(
+    value: &Value,
+    ty: FieldType,
+    order: RegisterOrder,
+) -> Result<Vec<u16>, RegisterDecodeError> {
     let bad = || unrepresentable(ty, value);
     let mut b = [0u8; 8];
     let width = usize::from(ty.registers());

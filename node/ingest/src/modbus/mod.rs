@@ -27,6 +27,6 @@ mod validate;
 
 pub use config::{DeviceConfig, FieldConfig, ModbusConfig};
 pub use metrics::{DeviceMetrics, ModbusMetrics};
-pub use poller::{spawn_devices, ModbusError, ModbusPollers};
 /// The device status signal the pollers emit (defined with the node's other names in core).
 pub use millwright_core::schema::DEVICE_ONLINE_SIGNAL;
+pub use poller::{spawn_devices, ModbusError, ModbusPollers};

@@ -260,9 +260,7 @@ fn field_type_options(d: &DeviceConfig, f: &FieldConfig, at: &mut At<'_>) {
     }
     let max_len = d.max_registers_per_request.min(MAX_REGISTERS_PER_REQUEST);
     match (f.data_type, f.length_registers) {
-        (DataType::String, None) => {
-            at.push("length_registers", "is required for type \"string\"")
-        }
+        (DataType::String, None) => at.push("length_registers", "is required for type \"string\""),
         (DataType::String, Some(n)) if n == 0 || n > max_len => at.push(
             "length_registers",
             format!("must be 1..={max_len} (the device's max_registers_per_request), not {n}"),

@@ -35,8 +35,9 @@ impl Decoder {
                 continue;
             }
             any = true;
-            self.lp_line(topic, line, now_ns, out)
-                .map_err(|e| PayloadError::new(e.reason, format!("line {}: {}", n + 1, e.detail)))?;
+            self.lp_line(topic, line, now_ns, out).map_err(|e| {
+                PayloadError::new(e.reason, format!("line {}: {}", n + 1, e.detail))
+            })?;
         }
         if !any {
             return Err(PayloadError::new(RejectReason::Syntax, "no lines"));
