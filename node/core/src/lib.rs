@@ -4,6 +4,7 @@
 //! This crate does no I/O and has no async runtime; it depends on nothing of ours.
 
 pub mod anomaly;
+pub mod history;
 pub mod llm;
 pub mod reading;
 pub mod schema;
@@ -15,6 +16,7 @@ pub use anomaly::{
     MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportInput,
     SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
 };
+pub use history::History;
 pub use llm::{
     ChatMessage, Completion, GenParams, LanguageModel, Prompt, Role, SlmError, StopReason,
 };
