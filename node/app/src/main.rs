@@ -8,7 +8,6 @@ mod config;
 mod metrics;
 mod node;
 mod procinfo;
-mod reports;
 
 use clap::Parser;
 use cli::{BenchCommand, Cli, Command};
