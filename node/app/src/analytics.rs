@@ -1,46 +1,70 @@
-//! The node's analytics thread: asset profiles' detectors over the reading bus, explanation
-//! cards for new anomalies (on-device model with grounding check, else the rule-based
-//! template), published as JSON on MQTT `<root>/<site>/alerts/<asset>` and written to InfluxDB
-//! as `millwright_anomaly` events. Maintenance reports of an asset are published on
-//! `<root>/<site>/reports/<asset>` (JSON) and `…/reports/<asset>/markdown` and written as
-//! `millwright_report` points: when an anomaly of the asset closes, every `report_interval_s`
-//! (per shift), and on request (an asset name published to `<root>/<site>/reports/request`).
+//! The node's analytics driver: runs the [`millwright_analytics::Analytics`] state machine on
+//! its own OS thread and delivers what it says.
 //!
-//! It runs on its own OS thread: model inference never blocks the async runtime, and a slow
-//! explanation never slows ingest (the tap is bounded and lossy for analytics only; every
-//! reading still reaches the store and the sinks).
+//! One bounded input channel carries everything the machine reacts to: batches from the
+//! pipeline's [`Tap`] (lossy for analytics only, drops are counted; every reading still reaches
+//! the store and the sinks), report requests ([`Requests`]) and finished explanation cards.
+//! The thread waits on it with `recv_timeout` and ticks the machine about once a second.
+//!
+//! Explanations never run on this thread: each goes to the model's own thread through its
+//! bounded queue ([`millwright_slm::ModelHandle::try_run`]) and its card comes back on the
+//! input channel; when the queue is full (or there is no model) the rule-based template
+//! explains at once, and that is counted. So a slow model never delays detection.
+//!
+//! Delivery sits behind [`Deliver`]: the running node publishes on MQTT and writes to InfluxDB
+//! ([`deliver::NodeDeliver`]), the demo prints. The MQTT client of the node's own publications
+//! is [`deliver::alert_client`].
+
+pub mod deliver;
+#[cfg(test)]
+mod tests;
 
 use crate::config::{AssetConfig, Config};
-use millwright_core::anomaly::{Anomaly, MaintenanceReport, Phase};
-use millwright_core::{Batch, LanguageModel};
-use millwright_detect::AssetMonitor;
+use millwright_analytics::{Analytics, ExplainRequest, Output};
+use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport};
+use millwright_core::history::{Sample, SensorHealth, Stats};
+use millwright_core::{Batch, History, SensorId, Unit};
 use millwright_profile::Profile;
-use millwright_sinks::InfluxWriter;
+use millwright_reason::{ExplainCounters, Explainer};
+use millwright_slm::ModelHandle;
+use millwright_store::Store;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-/// Asking for this "asset" (`reports/request` payload `site`) gives the site report, published
-/// on `reports/site/markdown` after every asset's own report.
-pub const SITE_REQUEST: &str = "site";
+pub use millwright_analytics::SITE_REQUEST;
 
-/// Counters of the analytics thread.
+/// Batches, requests and cards the input channel holds before the tap drops batches.
+pub const INPUT_CAPACITY: usize = 4096;
+/// Explanations that may wait for the model (plus the one it is writing); more are explained
+/// by the template at once.
+pub const EXPLAIN_QUEUE: usize = 4;
+
+/// Counters of analytics in the running node (for `/metrics`).
 #[derive(Debug, Default)]
 pub struct AnalyticsStatus {
-    /// Anomaly events opened.
-    pub anomalies: AtomicU64,
+    /// The machine's counters (anomalies, explanations, reports; set when the driver starts).
+    pub machine: OnceLock<Arc<millwright_analytics::Counters>>,
+    /// Grounding-check counters of the explainer (set when the driver starts).
+    pub explain: OnceLock<Arc<ExplainCounters>>,
     /// Alerts published on MQTT.
     pub alerts_published: AtomicU64,
-    /// Explanations whose text came from the model (passed the grounding check).
-    pub explanations_model: AtomicU64,
-    /// Explanations that used the rule-based template.
-    pub explanations_fallback: AtomicU64,
-    /// Maintenance reports written.
-    pub reports: AtomicU64,
-    /// Grounding-check counters of the explainer (set when the thread starts).
-    pub explain: std::sync::OnceLock<Arc<millwright_reason::ExplainCounters>>,
+    /// Explanations the model queue could not take: the template explained at once.
+    pub explanations_queue_full: AtomicU64,
+    /// Batches the tap dropped because analytics was behind (the store and sinks got them).
+    pub dropped_batches: AtomicU64,
+}
+
+impl AnalyticsStatus {
+    /// One of the machine's counters (0 before the driver starts).
+    pub fn machine(&self, f: impl Fn(&millwright_analytics::Counters) -> &AtomicU64) -> u64 {
+        self.machine
+            .get()
+            .map(|c| f(c).load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
 }
 
 /// Resolves an asset's profile path (relative paths are relative to the config file's folder).
@@ -80,332 +104,279 @@ pub fn load_profiles(cfg: &Config, base: &Path) -> Result<Vec<(String, Profile)>
     }
 }
 
-/// Where alerts go.
-pub struct Outputs {
-    /// MQTT client for alerts (already driven by its own event-loop task).
-    pub mqtt: Option<rumqttc::AsyncClient>,
-    /// Topic prefix `<root>/<site>/`.
-    pub topic_prefix: String,
-    /// InfluxDB writer.
-    pub influx: Option<InfluxWriter>,
-    /// Runtime handle, to hand work to async sinks from this thread.
-    pub rt: tokio::runtime::Handle,
-    /// Report requests (asset names) from MQTT.
-    pub requests: Option<std::sync::mpsc::Receiver<String>>,
-    /// The local store (reports are built from it).
-    pub store: Arc<std::sync::Mutex<millwright_store::Store>>,
-    /// Site name.
-    pub site: String,
-    /// Seconds between scheduled reports of every asset (0: none).
-    pub report_interval_s: u64,
+/// What the driver thread reacts to.
+pub enum Input {
+    /// Readings from the pipeline.
+    Batch(Batch),
+    /// A report request: an asset tag or [`SITE_REQUEST`].
+    ReportRequest(String),
+    /// A card made on the model thread.
+    Explained(ExplanationCard),
+    /// Nothing to do but look at the time and the tap (sent when the tap closes).
+    Wake,
 }
 
-impl Outputs {
-    fn publish(&self, topic: String, payload: String) -> bool {
-        match &self.mqtt {
-            Some(c) => match c.try_publish(topic, rumqttc::QoS::AtLeastOnce, false, payload) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not queue an MQTT publication");
-                    false
-                }
-            },
-            None => false,
-        }
-    }
-
-    fn write_record(&self, record: millwright_core::Record) {
-        if let Some(w) = &self.influx {
-            let w = w.clone();
-            self.rt.spawn(async move {
-                let _ = w.write_record(record).await;
-            });
-        }
-    }
-
-    /// Builds, publishes and stores the report of one asset; returns its Markdown.
-    fn report(
-        &self,
-        asset: &str,
-        profile: Option<&Profile>,
-        events: &[Anomaly],
-        cards: &[millwright_core::anomaly::ExplanationCard],
-        status: &AnalyticsStatus,
-    ) -> Option<MaintenanceReport> {
-        let r = {
-            let store = self.store.lock().ok()?;
-            crate::reports::asset_report(
-                &store,
-                &self.site,
-                asset,
-                profile,
-                (i64::MIN, i64::MAX),
-                events,
-                cards,
-            )
-        };
-        let md = millwright_reason::to_markdown(&r);
-        let base = format!(
-            "{}{}/{asset}",
-            self.topic_prefix,
-            millwright_core::schema::topics::REPORTS
-        );
-        if let Ok(json) = millwright_reason::to_json(&r) {
-            self.publish(base.clone(), json);
-        }
-        self.publish(format!("{base}/markdown"), md.clone());
-        self.write_record(millwright_core::Record::report(
-            r.clone(),
-            md,
-            millwright_core::time::now_ns(),
-        ));
-        status.reports.fetch_add(1, Ordering::Relaxed);
-        Some(r)
-    }
-}
-
-/// Starts an MQTT client for the node's own publications (alerts, reports), with `status` as
-/// its retained last will; report requests arrive on the returned receiver.
-pub fn alert_client(
-    cfg: &Config,
-) -> Option<(rumqttc::AsyncClient, std::sync::mpsc::Receiver<String>)> {
-    let m = cfg.mqtt.as_ref()?;
-    let request_topic = format!(
-        "{}/{}/{}/request",
-        cfg.site.topic_root,
-        cfg.site.name,
-        millwright_core::schema::topics::REPORTS
-    );
-    let (req_tx, req_rx) = std::sync::mpsc::channel::<String>();
-    let mut opts = match m
-        .connection()
-        .with_client_id(format!("{}-out", m.client_id))
-        .v4_options()
-    {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "alert publisher not started");
-            return None;
-        }
-    };
-    let status_topic = format!(
-        "{}/{}/{}",
-        cfg.site.topic_root,
-        cfg.site.name,
-        millwright_core::schema::topics::STATUS
-    );
-    opts.set_last_will(rumqttc::LastWill::new(
-        status_topic.clone(),
-        "offline",
-        rumqttc::QoS::AtLeastOnce,
-        true,
-    ));
-    let (client, mut el) = rumqttc::AsyncClient::new(opts, 256);
-    let c2 = client.clone();
-    tokio::spawn(async move {
-        loop {
-            match el.poll().await {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                    let _ = c2.try_publish(
-                        status_topic.clone(),
-                        rumqttc::QoS::AtLeastOnce,
-                        true,
-                        "online",
-                    );
-                    let _ = c2.try_subscribe(request_topic.clone(), rumqttc::QoS::AtLeastOnce);
-                }
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                    let asset = String::from_utf8_lossy(&p.payload).trim().to_string();
-                    if !asset.is_empty() && asset.len() < 256 {
-                        let _ = req_tx.send(asset);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "alert publisher: connection failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    });
-    Some((client, req_rx))
-}
-
-/// Runs detection and explanation until the tap closes.
-pub fn run(
-    mut rx: mpsc::Receiver<Batch>,
-    profiles: Vec<(String, Profile)>,
-    mut model: Option<Box<dyn LanguageModel>>,
-    out: Outputs,
+/// The pipeline's lossy tap into analytics: never blocks, counts what it drops. Dropping the
+/// tap ends the driver (after in-flight explanations, within [`DriverOptions::drain`]).
+pub struct Tap {
+    tx: SyncSender<Input>,
+    closed: Arc<AtomicBool>,
     status: Arc<AnalyticsStatus>,
-) {
-    let known: Vec<String> = profiles.iter().map(|(a, _)| a.clone()).collect();
-    let mut monitors: Vec<(AssetMonitor, Profile)> = Vec::new();
-    for (asset, p) in profiles {
-        match AssetMonitor::new(&asset, &p) {
-            Ok(m) => monitors.push((m, p)),
-            Err(e) => tracing::error!(%asset, error = %e, "asset monitor not started"),
+}
+
+impl Tap {
+    /// Hands a batch to analytics, or counts it as dropped when analytics is behind.
+    pub fn send(&self, batch: Batch) {
+        if self.tx.try_send(Input::Batch(batch)).is_err() {
+            self.status.dropped_batches.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let explainer = millwright_reason::Explainer::new(millwright_reason::ExplainOptions {
-        known_assets: known,
-        ..Default::default()
-    });
-    let _ = status.explain.set(explainer.counters().clone());
-    let mut events: Vec<Anomaly> = Vec::new();
-    let mut history: Vec<Anomaly> = Vec::new();
-    let mut cards: Vec<millwright_core::anomaly::ExplanationCard> = Vec::new();
-    let mut last_tick = std::time::Instant::now();
-    let mut last_report = std::time::Instant::now();
-    loop {
-        let batch = match rx.try_recv() {
-            Ok(b) => b,
-            Err(mpsc::error::TryRecvError::Empty) => {
-                std::thread::sleep(Duration::from_millis(20));
-                Vec::new()
-            }
-            Err(mpsc::error::TryRecvError::Disconnected) => return,
-        };
-        for r in &batch {
-            for (m, _) in monitors.iter_mut() {
-                if *r.sensor.asset == *m.asset() {
-                    m.observe(r, &mut events);
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.tx.try_send(Input::Wake);
+    }
+}
+
+/// The driver's end of the input channel (hand it to [`Driver::new`]).
+pub struct Inbox {
+    tx: SyncSender<Input>,
+    rx: Receiver<Input>,
+    closed: Arc<AtomicBool>,
+    status: Arc<AnalyticsStatus>,
+}
+
+impl Inbox {
+    /// A sender of report requests.
+    pub fn requests(&self) -> Requests {
+        Requests(self.tx.clone())
+    }
+}
+
+/// The bounded input channel of analytics: the pipeline's tap and the driver's inbox.
+pub fn channel(status: Arc<AnalyticsStatus>) -> (Tap, Inbox) {
+    let (tx, rx) = sync_channel(INPUT_CAPACITY);
+    let closed = Arc::new(AtomicBool::new(false));
+    let tap = Tap {
+        tx: tx.clone(),
+        closed: closed.clone(),
+        status: status.clone(),
+    };
+    (
+        tap,
+        Inbox {
+            tx,
+            rx,
+            closed,
+            status,
+        },
+    )
+}
+
+/// Sends report requests to the driver (cloneable).
+#[derive(Clone)]
+pub struct Requests(SyncSender<Input>);
+
+impl Requests {
+    /// Asks for the report of `asset` (or [`SITE_REQUEST`]); false when analytics is behind
+    /// or stopped.
+    pub fn request(&self, asset: String) -> bool {
+        self.0.try_send(Input::ReportRequest(asset)).is_ok()
+    }
+}
+
+/// The shared local store as [`History`]: one short lock per question.
+pub struct SharedStore(pub Arc<Mutex<Store>>);
+
+impl SharedStore {
+    fn with<T>(&self, f: impl FnOnce(&Store) -> T) -> Option<T> {
+        self.0.lock().ok().map(|s| f(&s))
+    }
+}
+
+impl History for SharedStore {
+    fn signals_of(&self, asset: &str) -> Vec<SensorId> {
+        self.with(|s| s.signals_of(asset)).unwrap_or_default()
+    }
+    fn unit(&self, sensor: &SensorId) -> Option<Unit> {
+        self.with(|s| s.unit(sensor).cloned()).flatten()
+    }
+    fn last(&self, sensor: &SensorId) -> Option<Sample> {
+        self.with(|s| s.last(sensor)).flatten()
+    }
+    fn stats(&self, sensor: &SensorId, from_ns: i64, to_ns: i64) -> Option<Stats> {
+        self.with(|s| s.stats(sensor, from_ns, to_ns)).flatten()
+    }
+    fn health(&self, sensor: &SensorId) -> Option<SensorHealth> {
+        self.with(|s| s.health(sensor)).flatten()
+    }
+}
+
+/// Where the machine's outputs go.
+pub trait Deliver {
+    /// An anomaly opened (its card follows in [`Deliver::alert`]).
+    fn opened(&mut self, _event: &Anomaly) {}
+    /// A card is ready: the alert.
+    fn alert(&mut self, card: &ExplanationCard);
+    /// The maintenance report of one asset.
+    fn report(&mut self, report: &MaintenanceReport, markdown: &str);
+    /// The site report.
+    fn site_report(&mut self, markdown: &str);
+}
+
+/// Timing of the driver.
+#[derive(Clone, Copy, Debug)]
+pub struct DriverOptions {
+    /// How often the machine ticks with the wall clock (dropouts, report schedule); None: never
+    /// (the demo's time-lapsed readings are not on the wall clock).
+    pub tick: Option<Duration>,
+    /// After the tap closes, how long to wait for explanations still with the model.
+    pub drain: Duration,
+}
+
+impl Default for DriverOptions {
+    fn default() -> Self {
+        Self {
+            tick: Some(Duration::from_secs(1)),
+            drain: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The analytics thread's loop: input channel → machine → delivery, explanations through the
+/// model queue.
+pub struct Driver<D: Deliver> {
+    machine: Analytics,
+    explainer: Explainer,
+    history: Box<dyn History + Send>,
+    model: Option<ModelHandle>,
+    deliver: D,
+    status: Arc<AnalyticsStatus>,
+    opts: DriverOptions,
+    tx: SyncSender<Input>,
+    rx: Receiver<Input>,
+    closed: Arc<AtomicBool>,
+    in_flight: usize,
+}
+
+impl<D: Deliver> Driver<D> {
+    /// A driver reading `inbox` (whose tap feeds it).
+    pub fn new(
+        inbox: Inbox,
+        machine: Analytics,
+        history: Box<dyn History + Send>,
+        model: Option<ModelHandle>,
+        deliver: D,
+        opts: DriverOptions,
+    ) -> Self {
+        let status = inbox.status;
+        let _ = status.machine.set(machine.counters().clone());
+        let _ = status.explain.set(machine.explainer().counters().clone());
+        Self {
+            explainer: machine.explainer().clone(),
+            machine,
+            history,
+            model,
+            deliver,
+            status,
+            opts,
+            tx: inbox.tx,
+            rx: inbox.rx,
+            closed: inbox.closed,
+            in_flight: 0,
+        }
+    }
+
+    /// Runs until the tap closes and the explanations with the model are back (or the drain
+    /// time is over); returns the machine (the demo reports from it at the end).
+    pub fn run(mut self) -> (Analytics, D) {
+        let mut out = Vec::new();
+        let mut next_tick = self.opts.tick.map(|t| Instant::now() + t);
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if self.closed.load(Ordering::Acquire) {
+                let until = *drain_until.get_or_insert(now + self.opts.drain);
+                if self.in_flight == 0 || now >= until {
+                    break;
                 }
             }
-        }
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = std::time::Instant::now();
-            let now = millwright_core::time::now_ns();
-            for (m, _) in monitors.iter_mut() {
-                m.tick(now, &mut events);
-            }
-        }
-        let mut report_assets: Vec<String> = Vec::new();
-        if let Some(req) = &out.requests {
-            while let Ok(asset) = req.try_recv() {
-                report_assets.push(asset);
-            }
-        }
-        if out.report_interval_s > 0
-            && last_report.elapsed() >= Duration::from_secs(out.report_interval_s)
-        {
-            last_report = std::time::Instant::now();
-            report_assets.extend(monitors.iter().map(|(m, _)| m.asset().to_string()));
-        }
-        // Keep the event history bounded (the latest 1000 events).
-        if history.len() > 1000 {
-            history.drain(..history.len() - 1000);
-        }
-        if cards.len() > 1000 {
-            cards.drain(..cards.len() - 1000);
-        }
-        for ev in events.drain(..) {
-            history.retain(|h| h.id != ev.id);
-            history.push(ev.clone());
-            if ev.phase == Phase::Closed {
-                report_assets.push(ev.sensor.asset.to_string());
-            }
-            if ev.phase != Phase::Opened {
-                continue;
-            }
-            status.anomalies.fetch_add(1, Ordering::Relaxed);
-            let profile = monitors
-                .iter()
-                .find(|(m, _)| *m.asset() == *ev.sensor.asset)
-                .map(|(_, p)| p);
-            let card = match model.as_mut() {
-                Some(m) => {
-                    let m: &mut dyn LanguageModel = &mut **m;
-                    explainer.explain(&ev, profile, Some(m))
+            let wait = next_tick
+                .map(|t| t.saturating_duration_since(now))
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
+            match self.rx.recv_timeout(wait) {
+                Ok(Input::Batch(b)) => self.machine.on_batch(&b, &*self.history, &mut out),
+                Ok(Input::ReportRequest(asset)) => {
+                    self.machine
+                        .on_report_request(&asset, &*self.history, &mut out)
                 }
-                None => explainer.explain(&ev, profile, None),
-            };
-            if card.source == millwright_core::anomaly::TextSource::Model {
-                status.explanations_model.fetch_add(1, Ordering::Relaxed);
-            } else {
-                status.explanations_fallback.fetch_add(1, Ordering::Relaxed);
+                Ok(Input::Explained(card)) => {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.machine.on_explained(card, &mut out);
+                }
+                Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            tracing::warn!(asset = %card.asset, signal = %card.signal, kind = ?card.kind, score = card.score, text = %card.text, "anomaly");
-            if let Some(client) = &out.mqtt {
-                match millwright_reason::card_json(&card) {
-                    Ok(json) => {
-                        let topic = format!(
-                            "{}{}/{}",
-                            out.topic_prefix,
-                            millwright_core::schema::topics::ALERTS,
-                            card.asset
-                        );
-                        match client.try_publish(topic, rumqttc::QoS::AtLeastOnce, false, json) {
-                            Ok(()) => {
-                                status.alerts_published.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => {
-                                tracing::error!(error = %e, "alert could not be queued for MQTT")
-                            }
-                        }
+            if let (Some(t), Some(every)) = (next_tick, self.opts.tick) {
+                if Instant::now() >= t {
+                    next_tick = Some(Instant::now() + every);
+                    self.machine
+                        .on_tick(crate::time_ns(), &*self.history, &mut out);
+                }
+            }
+            self.deliver_all(&mut out);
+        }
+        (self.machine, self.deliver)
+    }
+
+    /// Delivers `out` (and what explaining at once adds to it) until it is empty.
+    pub fn deliver_all(&mut self, out: &mut Vec<Output>) {
+        while !out.is_empty() {
+            for o in std::mem::take(out) {
+                match o {
+                    Output::Event(ev) => {
+                        tracing::debug!(id = %ev.id, phase = ?ev.phase, kind = ?ev.kind, "anomaly event")
                     }
-                    Err(e) => tracing::error!(error = %e, "alert could not be serialised"),
-                }
-            }
-            out.write_record(card.clone().into());
-            cards.push(card);
-        }
-        report_assets.sort();
-        report_assets.dedup();
-        let site_report = report_assets.iter().any(|a| a == SITE_REQUEST)
-            || report_assets.len() >= monitors.len().max(2);
-        let mut site_reports = Vec::new();
-        for asset in report_assets {
-            if asset == SITE_REQUEST {
-                continue;
-            }
-            let profile = monitors
-                .iter()
-                .find(|(m, _)| m.asset() == asset)
-                .map(|(_, p)| p);
-            if profile.is_none()
-                && out
-                    .store
-                    .lock()
-                    .map(|s| s.signals_of(&asset).is_empty())
-                    .unwrap_or(true)
-            {
-                tracing::warn!(%asset, "report requested for an unknown asset");
-                continue;
-            }
-            let evs: Vec<Anomaly> = history
-                .iter()
-                .filter(|a| *a.sensor.asset == *asset)
-                .cloned()
-                .collect();
-            if let Some(r) = out.report(&asset, profile, &evs, &cards, &status) {
-                tracing::info!(%asset, "maintenance report published");
-                site_reports.push(r);
-            }
-        }
-        if site_report {
-            if site_reports.is_empty() {
-                // A site report on request covers every asset.
-                for (m, p) in &monitors {
-                    let evs: Vec<Anomaly> = history
-                        .iter()
-                        .filter(|a| *a.sensor.asset == *m.asset())
-                        .cloned()
-                        .collect();
-                    if let Some(r) = out.report(m.asset(), Some(p), &evs, &cards, &status) {
-                        site_reports.push(r);
+                    Output::Explain(req) => {
+                        self.deliver.opened(&req.event);
+                        self.explain(req, out);
                     }
+                    Output::Alert(card) => self.deliver.alert(&card),
+                    Output::Report { report, markdown } => self.deliver.report(&report, &markdown),
+                    Output::SiteReport { markdown } => self.deliver.site_report(&markdown),
                 }
             }
-            let md = millwright_reason::site_markdown(&out.site, &site_reports);
-            out.publish(
-                format!(
-                    "{}{}/{SITE_REQUEST}/markdown",
-                    out.topic_prefix,
-                    millwright_core::schema::topics::REPORTS
-                ),
-                md,
-            );
         }
+    }
+
+    /// Hands the explanation to the model thread; the template explains at once when its
+    /// queue is full or there is no model.
+    fn explain(&mut self, req: ExplainRequest, out: &mut Vec<Output>) {
+        if let Some(model) = &self.model {
+            let (job_req, explainer, tx) = (req.clone(), self.explainer.clone(), self.tx.clone());
+            let job = Box::new(move |m: &mut dyn millwright_core::LanguageModel| {
+                let card = job_req.explain(&explainer, Some(m));
+                let _ = tx.send(Input::Explained(card));
+            });
+            match model.try_run(job) {
+                Ok(()) => {
+                    self.in_flight += 1;
+                    return;
+                }
+                Err(e) => {
+                    if matches!(e, millwright_core::SlmError::Busy(_)) {
+                        self.status
+                            .explanations_queue_full
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::warn!(asset = %req.event.sensor.asset, error = %e, "model not free; the template explains");
+                }
+            }
+        }
+        let card = req.explain(&self.explainer, None);
+        self.machine.on_explained(card, out);
     }
 }

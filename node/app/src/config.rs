@@ -433,6 +433,112 @@ fn locate_in_table(text: &str, t: &toml_edit::Table, rest: &str) -> Option<usize
     k.span().or(v.span()).map(|s| line_of(text, s.start))
 }
 
+/// Sections built in code with the defaults a config file would get (the demo's config).
+pub mod build {
+    use millwright_ingest::modbus::config::{DataType, TransportKind};
+    use millwright_ingest::modbus::decode::RegisterOrder;
+    use millwright_ingest::modbus::plan::{
+        Function, MAX_COILS_PER_REQUEST, MAX_REGISTERS_PER_REQUEST,
+    };
+    use millwright_ingest::modbus::{DeviceConfig, FieldConfig};
+    use millwright_ingest::mqtt::codec::Precision;
+    use millwright_ingest::mqtt::{MqttConfig, MqttProtocol, PayloadFormat, SubscriptionConfig};
+
+    /// `[mqtt]` to `host:port` as `client_id`, plain TCP, default timing.
+    pub fn mqtt(
+        host: &str,
+        port: u16,
+        client_id: &str,
+        subscriptions: Vec<SubscriptionConfig>,
+    ) -> MqttConfig {
+        MqttConfig {
+            host: host.into(),
+            port,
+            client_id: client_id.into(),
+            username: None,
+            password: None,
+            tls: None,
+            keep_alive_s: 30,
+            protocol: MqttProtocol::V311,
+            clean_session: false,
+            reconnect_min_ms: 250,
+            reconnect_max_ms: 30_000,
+            max_packet_bytes: 16 * 1024 * 1024,
+            subscriptions,
+        }
+    }
+
+    /// `[[mqtt.subscriptions]]` of `topic` in `format`, QoS 1, nothing else set.
+    pub fn subscription(topic: &str, format: PayloadFormat) -> SubscriptionConfig {
+        SubscriptionConfig {
+            topic: topic.into(),
+            format,
+            qos: 1,
+            asset: None,
+            signal: None,
+            unit: None,
+            precision: Precision::Ns,
+            max_payload_bytes: 1024 * 1024,
+        }
+    }
+
+    /// `[[modbus.devices]]`: a Modbus TCP device `name` of `asset` at `host:port`, unit 1.
+    pub fn modbus_tcp(
+        name: &str,
+        host: &str,
+        port: u16,
+        poll_interval_ms: u64,
+        timeout_ms: u64,
+        fields: Vec<FieldConfig>,
+    ) -> DeviceConfig {
+        DeviceConfig {
+            name: name.into(),
+            asset: name.into(),
+            transport: TransportKind::Tcp,
+            host: Some(host.into()),
+            port: Some(port),
+            serial_path: None,
+            baud_rate: None,
+            parity: None,
+            stop_bits: None,
+            unit_id: 1,
+            poll_interval_ms,
+            timeout_ms,
+            retries: 1,
+            backoff_max_ms: 30_000,
+            max_gap_registers: 4,
+            max_registers_per_request: MAX_REGISTERS_PER_REQUEST,
+            max_coils_per_request: MAX_COILS_PER_REQUEST,
+            fields,
+        }
+    }
+
+    /// `[[modbus.devices.fields]]`: a numeric register field, no offset.
+    pub fn register_field(
+        signal: &str,
+        function: Function,
+        address: u16,
+        data_type: DataType,
+        order: RegisterOrder,
+        scale: f64,
+        unit: &str,
+    ) -> FieldConfig {
+        FieldConfig {
+            signal: signal.into(),
+            asset: None,
+            function,
+            address,
+            data_type,
+            bit: None,
+            length_registers: None,
+            order,
+            scale,
+            offset: 0.0,
+            unit: unit.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,5 +628,71 @@ topic = "plant/{asset}/{signal}"
             serde_json::to_value(&parsed).unwrap(),
             "a config built in code equals the same config read from a file"
         );
+    }
+
+    #[test]
+    fn sections_built_in_code_equal_parsed_ones() {
+        use millwright_ingest::modbus::config::DataType;
+        use millwright_ingest::modbus::decode::RegisterOrder;
+        use millwright_ingest::modbus::plan::Function;
+        let text = r#"
+[site]
+name = "b"
+[mqtt]
+host = "127.0.0.1"
+port = 1884
+client_id = "c"
+[[mqtt.subscriptions]]
+topic = "demo/{asset}/telemetry"
+format = "json"
+[[modbus.devices]]
+name = "P-1"
+asset = "P-1"
+transport = "tcp"
+host = "127.0.0.1"
+port = 1502
+poll_interval_ms = 200
+timeout_ms = 150
+[[modbus.devices.fields]]
+signal = "t_c"
+function = "input"
+address = 3
+type = "f32"
+order = "cdab"
+scale = 0.5
+unit = "°C"
+"#;
+        let parsed = Config::parse(text).unwrap();
+        let mut built = Config::for_site("b");
+        built.mqtt = Some(build::mqtt(
+            "127.0.0.1",
+            1884,
+            "c",
+            vec![build::subscription(
+                "demo/{asset}/telemetry",
+                millwright_ingest::mqtt::PayloadFormat::Json,
+            )],
+        ));
+        built.modbus = Some(millwright_ingest::modbus::ModbusConfig {
+            devices: vec![build::modbus_tcp(
+                "P-1",
+                "127.0.0.1",
+                1502,
+                200,
+                150,
+                vec![build::register_field(
+                    "t_c",
+                    Function::Input,
+                    3,
+                    DataType::F32,
+                    RegisterOrder::CDAB,
+                    0.5,
+                    "°C",
+                )],
+            )],
+        });
+        let json = |c: &Config| serde_json::to_value(c).unwrap();
+        assert_eq!(json(&built), json(&parsed));
+        assert!(built.validate().is_empty());
     }
 }

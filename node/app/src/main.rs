@@ -17,7 +17,6 @@ mod node;
 // Peak RSS, CPU time and load average serve the benchmarks only.
 #[cfg_attr(not(feature = "bench"), allow(dead_code))]
 mod procinfo;
-mod reports;
 
 use clap::Parser;
 use cli::{Cli, Command};

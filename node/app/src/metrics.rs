@@ -199,7 +199,7 @@ pub fn render(node: &NodeMetrics) -> String {
             (
                 "millwright_anomalies_total",
                 "Anomaly events opened.",
-                a.anomalies.load(Ordering::Relaxed),
+                a.machine(|c| &c.anomalies),
             ),
             (
                 "millwright_alerts_published_total",
@@ -209,17 +209,27 @@ pub fn render(node: &NodeMetrics) -> String {
             (
                 "millwright_explanations_model_total",
                 "Explanations written by the model (grounded).",
-                a.explanations_model.load(Ordering::Relaxed),
+                a.machine(|c| &c.explanations_model),
             ),
             (
                 "millwright_explanations_fallback_total",
                 "Explanations from the rule-based template.",
-                a.explanations_fallback.load(Ordering::Relaxed),
+                a.machine(|c| &c.explanations_fallback),
+            ),
+            (
+                "millwright_explanations_queue_full_total",
+                "Explanations the model queue could not take (the template explained at once).",
+                a.explanations_queue_full.load(Ordering::Relaxed),
             ),
             (
                 "millwright_reports_total",
                 "Maintenance reports written.",
-                a.reports.load(Ordering::Relaxed),
+                a.machine(|c| &c.reports),
+            ),
+            (
+                "millwright_analytics_dropped_batches_total",
+                "Reading batches analytics skipped because it was behind (stored and written anyway).",
+                a.dropped_batches.load(Ordering::Relaxed),
             ),
         ] {
             metric(name, help, "counter", &[(String::new(), v as f64)]);
@@ -236,11 +246,6 @@ pub fn render(node: &NodeMetrics) -> String {
                     "millwright_grounding_failures_total",
                     "Model texts that failed the grounding check (never published).",
                     st.check_failures,
-                ),
-                (
-                    "millwright_explanation_fallbacks_total",
-                    "Explanations that fell back to the template.",
-                    st.fallbacks,
                 ),
                 (
                     "millwright_model_errors_total",

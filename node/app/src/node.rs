@@ -51,7 +51,7 @@ pub struct Hooks {
     /// Time-lapse: readings' times are mapped to `t0 + (t - t0) × scale` (simulated plant time).
     pub time_lapse: Option<(i64, f64)>,
     /// Every batch is also sent here (after the time-lapse), e.g. to the detectors.
-    pub tap: Option<mpsc::Sender<Batch>>,
+    pub tap: Option<crate::analytics::Tap>,
 }
 
 impl Node {
@@ -101,7 +101,7 @@ impl Node {
                     }
                 }
                 if let Some(tap) = &hooks.tap {
-                    let _ = tap.try_send(batch.clone());
+                    tap.send(batch.clone());
                 }
                 if let Ok(mut s) = st.lock() {
                     s.insert(&batch);

@@ -6,6 +6,7 @@
 //! runtime; it depends on nothing of ours.
 
 pub mod anomaly;
+pub mod history;
 pub mod llm;
 pub mod reading;
 pub mod record;
@@ -20,6 +21,7 @@ pub use anomaly::{
     MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportInput,
     SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
 };
+pub use history::History;
 pub use llm::{
     ChatMessage, Completion, GenParams, LanguageModel, Prompt, Role, SlmError, StopReason,
 };

@@ -7,17 +7,20 @@
 //! - [`ground`]: the grounding check of generated text against the facts.
 //! - [`explain`]: [`Explainer::explain`] → [`millwright_core::ExplanationCard`].
 //! - [`report`]: [`report::build_report`] → [`millwright_core::MaintenanceReport`], Markdown, JSON.
+//! - [`select`]: [`select::select_input`] reads a report's facts from
+//!   [`millwright_core::History`] (signals, statistics, data quality).
 //! - [`publish`]: the card's JSON payload for MQTT (line protocol is the sinks' encoder's).
 //! - [`text`]: number, duration and time formatting.
 //!
 //! No I/O: the model is passed in through [`millwright_core::LanguageModel`], the report's data
-//! through [`millwright_core::ReportInput`].
+//! through [`millwright_core::ReportInput`] or read through [`millwright_core::History`].
 
 pub mod explain;
 pub mod facts;
 pub mod ground;
 pub mod publish;
 pub mod report;
+pub mod select;
 pub mod text;
 
 pub use explain::{ExplainCounters, ExplainOptions, ExplainStats, Explainer};
@@ -25,3 +28,4 @@ pub use facts::{encode, match_failure_modes, Candidate, FactNumber, Facts};
 pub use ground::{check, Grounding, GroundingContext};
 pub use publish::card_json;
 pub use report::{build_report, site_markdown, to_json, to_markdown};
+pub use select::{asset_report, select_input};

@@ -2,8 +2,9 @@
 //! anomalies with their evidence and explanations, each signal against its limits, data
 //! quality, and recommended actions ranked by urgency. Markdown and JSON.
 //!
-//! The input is filled by the caller (from the store); nothing here reads a store, a clock or
-//! a model. Explanations come from the cards given (already grounded) or the template.
+//! The input is selected from history by [`crate::select`] (or filled by the caller); nothing
+//! here reads history, a clock or a model. Explanations come from the cards given (already
+//! grounded) or the template.
 
 use crate::explain::template;
 use crate::facts::encode;

@@ -4,49 +4,56 @@
 //! A full queue answers [`SlmError::Busy`] at once instead of growing memory. Answers come
 //! back through a tokio oneshot (async callers) or a std channel (blocking callers); streamed
 //! text goes to an optional callback run on the model thread (keep it cheap: e.g. send into
-//! a channel). The thread ends when the last handle is dropped.
+//! a channel). Any other work with the model (an explanation with its retry) is a
+//! [`ModelJob`] handed over with [`ModelHandle::try_run`]. The model may be loaded on the
+//! thread itself ([`ModelHandle::spawn_with`]), so loading never runs on the caller's thread
+//! either. The thread ends when the last handle is dropped.
 
 use millwright_core::{Completion, GenParams, LanguageModel, Prompt, SlmError};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 type Reply = Box<dyn FnOnce(Result<Completion, SlmError>) + Send>;
 /// Streaming callback run on the model thread for each piece of text.
 pub type TokenSink = Box<dyn FnMut(&str) + Send>;
-
-struct Job {
-    prompt: Prompt,
-    params: GenParams,
-    on_token: Option<TokenSink>,
-    reply: Reply,
-}
+/// Work run on the model thread with the model (send results out through a channel).
+pub type ModelJob = Box<dyn FnOnce(&mut dyn LanguageModel) + Send>;
 
 /// A cloneable handle to a model running on its own thread behind a bounded queue.
 #[derive(Clone)]
 pub struct ModelHandle {
-    tx: SyncSender<Job>,
+    tx: SyncSender<ModelJob>,
     capacity: usize,
-    name: Arc<str>,
+    name: Arc<OnceLock<String>>,
 }
 
 impl ModelHandle {
     /// Moves `model` onto a new thread that serves up to `queue` waiting requests
     /// (plus the one being generated).
     pub fn spawn(model: Box<dyn LanguageModel>, queue: usize) -> Result<Self, SlmError> {
-        let name: Arc<str> = Arc::from(model.name());
-        let (tx, rx) = sync_channel::<Job>(queue);
-        let mut model = model;
+        let name = model.name().to_string();
+        let h = Self::spawn_with(move || model, queue)?;
+        let _ = h.name.set(name);
+        Ok(h)
+    }
+
+    /// Starts the model thread, which first runs `loader` (reading a model file can take
+    /// seconds: it never runs on the caller's thread), then serves up to `queue` waiting
+    /// requests (plus the one running). Requests queued while it loads wait for it.
+    pub fn spawn_with<F>(loader: F, queue: usize) -> Result<Self, SlmError>
+    where
+        F: FnOnce() -> Box<dyn LanguageModel> + Send + 'static,
+    {
+        let name: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+        let (tx, rx) = sync_channel::<ModelJob>(queue);
+        let loaded = name.clone();
         std::thread::Builder::new()
             .name("millwright-slm".into())
             .spawn(move || {
-                while let Ok(mut job) = rx.recv() {
-                    let mut sink = |s: &str| {
-                        if let Some(f) = job.on_token.as_mut() {
-                            f(s);
-                        }
-                    };
-                    let res = model.generate(&job.prompt, &job.params, &mut sink);
-                    (job.reply)(res);
+                let mut model = loader();
+                let _ = loaded.set(model.name().to_string());
+                while let Ok(job) = rx.recv() {
+                    job(&mut *model);
                 }
             })
             .map_err(|e| SlmError::Unavailable(format!("cannot start the model thread: {e}")))?;
@@ -57,9 +64,21 @@ impl ModelHandle {
         })
     }
 
-    /// Name of the served model.
+    /// Name of the served model (`loading` until [`ModelHandle::spawn_with`]'s loader is done).
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.get().map(String::as_str).unwrap_or("loading")
+    }
+
+    /// Queues `job` to run on the model thread with the model, without waiting for it.
+    /// Returns `Busy` at once when the queue is full (the job is dropped unrun).
+    pub fn try_run(&self, job: ModelJob) -> Result<(), SlmError> {
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(SlmError::Busy(self.capacity)),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(SlmError::Unavailable("model thread has stopped".into()))
+            }
+        }
     }
 
     fn submit(
@@ -69,19 +88,15 @@ impl ModelHandle {
         on_token: Option<TokenSink>,
         reply: Reply,
     ) -> Result<(), SlmError> {
-        let job = Job {
-            prompt,
-            params,
-            on_token,
-            reply,
-        };
-        match self.tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(SlmError::Busy(self.capacity)),
-            Err(TrySendError::Disconnected(_)) => {
-                Err(SlmError::Unavailable("model thread has stopped".into()))
-            }
-        }
+        let mut on_token = on_token;
+        self.try_run(Box::new(move |model: &mut dyn LanguageModel| {
+            let mut sink = |s: &str| {
+                if let Some(f) = on_token.as_mut() {
+                    f(s);
+                }
+            };
+            reply(model.generate(&prompt, &params, &mut sink));
+        }))
     }
 
     /// Queues a request and waits for the answer without blocking the async runtime.
@@ -132,5 +147,106 @@ impl ModelHandle {
         )?;
         rx.recv()
             .map_err(|_| SlmError::Unavailable("model thread dropped the request".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millwright_core::StopReason;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    /// Echoes the user prompt after waiting `delay`.
+    struct Echo {
+        delay: Duration,
+    }
+
+    impl LanguageModel for Echo {
+        fn name(&self) -> &str {
+            "echo"
+        }
+        fn generate(
+            &mut self,
+            prompt: &Prompt,
+            _: &GenParams,
+            on_token: &mut dyn FnMut(&str),
+        ) -> Result<Completion, SlmError> {
+            std::thread::sleep(self.delay);
+            let user = prompt
+                .messages
+                .last()
+                .map(|m| m.content.clone())
+                .unwrap_or_default();
+            on_token(&user);
+            Ok(Completion {
+                text: user,
+                prompt_tokens: 0,
+                cached_tokens: 0,
+                generated_tokens: 1,
+                stop_reason: StopReason::Eos,
+                ttft_ms: 0.0,
+                total_ms: 0.0,
+                model: "echo".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn jobs_run_on_the_model_thread_and_a_full_queue_is_busy() {
+        let h = ModelHandle::spawn(
+            Box::new(Echo {
+                delay: Duration::from_millis(300),
+            }),
+            1,
+        )
+        .unwrap();
+        assert_eq!(h.name(), "echo");
+        let (tx, rx) = channel();
+        let caller = std::thread::current().id();
+        let mut results = Vec::new();
+        for i in 0..4 {
+            let tx = tx.clone();
+            results.push(h.try_run(Box::new(move |m: &mut dyn LanguageModel| {
+                let p = Prompt::new("", format!("job {i}"));
+                let text = m.generate(&p, &GenParams::default(), &mut |_| {});
+                let _ = tx.send((text.map(|c| c.text).ok(), std::thread::current().id()));
+            })));
+            // Let the thread take the first job off the queue.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // One running, one waiting; the rest are refused at once.
+        assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+        assert!(matches!(results[2], Err(SlmError::Busy(1))), "{results:?}");
+        let (text, thread) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(text.as_deref(), Some("job 0"));
+        assert_ne!(thread, caller);
+        let (text, _) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(text.as_deref(), Some("job 1"));
+        assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn the_loader_runs_on_the_model_thread_and_requests_wait_for_it() {
+        let caller = std::thread::current().id();
+        let (tx, rx) = channel();
+        let h = ModelHandle::spawn_with(
+            move || {
+                let _ = tx.send(std::thread::current().id());
+                std::thread::sleep(Duration::from_millis(200));
+                Box::new(Echo {
+                    delay: Duration::ZERO,
+                })
+            },
+            2,
+        )
+        .unwrap();
+        assert_eq!(h.name(), "loading");
+        let c = h
+            .generate_blocking(Prompt::new("", "hi"), GenParams::default(), None)
+            .unwrap();
+        assert_eq!(c.text, "hi");
+        assert_eq!(h.name(), "echo");
+        assert_ne!(rx.recv().unwrap(), caller);
     }
 }

@@ -6,9 +6,11 @@
 //! (bad readings, out-of-order samples, gaps) that reports and answers draw on.
 //!
 //! It is synchronous and does no I/O; the node wraps it in a lock shared by the pipeline and the
-//! readers (assistant, reports).
+//! readers (assistant, reports). Readers that need only history take it as
+//! [`millwright_core::History`], which the store implements.
 
-use millwright_core::{Quality, Reading, SensorId, Unit};
+pub use millwright_core::history::{Sample, SensorHealth, Stats};
+use millwright_core::{History, Quality, Reading, SensorId, Unit};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
@@ -73,42 +75,6 @@ impl StoreConfig {
     }
 }
 
-/// One stored sample.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sample {
-    /// Nanoseconds since the epoch.
-    pub ts_ns: i64,
-    /// Value in the sensor's unit.
-    pub value: f64,
-    /// Quality.
-    pub quality: Quality,
-}
-
-/// Summary statistics of good samples in a time range.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Stats {
-    /// Good samples in range.
-    pub count: usize,
-    /// Samples of uncertain or bad quality in range (not in the statistics).
-    pub not_good: usize,
-    /// Smallest value.
-    pub min: f64,
-    /// Largest value.
-    pub max: f64,
-    /// Arithmetic mean.
-    pub mean: f64,
-    /// Population standard deviation.
-    pub std: f64,
-    /// Latest good value and its time.
-    pub last: f64,
-    /// Time of `last`.
-    pub last_ts_ns: i64,
-    /// Time of the first good sample in range.
-    pub first_ts_ns: i64,
-    /// Value of the first good sample in range.
-    pub first: f64,
-}
-
 #[derive(Debug)]
 struct Series {
     unit: Unit,
@@ -117,21 +83,6 @@ struct Series {
     bad: u64,
     out_of_order: u64,
     largest_gap_ns: i64,
-}
-
-/// Data-quality counters of one sensor.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct SensorHealth {
-    /// Readings received.
-    pub total: u64,
-    /// Readings of bad or uncertain quality.
-    pub not_good: u64,
-    /// Readings older than the latest one (stored in order anyway).
-    pub out_of_order: u64,
-    /// Largest gap between consecutive readings seen, in ns.
-    pub largest_gap_ns: i64,
-    /// Time of the latest reading.
-    pub last_ts_ns: Option<i64>,
 }
 
 /// Recent history of every sensor.
@@ -340,6 +291,25 @@ impl Store {
     }
 }
 
+/// The store answers reports and answers through the trait of `core` (owned values).
+impl History for Store {
+    fn signals_of(&self, asset: &str) -> Vec<SensorId> {
+        Store::signals_of(self, asset)
+    }
+    fn unit(&self, sensor: &SensorId) -> Option<Unit> {
+        Store::unit(self, sensor).cloned()
+    }
+    fn last(&self, sensor: &SensorId) -> Option<Sample> {
+        Store::last(self, sensor)
+    }
+    fn stats(&self, sensor: &SensorId, from_ns: i64, to_ns: i64) -> Option<Stats> {
+        Store::stats(self, sensor, from_ns, to_ns)
+    }
+    fn health(&self, sensor: &SensorId) -> Option<SensorHealth> {
+        Store::health(self, sensor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +319,23 @@ mod tests {
         Reading::new(SensorId::new("A", sig), ts, v, Unit::new("°C"))
     }
     const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn history_trait_answers_like_the_store() {
+        let mut st = Store::new(StoreConfig::default());
+        for i in 0..5 {
+            st.insert(&[r("t", i * S, i as f64), r("p", i * S, 2.0)]);
+        }
+        let h: &dyn History = &st;
+        let sigs = h.signals_of("A");
+        assert_eq!(sigs.len(), 2);
+        assert!(h.signals_of("B").is_empty());
+        let id = SensorId::new("A", "t");
+        assert_eq!(h.unit(&id), Some(Unit::new("°C")));
+        assert_eq!(h.last(&id).map(|s| s.value), Some(4.0));
+        assert_eq!(h.stats(&id, 0, i64::MAX), st.stats(&id, 0, i64::MAX));
+        assert_eq!(h.health(&id).map(|x| x.total), Some(5));
+    }
 
     #[test]
     fn stats_over_range() {

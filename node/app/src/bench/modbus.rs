@@ -117,7 +117,8 @@ fn sim_fields(kind: millwright_sim::MachineKind) -> Vec<FieldConfig> {
             },
             address: d.address,
             data_type: match d.data_type {
-                millwright_sim::RegisterValueType::U16 | millwright_sim::RegisterValueType::Bits16 => DataType::U16,
+                millwright_sim::RegisterValueType::U16
+                | millwright_sim::RegisterValueType::Bits16 => DataType::U16,
                 millwright_sim::RegisterValueType::I16 => DataType::I16,
                 millwright_sim::RegisterValueType::U32 => DataType::U32,
                 millwright_sim::RegisterValueType::I32 => DataType::I32,

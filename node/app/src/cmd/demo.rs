@@ -11,22 +11,21 @@
 //! The plant runs as a time-lapse (`--speed`, default 60×): readings are stamped with simulated
 //! plant time so that an hour of operation fits in a minute. Nothing leaves this machine.
 
+use crate::analytics::{Deliver, Driver, DriverOptions, SharedStore};
 use crate::broker;
 use crate::cli::DemoArgs;
-use crate::config::Config;
+use crate::config::{build, Config};
 use crate::node::{Hooks, Node};
 use anyhow::Context;
-use millwright_core::anomaly::{Anomaly, Phase};
-use millwright_core::{Batch, LanguageModel};
-use millwright_detect::AssetMonitor;
+use millwright_analytics::{Analytics, Output};
+use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, TextSource};
 use millwright_profile::Profile;
 use millwright_sim::{Fault, FaultKind, MachineConfig, MachineKind, MachineServer};
 use millwright_store::Store;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// A simulated machine of the demo and its asset profile.
 struct DemoMachine {
@@ -64,39 +63,41 @@ const DEMO_LEARN_N: u32 = 60;
 
 /// The Modbus register map of a simulated machine as node config, restricted to the signals
 /// its profile knows.
-fn modbus_device_toml(m: &DemoMachine, port: u16, profile: &Profile) -> String {
-    use millwright_sensor::registers::{Function, RegisterValueType, WordOrder};
-    let mut t = format!(
-        "[[modbus.devices]]\nname = \"{asset}\"\nasset = \"{asset}\"\ntransport = \"tcp\"\nhost = \"127.0.0.1\"\nport = {port}\nunit_id = 1\npoll_interval_ms = {POLL_MS}\ntimeout_ms = 150\n",
-        asset = m.asset
-    );
+fn modbus_device(
+    m: &DemoMachine,
+    port: u16,
+    profile: &Profile,
+) -> millwright_ingest::modbus::DeviceConfig {
+    use millwright_ingest::modbus::config::DataType as Ty;
+    use millwright_ingest::modbus::decode::RegisterOrder;
+    use millwright_ingest::modbus::plan::Function as F;
+    use millwright_sensor::registers::{Function, RegisterValueType as DataType, WordOrder};
+    let mut fields = Vec::new();
     for d in millwright_sim::register_map(m.kind) {
         if profile.signal(d.signal).is_none() {
             continue;
         }
         let ty = match d.data_type {
-            RegisterValueType::U16 => "u16",
-            RegisterValueType::I16 => "i16",
-            RegisterValueType::U32 => "u32",
-            RegisterValueType::I32 => "i32",
-            RegisterValueType::F32 => "f32",
-            RegisterValueType::Bits16 => continue,
+            DataType::U16 => Ty::U16,
+            DataType::I16 => Ty::I16,
+            DataType::U32 => Ty::U32,
+            DataType::I32 => Ty::I32,
+            DataType::F32 => Ty::F32,
+            DataType::Bits16 => continue,
         };
         let order = match d.word_order {
-            WordOrder::Abcd => "abcd",
-            WordOrder::Cdab => "cdab",
+            WordOrder::Abcd => RegisterOrder::ABCD,
+            WordOrder::Cdab => RegisterOrder::CDAB,
         };
         let function = match d.function {
-            Function::Input => "input",
-            Function::Holding => "holding",
+            Function::Input => F::Input,
+            Function::Holding => F::Holding,
         };
-        let _ = write!(
-            t,
-            "[[modbus.devices.fields]]\nsignal = \"{}\"\nfunction = \"{function}\"\naddress = {}\ntype = \"{ty}\"\norder = \"{order}\"\nscale = {:?}\nunit = \"{}\"\n",
-            d.signal, d.address, d.scale, d.unit
-        );
+        fields.push(build::register_field(
+            d.signal, function, d.address, ty, order, d.scale, d.unit,
+        ));
     }
-    t
+    build::modbus_tcp(m.asset, "127.0.0.1", port, POLL_MS, 150, fields)
 }
 
 fn demo_profile(m: &DemoMachine) -> anyhow::Result<Profile> {
@@ -117,7 +118,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     // The machines.
     let mut servers = Vec::new();
     let mut profiles = Vec::new();
-    let mut modbus = String::new();
+    let mut devices = Vec::new();
     let onset_s = f64::from(DEMO_LEARN_N) * POLL_MS as f64 / 1000.0 * speed + 120.0;
     for (i, m) in MACHINES.iter().enumerate() {
         let mut cfg = MachineConfig::new(m.kind, m.asset, 1);
@@ -134,7 +135,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("starting the simulated {}", m.asset))?;
         let profile = demo_profile(m)?;
-        modbus += &modbus_device_toml(m, server.local_addr().port(), &profile);
+        devices.push(modbus_device(m, server.local_addr().port(), &profile));
         println!(
             "  Modbus TCP: simulated {} {} on {} (profile {})",
             m.kind,
@@ -143,55 +144,62 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             m.profile
         );
         servers.push(server);
-        profiles.push((m.asset, profile));
+        profiles.push((m.asset.to_string(), profile));
     }
     println!(
         "  Fault: bearing wear on P-101 from plant time t+{:.0} min, developing over 30 min.\n",
         onset_s / 60.0
     );
 
-    let text = format!(
-        r#"
-[site]
-name = "demo"
-
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt_port}
-client_id = "millwright-demo"
-
-[[mqtt.subscriptions]]
-topic = "demo/{{asset}}/telemetry"
-format = "json"
-
-[store]
-window_s = 86400
-
-[node]
-status_interval_s = 0
-
-{modbus}
-"#
-    );
-    let cfg = Config::parse(&text).map_err(|p| anyhow::anyhow!("demo config: {p:?}"))?;
-    let (tap_tx, tap_rx) = mpsc::channel::<Batch>(4096);
+    let mut cfg = Config::for_site("demo");
+    cfg.mqtt = Some(build::mqtt(
+        "127.0.0.1",
+        mqtt_port,
+        "millwright-demo",
+        vec![build::subscription(
+            "demo/{asset}/telemetry",
+            millwright_ingest::mqtt::PayloadFormat::Json,
+        )],
+    ));
+    cfg.store.window_s = 86_400;
+    cfg.node.status_interval_s = 0;
+    cfg.modbus = Some(millwright_ingest::modbus::ModbusConfig { devices });
+    let problems = cfg.validate();
+    if !problems.is_empty() {
+        anyhow::bail!("demo config: {problems:?}");
+    }
+    let status = std::sync::Arc::new(crate::analytics::AnalyticsStatus::default());
+    let (tap, inbox) = crate::analytics::channel(status);
     let t0 = crate::time_ns();
     let node = Node::start_with(
         &cfg,
         Hooks {
             time_lapse: Some((t0, speed)),
-            tap: Some(tap_tx),
+            tap: Some(tap),
         },
     )
     .context("starting the node")?;
     let publisher = tokio::spawn(publish_tank(mqtt_port));
 
-    // Detection and explanation run on their own thread: model inference never blocks the
-    // async runtime.
+    // Detection runs on its own thread, explanations on the model's: model inference never
+    // blocks the async runtime or detection.
+    let machine = Analytics::new(millwright_analytics::Options::new("demo"), profiles);
+    let driver = Driver::new(
+        inbox,
+        machine,
+        Box::new(SharedStore(node.store.clone())),
+        load_model()?,
+        Printer::default(),
+        // Readings carry plant time (time-lapse): a wall-clock dropout check would misfire.
+        DriverOptions {
+            tick: None,
+            ..DriverOptions::default()
+        },
+    );
     let store = node.store.clone();
     let detect = std::thread::Builder::new()
         .name("demo-detect".into())
-        .spawn(move || detect_explain_report(tap_rx, profiles, store))
+        .spawn(move || final_reports(driver.run(), &SharedStore(store)))
         .context("starting the detector thread")?;
 
     let started = Instant::now();
@@ -223,97 +231,74 @@ status_interval_s = 0
     Ok(ExitCode::SUCCESS)
 }
 
-/// Detects, explains and reports, printing as it goes; prints a final report of P-101.
-fn detect_explain_report(
-    mut rx: mpsc::Receiver<Batch>,
-    profiles: Vec<(&'static str, Profile)>,
-    store: Arc<Mutex<Store>>,
-) {
-    let mut monitors: Vec<(AssetMonitor, Profile)> = profiles
-        .into_iter()
-        .filter_map(|(asset, p)| AssetMonitor::new(asset, &p).ok().map(|m| (m, p)))
-        .collect();
-    let mut model = load_model();
-    let explainer = millwright_reason::Explainer::new(millwright_reason::ExplainOptions {
-        known_assets: MACHINES.iter().map(|m| m.asset.to_string()).collect(),
-        ..Default::default()
-    });
-    let mut events: Vec<Anomaly> = Vec::new();
-    let mut all: Vec<Anomaly> = Vec::new();
-    let mut cards = Vec::new();
-    while let Some(batch) = rx.blocking_recv() {
-        for r in &batch {
-            for (m, _) in monitors.iter_mut() {
-                if *r.sensor.asset == *m.asset() {
-                    m.observe(r, &mut events);
-                }
-            }
-        }
-        for ev in events.drain(..) {
-            if ev.phase != Phase::Opened {
-                all.retain(|a: &Anomaly| a.id != ev.id);
-                all.push(ev);
-                continue;
-            }
-            println!(
-                "\n⚠ ANOMALY {} {} — {:?}, score {:.2}",
-                ev.sensor.asset, ev.sensor.signal, ev.kind, ev.score
-            );
-            let profile = monitors
-                .iter()
-                .find(|(m, _)| *m.asset() == *ev.sensor.asset)
-                .map(|(_, p)| p);
-            let t = Instant::now();
-            let card = match model.as_mut() {
-                Some(m) => {
-                    let m: &mut dyn LanguageModel = &mut **m;
-                    explainer.explain(&ev, profile, Some(m))
-                }
-                None => explainer.explain(&ev, profile, None),
-            };
-            println!(
-                "  explanation ({}, {} in {:.1} s):\n  {}",
-                card.model,
-                if card.source == millwright_core::anomaly::TextSource::Model {
-                    "from the model, grounding check passed"
-                } else {
-                    "rule-based template"
-                },
-                t.elapsed().as_secs_f64(),
-                card.text
-            );
-            for (i, a) in card.actions.iter().enumerate().take(3) {
-                println!("  action {}: {}", i + 1, a.text);
-            }
-            if let Ok(st) = store.lock() {
-                let report = asset_report(
-                    &st,
-                    &ev.sensor.asset,
-                    profile,
-                    std::slice::from_ref(&ev),
-                    std::slice::from_ref(&card),
-                );
-                println!("\n{report}");
-            }
-            all.push(ev);
-            cards.push(card);
+/// Prints what the analytics machine says: anomalies as they open, their explanations when
+/// ready (with the time they took), reports.
+#[derive(Default)]
+struct Printer {
+    opened: HashMap<String, Instant>,
+}
+
+impl Deliver for Printer {
+    fn opened(&mut self, ev: &Anomaly) {
+        println!(
+            "\n⚠ ANOMALY {} {} — {:?}, score {:.2}",
+            ev.sensor.asset, ev.sensor.signal, ev.kind, ev.score
+        );
+        self.opened.insert(ev.id.clone(), Instant::now());
+    }
+
+    fn alert(&mut self, card: &ExplanationCard) {
+        let took = self
+            .opened
+            .remove(&card.id)
+            .map(|t| t.elapsed().as_secs_f64())
+            .unwrap_or_default();
+        println!(
+            "  explanation of {} {} ({}, {} in {took:.1} s):\n  {}",
+            card.asset,
+            card.signal,
+            card.model,
+            if card.source == TextSource::Model {
+                "from the model, grounding check passed"
+            } else {
+                "rule-based template"
+            },
+            card.text
+        );
+        for (i, a) in card.actions.iter().enumerate().take(3) {
+            println!("  action {}: {}", i + 1, a.text);
         }
     }
-    if let Ok(st) = store.lock() {
-        for (m, p) in &monitors {
-            let evs: Vec<Anomaly> = all
-                .iter()
-                .filter(|a| *a.sensor.asset == *m.asset())
-                .cloned()
-                .collect();
-            if m.asset() == "P-101" || !evs.is_empty() {
-                println!("\n{}", asset_report(&st, m.asset(), Some(p), &evs, &cards));
-            }
+
+    fn report(&mut self, _: &MaintenanceReport, markdown: &str) {
+        println!("\n{markdown}");
+    }
+
+    fn site_report(&mut self, markdown: &str) {
+        println!("\n{markdown}");
+    }
+}
+
+/// After the tap closed: the reports of P-101 and of every asset with anomalies.
+fn final_reports((mut machine, mut printer): (Analytics, Printer), history: &SharedStore) {
+    let assets: Vec<String> = machine
+        .assets()
+        .filter(|a| *a == "P-101" || machine.events().iter().any(|e| &*e.sensor.asset == *a))
+        .map(str::to_string)
+        .collect();
+    let mut out = Vec::new();
+    for asset in assets {
+        machine.on_report_request(&asset, history, &mut out);
+    }
+    for o in out {
+        if let Output::Report { report, markdown } = o {
+            printer.report(&report, &markdown);
         }
     }
 }
 
-fn load_model() -> Option<Box<dyn LanguageModel>> {
+/// The model on its own thread (loaded there), or None when the file is missing.
+fn load_model() -> anyhow::Result<Option<millwright_slm::ModelHandle>> {
     let path = std::env::var("MILLWRIGHT_MODEL")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::path::PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
@@ -322,31 +307,16 @@ fn load_model() -> Option<Box<dyn LanguageModel>> {
             "  (no model file at {}: explanations use the rule-based template; `make model` fetches it)",
             path.display()
         );
-        return None;
+        return Ok(None);
     }
-    let m = millwright_slm::load_best(&[path], &millwright_slm::EngineOptions::default());
-    println!("  language model: {}", m.name());
-    Some(m)
-}
-
-/// Builds and renders the maintenance report of one asset from the local store.
-fn asset_report(
-    store: &Store,
-    asset: &str,
-    profile: Option<&Profile>,
-    anomalies: &[Anomaly],
-    cards: &[millwright_core::anomaly::ExplanationCard],
-) -> String {
-    let r = crate::reports::asset_report(
-        store,
-        "demo",
-        asset,
-        profile,
-        (i64::MIN, i64::MAX),
-        anomalies,
-        cards,
-    );
-    millwright_reason::to_markdown(&r)
+    let loader = move || {
+        let m = millwright_slm::load_best(&[path], &millwright_slm::EngineOptions::default());
+        println!("  language model: {}", m.name());
+        m
+    };
+    let h = millwright_slm::ModelHandle::spawn_with(loader, crate::analytics::EXPLAIN_QUEUE)
+        .context("starting the model thread")?;
+    Ok(Some(h))
 }
 
 /// Publishes a tank level transmitter's readings over MQTT twice a second.

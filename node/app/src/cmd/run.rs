@@ -29,51 +29,18 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let (tap_tx, tap_rx) = tokio::sync::mpsc::channel(4096);
+    let analytics_status = std::sync::Arc::new(crate::analytics::AnalyticsStatus::default());
+    let (tap, inbox) = crate::analytics::channel(analytics_status.clone());
     let node = crate::node::Node::start_with(
         &cfg,
         crate::node::Hooks {
             time_lapse: None,
-            tap: if profiles.is_empty() {
-                None
-            } else {
-                Some(tap_tx)
-            },
+            tap: (!profiles.is_empty()).then_some(tap),
         },
     )
     .context("starting the node")?;
-    let analytics_status = std::sync::Arc::new(crate::analytics::AnalyticsStatus::default());
     if !profiles.is_empty() {
-        let model = cfg.model.as_ref().map(|m| {
-            let files: Vec<std::path::PathBuf> = m.files.iter().map(|f| base.join(f)).collect();
-            let opts = millwright_slm::EngineOptions {
-                threads: m.threads,
-                weight_format: millwright_slm::WeightFormat::parse(&m.weights).unwrap_or_default(),
-                ..Default::default()
-            };
-            let model = millwright_slm::load_best(&files, &opts);
-            tracing::info!(model = %model.name(), "language model for explanations");
-            model
-        });
-        let (mqtt_out, requests) = match crate::analytics::alert_client(&cfg) {
-            Some((c, r)) => (Some(c), Some(r)),
-            None => (None, None),
-        };
-        let outputs = crate::analytics::Outputs {
-            mqtt: mqtt_out,
-            topic_prefix: format!("{}/{}/", cfg.site.topic_root, cfg.site.name),
-            influx: node.influx_writer.clone(),
-            rt: tokio::runtime::Handle::current(),
-            requests,
-            store: node.store.clone(),
-            site: cfg.site.name.clone(),
-            report_interval_s: cfg.node.report_interval_s,
-        };
-        let st = analytics_status.clone();
-        std::thread::Builder::new()
-            .name("analytics".into())
-            .spawn(move || crate::analytics::run(tap_rx, profiles, model, outputs, st))
-            .context("starting the analytics thread")?;
+        start_analytics(&cfg, &base, profiles, &node, inbox, &analytics_status)?;
     }
     let metrics_task = match cfg.node.metrics_listen {
         Some(addr) => {
@@ -107,4 +74,61 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
     }
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the analytics thread; the model loads on its own thread, never on the runtime.
+fn start_analytics(
+    cfg: &Config,
+    base: &Path,
+    profiles: Vec<(String, millwright_profile::Profile)>,
+    node: &crate::node::Node,
+    inbox: crate::analytics::Inbox,
+    status: &std::sync::Arc<crate::analytics::AnalyticsStatus>,
+) -> anyhow::Result<()> {
+    use crate::analytics::{deliver, Driver, DriverOptions, SharedStore};
+    let model = match &cfg.model {
+        Some(m) => {
+            let files: Vec<std::path::PathBuf> = m.files.iter().map(|f| base.join(f)).collect();
+            let opts = millwright_slm::EngineOptions {
+                threads: m.threads,
+                weight_format: millwright_slm::WeightFormat::parse(&m.weights).unwrap_or_default(),
+                ..Default::default()
+            };
+            let loader = move || {
+                let model = millwright_slm::load_best(&files, &opts);
+                tracing::info!(model = %model.name(), "language model for explanations");
+                model
+            };
+            Some(
+                millwright_slm::ModelHandle::spawn_with(loader, crate::analytics::EXPLAIN_QUEUE)
+                    .context("starting the model thread")?,
+            )
+        }
+        None => None,
+    };
+    let mut opts = millwright_analytics::Options::new(cfg.site.name.clone());
+    opts.report_interval_s = cfg.node.report_interval_s;
+    let machine = millwright_analytics::Analytics::new(opts, profiles);
+    let deliver = deliver::NodeDeliver {
+        mqtt: deliver::alert_client(cfg, inbox.requests()),
+        influx: node.influx_writer.clone(),
+        rt: tokio::runtime::Handle::current(),
+        status: status.clone(),
+    };
+    let history = Box::new(SharedStore(node.store.clone()));
+    let driver = Driver::new(
+        inbox,
+        machine,
+        history,
+        model,
+        deliver,
+        DriverOptions::default(),
+    );
+    std::thread::Builder::new()
+        .name("analytics".into())
+        .spawn(move || {
+            driver.run();
+        })
+        .context("starting the analytics thread")?;
+    Ok(())
 }

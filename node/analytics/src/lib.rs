@@ -1,0 +1,362 @@
+//! Analytics as a library: the synchronous, I/O-free state machine that turns readings into
+//! anomaly events, explanation requests, alerts and maintenance reports, in the style of
+//! rumqttc's `MqttState`.
+//!
+//! The caller feeds it ([`Analytics::on_batch`], [`Analytics::on_tick`],
+//! [`Analytics::on_report_request`], [`Analytics::on_explained`]) and delivers the
+//! [`Output`]s it pushes into the caller's `Vec`: publish alerts and reports, write them to the
+//! database, run the explanation of an [`ExplainRequest`] wherever the model lives and hand the
+//! card back. Recent readings come in through [`millwright_core::History`].
+//!
+//! What it owns: the asset monitors (one per asset profile), the bounded history of anomaly
+//! events and explanation cards (the latest [`Options::max_events`] / [`Options::max_cards`]),
+//! the report schedule and its counters. Reports of an asset are due when one of its anomalies
+//! closes, every [`Options::report_interval_s`] (every asset) and on request; a site report
+//! follows when the request is [`SITE_REQUEST`] or when every asset (at least two) reports at
+//! once.
+//!
+//! What must not live here: clocks (time comes from the caller), threads, channels, MQTT,
+//! the database, the store type or a model.
+
+use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, Phase, TextSource};
+use millwright_core::{History, LanguageModel, Reading};
+use millwright_detect::AssetMonitor;
+use millwright_profile::Profile;
+use millwright_reason::{ExplainOptions, Explainer};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[cfg(test)]
+mod tests;
+
+/// Asking for this "asset" gives the site report (after every asset's own report).
+pub const SITE_REQUEST: &str = "site";
+
+/// Settings of the machine.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Site name (in reports).
+    pub site: String,
+    /// Seconds between scheduled reports of every asset (0: none).
+    pub report_interval_s: u64,
+    /// Anomaly events kept for reports (the latest; each event once, in its latest phase).
+    pub max_events: usize,
+    /// Explanation cards kept for reports (the latest).
+    pub max_cards: usize,
+}
+
+impl Options {
+    /// Defaults for `site`: no scheduled reports, the latest 1000 events and cards.
+    pub fn new(site: impl Into<String>) -> Self {
+        Self {
+            site: site.into(),
+            report_interval_s: 0,
+            max_events: 1000,
+            max_cards: 1000,
+        }
+    }
+}
+
+/// Counters of the machine (atomics: readable from a metrics task while it runs).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Anomaly events opened.
+    pub anomalies: AtomicU64,
+    /// Explanations whose text came from the model (passed the grounding check).
+    pub explanations_model: AtomicU64,
+    /// Explanations that used the rule-based template.
+    pub explanations_fallback: AtomicU64,
+    /// Maintenance reports of an asset made.
+    pub reports: AtomicU64,
+    /// Site reports made.
+    pub site_reports: AtomicU64,
+    /// Report requests for an asset with neither a profile nor history.
+    pub unknown_assets: AtomicU64,
+}
+
+impl Counters {
+    /// Current value of one counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+
+    fn add(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An anomaly that opened and needs its explanation card; hand the card to
+/// [`Analytics::on_explained`].
+#[derive(Clone, Debug)]
+pub struct ExplainRequest {
+    /// The event (phase `Opened`).
+    pub event: Anomaly,
+    /// The profile of its asset.
+    pub profile: Arc<Profile>,
+}
+
+impl ExplainRequest {
+    /// Makes the card: with `model`, its text (grounded) or the template; without, the
+    /// template at once.
+    pub fn explain(
+        &self,
+        explainer: &Explainer,
+        model: Option<&mut dyn LanguageModel>,
+    ) -> ExplanationCard {
+        explainer.explain(&self.event, Some(&self.profile), model)
+    }
+}
+
+/// What the caller must deliver.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Every anomaly event (opened, updated, closed), as detected.
+    Event(Anomaly),
+    /// An anomaly opened: make its card and call [`Analytics::on_explained`].
+    Explain(ExplainRequest),
+    /// A card is ready: publish the alert and store the card.
+    Alert(ExplanationCard),
+    /// The maintenance report of one asset.
+    Report {
+        /// The report.
+        report: MaintenanceReport,
+        /// Its Markdown.
+        markdown: String,
+    },
+    /// The site report (Markdown), after the asset reports it covers.
+    SiteReport {
+        /// Its Markdown.
+        markdown: String,
+    },
+}
+
+struct Monitor {
+    monitor: AssetMonitor,
+    profile: Arc<Profile>,
+}
+
+/// The analytics state machine (see the module documentation).
+pub struct Analytics {
+    opts: Options,
+    monitors: Vec<Monitor>,
+    explainer: Explainer,
+    /// Scratch buffer of the monitors' events.
+    scratch: Vec<Anomaly>,
+    events: Vec<Anomaly>,
+    cards: Vec<ExplanationCard>,
+    last_report_ns: Option<i64>,
+    counters: Arc<Counters>,
+}
+
+impl Analytics {
+    /// A machine with one monitor per `(asset, profile)`; a profile the detectors cannot use is
+    /// logged and skipped (validate profiles first to refuse them).
+    pub fn new(opts: Options, profiles: Vec<(String, Profile)>) -> Self {
+        let known_assets = profiles.iter().map(|(a, _)| a.clone()).collect();
+        let mut monitors = Vec::new();
+        for (asset, p) in profiles {
+            match AssetMonitor::new(&asset, &p) {
+                Ok(monitor) => monitors.push(Monitor {
+                    monitor,
+                    profile: Arc::new(p),
+                }),
+                Err(e) => tracing::error!(%asset, error = %e, "asset monitor not started"),
+            }
+        }
+        Self {
+            opts,
+            monitors,
+            explainer: Explainer::new(ExplainOptions {
+                known_assets,
+                ..Default::default()
+            }),
+            scratch: Vec::new(),
+            events: Vec::new(),
+            cards: Vec::new(),
+            last_report_ns: None,
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
+    /// The explainer for [`ExplainRequest::explain`] (clones share its counters).
+    pub fn explainer(&self) -> &Explainer {
+        &self.explainer
+    }
+
+    /// The counters (shared; clone the `Arc` for a metrics task).
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Assets with a monitor, in profile order.
+    pub fn assets(&self) -> impl Iterator<Item = &str> {
+        self.monitors.iter().map(|m| m.monitor.asset())
+    }
+
+    /// The kept anomaly events (each in its latest phase), oldest first.
+    pub fn events(&self) -> &[Anomaly] {
+        &self.events
+    }
+
+    /// The kept explanation cards, oldest first.
+    pub fn cards(&self) -> &[ExplanationCard] {
+        &self.cards
+    }
+
+    /// Readings in: each goes to the monitor of its asset (others are ignored).
+    pub fn on_batch(&mut self, readings: &[Reading], history: &dyn History, out: &mut Vec<Output>) {
+        for r in readings {
+            for m in self.monitors.iter_mut() {
+                if *r.sensor.asset == *m.monitor.asset() {
+                    m.monitor.observe(r, &mut self.scratch);
+                }
+            }
+        }
+        self.step(Vec::new(), history, out);
+    }
+
+    /// The caller's clock, about once a second: dropout checks at `now_ns` and the report
+    /// schedule (the first tick starts it).
+    pub fn on_tick(&mut self, now_ns: i64, history: &dyn History, out: &mut Vec<Output>) {
+        for m in self.monitors.iter_mut() {
+            m.monitor.tick(now_ns, &mut self.scratch);
+        }
+        let mut due = Vec::new();
+        let interval_ns = i64::try_from(self.opts.report_interval_s)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000_000);
+        if self.opts.report_interval_s > 0 {
+            match self.last_report_ns {
+                None => self.last_report_ns = Some(now_ns),
+                Some(t) if now_ns.saturating_sub(t) >= interval_ns => {
+                    self.last_report_ns = Some(now_ns);
+                    due.extend(self.assets().map(str::to_string));
+                }
+                Some(_) => {}
+            }
+        }
+        self.step(due, history, out);
+    }
+
+    /// A report request: an asset tag, or [`SITE_REQUEST`] for the site report. An asset with
+    /// neither a profile nor history is logged, counted and not reported.
+    pub fn on_report_request(&mut self, asset: &str, history: &dyn History, out: &mut Vec<Output>) {
+        self.step(vec![asset.to_string()], history, out);
+    }
+
+    /// A card made for an [`Output::Explain`]: kept for reports and delivered as an alert.
+    pub fn on_explained(&mut self, card: ExplanationCard, out: &mut Vec<Output>) {
+        if card.source == TextSource::Model {
+            Counters::add(&self.counters.explanations_model);
+        } else {
+            Counters::add(&self.counters.explanations_fallback);
+        }
+        self.cards.push(card.clone());
+        if self.cards.len() > self.opts.max_cards {
+            self.cards.drain(..self.cards.len() - self.opts.max_cards);
+        }
+        out.push(Output::Alert(card));
+    }
+
+    /// Handles the monitors' new events, then the reports due.
+    fn step(&mut self, mut due: Vec<String>, history: &dyn History, out: &mut Vec<Output>) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for ev in scratch.drain(..) {
+            self.events.retain(|h| h.id != ev.id);
+            self.events.push(ev.clone());
+            if self.events.len() > self.opts.max_events {
+                self.events
+                    .drain(..self.events.len() - self.opts.max_events);
+            }
+            out.push(Output::Event(ev.clone()));
+            match ev.phase {
+                Phase::Closed => due.push(ev.sensor.asset.to_string()),
+                Phase::Opened => {
+                    Counters::add(&self.counters.anomalies);
+                    if let Some(profile) = self.profile(&ev.sensor.asset) {
+                        out.push(Output::Explain(ExplainRequest { event: ev, profile }));
+                    }
+                }
+                Phase::Updated => {}
+            }
+        }
+        self.scratch = scratch;
+        if !due.is_empty() {
+            self.reports(due, history, out);
+        }
+    }
+
+    fn profile(&self, asset: &str) -> Option<Arc<Profile>> {
+        self.monitors
+            .iter()
+            .find(|m| m.monitor.asset() == asset)
+            .map(|m| m.profile.clone())
+    }
+
+    /// Reports of the `due` assets, then the site report when asked for or when every asset
+    /// (at least two) reported.
+    fn reports(&mut self, mut due: Vec<String>, history: &dyn History, out: &mut Vec<Output>) {
+        due.sort();
+        due.dedup();
+        let site = due.iter().any(|a| a == SITE_REQUEST) || due.len() >= self.monitors.len().max(2);
+        let mut reports = Vec::new();
+        for asset in due.iter().filter(|a| *a != SITE_REQUEST) {
+            let profile = self.profile(asset);
+            if profile.is_none() && history.signals_of(asset).is_empty() {
+                tracing::warn!(%asset, "report requested for an unknown asset");
+                Counters::add(&self.counters.unknown_assets);
+                continue;
+            }
+            reports.push(self.report(asset, profile.as_deref(), history, out));
+        }
+        if !site {
+            return;
+        }
+        if reports.is_empty() {
+            // A site report on request covers every asset.
+            let assets: Vec<(String, Arc<Profile>)> = self
+                .monitors
+                .iter()
+                .map(|m| (m.monitor.asset().to_string(), m.profile.clone()))
+                .collect();
+            for (asset, p) in assets {
+                reports.push(self.report(&asset, Some(&p), history, out));
+            }
+        }
+        let markdown = millwright_reason::site_markdown(&self.opts.site, &reports);
+        Counters::add(&self.counters.site_reports);
+        out.push(Output::SiteReport { markdown });
+    }
+
+    /// The report of one asset over its whole history, with its kept events and the cards.
+    fn report(
+        &self,
+        asset: &str,
+        profile: Option<&Profile>,
+        history: &dyn History,
+        out: &mut Vec<Output>,
+    ) -> MaintenanceReport {
+        let events: Vec<Anomaly> = self
+            .events
+            .iter()
+            .filter(|a| *a.sensor.asset == *asset)
+            .cloned()
+            .collect();
+        let report = millwright_reason::asset_report(
+            history,
+            &self.opts.site,
+            asset,
+            profile,
+            (i64::MIN, i64::MAX),
+            &events,
+            &self.cards,
+        );
+        let markdown = millwright_reason::to_markdown(&report);
+        Counters::add(&self.counters.reports);
+        out.push(Output::Report {
+            report: report.clone(),
+            markdown,
+        });
+        report
+    }
+}
