@@ -264,7 +264,8 @@ impl Analytics {
             self.events.retain(|h| h.id != ev.id);
             self.events.push(ev.clone());
             if self.events.len() > self.opts.max_events {
-                self.events.drain(..self.events.len() - self.opts.max_events);
+                self.events
+                    .drain(..self.events.len() - self.opts.max_events);
             }
             out.push(Output::Event(ev.clone()));
             match ev.phase {

@@ -90,15 +90,17 @@ impl History for Mem {
 }
 
 fn reading(asset: &str, t_s: i64, v: f64) -> Reading {
-    Reading::new(SensorId::new(asset, "temp_c"), T0 + t_s * S, v, Unit::new("°C"))
+    Reading::new(
+        SensorId::new(asset, "temp_c"),
+        T0 + t_s * S,
+        v,
+        Unit::new("°C"),
+    )
 }
 
 /// A machine over assets A and B, both of the test profile.
 fn machine(opts: Options) -> Analytics {
-    Analytics::new(
-        opts,
-        vec![("A".into(), profile()), ("B".into(), profile())],
-    )
+    Analytics::new(opts, vec![("A".into(), profile()), ("B".into(), profile())])
 }
 
 /// Feeds `asset` one reading a second over `[from_s, to_s)` with value `f(t)`; returns the
@@ -159,7 +161,10 @@ fn an_anomaly_opens_is_explained_alerted_and_reported_when_it_closes() {
     assert_eq!(&*req[0].event.sensor.asset, "A");
     assert_eq!(req[0].event.phase, Phase::Opened);
     assert_eq!(Counters::get(&a.counters().anomalies), 1);
-    assert!(reports(&out).is_empty(), "no report while the event is open");
+    assert!(
+        reports(&out).is_empty(),
+        "no report while the event is open"
+    );
     // The card comes back later (here: the template); it is the alert.
     let card = req[0].explain(a.explainer(), None);
     let mut out2 = Vec::new();
@@ -214,7 +219,9 @@ fn a_site_request_reports_every_asset_then_the_site() {
     a.on_report_request(SITE_REQUEST, &h, &mut out);
     let assets: Vec<&str> = reports(&out).iter().map(|r| r.asset.as_str()).collect();
     assert_eq!(assets, ["A", "B"]);
-    assert!(matches!(out.last(), Some(Output::SiteReport { markdown }) if markdown.contains("plant")));
+    assert!(
+        matches!(out.last(), Some(Output::SiteReport { markdown }) if markdown.contains("plant"))
+    );
     assert_eq!(Counters::get(&a.counters().site_reports), 1);
 }
 
@@ -262,7 +269,11 @@ fn events_and_cards_are_bounded_and_each_event_kept_once() {
     let req = explains(&out)[0].clone();
     assert_eq!(a.events().len(), 1);
     feed(&mut a, &mut h, "A", 70, 120, normal);
-    assert_eq!(a.events().len(), 1, "the closed phase replaces the opened one");
+    assert_eq!(
+        a.events().len(),
+        1,
+        "the closed phase replaces the opened one"
+    );
     assert_eq!(a.events()[0].phase, Phase::Closed);
     let mut out = Vec::new();
     for _ in 0..3 {

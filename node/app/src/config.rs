@@ -416,7 +416,12 @@ pub mod build {
     use millwright_ingest::mqtt::{MqttConfig, MqttProtocol, PayloadFormat, SubscriptionConfig};
 
     /// `[mqtt]` to `host:port` as `client_id`, plain TCP, default timing.
-    pub fn mqtt(host: &str, port: u16, client_id: &str, subscriptions: Vec<SubscriptionConfig>) -> MqttConfig {
+    pub fn mqtt(
+        host: &str,
+        port: u16,
+        client_id: &str,
+        subscriptions: Vec<SubscriptionConfig>,
+    ) -> MqttConfig {
         MqttConfig {
             host: host.into(),
             port,

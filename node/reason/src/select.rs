@@ -144,9 +144,16 @@ mod tests {
         let h = Fixed { online: 0.0 };
         let i = select_input(&h, "s", "A", None, (i64::MIN, i64::MAX), &[], &[]);
         assert_eq!((i.site.as_str(), i.asset.as_str()), ("s", "A"));
-        assert_eq!(i.signals.len(), 1, "device status is not a signal of the report");
+        assert_eq!(
+            i.signals.len(),
+            1,
+            "device status is not a signal of the report"
+        );
         let s = &i.signals[0];
-        assert_eq!((s.signal.as_str(), s.unit.as_str()), ("bearing_temp_c", "°C"));
+        assert_eq!(
+            (s.signal.as_str(), s.unit.as_str()),
+            ("bearing_temp_c", "°C")
+        );
         assert_eq!((s.count, s.last, s.max), (8, Some(75.0), Some(75.0)));
         assert_eq!((i.from_ns, i.to_ns), (1, 9));
         assert_eq!((i.quality.readings, i.quality.bad_readings), (10, 2));

@@ -217,10 +217,7 @@ mod tests {
         }
         // One running, one waiting; the rest are refused at once.
         assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
-        assert!(
-            matches!(results[2], Err(SlmError::Busy(1))),
-            "{results:?}"
-        );
+        assert!(matches!(results[2], Err(SlmError::Busy(1))), "{results:?}");
         let (text, thread) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(text.as_deref(), Some("job 0"));
         assert_ne!(thread, caller);

@@ -2,7 +2,9 @@
 //! drops, the driver ends when the tap closes.
 
 use super::*;
-use millwright_core::{Completion, GenParams, LanguageModel, Prompt, Reading, SlmError, StopReason};
+use millwright_core::{
+    Completion, GenParams, LanguageModel, Prompt, Reading, SlmError, StopReason,
+};
 use millwright_store::StoreConfig;
 use std::sync::mpsc::{channel, Sender};
 
@@ -181,7 +183,10 @@ fn a_slow_model_does_not_delay_detection_of_a_second_anomaly() {
     };
     assert_eq!(asset, "B");
     let latency = at - sent_b;
-    assert!(latency < Duration::from_secs(1), "detection latency {latency:?}");
+    assert!(
+        latency < Duration::from_secs(1),
+        "detection latency {latency:?}"
+    );
     let Some(Seen::Alert(card, at)) = rig.next(Duration::from_secs(5)) else {
         panic!("no alert for B");
     };
