@@ -111,7 +111,7 @@ pub enum Input {
     /// A report request: an asset tag or [`SITE_REQUEST`].
     ReportRequest(String),
     /// A card made on the model thread.
-    Explained(ExplanationCard),
+    Explained(Box<ExplanationCard>),
     /// Nothing to do but look at the time and the tap (sent when the tap closes).
     Wake,
 }
@@ -315,7 +315,7 @@ impl<D: Deliver> Driver<D> {
                 }
                 Ok(Input::Explained(card)) => {
                     self.in_flight = self.in_flight.saturating_sub(1);
-                    self.machine.on_explained(card, &mut out);
+                    self.machine.on_explained(*card, &mut out);
                 }
                 Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -359,7 +359,7 @@ impl<D: Deliver> Driver<D> {
             let (job_req, explainer, tx) = (req.clone(), self.explainer.clone(), self.tx.clone());
             let job = Box::new(move |m: &mut dyn millwright_core::LanguageModel| {
                 let card = job_req.explain(&explainer, Some(m));
-                let _ = tx.send(Input::Explained(card));
+                let _ = tx.send(Input::Explained(Box::new(card)));
             });
             match model.try_run(job) {
                 Ok(()) => {
