@@ -433,7 +433,10 @@ fn locate_in_table(text: &str, t: &toml_edit::Table, rest: &str) -> Option<usize
     k.span().or(v.span()).map(|s| line_of(text, s.start))
 }
 
-/// Sections built in code with the defaults a config file would get (the demo's config).
+/// Modbus sections built in code with the defaults a config file would get (the demo's config;
+/// `sections_built_in_code_equal_parsed_ones` keeps them equal to parsed ones). MQTT sections
+/// have their own constructors (`MqttConfig::new`, `SubscriptionConfig::new`).
+#[cfg_attr(not(feature = "demo"), allow(dead_code))]
 pub mod build {
     use millwright_ingest::modbus::config::{DataType, TransportKind};
     use millwright_ingest::modbus::decode::RegisterOrder;
@@ -441,46 +444,6 @@ pub mod build {
         Function, MAX_COILS_PER_REQUEST, MAX_REGISTERS_PER_REQUEST,
     };
     use millwright_ingest::modbus::{DeviceConfig, FieldConfig};
-    use millwright_ingest::mqtt::codec::Precision;
-    use millwright_ingest::mqtt::{MqttConfig, MqttProtocol, PayloadFormat, SubscriptionConfig};
-
-    /// `[mqtt]` to `host:port` as `client_id`, plain TCP, default timing.
-    pub fn mqtt(
-        host: &str,
-        port: u16,
-        client_id: &str,
-        subscriptions: Vec<SubscriptionConfig>,
-    ) -> MqttConfig {
-        MqttConfig {
-            host: host.into(),
-            port,
-            client_id: client_id.into(),
-            username: None,
-            password: None,
-            tls: None,
-            keep_alive_s: 30,
-            protocol: MqttProtocol::V311,
-            clean_session: false,
-            reconnect_min_ms: 250,
-            reconnect_max_ms: 30_000,
-            max_packet_bytes: 16 * 1024 * 1024,
-            subscriptions,
-        }
-    }
-
-    /// `[[mqtt.subscriptions]]` of `topic` in `format`, QoS 1, nothing else set.
-    pub fn subscription(topic: &str, format: PayloadFormat) -> SubscriptionConfig {
-        SubscriptionConfig {
-            topic: topic.into(),
-            format,
-            qos: 1,
-            asset: None,
-            signal: None,
-            unit: None,
-            precision: Precision::Ns,
-            max_payload_bytes: 1024 * 1024,
-        }
-    }
 
     /// `[[modbus.devices]]`: a Modbus TCP device `name` of `asset` at `host:port`, unit 1.
     pub fn modbus_tcp(
@@ -664,15 +627,14 @@ unit = "°C"
 "#;
         let parsed = Config::parse(text).unwrap();
         let mut built = Config::for_site("b");
-        built.mqtt = Some(build::mqtt(
-            "127.0.0.1",
-            1884,
-            "c",
-            vec![build::subscription(
+        let mut mqtt = MqttConfig::new("127.0.0.1", 1884);
+        mqtt.client_id = "c".into();
+        mqtt.subscriptions
+            .push(millwright_ingest::mqtt::SubscriptionConfig::new(
                 "demo/{asset}/telemetry",
                 millwright_ingest::mqtt::PayloadFormat::Json,
-            )],
-        ));
+            ));
+        built.mqtt = Some(mqtt);
         built.modbus = Some(millwright_ingest::modbus::ModbusConfig {
             devices: vec![build::modbus_tcp(
                 "P-1",

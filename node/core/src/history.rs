@@ -8,9 +8,8 @@
 use crate::reading::{Quality, SensorId, Unit};
 use serde::Serialize;
 
-/// Signal name of a device's online status (1 online, 0 offline) written by the Modbus pollers;
-/// reports count a device whose latest status is 0 as offline.
-pub const DEVICE_ONLINE_SIGNAL: &str = "device_online";
+/// Signal name of a device's online status (defined in [`crate::schema`]).
+pub use crate::schema::DEVICE_ONLINE_SIGNAL;
 
 /// One stored sample.
 #[derive(Clone, Copy, Debug, PartialEq)]

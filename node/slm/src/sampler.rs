@@ -3,28 +3,9 @@
 
 use millwright_core::GenParams;
 
-/// A small seeded generator (SplitMix64); the same seed gives the same sequence everywhere.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The seeded generator of sampling: core's SplitMix64 (the same seed gives the same sequence
+/// everywhere).
+pub use millwright_core::rng::SplitMix64 as Rng;
 
 /// Picks tokens according to [`GenParams`].
 #[derive(Clone, Debug)]

@@ -72,7 +72,9 @@ impl Deliver for Collect {
             .send(Seen::Opened(ev.sensor.asset.to_string(), Instant::now()));
     }
     fn alert(&mut self, card: &ExplanationCard) {
-        let _ = self.0.send(Seen::Alert(Box::new(card.clone()), Instant::now()));
+        let _ = self
+            .0
+            .send(Seen::Alert(Box::new(card.clone()), Instant::now()));
     }
     fn report(&mut self, r: &MaintenanceReport, _: &str) {
         let _ = self.0.send(Seen::Report(r.asset.clone()));

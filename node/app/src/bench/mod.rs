@@ -8,6 +8,7 @@
 pub mod detect;
 pub mod ingest;
 pub mod modbus;
+pub mod model;
 
 use crate::cli::BenchCommand;
 use std::process::ExitCode;
@@ -20,6 +21,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Detect(a) => detect::run(&a),
         BenchCommand::Modbus(a) => modbus::run(&a).await,
         BenchCommand::ModbusServe(a) => modbus::serve(&a).await,
-        BenchCommand::Model(a) => crate::cmd::bench_model::run(&a).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Model(a) => model::run(&a).map(|()| ExitCode::SUCCESS),
     }
 }

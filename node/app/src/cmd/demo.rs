@@ -152,15 +152,14 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     let mut cfg = Config::for_site("demo");
-    cfg.mqtt = Some(build::mqtt(
-        "127.0.0.1",
-        mqtt_port,
-        "millwright-demo",
-        vec![build::subscription(
+    let mut mqtt = millwright_ingest::mqtt::MqttConfig::new("127.0.0.1", mqtt_port);
+    mqtt.client_id = "millwright-demo".into();
+    mqtt.subscriptions
+        .push(millwright_ingest::mqtt::SubscriptionConfig::new(
             "demo/{asset}/telemetry",
             millwright_ingest::mqtt::PayloadFormat::Json,
-        )],
-    ));
+        ));
+    cfg.mqtt = Some(mqtt);
     cfg.store.window_s = 86_400;
     cfg.node.status_interval_s = 0;
     cfg.modbus = Some(millwright_ingest::modbus::ModbusConfig { devices });

@@ -1,7 +1,5 @@
-//! One module per subcommand; the benchmarks live in `bench/` (except `bench_model`, for now).
+//! One module per subcommand; the benchmarks live in `bench/`.
 
-#[cfg(feature = "bench")]
-pub mod bench_model;
 pub mod check_config;
 #[cfg(feature = "demo")]
 pub mod demo;
