@@ -861,6 +861,16 @@ async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
     );
     assert!(!series.is_empty(), "anomaly event written to the database");
     assert!(metric(&node, "millwright_alerts_published_total").unwrap() >= 1.0);
+    // The node's MQTT publisher counts what it queued, and nothing was lost on the way.
+    assert!(metric(&node, "millwright_mqtt_published_total").unwrap() >= 1.0);
+    assert_eq!(
+        metric(&node, "millwright_mqtt_publish_queue_full_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&node, "millwright_mqtt_publish_dropped_total"),
+        Some(0.0)
+    );
     // A maintenance report on request, through the CLI and the broker.
     let (bin, cfg, a) = (millwright_bin(), node.cfg.clone(), asset.clone());
     let out = tokio::task::spawn_blocking(move || {

@@ -55,6 +55,8 @@ pub struct AnalyticsStatus {
     pub explanations_queue_full: AtomicU64,
     /// Batches the tap dropped because analytics was behind (the store and sinks got them).
     pub dropped_batches: AtomicU64,
+    /// Counters of the node's MQTT publisher (set when it starts).
+    pub publisher: OnceLock<Arc<millwright_sinks::mqtt::PublisherStatus>>,
 }
 
 impl AnalyticsStatus {

@@ -234,6 +234,27 @@ pub fn render(node: &NodeMetrics) -> String {
         ] {
             metric(name, help, "counter", &[(String::new(), v as f64)]);
         }
+        if let Some(p) = a.publisher.get() {
+            for (name, help, v) in [
+                (
+                    "millwright_mqtt_published_total",
+                    "Messages (alerts, reports) handed to the node's MQTT publisher.",
+                    p.published.load(Ordering::Relaxed),
+                ),
+                (
+                    "millwright_mqtt_publish_queue_full_total",
+                    "Messages not queued because the publisher's queue was full (broker away or slow).",
+                    p.queue_full.load(Ordering::Relaxed),
+                ),
+                (
+                    "millwright_mqtt_publish_dropped_total",
+                    "Messages not queued for another reason (invalid topic, publisher closed).",
+                    p.dropped.load(Ordering::Relaxed),
+                ),
+            ] {
+                metric(name, help, "counter", &[(String::new(), v as f64)]);
+            }
+        }
         if let Some(c) = a.explain.get() {
             let st = c.snapshot();
             for (name, help, v) in [

@@ -109,8 +109,12 @@ fn start_analytics(
     let mut opts = millwright_analytics::Options::new(cfg.site.name.clone());
     opts.report_interval_s = cfg.node.report_interval_s;
     let machine = millwright_analytics::Analytics::new(opts, profiles);
+    let publisher = deliver::alert_client(cfg, inbox.requests());
+    if let Some(p) = &publisher {
+        let _ = status.publisher.set(p.status().clone());
+    }
     let deliver = deliver::NodeDeliver {
-        mqtt: deliver::alert_client(cfg, inbox.requests()),
+        mqtt: publisher,
         influx: node.influx_writer.clone(),
         rt: tokio::runtime::Handle::current(),
         status: status.clone(),
