@@ -295,3 +295,31 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Unique name per test run, so reruns against the same VictoriaMetrics never mix.
+pub fn unique(prefix: &str) -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}{}x{}", std::process::id(), ns % 1_000_000_000)
+}
+
+/// Sum of a Prometheus metric from the node's `/metrics` at `base` (e.g. `http://127.0.0.1:9100`)
+/// over all label sets, or over the rows whose labels contain `filter`; `None` when the page or
+/// the metric is missing.
+pub fn node_metric(base: &str, name: &str, filter: &str) -> Option<f64> {
+    let text = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()?;
+    let mut sum = None;
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let (k, v) = l.rsplit_once(' ')?;
+        if k.split('{').next()? == name && k.contains(filter) {
+            *sum.get_or_insert(0.0) += v.parse::<f64>().ok()?;
+        }
+    }
+    sum
+}

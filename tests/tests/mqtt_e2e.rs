@@ -11,15 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Unique name per test run, so reruns against the same VictoriaMetrics never mix.
-fn unique(prefix: &str) -> String {
-    let ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}{}x{}", std::process::id(), ns % 1_000_000_000)
-}
-
 struct NodeProc {
     _child: KillOnDrop,
     metrics: String,
@@ -99,29 +90,9 @@ status_interval_s = 0
     node
 }
 
-fn scrape(node: &NodeProc) -> Option<String> {
-    ureq::get(&format!("{}/metrics", node.metrics))
-        .call()
-        .ok()?
-        .into_string()
-        .ok()
-}
-
 /// Sum of a metric over all label sets, or of the rows whose labels contain `filter`.
 fn metric_where(node: &NodeProc, name: &str, filter: &str) -> Option<f64> {
-    let text = scrape(node)?;
-    let mut sum = None;
-    for l in text.lines() {
-        if l.starts_with('#') {
-            continue;
-        }
-        let (k, v) = l.rsplit_once(' ')?;
-        let base = k.split('{').next()?;
-        if base == name && k.contains(filter) {
-            *sum.get_or_insert(0.0) += v.parse::<f64>().ok()?;
-        }
-    }
-    sum
+    node_metric(&node.metrics, name, filter)
 }
 
 fn metric(node: &NodeProc, name: &str) -> Option<f64> {

@@ -11,29 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn unique(prefix: &str) -> String {
-    let ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}{}x{}", std::process::id(), ns % 1_000_000_000)
-}
-
 /// Sum of a Prometheus metric (all label sets) from the node's `/metrics`.
 fn metric(base: &str, name: &str) -> Option<f64> {
-    let text = ureq::get(&format!("{base}/metrics"))
-        .call()
-        .ok()?
-        .into_string()
-        .ok()?;
-    let mut sum = None;
-    for l in text.lines().filter(|l| !l.starts_with('#')) {
-        let (k, v) = l.rsplit_once(' ')?;
-        if k.split('{').next()? == name {
-            *sum.get_or_insert(0.0) += v.parse::<f64>().ok()?;
-        }
-    }
-    sum
+    node_metric(base, name, "")
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

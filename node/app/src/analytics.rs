@@ -25,7 +25,7 @@ use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport};
 use millwright_core::history::{Sample, SensorHealth, Stats};
 use millwright_core::{Batch, History, SensorId, Unit};
 use millwright_profile::Profile;
-use millwright_reason::{ExplainCounters, Explainer};
+use millwright_reason::ExplainCounters;
 use millwright_slm::ModelHandle;
 use millwright_store::Store;
 use std::path::{Path, PathBuf};
@@ -251,7 +251,6 @@ impl Default for DriverOptions {
 /// model queue.
 pub struct Driver<D: Deliver> {
     machine: Analytics,
-    explainer: Explainer,
     history: Box<dyn History + Send>,
     model: Option<ModelHandle>,
     deliver: D,
@@ -277,7 +276,6 @@ impl<D: Deliver> Driver<D> {
         let _ = status.machine.set(machine.counters().clone());
         let _ = status.explain.set(machine.explainer().counters().clone());
         Self {
-            explainer: machine.explainer().clone(),
             machine,
             history,
             model,
@@ -358,7 +356,11 @@ impl<D: Deliver> Driver<D> {
     /// queue is full or there is no model.
     fn explain(&mut self, req: ExplainRequest, out: &mut Vec<Output>) {
         if let Some(model) = &self.model {
-            let (job_req, explainer, tx) = (req.clone(), self.explainer.clone(), self.tx.clone());
+            let (job_req, explainer, tx) = (
+                req.clone(),
+                self.machine.explainer().clone(),
+                self.tx.clone(),
+            );
             let job = Box::new(move |m: &mut dyn millwright_core::LanguageModel| {
                 let card = job_req.explain(&explainer, Some(m));
                 let _ = tx.send(Input::Explained(Box::new(card)));
@@ -378,7 +380,7 @@ impl<D: Deliver> Driver<D> {
                 }
             }
         }
-        let card = req.explain(&self.explainer, None);
+        let card = req.explain(self.machine.explainer(), None);
         self.machine.on_explained(card, out);
     }
 }
