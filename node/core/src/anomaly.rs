@@ -105,6 +105,27 @@ pub enum Phase {
     Closed,
 }
 
+/// How a closed anomaly event (or incident) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// The signal returned to its baseline.
+    Normal,
+    /// A lasting, stable change that is not a fault in progress: the baseline re-learned it as
+    /// the new normal (after the profile's `relearn_after_s`).
+    NewNormal,
+}
+
+impl Resolution {
+    /// `normal` or `new_normal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Normal => "normal",
+            Resolution::NewNormal => "new_normal",
+        }
+    }
+}
+
 /// Direction of a deviation or trend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -211,6 +232,9 @@ pub struct Anomaly {
     pub related: Vec<RelatedSignal>,
     /// Name of the asset profile whose detectors raised it.
     pub profile: Arc<str>,
+    /// How the event ended (set only in phase `Closed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
 }
 
 impl Anomaly {

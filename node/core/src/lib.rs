@@ -18,7 +18,7 @@ pub mod validate;
 
 pub use anomaly::{
     Action, Anomaly, AnomalyKind, DataQuality, Detector, Direction, Evidence, ExplanationCard,
-    MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportInput,
+    MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportInput, Resolution,
     SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
 };
 pub use history::History;

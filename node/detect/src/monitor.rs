@@ -8,7 +8,7 @@
 use crate::event::{EventTracker, Hysteresis};
 use crate::signal::SignalDetector;
 use millwright_core::{
-    Anomaly, AnomalyKind, Direction, Evidence, Phase, Quality, Reading, RelatedSignal,
+    Anomaly, AnomalyKind, Direction, Evidence, Phase, Quality, Reading, RelatedSignal, Resolution,
 };
 use millwright_profile::Profile;
 use std::sync::Arc;
@@ -295,6 +295,7 @@ impl AssetMonitor {
             evidence: det.evidence(),
             related,
             profile: self.profile.clone(),
+            resolution: (phase == Phase::Closed).then_some(Resolution::Normal),
         }
     }
 }

@@ -9,7 +9,8 @@
 
 use crate::event::{EventTracker, Hysteresis};
 use millwright_core::{
-    Anomaly, AnomalyKind, Detector, Evidence, Limits, Phase, Quality, Reading, SensorId, Unit,
+    Anomaly, AnomalyKind, Detector, Evidence, Limits, Phase, Quality, Reading, Resolution,
+    SensorId, Unit,
 };
 use millwright_profile::{DetectDefaults, Profile, SignalSpec};
 use std::sync::Arc;
@@ -362,6 +363,7 @@ impl SignalDetector {
             evidence: self.evidence(),
             related: Vec::new(),
             profile: self.profile.clone(),
+            resolution: (phase == Phase::Closed).then_some(Resolution::Normal),
         }
     }
 

@@ -376,6 +376,7 @@ mod tests {
             },
             related: vec![],
             profile: "pump".into(),
+            resolution: None,
         };
         let mut s = String::new();
         assert!(write_record(&mut s, "site", &Record::from(a)));
