@@ -1,5 +1,6 @@
 //! Analytics as a library: the synchronous, I/O-free state machine that turns readings into
-//! anomaly events, explanation requests, alerts and maintenance reports, in the style of
+//! anomaly events, incidents (one per fault: the events of one asset grouped, see
+//! [`incidents`]), explanation requests, alerts and maintenance reports, in the style of
 //! rumqttc's `MqttState`.
 //!
 //! The caller feeds it ([`Analytics::on_batch`], [`Analytics::on_tick`],
@@ -10,24 +11,30 @@
 //!
 //! What it owns: the asset monitors (one per asset profile), the bounded history of anomaly
 //! events and explanation cards (the latest [`Options::max_events`] / [`Options::max_cards`]),
-//! the report schedule and its counters. Reports of an asset are due when one of its anomalies
-//! closes, every [`Options::report_interval_s`] (every asset) and on request; a site report
+//! the open and latest closed incidents, the report schedule and its counters. An incident
+//! is explained once when it opens (again when its top diagnosis changes); its card is the
+//! alert. Reports of an asset are due when one of its incidents closes, every [`Options::report_interval_s`] (every asset) and on request; a site report
 //! follows when the request is [`SITE_REQUEST`] or when every asset (at least two) reports at
 //! once.
 //!
 //! What must not live here: clocks (time comes from the caller), threads, channels, MQTT,
 //! the database, the store type or a model.
 
-use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, Phase, TextSource};
-use millwright_core::{History, LanguageModel, Reading};
+use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, TextSource};
+use millwright_core::{History, Incident, LanguageModel, Reading};
 use millwright_detect::AssetMonitor;
 use millwright_profile::Profile;
-use millwright_reason::{ExplainOptions, Explainer};
+use millwright_reason::{Candidate, ExplainOptions, Explainer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub mod incidents;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_incidents;
+
+use incidents::{Incidents, Tuning};
 
 /// Asking for this "asset" gives the site report (after every asset's own report).
 pub const SITE_REQUEST: &str = "site";
@@ -43,16 +50,27 @@ pub struct Options {
     pub max_events: usize,
     /// Explanation cards kept for reports (the latest).
     pub max_cards: usize,
+    /// Closed incidents kept for reports (the latest).
+    pub max_incidents: usize,
+    /// Seconds an incident stays open after its last symptom closed (a symptom that comes
+    /// back within it joins the same incident).
+    pub incident_hold_off_s: f64,
+    /// Least seconds between two updates of one incident (floods are suppressed and counted).
+    pub incident_update_s: f64,
 }
 
 impl Options {
-    /// Defaults for `site`: no scheduled reports, the latest 1000 events and cards.
+    /// Defaults for `site`: no scheduled reports, the latest 1000 events, cards and
+    /// incidents; incidents close 60 s after their last symptom, update at most once a minute.
     pub fn new(site: impl Into<String>) -> Self {
         Self {
             site: site.into(),
             report_interval_s: 0,
             max_events: 1000,
             max_cards: 1000,
+            max_incidents: 1000,
+            incident_hold_off_s: 60.0,
+            incident_update_s: 60.0,
         }
     }
 }
@@ -62,6 +80,15 @@ impl Options {
 pub struct Counters {
     /// Anomaly events opened.
     pub anomalies: AtomicU64,
+    /// Incidents opened.
+    pub incidents: AtomicU64,
+    /// Incident updates told.
+    pub incident_updates: AtomicU64,
+    /// Incidents closed.
+    pub incidents_closed: AtomicU64,
+    /// Event phases an incident took without telling (repeats, flapping, floods held back by
+    /// the update rate limit).
+    pub events_suppressed: AtomicU64,
     /// Explanations whose text came from the model (passed the grounding check).
     pub explanations_model: AtomicU64,
     /// Explanations that used the rule-based template.
@@ -85,14 +112,19 @@ impl Counters {
     }
 }
 
-/// An anomaly that opened and needs its explanation card; hand the card to
-/// [`Analytics::on_explained`].
+/// An incident that needs its explanation card; hand the card to [`Analytics::on_explained`].
 #[derive(Clone, Debug)]
 pub struct ExplainRequest {
-    /// The event (phase `Opened`).
+    /// The incident's strongest event standing for it: its id is the incident id, its
+    /// related signals include the incident's other symptoms; phase `Opened` for the first
+    /// card, `Updated` when the top diagnosis changed.
     pub event: Anomaly,
     /// The profile of its asset.
     pub profile: Arc<Profile>,
+    /// The incident's ranked diagnosis (the card's failure modes, causes and actions).
+    pub diagnosis: Vec<Candidate>,
+    /// The incident id.
+    pub incident: String,
 }
 
 impl ExplainRequest {
@@ -103,7 +135,9 @@ impl ExplainRequest {
         explainer: &Explainer,
         model: Option<&mut dyn LanguageModel>,
     ) -> ExplanationCard {
-        explainer.explain(&self.event, Some(&self.profile), model)
+        let mut facts = millwright_reason::encode(&self.event, Some(&self.profile));
+        facts.set_candidates(self.diagnosis.clone());
+        explainer.explain_facts(&self.event, facts, Some(&self.profile), model)
     }
 }
 
@@ -112,9 +146,12 @@ impl ExplainRequest {
 pub enum Output {
     /// Every anomaly event (opened, updated, closed), as detected.
     Event(Anomaly),
-    /// An anomaly opened: make its card and call [`Analytics::on_explained`].
+    /// An incident opened, was updated (a symptom added, severity up) or closed.
+    Incident(Incident),
+    /// An incident needs its card: make it and call [`Analytics::on_explained`].
     Explain(ExplainRequest),
-    /// A card is ready: publish the alert and store the card.
+    /// A card is ready: publish the alert and store the card (phase `Opened`: the incident's
+    /// alert; `Updated`: its diagnosis changed).
     Alert(ExplanationCard),
     /// The maintenance report of one asset.
     Report {
@@ -144,6 +181,9 @@ pub struct Analytics {
     scratch: Vec<Anomaly>,
     events: Vec<Anomaly>,
     cards: Vec<ExplanationCard>,
+    incidents: Incidents,
+    /// Latest time seen (readings, ticks).
+    now_ns: i64,
     last_report_ns: Option<i64>,
     counters: Arc<Counters>,
 }
@@ -163,6 +203,13 @@ impl Analytics {
                 Err(e) => tracing::error!(%asset, error = %e, "asset monitor not started"),
             }
         }
+        let incidents = Incidents::new(
+            Tuning {
+                hold_off_ns: secs_ns(opts.incident_hold_off_s),
+                update_every_ns: secs_ns(opts.incident_update_s),
+            },
+            opts.max_incidents,
+        );
         Self {
             opts,
             monitors,
@@ -173,6 +220,8 @@ impl Analytics {
             scratch: Vec::new(),
             events: Vec::new(),
             cards: Vec::new(),
+            incidents,
+            now_ns: i64::MIN,
             last_report_ns: None,
             counters: Arc::new(Counters::default()),
         }
@@ -198,6 +247,11 @@ impl Analytics {
         &self.events
     }
 
+    /// The open incidents, then the kept closed ones.
+    pub fn incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.incidents.open().chain(self.incidents.closed())
+    }
+
     /// The kept explanation cards, oldest first.
     pub fn cards(&self) -> &[ExplanationCard] {
         &self.cards
@@ -206,6 +260,7 @@ impl Analytics {
     /// Readings in: each goes to the monitor of its asset (others are ignored).
     pub fn on_batch(&mut self, readings: &[Reading], history: &dyn History, out: &mut Vec<Output>) {
         for r in readings {
+            self.now_ns = self.now_ns.max(r.ts_ns);
             for m in self.monitors.iter_mut() {
                 if *r.sensor.asset == *m.monitor.asset() {
                     m.monitor.observe(r, &mut self.scratch);
@@ -218,6 +273,7 @@ impl Analytics {
     /// The caller's clock, about once a second: dropout checks at `now_ns` and the report
     /// schedule (the first tick starts it).
     pub fn on_tick(&mut self, now_ns: i64, history: &dyn History, out: &mut Vec<Output>) {
+        self.now_ns = self.now_ns.max(now_ns);
         for m in self.monitors.iter_mut() {
             m.monitor.tick(now_ns, &mut self.scratch);
         }
@@ -258,10 +314,12 @@ impl Analytics {
         out.push(Output::Alert(card));
     }
 
-    /// Handles the monitors' new events, then the reports due.
+    /// Handles the monitors' new events (each joins or opens an incident), the incidents'
+    /// updates and closes, then the reports due.
     fn step(&mut self, mut due: Vec<String>, history: &dyn History, out: &mut Vec<Output>) {
         let mut scratch = std::mem::take(&mut self.scratch);
         for ev in scratch.drain(..) {
+            self.now_ns = self.now_ns.max(ev.ts_ns);
             self.events.retain(|h| h.id != ev.id);
             self.events.push(ev.clone());
             if self.events.len() > self.opts.max_events {
@@ -269,18 +327,23 @@ impl Analytics {
                     .drain(..self.events.len() - self.opts.max_events);
             }
             out.push(Output::Event(ev.clone()));
-            match ev.phase {
-                Phase::Closed => due.push(ev.sensor.asset.to_string()),
-                Phase::Opened => {
-                    Counters::add(&self.counters.anomalies);
-                    if let Some(profile) = self.profile(&ev.sensor.asset) {
-                        out.push(Output::Explain(ExplainRequest { event: ev, profile }));
-                    }
-                }
-                Phase::Updated => {}
+            if ev.phase == millwright_core::Phase::Opened {
+                Counters::add(&self.counters.anomalies);
             }
+            let Some(m) = self
+                .monitors
+                .iter()
+                .find(|m| m.monitor.asset() == &*ev.sensor.asset)
+            else {
+                continue;
+            };
+            let quiet = quiet_signals(&m.monitor);
+            let profile = m.profile.clone();
+            self.incidents
+                .on_event(&ev, &profile, &quiet, &self.counters, out);
         }
         self.scratch = scratch;
+        due.extend(self.incidents.poll(self.now_ns, &self.counters, out));
         if !due.is_empty() {
             self.reports(due, history, out);
         }
@@ -342,13 +405,14 @@ impl Analytics {
             .filter(|a| *a.sensor.asset == *asset)
             .cloned()
             .collect();
+        let incidents = self.incidents.of_asset(asset);
         let report = millwright_reason::asset_report(
             history,
             &self.opts.site,
             asset,
             profile,
             (i64::MIN, i64::MAX),
-            &events,
+            (&events, &incidents),
             &self.cards,
         );
         let markdown = millwright_reason::to_markdown(&report);
@@ -359,4 +423,26 @@ impl Analytics {
         });
         report
     }
+}
+
+/// Seconds as ns (negative and non-finite as 0, saturating).
+fn secs_ns(s: f64) -> i64 {
+    if s.is_finite() && s > 0.0 {
+        (s * 1e9).min(i64::MAX as f64) as i64
+    } else {
+        0
+    }
+}
+
+/// Signals of the asset whose baseline is learned and whose deviation is small now (|z| < 2):
+/// a failure mode that expects them to move is counted against.
+fn quiet_signals(m: &AssetMonitor) -> Vec<String> {
+    m.signals()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let e = m.evidence(i)?;
+            (e.learned && e.z.abs() < 2.0).then(|| s.sensor().signal.to_string())
+        })
+        .collect()
 }

@@ -4,6 +4,7 @@
 //! Pure data and one trait: nothing here detects, formats text, or does I/O. Detection lives in
 //! `millwright-detect`, text and reports in `millwright-reason`.
 
+use crate::incident::{Incident, Severity};
 use crate::reading::{Limits, Reading, SensorId, Unit};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -341,6 +342,12 @@ pub struct ExplanationCard {
     pub source: TextSource,
     /// Model attempts made (0 when no model was asked).
     pub attempts: u32,
+    /// Confidence of the first failure mode in `failure_modes`, in `[0, 1]` (0: none matches).
+    #[serde(default)]
+    pub confidence: f64,
+    /// The runner-up failure mode when its match is close to the first one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_up: Option<String>,
 }
 
 /// Statistics of one signal over a report period (plain data, filled from the store).
@@ -400,8 +407,11 @@ pub struct ReportInput {
     pub signals: Vec<SignalPeriodStats>,
     /// Anomaly events of the period (latest phase of each).
     pub anomalies: Vec<Anomaly>,
-    /// Explanation cards of those events (matched by id).
+    /// Explanation cards of those events or incidents (matched by id).
     pub cards: Vec<ExplanationCard>,
+    /// Incidents of the period (latest phase of each); their events are in `anomalies`.
+    #[serde(default)]
+    pub incidents: Vec<Incident>,
     /// Data quality.
     pub quality: DataQuality,
 }
@@ -452,6 +462,42 @@ pub struct ReportAnomaly {
     pub source: TextSource,
 }
 
+/// One incident in a report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportIncident {
+    /// Incident id.
+    pub id: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Opened, RFC 3339.
+    pub opened: String,
+    /// Closed, RFC 3339 (None while open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<String>,
+    /// Still open at the end of the period.
+    pub open: bool,
+    /// How it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+    /// Title of the top diagnosis (empty when none matches).
+    pub diagnosis: String,
+    /// Its confidence in `[0, 1]`.
+    pub confidence: f64,
+    /// The close runner-up's title, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_up: Option<String>,
+    /// The symptoms in words, e.g. `vibration_rms_mm_s drift up`.
+    pub symptoms: Vec<String>,
+    /// Explanation text (from the incident's card, or the template).
+    pub explanation: String,
+    /// Where the explanation came from.
+    pub source: TextSource,
+    /// Events merged and suppressed.
+    pub events_merged: u64,
+    /// Event phases suppressed.
+    pub events_suppressed: u64,
+}
+
 /// A ranked recommended action with where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RankedAction {
@@ -476,7 +522,10 @@ pub struct MaintenanceReport {
     pub to: String,
     /// Overall state: `ok`, `watch`, `action required`.
     pub status: String,
-    /// Anomalies of the period.
+    /// Incidents of the period (one per fault), most recent first.
+    #[serde(default)]
+    pub incidents: Vec<ReportIncident>,
+    /// Anomaly events of the period (the incidents' details).
     pub anomalies: Vec<ReportAnomaly>,
     /// Each signal against its limits.
     pub signals: Vec<SignalStatus>,

@@ -7,6 +7,7 @@
 
 pub mod anomaly;
 pub mod history;
+pub mod incident;
 pub mod llm;
 pub mod reading;
 pub mod record;
@@ -18,10 +19,11 @@ pub mod validate;
 
 pub use anomaly::{
     Action, Anomaly, AnomalyKind, DataQuality, Detector, Direction, Evidence, ExplanationCard,
-    MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportInput, Resolution,
+    MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportIncident, ReportInput, Resolution,
     SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
 };
 pub use history::History;
+pub use incident::{DiagnosedMode, Incident, IncidentSymptom, Severity};
 pub use llm::{
     ChatMessage, Completion, GenParams, LanguageModel, Prompt, Role, SlmError, StopReason,
 };

@@ -1,11 +1,12 @@
-//! [`Record`]: what leaves the node — a reading, an anomaly event, an explanation card or a
-//! maintenance report with its Markdown.
+//! [`Record`]: what leaves the node — a reading, an anomaly event, an incident, an explanation
+//! card or a maintenance report with its Markdown.
 //!
 //! Plain data built from core's own types, so that every sink (the InfluxDB writer, the MQTT
 //! publisher) takes one type. Nothing here encodes or writes: the line-protocol encoder lives in
 //! `millwright-sinks` (`line.rs`), the names it writes in [`crate::schema`].
 
 use crate::anomaly::{Anomaly, ExplanationCard, MaintenanceReport};
+use crate::incident::Incident;
 use crate::reading::Reading;
 
 /// One thing the node writes out.
@@ -17,7 +18,9 @@ pub enum Record {
     Reading(Reading),
     /// A phase of an anomaly event (opened, updated, closed).
     Anomaly(Box<Anomaly>),
-    /// The explanation card of an anomaly event.
+    /// A phase of an incident (opened, updated, closed).
+    Incident(Box<Incident>),
+    /// The explanation card of an anomaly event or incident.
     Card(Box<ExplanationCard>),
     /// A maintenance report of one asset.
     Report(Box<ReportRecord>),
@@ -49,6 +52,7 @@ impl Record {
         match self {
             Record::Reading(r) => r.ts_ns,
             Record::Anomaly(a) => a.ts_ns,
+            Record::Incident(i) => i.updated_ns,
             Record::Card(c) => c.ts_ns,
             Record::Report(r) => r.ts_ns,
         }
@@ -59,16 +63,19 @@ impl Record {
         match self {
             Record::Reading(r) => &r.sensor.asset,
             Record::Anomaly(a) => &a.sensor.asset,
+            Record::Incident(i) => &i.asset,
             Record::Card(c) => &c.asset,
             Record::Report(r) => &r.report.asset,
         }
     }
 
-    /// What kind of record this is: `reading`, `anomaly`, `card` or `report` (for logs).
+    /// What kind of record this is: `reading`, `anomaly`, `incident`, `card` or `report` (for
+    /// logs).
     pub fn kind(&self) -> &'static str {
         match self {
             Record::Reading(_) => "reading",
             Record::Anomaly(_) => "anomaly",
+            Record::Incident(_) => "incident",
             Record::Card(_) => "card",
             Record::Report(_) => "report",
         }
@@ -84,6 +91,12 @@ impl From<Reading> for Record {
 impl From<Anomaly> for Record {
     fn from(a: Anomaly) -> Self {
         Record::Anomaly(Box::new(a))
+    }
+}
+
+impl From<Incident> for Record {
+    fn from(i: Incident) -> Self {
+        Record::Incident(Box::new(i))
     }
 }
 

@@ -74,6 +74,34 @@ pub mod influx {
     /// Field: an anomaly event's deviation in spreads (σ).
     pub const FIELD_Z: &str = "z";
 
+    // Incidents (measurement `millwright_incident`):
+    // `millwright_incident,asset=…,phase=…,severity=…[,diagnosis=…][,resolution=…] id="…",
+    //  opened_ns=…i,duration_s=…,symptoms=…i,open_symptoms=…i,peak_score=…,confidence=…,
+    //  events_merged=…i,events_suppressed=…i[,runner_up="…"] <updated_ns>`.
+
+    /// Measurement for incidents (one fault of one asset: its events grouped).
+    pub const MEASUREMENT_INCIDENT: &str = "millwright_incident";
+    /// Tag: an incident's severity (`watch`, `warning`, `critical`).
+    pub const TAG_SEVERITY: &str = "severity";
+    /// Tag: an incident's top diagnosis (failure mode id; absent when none matches).
+    pub const TAG_DIAGNOSIS: &str = "diagnosis";
+    /// Tag: how a closed incident ended (`normal`, `new_normal`).
+    pub const TAG_RESOLUTION: &str = "resolution";
+    /// Field: an incident's open time, ns since the epoch.
+    pub const FIELD_OPENED_NS: &str = "opened_ns";
+    /// Field: number of an incident's symptoms (events).
+    pub const FIELD_SYMPTOMS: &str = "symptoms";
+    /// Field: number of an incident's open symptoms.
+    pub const FIELD_OPEN_SYMPTOMS: &str = "open_symptoms";
+    /// Field: confidence of an incident's top diagnosis in `[0, 1]`.
+    pub const FIELD_CONFIDENCE: &str = "confidence";
+    /// Field: the close runner-up failure mode of an incident.
+    pub const FIELD_RUNNER_UP: &str = "runner_up";
+    /// Field: events merged into an incident after its first.
+    pub const FIELD_EVENTS_MERGED: &str = "events_merged";
+    /// Field: event phases an incident suppressed.
+    pub const FIELD_EVENTS_SUPPRESSED: &str = "events_suppressed";
+
     // Maintenance reports (measurement `millwright_report`):
     // `millwright_report,asset=…,status=… anomalies=<n>i,actions=<n>i,markdown="…" <ts_ns>`.
 
@@ -89,7 +117,8 @@ pub mod influx {
 pub mod topics {
     /// Retained status with last will (`online` / `offline`).
     pub const STATUS: &str = "status";
-    /// Alerts: `alerts/<asset>`.
+    /// Alerts: `alerts/<asset>` (an incident's explanation card when it opens, then the
+    /// incident's JSON on each update and on its close).
     pub const ALERTS: &str = "alerts";
     /// Maintenance reports: `reports/<asset>`.
     pub const REPORTS: &str = "reports";

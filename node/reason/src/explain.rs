@@ -174,8 +174,19 @@ impl Explainer {
         profile: Option<&Profile>,
         model: Option<&mut dyn LanguageModel>,
     ) -> ExplanationCard {
+        self.explain_facts(anomaly, encode(anomaly, profile), profile, model)
+    }
+
+    /// Makes the card from facts already encoded (an incident's: its diagnosis in
+    /// `facts.candidates`).
+    pub fn explain_facts(
+        &self,
+        anomaly: &Anomaly,
+        facts: Facts,
+        profile: Option<&Profile>,
+        model: Option<&mut dyn LanguageModel>,
+    ) -> ExplanationCard {
         self.counters.explanations.fetch_add(1, Ordering::Relaxed);
-        let facts = encode(anomaly, profile);
         let ctx = self.context(&facts, profile);
         let mut attempts = 0u32;
         let mut model_name = String::from("template");
@@ -250,6 +261,8 @@ impl Explainer {
             },
             source,
             attempts,
+            confidence: facts.confidence(),
+            runner_up: facts.runner_up().map(|c| c.id.clone()),
         }
     }
 }
@@ -376,7 +389,7 @@ pub fn template(f: &Facts) -> String {
         action
     );
     if let Some(c) = f.candidates.first() {
-        t.push_str(&format!(" This matches the failure mode \"{}\".", c.title));
+        t.push_str(&format!(" This matches the failure mode \"{}\"{}.", c.title, crate::diagnose::confidence_note(f)));
     }
     sentence(&t)
 }

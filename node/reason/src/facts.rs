@@ -7,7 +7,9 @@
 
 use crate::text::{decimals_for, display_signal, duration, fixed, sig2, sigma, spread};
 use millwright_core::{Action, Anomaly, AnomalyKind, Direction, Evidence, Urgency};
-use millwright_profile::{FailureMode, Profile};
+pub use crate::diagnose::match_failure_modes;
+use crate::diagnose::close_runner_up;
+use millwright_profile::Profile;
 
 /// One number stated in the facts, with the rounding it was written with.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,8 +31,11 @@ pub struct Candidate {
     pub title: String,
     /// Its reference (standard).
     pub reference: String,
-    /// Matching strength (main symptom 2, each further symptom 1).
-    pub score: u32,
+    /// How well the symptoms match the mode, in `[0, 1]` (see [`crate::diagnose::diagnose`]).
+    pub score: f64,
+    /// Confidence that this mode is the fault, in `[0, 1]`: its score, lowered by how close
+    /// the best other mode comes.
+    pub confidence: f64,
     /// Likely causes.
     pub causes: Vec<String>,
     /// Recommended actions.
@@ -62,7 +67,7 @@ pub struct Facts {
     pub numbers: Vec<FactNumber>,
     /// Signal names the text may mention (full and display forms).
     pub signals: Vec<String>,
-    /// Matching failure modes, best first.
+    /// Matching failure modes, best first (for an incident: its diagnosis, see [`crate::diagnose::diagnose`]).
     pub candidates: Vec<Candidate>,
     /// The raw evidence.
     pub evidence: Evidence,
@@ -80,16 +85,42 @@ impl Facts {
         }
     }
 
-    /// Likely causes, best first (at most `n`).
+    /// Sets the ranked failure modes (an incident's diagnosis replaces the event's own) and
+    /// records the top confidence as a stated number (the template writes it).
+    pub fn set_candidates(&mut self, candidates: Vec<Candidate>) {
+        self.candidates = candidates;
+        if let Some(c) = self.candidates.first() {
+            let text = format!("{:.1}", c.confidence);
+            self.push(&text, "");
+        }
+    }
+
+    /// The runner-up failure mode when its match is close to the top one's (score at least
+    /// [`crate::diagnose::CLOSE_RUNNER_UP`] of the top score).
+    pub fn runner_up(&self) -> Option<&Candidate> {
+        close_runner_up(&self.candidates)
+    }
+
+    /// Confidence of the top failure mode (0 when none matches).
+    pub fn confidence(&self) -> f64 {
+        self.candidates.first().map_or(0.0, |c| c.confidence)
+    }
+
+    /// Likely causes, best first (at most `n`): the top mode's first two, then the close
+    /// runner-up's first, then the rest of the top mode's.
     pub fn causes(&self, n: usize) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for (i, c) in self.candidates.iter().enumerate() {
-            let take = if i == 0 { 2 } else { 1 };
-            for cause in c.causes.iter().take(take) {
-                if !out.contains(cause) {
-                    out.push(cause.clone());
-                }
+        let mut add = |c: &String| {
+            if !out.contains(c) {
+                out.push(c.clone());
             }
+        };
+        if let Some(top) = self.candidates.first() {
+            top.causes.iter().take(2).for_each(&mut add);
+            if let Some(r) = self.runner_up() {
+                r.causes.iter().take(1).for_each(&mut add);
+            }
+            top.causes.iter().skip(2).for_each(&mut add);
         }
         if out.is_empty() {
             out.push(format!(
@@ -101,14 +132,25 @@ impl Facts {
         out
     }
 
-    /// Recommended actions, most urgent first (at most `n`).
+    /// Recommended actions (at most `n`): the top mode's, most urgent first (profile order
+    /// within one urgency), then at most one of the close runner-up's. No action of another
+    /// mode ranks above the top mode's.
     pub fn actions(&self, n: usize) -> Vec<Action> {
         let mut out: Vec<Action> = Vec::new();
-        for (i, c) in self.candidates.iter().enumerate() {
-            let take = if i == 0 { usize::MAX } else { 1 };
-            for a in c.actions.iter().take(take) {
+        if let Some(top) = self.candidates.first() {
+            let mut own = top.actions.clone();
+            own.sort_by_key(|a| a.urgency);
+            for a in own {
                 if !out.iter().any(|o| o.text == a.text) {
-                    out.push(a.clone());
+                    out.push(a);
+                }
+            }
+            if let Some(r) = self.runner_up() {
+                let mut theirs = r.actions.clone();
+                theirs.sort_by_key(|a| a.urgency);
+                if let Some(a) = theirs.into_iter().find(|a| !out.iter().any(|o| o.text == a.text))
+                {
+                    out.push(a);
                 }
             }
         }
@@ -121,7 +163,6 @@ impl Facts {
                 urgency: Urgency::Medium,
             });
         }
-        out.sort_by_key(|a| a.urgency);
         out.truncate(n);
         out
     }
@@ -313,7 +354,7 @@ pub fn encode(a: &Anomaly, profile: Option<&Profile>) -> Facts {
         f.limits_line = format!("{display} limits: {}", parts.join(", "));
     }
     if let Some(p) = profile {
-        f.candidates = match_failure_modes(a, p);
+        f.set_candidates(match_failure_modes(a, p));
     }
     f
 }
@@ -324,70 +365,3 @@ fn push_duration(f: &mut Facts, text: &str) {
     }
 }
 
-fn kinds_ok(mode_kinds: &[AnomalyKind], a: &Anomaly) -> bool {
-    mode_kinds.is_empty()
-        || mode_kinds.contains(&a.kind)
-        || a.kinds.iter().any(|k| mode_kinds.contains(k))
-}
-
-/// Failure modes of `profile` whose symptoms match the anomaly, best first. A mode matches
-/// only when one of its symptoms is on the anomaly's own signal (direction and kind agree);
-/// symptoms on other signals that deviate in the stated direction add to its score.
-pub fn match_failure_modes(a: &Anomaly, profile: &Profile) -> Vec<Candidate> {
-    let dir = anomaly_direction(a);
-    let mut out: Vec<(usize, Candidate)> = Vec::new();
-    for (order, m) in profile.failure_modes.iter().enumerate() {
-        if let Some(score) = mode_score(m, a, dir) {
-            out.push((
-                order,
-                Candidate {
-                    id: m.id.clone(),
-                    title: m.title.clone(),
-                    reference: m.reference.clone(),
-                    score,
-                    causes: m.causes.clone(),
-                    actions: m
-                        .actions
-                        .iter()
-                        .map(|x| Action {
-                            text: x.text.clone(),
-                            urgency: x.urgency,
-                        })
-                        .collect(),
-                },
-            ));
-        }
-    }
-    out.sort_by(|x, y| y.1.score.cmp(&x.1.score).then(x.0.cmp(&y.0)));
-    out.into_iter().map(|(_, c)| c).collect()
-}
-
-fn mode_score(m: &FailureMode, a: &Anomaly, dir: Direction) -> Option<u32> {
-    let mut score = 0;
-    let mut own = false;
-    for (j, s) in m.symptoms.iter().enumerate() {
-        if s.signal == *a.sensor.signal {
-            let dir_ok = match s.direction {
-                Direction::Flat => {
-                    if s.kinds.is_empty() {
-                        dir == Direction::Flat
-                    } else {
-                        true
-                    }
-                }
-                d => d == dir,
-            };
-            if dir_ok && kinds_ok(&s.kinds, a) {
-                own = true;
-                score += if j == 0 { 2 } else { 1 };
-            }
-        } else if s.direction != Direction::Flat
-            && a.related
-                .iter()
-                .any(|r| *r.signal == s.signal && r.direction == s.direction)
-        {
-            score += 1;
-        }
-    }
-    own.then_some(score)
-}

@@ -4,6 +4,7 @@
 //!
 //! - [`facts`]: anomaly → [`Facts`] (one compact line, every number with its rounding, the
 //!   matching failure modes of the profile).
+//! - [`diagnose`]: failure modes ranked by an incident's symptoms, with confidence.
 //! - [`ground`]: the grounding check of generated text against the facts.
 //! - [`explain`]: [`Explainer::explain`] → [`millwright_core::ExplanationCard`].
 //! - [`report`]: [`report::build_report`] → [`millwright_core::MaintenanceReport`], Markdown, JSON.
@@ -15,6 +16,7 @@
 //! No I/O: the model is passed in through [`millwright_core::LanguageModel`], the report's data
 //! through [`millwright_core::ReportInput`] or read through [`millwright_core::History`].
 
+pub mod diagnose;
 pub mod explain;
 pub mod facts;
 pub mod ground;
@@ -23,6 +25,7 @@ pub mod report;
 pub mod select;
 pub mod text;
 
+pub use diagnose::{diagnose, Observed};
 pub use explain::{ExplainCounters, ExplainOptions, ExplainStats, Explainer};
 pub use facts::{encode, match_failure_modes, Candidate, FactNumber, Facts};
 pub use ground::{check, Grounding, GroundingContext};

@@ -1,5 +1,6 @@
 //! Maintenance reports per asset and per site, from plain data ([`ReportInput`]): period,
-//! anomalies with their evidence and explanations, each signal against its limits, data
+//! incidents (one per fault: diagnosis, confidence, symptoms, explanation) with their anomaly
+//! events as details, each signal against its limits, data
 //! quality, and recommended actions ranked by urgency. Markdown and JSON.
 //!
 //! The input is selected from history by [`crate::select`] (or filled by the caller); nothing
@@ -10,8 +11,9 @@ use crate::explain::template;
 use crate::facts::encode;
 use crate::text::{duration, num, rfc3339};
 use millwright_core::{
-    Action, AnomalyKind, MaintenanceReport, Phase, RankedAction, ReportAnomaly, ReportInput,
-    SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
+    Action, AnomalyKind, Incident, MaintenanceReport, Phase, RankedAction, ReportAnomaly,
+    ReportIncident, ReportInput, Severity, SignalPeriodStats, SignalState, SignalStatus,
+    TextSource, Urgency,
 };
 use millwright_profile::Profile;
 use std::fmt::Write as _;
@@ -52,10 +54,122 @@ fn add_action(out: &mut Vec<RankedAction>, a: Action, because: &str) {
 
 /// Builds the report of one asset. `profile` adds failure-mode actions for anomalies that
 /// have no card.
+/// Actions of closed events and incidents are less urgent than those of open ones.
+fn soften(act: Action, open: bool) -> Action {
+    if open {
+        return act;
+    }
+    Action {
+        urgency: match act.urgency {
+            Urgency::Immediate => Urgency::High,
+            Urgency::High => Urgency::Medium,
+            u => u,
+        },
+        ..act
+    }
+}
+
+/// The actions of an incident without a card: its top mode's, most urgent first.
+fn mode_actions(i: &Incident, profile: Option<&Profile>) -> Vec<Action> {
+    let mut out: Vec<Action> = i
+        .top()
+        .and_then(|t| profile?.failure_modes.iter().find(|m| m.id == t.id))
+        .map(|m| {
+            m.actions
+                .iter()
+                .map(|a| Action {
+                    text: a.text.clone(),
+                    urgency: a.urgency,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|a| a.urgency);
+    out.truncate(3);
+    out
+}
+
+/// The incidents of a report, most recent first; adds their actions.
+fn incidents(
+    input: &ReportInput,
+    profile: Option<&Profile>,
+    actions: &mut Vec<RankedAction>,
+    severe: &mut bool,
+) -> Vec<ReportIncident> {
+    let mut sorted: Vec<&Incident> = input.incidents.iter().collect();
+    sorted.sort_by_key(|i| std::cmp::Reverse(i.opened_ns));
+    let mut out = Vec::new();
+    for i in sorted {
+        let open = i.phase != Phase::Closed;
+        let card = input.cards.iter().find(|c| c.id == i.id);
+        let symptoms: Vec<String> = i
+            .symptoms
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {}{}",
+                    s.signal,
+                    s.kind.describe(),
+                    s.direction.as_str(),
+                    if s.open { "" } else { " (over)" }
+                )
+            })
+            .collect();
+        let top = i.top();
+        let runner_up = i
+            .diagnosis
+            .get(1)
+            .filter(|r| top.is_some_and(|t| r.score >= crate::diagnose::CLOSE_RUNNER_UP * t.score))
+            .map(|r| r.title.clone());
+        let (explanation, source, acts) = match card {
+            Some(c) => (c.text.clone(), c.source, c.actions.clone()),
+            None => (
+                format!(
+                    "{} shows {}. {}",
+                    i.asset,
+                    symptoms.join(", "),
+                    top.map_or("No failure mode of the profile matches.".to_string(), |t| {
+                        format!("This matches the failure mode \"{}\".", t.title)
+                    })
+                ),
+                TextSource::Fallback,
+                mode_actions(i, profile),
+            ),
+        };
+        for act in acts {
+            let act = soften(act, open);
+            *severe |= open && act.urgency == Urgency::Immediate;
+            add_action(actions, act, &i.id);
+        }
+        *severe |= open && i.severity == Severity::Critical;
+        out.push(ReportIncident {
+            id: i.id.clone(),
+            severity: i.severity,
+            opened: rfc3339(i.opened_ns),
+            closed: i.closed_ns.map(rfc3339),
+            open,
+            resolution: i.resolution,
+            diagnosis: top.map(|t| t.title.clone()).unwrap_or_default(),
+            confidence: top.map_or(0.0, |t| t.confidence),
+            runner_up,
+            symptoms,
+            explanation,
+            source,
+            events_merged: i.events_merged,
+            events_suppressed: i.events_suppressed,
+        });
+    }
+    out
+}
+
+/// Builds the report of one asset. `profile` adds failure-mode actions for incidents and
+/// anomalies that have no card. An event that is a symptom of an incident adds no actions of
+/// its own (the incident's diagnosis carries them).
 pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> MaintenanceReport {
     let mut actions: Vec<RankedAction> = Vec::new();
     let mut anomalies = Vec::new();
     let mut any_open_severe = false;
+    let incidents = incidents(input, profile, &mut actions, &mut any_open_severe);
     for a in &input.anomalies {
         let facts = encode(a, profile);
         let card = input.cards.iter().find(|c| c.id == a.id);
@@ -63,25 +177,18 @@ pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> Maintenan
             Some(c) => (c.text.clone(), c.source),
             None => (template(&facts), TextSource::Fallback),
         };
+        let in_incident = input
+            .incidents
+            .iter()
+            .any(|i| i.symptoms.iter().any(|s| s.event_id == a.id));
         let acts = match card {
             Some(c) => c.actions.clone(),
+            None if in_incident => Vec::new(),
             None => facts.actions(3),
         };
         let open = a.phase != Phase::Closed;
         for act in acts {
-            // Actions of closed events are less urgent than those of open ones.
-            let act = if open {
-                act
-            } else {
-                Action {
-                    urgency: match act.urgency {
-                        Urgency::Immediate => Urgency::High,
-                        Urgency::High => Urgency::Medium,
-                        u => u,
-                    },
-                    ..act
-                }
-            };
+            let act = soften(act, open);
             if open && act.urgency == Urgency::Immediate {
                 any_open_severe = true;
             }
@@ -179,7 +286,11 @@ pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> Maintenan
     });
     let status = if any_open_severe {
         "action required"
-    } else if !anomalies.is_empty() || outside || !q.devices_offline.is_empty() {
+    } else if !anomalies.is_empty()
+        || !incidents.is_empty()
+        || outside
+        || !q.devices_offline.is_empty()
+    {
         "watch"
     } else {
         "ok"
@@ -191,6 +302,7 @@ pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> Maintenan
         from: rfc3339(input.from_ns),
         to: rfc3339(input.to_ns),
         status: status.to_string(),
+        incidents,
         anomalies,
         signals,
         quality: q.clone(),
@@ -239,6 +351,46 @@ pub fn to_markdown(r: &MaintenanceReport) -> String {
             a.action.urgency.as_str(),
             a.action.text,
             because
+        );
+    }
+    let _ = writeln!(m);
+    let _ = writeln!(m, "## Incidents");
+    if r.incidents.is_empty() {
+        let _ = writeln!(m, "None in this period.");
+    }
+    for i in &r.incidents {
+        let diagnosis = if i.diagnosis.is_empty() {
+            "no known failure mode".to_string()
+        } else {
+            let mut d = format!("{} (confidence {:.1}", i.diagnosis, i.confidence);
+            if let Some(r) = &i.runner_up {
+                let _ = write!(d, "; runner-up: {r}");
+            }
+            d.push(')');
+            d
+        };
+        let state = if i.open {
+            ", still open".to_string()
+        } else {
+            format!(
+                ", closed {}{}",
+                i.closed.as_deref().unwrap_or(""),
+                i.resolution
+                    .map(|r| format!(" as {}", r.as_str().replace('_', " ")))
+                    .unwrap_or_default()
+            )
+        };
+        let _ = writeln!(
+            m,
+            "- **{}** [{}] {} since {}{}  \n  Symptoms: {}  \n  {} _({})_",
+            diagnosis,
+            i.severity.as_str(),
+            i.id,
+            i.opened,
+            state,
+            i.symptoms.join("; "),
+            i.explanation,
+            i.source.as_str()
         );
     }
     let _ = writeln!(m);
@@ -312,8 +464,11 @@ pub fn site_markdown(site: &str, reports: &[MaintenanceReport]) -> String {
     let mut m = String::new();
     let _ = writeln!(m, "# Site report: {site}");
     let _ = writeln!(m);
-    let _ = writeln!(m, "| asset | profile | status | anomalies | actions |");
-    let _ = writeln!(m, "|---|---|---|---|---|");
+    let _ = writeln!(
+        m,
+        "| asset | profile | status | incidents | anomalies | actions |"
+    );
+    let _ = writeln!(m, "|---|---|---|---|---|---|");
     let mut sorted: Vec<&MaintenanceReport> = reports.iter().collect();
     let rank = |s: &str| match s {
         "action required" => 0,
@@ -324,10 +479,11 @@ pub fn site_markdown(site: &str, reports: &[MaintenanceReport]) -> String {
     for r in &sorted {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             r.asset,
             r.profile,
             r.status,
+            r.incidents.len(),
             r.anomalies.len(),
             r.actions.len()
         );

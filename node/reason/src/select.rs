@@ -7,7 +7,7 @@
 
 use millwright_core::history::DEVICE_ONLINE_SIGNAL;
 use millwright_core::{
-    Anomaly, DataQuality, ExplanationCard, History, MaintenanceReport, ReportInput,
+    Anomaly, DataQuality, ExplanationCard, History, Incident, MaintenanceReport, ReportInput,
     SignalPeriodStats,
 };
 use millwright_profile::Profile;
@@ -15,14 +15,14 @@ use millwright_profile::Profile;
 /// Selects the facts of the report of `asset` over `[range.0, range.1)` (the whole history
 /// with `(i64::MIN, i64::MAX)`): every signal's statistics with its unit and profile ranges,
 /// the data quality (bad readings, longest gap, offline devices), the given anomaly events and
-/// their cards.
+/// their incidents and the cards.
 pub fn select_input(
     history: &dyn History,
     site: &str,
     asset: &str,
     profile: Option<&Profile>,
     range: (i64, i64),
-    anomalies: &[Anomaly],
+    (anomalies, incidents): (&[Anomaly], &[Incident]),
     cards: &[ExplanationCard],
 ) -> ReportInput {
     let mut signals = Vec::new();
@@ -67,6 +67,7 @@ pub fn select_input(
         signals,
         anomalies: anomalies.to_vec(),
         cards: cards.to_vec(),
+        incidents: incidents.to_vec(),
         quality,
     }
 }
@@ -78,10 +79,10 @@ pub fn asset_report(
     asset: &str,
     profile: Option<&Profile>,
     range: (i64, i64),
-    anomalies: &[Anomaly],
+    events: (&[Anomaly], &[Incident]),
     cards: &[ExplanationCard],
 ) -> MaintenanceReport {
-    let input = select_input(history, site, asset, profile, range, anomalies, cards);
+    let input = select_input(history, site, asset, profile, range, events, cards);
     crate::build_report(&input, profile)
 }
 
@@ -142,7 +143,7 @@ mod tests {
     #[test]
     fn selects_signals_units_period_and_data_quality() {
         let h = Fixed { online: 0.0 };
-        let i = select_input(&h, "s", "A", None, (i64::MIN, i64::MAX), &[], &[]);
+        let i = select_input(&h, "s", "A", None, (i64::MIN, i64::MAX), (&[], &[]), &[]);
         assert_eq!((i.site.as_str(), i.asset.as_str()), ("s", "A"));
         assert_eq!(
             i.signals.len(),
@@ -159,19 +160,19 @@ mod tests {
         assert_eq!((i.quality.readings, i.quality.bad_readings), (10, 2));
         assert!((i.quality.longest_gap_s - 3.0).abs() < 1e-9);
         assert_eq!(i.quality.devices_offline, vec!["A".to_string()]);
-        let online = select_input(&Fixed { online: 1.0 }, "s", "A", None, (0, 5), &[], &[]);
+        let online = select_input(&Fixed { online: 1.0 }, "s", "A", None, (0, 5), (&[], &[]), &[]);
         assert!(online.quality.devices_offline.is_empty());
     }
 
     #[test]
     fn an_unknown_asset_or_empty_period_selects_nothing() {
         let h = Fixed { online: 1.0 };
-        let i = select_input(&h, "s", "B", None, (i64::MIN, i64::MAX), &[], &[]);
+        let i = select_input(&h, "s", "B", None, (i64::MIN, i64::MAX), (&[], &[]), &[]);
         assert!(i.signals.is_empty());
         assert_eq!((i.from_ns, i.to_ns), (i64::MIN, i64::MIN));
-        let later = select_input(&h, "s", "A", None, (5, 10), &[], &[]);
+        let later = select_input(&h, "s", "A", None, (5, 10), (&[], &[]), &[]);
         assert!(later.signals.is_empty());
-        let r = asset_report(&h, "s", "A", None, (i64::MIN, i64::MAX), &[], &[]);
+        let r = asset_report(&h, "s", "A", None, (i64::MIN, i64::MAX), (&[], &[]), &[]);
         assert_eq!(r.asset, "A");
     }
 }
