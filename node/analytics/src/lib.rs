@@ -314,6 +314,20 @@ impl Analytics {
         out.push(Output::Alert(card));
     }
 
+    /// Test hook: `events` as if the monitors had just raised them, at time `now_ns`.
+    #[cfg(test)]
+    pub(crate) fn inject(
+        &mut self,
+        events: &[Anomaly],
+        now_ns: i64,
+        history: &dyn History,
+        out: &mut Vec<Output>,
+    ) {
+        self.now_ns = self.now_ns.max(now_ns);
+        self.scratch.extend_from_slice(events);
+        self.step(Vec::new(), history, out);
+    }
+
     /// Handles the monitors' new events (each joins or opens an incident), the incidents'
     /// updates and closes, then the reports due.
     fn step(&mut self, mut due: Vec<String>, history: &dyn History, out: &mut Vec<Output>) {

@@ -2,7 +2,7 @@
 //! store, no model.
 
 use super::*;
-use millwright_core::anomaly::AnomalyKind;
+use millwright_core::anomaly::{AnomalyKind, Phase};
 use millwright_core::history::{Sample, SensorHealth, Stats};
 use millwright_core::{SensorId, Unit};
 
@@ -30,7 +30,7 @@ fn profile() -> Profile {
 
 /// Every reading fed, answered as history.
 #[derive(Default)]
-struct Mem(Vec<Reading>);
+pub(crate) struct Mem(pub(crate) Vec<Reading>);
 
 impl Mem {
     fn of<'a>(&'a self, s: &'a SensorId) -> impl Iterator<Item = &'a Reading> + 'a {
@@ -172,16 +172,26 @@ fn an_anomaly_opens_is_explained_alerted_and_reported_when_it_closes() {
     assert!(matches!(&out2[..], [Output::Alert(c)] if c.id == card.id));
     assert_eq!(Counters::get(&a.counters().explanations_fallback), 1);
     assert_eq!(a.cards().len(), 1);
-    // Back to normal: the event closes and the asset's report follows.
+    // Back to normal: the event closes; the incident closes after its hold-off (60 s) and
+    // the asset's report follows (one report per incident, not per event).
     let out = feed(&mut a, &mut h, "A", 70, 120, normal);
     let closed = out
         .iter()
         .any(|o| matches!(o, Output::Event(e) if e.phase == Phase::Closed));
     assert!(closed, "{out:?}");
+    assert!(reports(&out).is_empty(), "the incident is in its hold-off");
+    let out = feed(&mut a, &mut h, "A", 120, 200, normal);
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Output::Incident(i) if i.phase == Phase::Closed && i.asset == "A")
+        ),
+        "{out:?}"
+    );
     let r = reports(&out);
     assert_eq!(r.len(), 1, "{out:?}");
     assert_eq!(r[0].asset, "A");
     assert!(!r[0].anomalies.is_empty(), "the report covers the event");
+    assert_eq!(r[0].incidents.len(), 1, "and lists its incident");
     assert_eq!(site_reports(&out), 0, "one asset of two: no site report");
     let md = out.iter().find_map(|o| match o {
         Output::Report { markdown, .. } => Some(markdown),

@@ -101,7 +101,8 @@ fn incidents(
     let mut out = Vec::new();
     for i in sorted {
         let open = i.phase != Phase::Closed;
-        let card = input.cards.iter().find(|c| c.id == i.id);
+        // The latest card of the incident (it is explained again when its diagnosis changes).
+        let card = input.cards.iter().rev().find(|c| c.id == i.id);
         let symptoms: Vec<String> = i
             .symptoms
             .iter()
@@ -122,7 +123,12 @@ fn incidents(
             .filter(|r| top.is_some_and(|t| r.score >= crate::diagnose::CLOSE_RUNNER_UP * t.score))
             .map(|r| r.title.clone());
         let (explanation, source, acts) = match card {
-            Some(c) => (c.text.clone(), c.source, c.actions.clone()),
+            // The top mode's own actions (the card may add one of the runner-up's).
+            Some(c) => {
+                let own = mode_actions(i, profile);
+                let acts = if own.is_empty() { c.actions.clone() } else { own };
+                (c.text.clone(), c.source, acts)
+            }
             None => (
                 format!(
                     "{} shows {}. {}",
