@@ -221,3 +221,6 @@ pub fn confidence_note(f: &crate::facts::Facts) -> String {
         None => format!(" (confidence {:.1})", top.confidence),
     }
 }
+
+#[cfg(test)]
+mod tests;
