@@ -23,7 +23,7 @@ use crate::config::{AssetConfig, Config};
 use millwright_analytics::{Analytics, ExplainRequest, Output};
 use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport};
 use millwright_core::history::{Sample, SensorHealth, Stats};
-use millwright_core::{Batch, History, SensorId, Unit};
+use millwright_core::{Batch, History, Incident, SensorId, Unit};
 use millwright_profile::Profile;
 use millwright_reason::ExplainCounters;
 use millwright_slm::ModelHandle;
@@ -218,8 +218,11 @@ impl History for SharedStore {
 
 /// Where the machine's outputs go.
 pub trait Deliver {
-    /// An anomaly opened (its card follows in [`Deliver::alert`]).
+    /// An incident is to be explained (its card follows in [`Deliver::alert`]); `event` is
+    /// its strongest event, with the incident's id.
     fn opened(&mut self, _event: &Anomaly) {}
+    /// An incident opened, was updated or closed (ignored unless delivered).
+    fn incident(&mut self, _incident: &Incident) {}
     /// A card is ready: the alert.
     fn alert(&mut self, card: &ExplanationCard);
     /// The maintenance report of one asset.
@@ -340,6 +343,7 @@ impl<D: Deliver> Driver<D> {
                     Output::Event(ev) => {
                         tracing::debug!(id = %ev.id, phase = ?ev.phase, kind = ?ev.kind, "anomaly event")
                     }
+                    Output::Incident(i) => self.deliver.incident(&i),
                     Output::Explain(req) => {
                         self.deliver.opened(&req.event);
                         self.explain(req, out);

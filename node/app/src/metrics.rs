@@ -202,6 +202,21 @@ pub fn render(node: &NodeMetrics) -> String {
                 a.machine(|c| &c.anomalies),
             ),
             (
+                "millwright_incidents_total",
+                "Incidents opened (one per fault of an asset).",
+                a.machine(|c| &c.incidents),
+            ),
+            (
+                "millwright_incident_updates_total",
+                "Incident updates told (a symptom added, severity up).",
+                a.machine(|c| &c.incident_updates),
+            ),
+            (
+                "millwright_incident_events_suppressed_total",
+                "Anomaly event phases incidents took without telling (repeats, floods).",
+                a.machine(|c| &c.events_suppressed),
+            ),
+            (
                 "millwright_alerts_published_total",
                 "Alerts published on MQTT.",
                 a.alerts_published.load(Ordering::Relaxed),

@@ -8,6 +8,10 @@
 use crate::anomaly::{AnomalyKind, Direction, Phase, Resolution};
 use serde::{Deserialize, Serialize};
 
+/// A runner-up failure mode is named when its match score is at least this share of the top
+/// mode's (the card, the report and the database say the same).
+pub const CLOSE_RUNNER_UP: f64 = 0.6;
+
 /// How bad an incident is, from its symptoms' peak scores and limit breaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -11,7 +11,7 @@ use millwright_core::{Action, Anomaly, AnomalyKind, Direction};
 use millwright_profile::{FailureMode, Profile, Symptom};
 
 /// A runner-up is named when its score is at least this share of the top score.
-pub const CLOSE_RUNNER_UP: f64 = 0.6;
+pub use millwright_core::incident::CLOSE_RUNNER_UP;
 
 /// Modes scoring below this are not candidates.
 pub const MIN_SCORE: f64 = 0.15;

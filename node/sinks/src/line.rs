@@ -1,5 +1,5 @@
 //! The node's one InfluxDB line-protocol encoder: every [`Record`] (reading, anomaly event,
-//! explanation card, maintenance report) becomes one line, with the names of
+//! incident, explanation card, maintenance report) becomes one line, with the names of
 //! `millwright_core::schema::influx`.
 //!
 //! Escaping follows InfluxDB's rules: measurement `,` ` ` `\`; tag keys and values and field
@@ -13,7 +13,7 @@
 
 use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, Phase};
 use millwright_core::schema::influx as schema;
-use millwright_core::{Reading, Record};
+use millwright_core::{Incident, Reading, Record};
 use std::fmt::Write;
 
 /// Appends `s` escaped as a measurement name (commas and spaces).
@@ -64,6 +64,7 @@ pub fn write_record(out: &mut String, site: &str, rec: &Record) -> bool {
     match rec {
         Record::Reading(r) => write_reading(out, site, r),
         Record::Anomaly(a) => write_anomaly(out, a),
+        Record::Incident(i) => write_incident(out, i),
         Record::Card(c) => write_card(out, c),
         Record::Report(r) => write_report(out, &r.report, &r.markdown, r.ts_ns),
     }
@@ -165,6 +166,47 @@ pub fn write_anomaly(out: &mut String, a: &Anomaly) -> bool {
     l.int(schema::FIELD_SINCE_NS, a.since_ns);
     l.float(schema::FIELD_DURATION_S, a.duration_s().max(0.0));
     l.finish(a.ts_ns)
+}
+
+/// An incident phase: tags asset, phase, severity, diagnosis (top mode id, if any),
+/// resolution (closed); fields id, opened_ns, duration_s, symptoms, open_symptoms, peak_score,
+/// confidence, events_merged, events_suppressed, runner_up (when close); time = the phase's.
+pub fn write_incident(out: &mut String, i: &Incident) -> bool {
+    let top = i.top();
+    let runner_up = i.diagnosis.get(1).filter(|r| {
+        top.is_some_and(|t| r.score >= millwright_core::incident::CLOSE_RUNNER_UP * t.score)
+    });
+    let mut l = Line::start(out, schema::MEASUREMENT_INCIDENT);
+    l.tag(schema::TAG_ASSET, &i.asset);
+    l.tag(schema::TAG_PHASE, phase_name(i.phase));
+    l.tag(schema::TAG_SEVERITY, i.severity.as_str());
+    l.tag(schema::TAG_DIAGNOSIS, top.map_or("", |t| t.id.as_str()));
+    l.tag(
+        schema::TAG_RESOLUTION,
+        i.resolution.map_or("", |r| r.as_str()),
+    );
+    l.string(schema::FIELD_ID, &i.id);
+    l.int(schema::FIELD_OPENED_NS, i.opened_ns);
+    l.float(
+        schema::FIELD_DURATION_S,
+        ((i.closed_ns.unwrap_or(i.updated_ns) - i.opened_ns) as f64 / 1e9).max(0.0),
+    );
+    l.int(schema::FIELD_SYMPTOMS, i.symptoms.len() as i64);
+    l.int(schema::FIELD_OPEN_SYMPTOMS, i.open_symptoms().count() as i64);
+    l.float(schema::FIELD_PEAK_SCORE, i.peak_score());
+    l.float(schema::FIELD_CONFIDENCE, top.map_or(0.0, |t| t.confidence));
+    l.int(
+        schema::FIELD_EVENTS_MERGED,
+        i64::try_from(i.events_merged).unwrap_or(i64::MAX),
+    );
+    l.int(
+        schema::FIELD_EVENTS_SUPPRESSED,
+        i64::try_from(i.events_suppressed).unwrap_or(i64::MAX),
+    );
+    if let Some(r) = runner_up {
+        l.string(schema::FIELD_RUNNER_UP, &r.id);
+    }
+    l.finish(i.updated_ns)
 }
 
 /// A report as a point: tags asset, status (spaces as `_`); fields anomalies, actions (counts),
@@ -306,6 +348,8 @@ mod tests {
             model: "template".into(),
             source: TextSource::Fallback,
             attempts: 0,
+            confidence: 0.7,
+            runner_up: None,
         }
     }
 
@@ -395,6 +439,7 @@ mod tests {
             from: String::new(),
             to: String::new(),
             status: "action required".into(),
+            incidents: vec![],
             anomalies: vec![ReportAnomaly {
                 id: "x".into(),
                 signal: "t".into(),
@@ -427,6 +472,64 @@ mod tests {
             "millwright_report,asset=P-101,status=action_required anomalies=1i,actions=2i,markdown=\"# Report\\\\n\\\\n- ok\" 9\n"
         );
         assert_eq!(s.lines().count(), 1);
+    }
+
+    #[test]
+    fn incident_line_is_exact() {
+        use millwright_core::{DiagnosedMode, Direction, IncidentSymptom, Resolution, Severity};
+        let mode = |id: &str, score: f64| DiagnosedMode {
+            id: id.into(),
+            title: id.into(),
+            score,
+            confidence: 0.5,
+        };
+        let mut i = Incident {
+            id: "P-101#1000".into(),
+            asset: "P-101".into(),
+            profile: "pump".into(),
+            phase: Phase::Closed,
+            opened_ns: 1_000,
+            updated_ns: 9_000_001_000,
+            closed_ns: Some(4_000_001_000),
+            severity: Severity::Warning,
+            symptoms: vec![IncidentSymptom {
+                event_id: "e".into(),
+                signal: "vibration_rms_mm_s".into(),
+                kind: AnomalyKind::Drift,
+                kinds: vec![AnomalyKind::Drift],
+                direction: Direction::Up,
+                peak_score: 0.9,
+                open: false,
+                resolution: Some(Resolution::Normal),
+            }],
+            diagnosis: vec![mode("bearing_wear", 1.0), mode("overheating", 0.7)],
+            resolution: Some(Resolution::NewNormal),
+            events_merged: 3,
+            events_suppressed: 2,
+        };
+        let mut s = String::new();
+        assert!(write_record(&mut s, "", &Record::from(i.clone())));
+        assert_eq!(
+            s,
+            concat!(
+                "millwright_incident,asset=P-101,phase=closed,severity=warning,",
+                "diagnosis=bearing_wear,resolution=new_normal id=\"P-101#1000\",",
+                "opened_ns=1000i,duration_s=4.0,symptoms=1i,open_symptoms=0i,peak_score=0.9,",
+                "confidence=0.5,events_merged=3i,events_suppressed=2i,",
+                "runner_up=\"overheating\" 9000001000\n"
+            )
+        );
+        // No diagnosis: no diagnosis tag, no runner-up; an open incident has no resolution.
+        i.diagnosis.clear();
+        i.resolution = None;
+        i.phase = Phase::Opened;
+        let mut s = String::new();
+        assert!(write_incident(&mut s, &i));
+        assert!(
+            s.starts_with("millwright_incident,asset=P-101,phase=opened,severity=warning id="),
+            "{s}"
+        );
+        assert!(!s.contains("runner_up") && s.contains("confidence=0.0"), "{s}");
     }
 
     #[test]

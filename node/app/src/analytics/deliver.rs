@@ -1,5 +1,6 @@
 //! Delivery of the running node's analytics outputs: alerts as JSON on MQTT
-//! `<root>/<site>/alerts/<asset>`, maintenance reports on `<root>/<site>/reports/<asset>` (JSON)
+//! `<root>/<site>/alerts/<asset>` (an incident's card when it opens, the incident's JSON on each
+//! update and on its close; every incident phase is a `millwright_incident` point), maintenance reports on `<root>/<site>/reports/<asset>` (JSON)
 //! and `…/reports/<asset>/markdown`, the site report on `…/reports/site/markdown`; cards and
 //! reports also go to InfluxDB as `millwright_anomaly` / `millwright_report` points.
 //!
@@ -11,6 +12,7 @@ use super::{AnalyticsStatus, Deliver, Requests, SITE_REQUEST};
 use crate::config::Config;
 use millwright_core::anomaly::{ExplanationCard, MaintenanceReport};
 use millwright_core::schema::topics;
+use millwright_core::{Incident, Phase};
 use millwright_sinks::mqtt::{MqttPublisher, MqttRequest, PublisherConfig};
 use millwright_sinks::InfluxWriter;
 use std::sync::atomic::Ordering;
@@ -49,6 +51,23 @@ impl NodeDeliver {
 }
 
 impl Deliver for NodeDeliver {
+    fn incident(&mut self, i: &Incident) {
+        tracing::info!(id = %i.id, phase = ?i.phase, severity = i.severity.as_str(), diagnosis = i.top().map_or("", |t| t.id.as_str()), "incident");
+        // The opening is told by the incident's card (the alert); updates and the close here.
+        if i.phase != Phase::Opened && self.mqtt.is_some() {
+            match serde_json::to_string(i) {
+                Ok(json) => {
+                    let topic = format!("{}/{}", topics::ALERTS, i.asset);
+                    if self.publish(topic, json) {
+                        self.status.alerts_published.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "incident could not be serialised"),
+            }
+        }
+        self.write_record(i.clone().into());
+    }
+
     fn alert(&mut self, card: &ExplanationCard) {
         tracing::warn!(asset = %card.asset, signal = %card.signal, kind = ?card.kind, score = card.score, text = %card.text, "anomaly");
         if self.mqtt.is_some() {

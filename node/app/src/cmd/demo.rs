@@ -18,7 +18,8 @@ use crate::config::{build, Config};
 use crate::node::{Hooks, Node};
 use anyhow::Context;
 use millwright_analytics::{Analytics, Output};
-use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, TextSource};
+use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, Phase, TextSource};
+use millwright_core::Incident;
 use millwright_profile::Profile;
 use millwright_sim::{Fault, FaultKind, MachineConfig, MachineKind, MachineServer};
 use millwright_store::Store;
@@ -239,11 +240,42 @@ struct Printer {
 
 impl Deliver for Printer {
     fn opened(&mut self, ev: &Anomaly) {
-        println!(
-            "\n⚠ ANOMALY {} {} — {:?}, score {:.2}",
-            ev.sensor.asset, ev.sensor.signal, ev.kind, ev.score
-        );
         self.opened.insert(ev.id.clone(), Instant::now());
+    }
+
+    fn incident(&mut self, i: &Incident) {
+        let symptoms: Vec<String> = i
+            .symptoms
+            .iter()
+            .map(|s| format!("{} {}", s.signal, s.kind.describe()))
+            .collect();
+        let diagnosis = i.top().map_or("no known failure mode".to_string(), |t| {
+            format!("{} (confidence {:.1})", t.title, t.confidence)
+        });
+        match i.phase {
+            Phase::Opened => println!(
+                "\n⚠ INCIDENT {} [{}] — {}; {}",
+                i.asset,
+                i.severity.as_str(),
+                symptoms.join(", "),
+                diagnosis
+            ),
+            Phase::Updated => println!(
+                "  incident {} updated [{}]: {}; {}",
+                i.asset,
+                i.severity.as_str(),
+                symptoms.join(", "),
+                diagnosis
+            ),
+            Phase::Closed => println!(
+                "\n✓ INCIDENT {} closed ({}) after {} events ({} suppressed); {}",
+                i.asset,
+                i.resolution.map_or("normal", |r| r.as_str()),
+                i.events_merged + 1,
+                i.events_suppressed,
+                diagnosis
+            ),
+        }
     }
 
     fn alert(&mut self, card: &ExplanationCard) {
@@ -252,10 +284,16 @@ impl Deliver for Printer {
             .remove(&card.id)
             .map(|t| t.elapsed().as_secs_f64())
             .unwrap_or_default();
+        let runner_up = card
+            .runner_up
+            .as_ref()
+            .map(|r| format!("; runner-up: {r}"))
+            .unwrap_or_default();
         println!(
-            "  explanation of {} {} ({}, {} in {took:.1} s):\n  {}",
-            card.asset,
-            card.signal,
+            "  explanation of incident {} ({}, confidence {:.1}{runner_up}; {}, {} in {took:.1} s):\n  {}",
+            card.id,
+            card.failure_modes.first().map_or("no known failure mode", String::as_str),
+            card.confidence,
             card.model,
             if card.source == TextSource::Model {
                 "from the model, grounding check passed"
