@@ -13,8 +13,8 @@ use millwright_profile::{FailureMode, Profile, Symptom};
 /// A runner-up is named when its score is at least this share of the top score.
 pub use millwright_core::incident::CLOSE_RUNNER_UP;
 
-/// Modes scoring below this are not candidates.
-pub const MIN_SCORE: f64 = 0.15;
+/// Modes scoring below this are not candidates (they explain too little of what is seen).
+pub const MIN_SCORE: f64 = 0.3;
 
 /// Credit of a symptom seen on the right signal in the right direction but with another kind.
 const OTHER_KIND: f64 = 0.6;
