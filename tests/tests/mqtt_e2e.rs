@@ -823,6 +823,13 @@ async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
         "{alert}"
     );
     assert!(status_online, "retained status `online` was published");
+    // The alert is the card of the asset's incident (one fault, one incident).
+    assert!(
+        card["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with(&format!("{asset}#"))),
+        "{alert}"
+    );
     // The event is in InfluxDB too.
     let series = vm_wait_for(
         &vm,
@@ -832,6 +839,15 @@ async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
     );
     assert!(!series.is_empty(), "anomaly event written to the database");
     assert!(metric(&node, "millwright_alerts_published_total").unwrap() >= 1.0);
+    // The incident is in InfluxDB and counted.
+    let incidents = vm_wait_for(
+        &vm,
+        &format!("{{__name__=~\"millwright_incident.*\",asset=\"{asset}\"}}"),
+        1,
+        Duration::from_secs(30),
+    );
+    assert!(!incidents.is_empty(), "incident written to the database");
+    assert!(metric(&node, "millwright_incidents_total").unwrap() >= 1.0);
     // The node's MQTT publisher counts what it queued, and nothing was lost on the way.
     assert!(metric(&node, "millwright_mqtt_published_total").unwrap() >= 1.0);
     assert_eq!(
