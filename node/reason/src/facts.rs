@@ -182,13 +182,11 @@ pub fn anomaly_direction(a: &Anomaly) -> Direction {
             return Direction::Down;
         }
     }
+    // A drift or a fast change may still be within 1σ of the baseline: its trend says where.
+    let trend = matches!(a.kind, AnomalyKind::RateOfChange | AnomalyKind::Drift);
     match e.direction() {
-        Direction::Flat if e.rate_per_min > 0.0 && a.kind == AnomalyKind::RateOfChange => {
-            Direction::Up
-        }
-        Direction::Flat if e.rate_per_min < 0.0 && a.kind == AnomalyKind::RateOfChange => {
-            Direction::Down
-        }
+        Direction::Flat if e.rate_per_min > 0.0 && trend => Direction::Up,
+        Direction::Flat if e.rate_per_min < 0.0 && trend => Direction::Down,
         d => d,
     }
 }

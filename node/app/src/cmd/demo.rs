@@ -244,11 +244,13 @@ impl Deliver for Printer {
     }
 
     fn incident(&mut self, i: &Incident) {
-        let symptoms: Vec<String> = i
-            .symptoms
-            .iter()
-            .map(|s| format!("{} {}", s.signal, s.kind.describe()))
-            .collect();
+        let mut symptoms: Vec<String> = Vec::new();
+        for s in &i.symptoms {
+            let s = format!("{} {}", s.signal, s.kind.describe());
+            if !symptoms.contains(&s) {
+                symptoms.push(s);
+            }
+        }
         let diagnosis = i.top().map_or("no known failure mode".to_string(), |t| {
             format!("{} (confidence {:.1})", t.title, t.confidence)
         });
