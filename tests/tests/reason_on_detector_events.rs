@@ -169,7 +169,10 @@ fn encoding_is_compact_unit_aware_and_names_the_trend_and_related_signals() {
     assert!(
         !ids.contains(&"cavitation") && !ids.contains(&"sensor_fault"),
         "{:?} {:?}",
-        f.candidates.iter().map(|c| (&c.id, c.score)).collect::<Vec<_>>(),
+        f.candidates
+            .iter()
+            .map(|c| (&c.id, c.score))
+            .collect::<Vec<_>>(),
         a.related
     );
 }

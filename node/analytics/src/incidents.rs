@@ -220,9 +220,10 @@ impl Incidents {
                 let old_kind = o.events.get(k).map(|e| e.kind);
                 news = ev.phase == Phase::Updated
                     && old_kind != Some(ev.kind)
-                    && !o.events.iter().any(|x| {
-                        x.sensor.signal == ev.sensor.signal && x.kinds.contains(&ev.kind)
-                    });
+                    && !o
+                        .events
+                        .iter()
+                        .any(|x| x.sensor.signal == ev.sensor.signal && x.kinds.contains(&ev.kind));
                 if let Some(e) = o.events.get_mut(k) {
                     *e = ev.clone();
                 }

@@ -156,8 +156,26 @@ fn bearing_wear(order: [usize; 3]) -> Vec<(i64, Vec<Anomaly>)> {
     for (slot, &which) in order.iter().enumerate() {
         open_at[which] = opens[slot];
     }
-    let vib = ev("P-101", "vibration_rms_mm_s", &[Drift], Phase::Opened, open_at[0], open_at[0], 4.0, 0.6);
-    let mut corr = ev("P-101", "vibration_rms_mm_s", &[Correlated], Phase::Opened, open_at[1], open_at[1], 4.0, 0.7);
+    let vib = ev(
+        "P-101",
+        "vibration_rms_mm_s",
+        &[Drift],
+        Phase::Opened,
+        open_at[0],
+        open_at[0],
+        4.0,
+        0.6,
+    );
+    let mut corr = ev(
+        "P-101",
+        "vibration_rms_mm_s",
+        &[Correlated],
+        Phase::Opened,
+        open_at[1],
+        open_at[1],
+        4.0,
+        0.7,
+    );
     corr.id = format!("P-101/bearing_distress@{}", corr.since_ns);
     corr.related = vec![RelatedSignal {
         signal: "bearing_temp_c".into(),
@@ -165,15 +183,42 @@ fn bearing_wear(order: [usize; 3]) -> Vec<(i64, Vec<Anomaly>)> {
         rate_per_min: 0.2,
         direction: Direction::Up,
     }];
-    let bt = ev("P-101", "bearing_temp_c", &[Drift], Phase::Opened, open_at[2], open_at[2], 3.0, 0.6);
+    let bt = ev(
+        "P-101",
+        "bearing_temp_c",
+        &[Drift],
+        Phase::Opened,
+        open_at[2],
+        open_at[2],
+        3.0,
+        0.6,
+    );
     for e in [&vib, &corr, &bt] {
         steps.push(((e.ts_ns - T0) / S, vec![e.clone()]));
     }
-    let mut vib_ls = ev("P-101", "vibration_rms_mm_s", &[Drift, LevelShift], Phase::Updated, open_at[0], 200, 6.0, 0.8);
+    let mut vib_ls = ev(
+        "P-101",
+        "vibration_rms_mm_s",
+        &[Drift, LevelShift],
+        Phase::Updated,
+        open_at[0],
+        200,
+        6.0,
+        0.8,
+    );
     vib_ls.id = vib.id.clone();
     steps.push((200, vec![vib_ls.clone()]));
     // Same kind, higher score: no news of its own, but the severity rises to warning.
-    let mut bt_worse = ev("P-101", "bearing_temp_c", &[Drift], Phase::Updated, open_at[2], 300, 6.0, 0.95);
+    let mut bt_worse = ev(
+        "P-101",
+        "bearing_temp_c",
+        &[Drift],
+        Phase::Updated,
+        open_at[2],
+        300,
+        6.0,
+        0.95,
+    );
     bt_worse.id = bt.id.clone();
     bt_worse.kind = Drift;
     steps.push((300, vec![bt_worse.clone()]));
@@ -228,17 +273,18 @@ fn a_bearing_wear_sequence_in_any_order_is_one_incident_diagnosed_bearing_wear()
         assert!(told.len() >= 2, "{order:?}: at least one update: {told:?}");
         for w in told.windows(2) {
             let sig = |i: &Incident| {
-                let mut v: Vec<(String, AnomalyKind)> =
-                    i.symptoms.iter().map(|s| (s.signal.clone(), s.kind)).collect();
+                let mut v: Vec<(String, AnomalyKind)> = i
+                    .symptoms
+                    .iter()
+                    .map(|s| (s.signal.clone(), s.kind))
+                    .collect();
                 v.sort();
                 v.dedup();
                 v
             };
             let (before, after) = (sig(w[0]), sig(w[1]));
             assert!(
-                after.len() > before.len()
-                    || after != before
-                    || w[1].severity > w[0].severity,
+                after.len() > before.len() || after != before || w[1].severity > w[0].severity,
                 "{order:?}: an update without news: {:?} -> {:?}",
                 w[0],
                 w[1]
@@ -254,19 +300,35 @@ fn a_bearing_wear_sequence_in_any_order_is_one_incident_diagnosed_bearing_wear()
         assert_eq!(c.symptoms.len(), 3, "{order:?}: {:?}", c.symptoms);
         assert_eq!(c.events_merged, 2);
         assert_eq!(c.resolution, Some(Resolution::Normal));
-        assert!(c.closed_ns.unwrap() >= T0 + 620 * S, "closed after the last symptom");
-        assert_eq!(c.top().unwrap().id, "bearing_wear", "{order:?}: {:?}", c.diagnosis);
+        assert!(
+            c.closed_ns.unwrap() >= T0 + 620 * S,
+            "closed after the last symptom"
+        );
+        assert_eq!(
+            c.top().unwrap().id,
+            "bearing_wear",
+            "{order:?}: {:?}",
+            c.diagnosis
+        );
         // The latest card names bearing wear and its first action is bearing wear's.
         let card = alerts(&out).last().copied().unwrap();
         assert_eq!(card.failure_modes[0], "bearing_wear", "{order:?}");
-        assert!(wear_actions.contains(&card.actions[0].text), "{order:?}: {:?}", card.actions);
+        assert!(
+            wear_actions.contains(&card.actions[0].text),
+            "{order:?}: {:?}",
+            card.actions
+        );
         assert!(card.confidence > 0.0 && card.confidence <= 1.0);
         // One report, one incident in it, its first action from bearing wear.
         let r = reports(&out);
         assert_eq!(r.len(), 1, "{order:?}: one report");
         assert_eq!(r[0].incidents.len(), 1);
         assert_eq!(r[0].incidents[0].diagnosis, "Rolling-element bearing wear");
-        assert!(wear_actions.contains(&r[0].actions[0].action.text), "{:?}", r[0].actions);
+        assert!(
+            wear_actions.contains(&r[0].actions[0].action.text),
+            "{:?}",
+            r[0].actions
+        );
         assert_eq!(Counters::get(&a.counters().incidents), 1);
         assert_eq!(Counters::get(&a.counters().incidents_closed), 1);
         assert_eq!(Counters::get(&a.counters().anomalies), 3);
@@ -278,8 +340,26 @@ fn two_faults_on_two_assets_are_two_incidents_that_never_mix() {
     use AnomalyKind::*;
     let mut a = machine();
     let mut steps = bearing_wear([0, 1, 2]);
-    let wind = ev("M-201", "winding_temp_c", &[Drift], Phase::Opened, 110, 110, 5.0, 0.9);
-    let bear = ev("M-201", "bearing_temp_c", &[LevelShift], Phase::Opened, 140, 140, 4.0, 0.9);
+    let wind = ev(
+        "M-201",
+        "winding_temp_c",
+        &[Drift],
+        Phase::Opened,
+        110,
+        110,
+        5.0,
+        0.9,
+    );
+    let bear = ev(
+        "M-201",
+        "bearing_temp_c",
+        &[LevelShift],
+        Phase::Opened,
+        140,
+        140,
+        4.0,
+        0.9,
+    );
     steps.push((110, vec![wind.clone()]));
     steps.push((140, vec![bear.clone()]));
     steps.push((640, vec![closed(wind, 640), closed(bear, 640)]));
@@ -290,10 +370,16 @@ fn two_faults_on_two_assets_are_two_incidents_that_never_mix() {
     assert_eq!(closes.len(), 2);
     for c in closes {
         assert!(
-            c.symptoms.iter().all(|s| s.event_id.starts_with(&format!("{}/", c.asset))),
+            c.symptoms
+                .iter()
+                .all(|s| s.event_id.starts_with(&format!("{}/", c.asset))),
             "{c:?}"
         );
-        let want = if c.asset == "M-201" { "overheating" } else { "bearing_wear" };
+        let want = if c.asset == "M-201" {
+            "overheating"
+        } else {
+            "bearing_wear"
+        };
         assert_eq!(c.top().unwrap().id, want, "{c:?}");
     }
     assert_eq!(reports(&out).len(), 2, "one report per incident");
@@ -303,7 +389,12 @@ fn two_faults_on_two_assets_are_two_incidents_that_never_mix() {
 fn an_alert_flood_is_one_incident_with_the_suppressed_count() {
     use AnomalyKind::*;
     let mut a = machine();
-    let signals = ["vibration_rms_mm_s", "bearing_temp_c", "motor_current_a", "flow_m3_h"];
+    let signals = [
+        "vibration_rms_mm_s",
+        "bearing_temp_c",
+        "motor_current_a",
+        "flow_m3_h",
+    ];
     let kinds = [Spike, LevelShift, Drift, RateOfChange];
     let mut steps = Vec::new();
     // 80 events in 20 s: every signal opens, closes and reopens with changing kinds.
@@ -318,8 +409,18 @@ fn an_alert_flood_is_one_incident_with_the_suppressed_count() {
     let out = run(&mut a, steps, 400);
     assert_eq!(incidents(&out, Phase::Opened).len(), 1);
     let updates = incidents(&out, Phase::Updated);
-    assert!(updates.len() <= 1, "rate-limited: {} updates", updates.len());
-    assert_eq!(alerts(&out).iter().filter(|c| c.phase == Phase::Opened).count(), 1);
+    assert!(
+        updates.len() <= 1,
+        "rate-limited: {} updates",
+        updates.len()
+    );
+    assert_eq!(
+        alerts(&out)
+            .iter()
+            .filter(|c| c.phase == Phase::Opened)
+            .count(),
+        1
+    );
     let c = incidents(&out, Phase::Closed);
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].events_merged, 79);
@@ -335,8 +436,26 @@ fn an_alert_flood_is_one_incident_with_the_suppressed_count() {
 fn a_flapping_symptom_does_not_close_and_reopen_and_a_new_normal_is_reported() {
     use AnomalyKind::*;
     let mut a = machine();
-    let e1 = ev("P-101", "discharge_pressure_bar", &[LevelShift], Phase::Opened, 100, 100, -6.0, 0.9);
-    let e2 = ev("P-101", "discharge_pressure_bar", &[LevelShift], Phase::Opened, 150, 150, -6.0, 0.9);
+    let e1 = ev(
+        "P-101",
+        "discharge_pressure_bar",
+        &[LevelShift],
+        Phase::Opened,
+        100,
+        100,
+        -6.0,
+        0.9,
+    );
+    let e2 = ev(
+        "P-101",
+        "discharge_pressure_bar",
+        &[LevelShift],
+        Phase::Opened,
+        150,
+        150,
+        -6.0,
+        0.9,
+    );
     let mut c2 = closed(e2.clone(), 400);
     c2.resolution = Some(Resolution::NewNormal);
     let steps = vec![
@@ -347,7 +466,11 @@ fn a_flapping_symptom_does_not_close_and_reopen_and_a_new_normal_is_reported() {
     ];
     let out = run(&mut a, steps, 700);
     assert_eq!(incidents(&out, Phase::Opened).len(), 1);
-    assert_eq!(incidents(&out, Phase::Updated).len(), 0, "a repeat is no news");
+    assert_eq!(
+        incidents(&out, Phase::Updated).len(),
+        0,
+        "a repeat is no news"
+    );
     let c = incidents(&out, Phase::Closed);
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].events_suppressed, 1);
@@ -359,8 +482,26 @@ fn a_flapping_symptom_does_not_close_and_reopen_and_a_new_normal_is_reported() {
 fn a_stuck_sensor_during_a_process_fault_is_its_own_incident() {
     use AnomalyKind::*;
     let mut a = machine();
-    let wear = ev("P-101", "vibration_rms_mm_s", &[Drift], Phase::Opened, 100, 100, 5.0, 0.9);
-    let mut stuck = ev("P-101", "bearing_temp_c", &[Flatline], Phase::Opened, 120, 120, 0.0, 0.9);
+    let wear = ev(
+        "P-101",
+        "vibration_rms_mm_s",
+        &[Drift],
+        Phase::Opened,
+        100,
+        100,
+        5.0,
+        0.9,
+    );
+    let mut stuck = ev(
+        "P-101",
+        "bearing_temp_c",
+        &[Flatline],
+        Phase::Opened,
+        120,
+        120,
+        0.0,
+        0.9,
+    );
     stuck.evidence.flat_s = 600.0;
     let out = run(&mut a, vec![(100, vec![wear]), (120, vec![stuck])], 200);
     let opened = incidents(&out, Phase::Opened);

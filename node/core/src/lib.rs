@@ -19,8 +19,8 @@ pub mod validate;
 
 pub use anomaly::{
     Action, Anomaly, AnomalyKind, DataQuality, Detector, Direction, Evidence, ExplanationCard,
-    MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportIncident, ReportInput, Resolution,
-    SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
+    MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportIncident,
+    ReportInput, Resolution, SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
 };
 pub use history::History;
 pub use incident::{DiagnosedMode, Incident, IncidentSymptom, Severity};

@@ -129,7 +129,7 @@ fn mode_score(m: &FailureMode, observed: &[Observed], quiet: &[String]) -> f64 {
             denom += w;
         } else if flat {
             // Not expected.
-        } else if quiet.iter().any(|q| *q == s.signal) {
+        } else if quiet.contains(&s.signal) {
             denom += w;
         } else {
             denom += w * UNKNOWN_MISSING;
@@ -217,7 +217,10 @@ pub fn confidence_note(f: &crate::facts::Facts) -> String {
         return String::new();
     };
     match f.runner_up() {
-        Some(r) => format!(" (confidence {:.1}; runner-up: {})", top.confidence, r.title),
+        Some(r) => format!(
+            " (confidence {:.1}; runner-up: {})",
+            top.confidence, r.title
+        ),
         None => format!(" (confidence {:.1})", top.confidence),
     }
 }

@@ -389,7 +389,11 @@ pub fn template(f: &Facts) -> String {
         action
     );
     if let Some(c) = f.candidates.first() {
-        t.push_str(&format!(" This matches the failure mode \"{}\"{}.", c.title, crate::diagnose::confidence_note(f)));
+        t.push_str(&format!(
+            " This matches the failure mode \"{}\"{}.",
+            c.title,
+            crate::diagnose::confidence_note(f)
+        ));
     }
     sentence(&t)
 }

@@ -5,10 +5,10 @@
 //! Every number written here is recorded with its rounding and unit, so the grounding check
 //! can tell whether generated text says the same thing. Pure functions, no I/O.
 
+use crate::diagnose::close_runner_up;
+pub use crate::diagnose::match_failure_modes;
 use crate::text::{decimals_for, display_signal, duration, fixed, sig2, sigma, spread};
 use millwright_core::{Action, Anomaly, AnomalyKind, Direction, Evidence, Urgency};
-pub use crate::diagnose::match_failure_modes;
-use crate::diagnose::close_runner_up;
 use millwright_profile::Profile;
 
 /// One number stated in the facts, with the rounding it was written with.
@@ -148,7 +148,9 @@ impl Facts {
             if let Some(r) = self.runner_up() {
                 let mut theirs = r.actions.clone();
                 theirs.sort_by_key(|a| a.urgency);
-                if let Some(a) = theirs.into_iter().find(|a| !out.iter().any(|o| o.text == a.text))
+                if let Some(a) = theirs
+                    .into_iter()
+                    .find(|a| !out.iter().any(|o| o.text == a.text))
                 {
                     out.push(a);
                 }
@@ -362,4 +364,3 @@ fn push_duration(f: &mut Facts, text: &str) {
         f.push(n, u);
     }
 }
-

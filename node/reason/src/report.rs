@@ -126,7 +126,11 @@ fn incidents(
             // The top mode's own actions (the card may add one of the runner-up's).
             Some(c) => {
                 let own = mode_actions(i, profile);
-                let acts = if own.is_empty() { c.actions.clone() } else { own };
+                let acts = if own.is_empty() {
+                    c.actions.clone()
+                } else {
+                    own
+                };
                 (c.text.clone(), c.source, acts)
             }
             None => (

@@ -160,7 +160,15 @@ mod tests {
         assert_eq!((i.quality.readings, i.quality.bad_readings), (10, 2));
         assert!((i.quality.longest_gap_s - 3.0).abs() < 1e-9);
         assert_eq!(i.quality.devices_offline, vec!["A".to_string()]);
-        let online = select_input(&Fixed { online: 1.0 }, "s", "A", None, (0, 5), (&[], &[]), &[]);
+        let online = select_input(
+            &Fixed { online: 1.0 },
+            "s",
+            "A",
+            None,
+            (0, 5),
+            (&[], &[]),
+            &[],
+        );
         assert!(online.quality.devices_offline.is_empty());
     }
 

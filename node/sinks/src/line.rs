@@ -192,7 +192,10 @@ pub fn write_incident(out: &mut String, i: &Incident) -> bool {
         ((i.closed_ns.unwrap_or(i.updated_ns) - i.opened_ns) as f64 / 1e9).max(0.0),
     );
     l.int(schema::FIELD_SYMPTOMS, i.symptoms.len() as i64);
-    l.int(schema::FIELD_OPEN_SYMPTOMS, i.open_symptoms().count() as i64);
+    l.int(
+        schema::FIELD_OPEN_SYMPTOMS,
+        i.open_symptoms().count() as i64,
+    );
     l.float(schema::FIELD_PEAK_SCORE, i.peak_score());
     l.float(schema::FIELD_CONFIDENCE, top.map_or(0.0, |t| t.confidence));
     l.int(
@@ -529,7 +532,10 @@ mod tests {
             s.starts_with("millwright_incident,asset=P-101,phase=opened,severity=warning id="),
             "{s}"
         );
-        assert!(!s.contains("runner_up") && s.contains("confidence=0.0"), "{s}");
+        assert!(
+            !s.contains("runner_up") && s.contains("confidence=0.0"),
+            "{s}"
+        );
     }
 
     #[test]

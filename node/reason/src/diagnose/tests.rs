@@ -90,46 +90,102 @@ fn the_simulators_faults_are_diagnosed_as_their_own_modes() {
     // How each injected fault shows (firmware/sim/src/physics.rs); stuck sensors and dropouts
     // hit the temperature sensor and loop channel 0.
     let cases: Vec<(&str, &str, Vec<Observed>)> = vec![
-        ("centrifugal-pump", "bearing_wear", vec![
-            obs("vibration_rms_mm_s", Up, &[Drift, LevelShift]),
-            obs("bearing_temp_c", Up, &[Drift]),
-        ]),
-        ("centrifugal-pump", "cavitation", vec![
-            obs("suction_pressure_bar", Down, &[LevelShift]),
-            obs("flow_m3_h", Down, &[LevelShift]),
-            obs("vibration_rms_mm_s", Up, &[LevelShift, Spike]),
-            obs("motor_current_a", Down, &[LevelShift]),
-        ]),
-        ("centrifugal-pump", "overheating", vec![obs("bearing_temp_c", Up, &[Drift, RateOfChange])]),
-        ("centrifugal-pump", "leak", vec![
-            obs("discharge_pressure_bar", Down, &[LevelShift]),
-            obs("flow_m3_h", Up, &[Drift]),
-        ]),
-        ("centrifugal-pump", "sensor_fault", vec![
-            obs("bearing_temp_c", Flat, &[Flatline]),
-            obs("discharge_pressure_bar", Flat, &[Flatline]),
-        ]),
-        ("centrifugal-pump", "sensor_fault", vec![obs("discharge_pressure_bar", Flat, &[Dropout])]),
-        ("electric-motor", "bearing_wear", vec![
-            obs("vibration_rms_mm_s", Up, &[Drift]),
-            obs("bearing_temp_c", Up, &[Drift]),
-        ]),
-        ("electric-motor", "overheating", vec![
-            obs("winding_temp_c", Up, &[Drift]),
-            obs("bearing_temp_c", Up, &[LevelShift]),
-        ]),
-        ("electric-motor", "sensor_fault", vec![
-            obs("motor_current_a", Flat, &[Flatline]),
-            obs("bearing_temp_c", Flat, &[Flatline]),
-        ]),
-        ("electric-motor", "sensor_fault", vec![obs("motor_current_a", Flat, &[Dropout])]),
-        ("air-compressor", "bearing_wear", vec![obs("vibration_rms_mm_s", Up, &[Drift])]),
-        ("air-compressor", "overheating", vec![obs("discharge_temp_c", Up, &[Drift, LevelShift])]),
-        ("air-compressor", "leak", vec![
-            obs("discharge_pressure_bar", Down, &[LevelShift, Limit]),
-            obs("motor_current_a", Up, &[LevelShift]),
-        ]),
-        ("air-compressor", "sensor_fault", vec![obs("discharge_pressure_bar", Flat, &[Flatline])]),
+        (
+            "centrifugal-pump",
+            "bearing_wear",
+            vec![
+                obs("vibration_rms_mm_s", Up, &[Drift, LevelShift]),
+                obs("bearing_temp_c", Up, &[Drift]),
+            ],
+        ),
+        (
+            "centrifugal-pump",
+            "cavitation",
+            vec![
+                obs("suction_pressure_bar", Down, &[LevelShift]),
+                obs("flow_m3_h", Down, &[LevelShift]),
+                obs("vibration_rms_mm_s", Up, &[LevelShift, Spike]),
+                obs("motor_current_a", Down, &[LevelShift]),
+            ],
+        ),
+        (
+            "centrifugal-pump",
+            "overheating",
+            vec![obs("bearing_temp_c", Up, &[Drift, RateOfChange])],
+        ),
+        (
+            "centrifugal-pump",
+            "leak",
+            vec![
+                obs("discharge_pressure_bar", Down, &[LevelShift]),
+                obs("flow_m3_h", Up, &[Drift]),
+            ],
+        ),
+        (
+            "centrifugal-pump",
+            "sensor_fault",
+            vec![
+                obs("bearing_temp_c", Flat, &[Flatline]),
+                obs("discharge_pressure_bar", Flat, &[Flatline]),
+            ],
+        ),
+        (
+            "centrifugal-pump",
+            "sensor_fault",
+            vec![obs("discharge_pressure_bar", Flat, &[Dropout])],
+        ),
+        (
+            "electric-motor",
+            "bearing_wear",
+            vec![
+                obs("vibration_rms_mm_s", Up, &[Drift]),
+                obs("bearing_temp_c", Up, &[Drift]),
+            ],
+        ),
+        (
+            "electric-motor",
+            "overheating",
+            vec![
+                obs("winding_temp_c", Up, &[Drift]),
+                obs("bearing_temp_c", Up, &[LevelShift]),
+            ],
+        ),
+        (
+            "electric-motor",
+            "sensor_fault",
+            vec![
+                obs("motor_current_a", Flat, &[Flatline]),
+                obs("bearing_temp_c", Flat, &[Flatline]),
+            ],
+        ),
+        (
+            "electric-motor",
+            "sensor_fault",
+            vec![obs("motor_current_a", Flat, &[Dropout])],
+        ),
+        (
+            "air-compressor",
+            "bearing_wear",
+            vec![obs("vibration_rms_mm_s", Up, &[Drift])],
+        ),
+        (
+            "air-compressor",
+            "overheating",
+            vec![obs("discharge_temp_c", Up, &[Drift, LevelShift])],
+        ),
+        (
+            "air-compressor",
+            "leak",
+            vec![
+                obs("discharge_pressure_bar", Down, &[LevelShift, Limit]),
+                obs("motor_current_a", Up, &[LevelShift]),
+            ],
+        ),
+        (
+            "air-compressor",
+            "sensor_fault",
+            vec![obs("discharge_pressure_bar", Flat, &[Flatline])],
+        ),
     ];
     for (name, want, observed) in cases {
         let p = profile(name);
@@ -140,14 +196,23 @@ fn the_simulators_faults_are_diagnosed_as_their_own_modes() {
             .filter(|s| !observed.iter().any(|o| o.signal == *s))
             .collect();
         let c = diagnose(&observed, &quiet, &p);
-        assert_eq!(c.first().map(|c| c.id.as_str()), Some(want), "{name}: {:?}", ids(&c));
+        assert_eq!(
+            c.first().map(|c| c.id.as_str()),
+            Some(want),
+            "{name}: {:?}",
+            ids(&c)
+        );
     }
 }
 
 #[test]
 fn a_mode_whose_symptoms_stay_quiet_loses_to_one_that_explains_them() {
     let p = profile("centrifugal-pump");
-    let vib = [obs("vibration_rms_mm_s", Direction::Up, &[AnomalyKind::LevelShift])];
+    let vib = [obs(
+        "vibration_rms_mm_s",
+        Direction::Up,
+        &[AnomalyKind::LevelShift],
+    )];
     // Vibration alone: with the current quiet misalignment loses its second symptom, with the
     // bearing temperature quiet bearing wear does; the one whose other signal moved wins.
     let with_current = [
@@ -207,7 +272,12 @@ fn bearing_event() -> Anomaly {
 fn the_top_modes_actions_come_first_ordered_by_urgency_and_then_one_of_the_runner_up() {
     let p = profile("centrifugal-pump");
     let f = encode(&bearing_event(), Some(&p));
-    assert_eq!(f.candidates[0].id, "bearing_wear", "{:?}", ids(&f.candidates));
+    assert_eq!(
+        f.candidates[0].id,
+        "bearing_wear",
+        "{:?}",
+        ids(&f.candidates)
+    );
     let own: Vec<&str> = f.candidates[0]
         .actions
         .iter()
@@ -220,14 +290,23 @@ fn the_top_modes_actions_come_first_ordered_by_urgency_and_then_one_of_the_runne
         .iter()
         .take_while(|a| own.contains(&a.text.as_str()))
         .count();
-    assert_eq!(n_own, own.len(), "every own action before any other: {acts:?}");
-    assert!(acts.len() <= own.len() + 1, "at most one of the runner-up: {acts:?}");
+    assert_eq!(
+        n_own,
+        own.len(),
+        "every own action before any other: {acts:?}"
+    );
+    assert!(
+        acts.len() <= own.len() + 1,
+        "at most one of the runner-up: {acts:?}"
+    );
     let urgencies: Vec<Urgency> = acts[..n_own].iter().map(|a| a.urgency).collect();
     let mut sorted = urgencies.clone();
     sorted.sort();
     assert_eq!(urgencies, sorted);
     if acts.len() > own.len() {
-        let r = f.runner_up().expect("a runner-up action only with a close runner-up");
+        let r = f
+            .runner_up()
+            .expect("a runner-up action only with a close runner-up");
         assert!(r.actions.iter().any(|a| a.text == acts[own.len()].text));
     }
     // Causes: the top mode's first.
