@@ -4,9 +4,16 @@
 //!
 //! Routing is by signal name; readings of other assets or unknown signals are ignored and
 //! counted. No clock, no I/O: `tick` takes the caller's time for dropout checks.
+//!
+//! The monitor also keeps the asset's operating state from the profile's `[states]` signal
+//! (stopped at or below `running_above`, starting for `settle_s` after a start, else running)
+//! and tells every signal detector on a change; and it hands each dependent signal the current
+//! values of its drivers. A correlation group open for `relearn_after_s` whose members are all
+//! stable re-learns them and closes as the new normal.
 
 use crate::event::{EventTracker, Hysteresis};
-use crate::signal::SignalDetector;
+use crate::regress::MAX_DRIVERS;
+use crate::signal::{SignalDetector, NO_DRIVERS};
 use millwright_core::{
     Anomaly, AnomalyKind, Direction, Evidence, Phase, Quality, Reading, RelatedSignal, Resolution,
 };
@@ -36,6 +43,7 @@ pub struct CorrelationDetector {
     hysteresis: Hysteresis,
     event: EventTracker,
     score: f64,
+    relearned: bool,
 }
 
 impl CorrelationDetector {
@@ -73,13 +81,32 @@ impl CorrelationDetector {
     }
 }
 
+/// The drivers of one signal (indices into the monitor's signals).
+#[derive(Clone, Copy, Debug, Default)]
+struct Drivers {
+    idx: [usize; MAX_DRIVERS],
+    n: usize,
+}
+
+/// The asset's operating state from its state signal.
+#[derive(Clone, Copy, Debug)]
+struct OpState {
+    idx: usize,
+    running_above: f64,
+    running: bool,
+    started_ns: i64,
+}
+
 /// The detectors of one asset.
 #[derive(Clone, Debug)]
 pub struct AssetMonitor {
     asset: Arc<str>,
     profile: Arc<str>,
     signals: Vec<SignalDetector>,
+    drivers: Vec<Drivers>,
     groups: Vec<CorrelationDetector>,
+    state: Option<OpState>,
+    relearn_after_ns: i64,
     related_z: f64,
     ignored: u64,
 }
@@ -126,13 +153,39 @@ impl AssetMonitor {
                 hysteresis,
                 event: EventTracker::new(),
                 score: 0.0,
+                relearned: false,
             });
         }
+        let drivers = profile
+            .signals
+            .iter()
+            .map(|s| {
+                let mut d = Drivers::default();
+                for name in s.depends_on.iter().take(MAX_DRIVERS) {
+                    if let Some(i) = profile.signal_index(name) {
+                        d.idx[d.n] = i;
+                        d.n += 1;
+                    }
+                }
+                d
+            })
+            .collect();
+        let state = profile.states.as_ref().and_then(|st| {
+            Some(OpState {
+                idx: profile.signal_index(&st.signal)?,
+                running_above: st.running_above,
+                running: true,
+                started_ns: i64::MIN,
+            })
+        });
         Ok(Self {
             asset: Arc::from(asset),
             profile: Arc::from(profile.name.as_str()),
             signals,
+            drivers,
             groups,
+            state,
+            relearn_after_ns: (d.relearn_after_s * 1e9) as i64,
             related_z: d.related_z,
             ignored: 0,
         })
@@ -163,6 +216,18 @@ impl AssetMonitor {
     /// The correlation groups.
     pub fn groups(&self) -> &[CorrelationDetector] {
         &self.groups
+    }
+
+    /// Whether the asset is running (no `[states]`: always); false while stopped.
+    pub fn running(&self) -> bool {
+        self.state.is_none_or(|s| s.running)
+    }
+
+    /// Accepts backward time steps up to `ns` as clock corrections on every signal.
+    pub fn set_clock_tolerance_ns(&mut self, ns: i64) {
+        for s in &mut self.signals {
+            s.set_clock_tolerance_ns(ns);
+        }
     }
 
     /// Readings ignored because their asset or signal is not part of this monitor.
@@ -220,11 +285,40 @@ impl AssetMonitor {
         quality: Quality,
         out: &mut Vec<Anomaly>,
     ) {
-        let Some(det) = self.signals.get_mut(idx) else {
+        if idx >= self.signals.len() {
             self.ignored += 1;
             return;
+        }
+        if let Some(st) = &mut self.state {
+            if st.idx == idx && quality != Quality::Bad && value.is_finite() {
+                let running = value > st.running_above;
+                if running != st.running {
+                    st.running = running;
+                    if running {
+                        st.started_ns = ts_ns;
+                    }
+                    let (r, since) = (st.running, st.started_ns);
+                    for s in &mut self.signals {
+                        s.set_running(r, since);
+                    }
+                }
+            }
+        }
+        let mut x = NO_DRIVERS;
+        if let Some(d) = self.drivers.get(idx) {
+            for k in 0..d.n {
+                if let Some(s) = self.signals.get(d.idx[k]) {
+                    x[k] = s.driver_value();
+                }
+            }
+        }
+        let Some(det) = self.signals.get_mut(idx) else {
+            return;
         };
-        if let Some(mut a) = det.observe_value(ts_ns, value, quality) {
+        if let Some(mut a) = det.observe_driven(ts_ns, value, quality, &x) {
+            if a.resolution == Some(Resolution::NewNormal) {
+                self.mark_relearned(idx);
+            }
             a.related = self.related(idx);
             out.push(a);
         }
@@ -233,10 +327,51 @@ impl AssetMonitor {
                 continue;
             }
             if let Some(phase) = self.groups[g].evaluate(ts_ns, &self.signals) {
+                if phase == Phase::Opened {
+                    self.groups[g].relearned = false;
+                }
                 self.update_holds();
-                out.push(self.group_anomaly(g, phase, ts_ns));
+                let res = if self.groups[g].relearned {
+                    Resolution::NewNormal
+                } else {
+                    Resolution::Normal
+                };
+                out.push(self.group_anomaly(g, phase, ts_ns, res));
+            } else if self.groups[g].event.open {
+                self.group_relearn(g, ts_ns, out);
             }
         }
+    }
+
+    /// Notes that signal `idx` re-learned: its open groups will close as the new normal.
+    fn mark_relearned(&mut self, idx: usize) {
+        for g in &mut self.groups {
+            if g.event.open && g.involves(idx) {
+                g.relearned = true;
+            }
+        }
+    }
+
+    /// A group open for `relearn_after_s` whose members all sit on a stable level: the
+    /// members re-learn and the group closes as the new normal.
+    fn group_relearn(&mut self, g: usize, ts_ns: i64, out: &mut Vec<Anomaly>) {
+        let grp = &self.groups[g];
+        if ts_ns.saturating_sub(grp.event.since_ns) < self.relearn_after_ns
+            || !grp.members.iter().all(|&(i, _)| self.signals[i].stable())
+        {
+            return;
+        }
+        let members: Vec<usize> = grp.members.iter().map(|&(i, _)| i).collect();
+        for i in members {
+            if let Some(mut a) = self.signals[i].relearn_now(ts_ns) {
+                a.related = self.related(i);
+                out.push(a);
+            }
+        }
+        self.groups[g].event.force_close();
+        self.groups[g].score = 0.0;
+        self.update_holds();
+        out.push(self.group_anomaly(g, Phase::Closed, ts_ns, Resolution::NewNormal));
     }
 
     /// Dropout check at the caller's time `now_ns` for every signal.
@@ -273,7 +408,7 @@ impl AssetMonitor {
             .collect()
     }
 
-    fn group_anomaly(&self, g: usize, phase: Phase, ts_ns: i64) -> Anomaly {
+    fn group_anomaly(&self, g: usize, phase: Phase, ts_ns: i64, res: Resolution) -> Anomaly {
         let grp = &self.groups[g];
         let first = grp.members[0].0;
         let det = &self.signals[first];
@@ -295,7 +430,7 @@ impl AssetMonitor {
             evidence: det.evidence(),
             related,
             profile: self.profile.clone(),
-            resolution: (phase == Phase::Closed).then_some(Resolution::Normal),
+            resolution: (phase == Phase::Closed).then_some(res),
         }
     }
 }

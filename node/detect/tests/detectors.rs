@@ -31,6 +31,7 @@ fn params() -> SignalParams {
             close_score: 0.3,
             close_after_ns: close_after_s_ns(),
         },
+        ..SignalParams::default()
     }
 }
 
@@ -270,13 +271,19 @@ fn fast_rise_is_a_rate_of_change() {
 
 #[test]
 fn bad_and_out_of_order_readings_are_counted_not_used() {
+    // Issue 10 changed this: a small backward step (within the clock tolerance, 1 h by
+    // default) is a clock correction and is used; only a larger one is out of order.
     let mut d = detector(params());
-    d.observe_value(10 * SEC, 1.0, Quality::Good);
-    d.observe_value(11 * SEC, f64::NAN, Quality::Good);
-    d.observe_value(12 * SEC, 1.0, Quality::Bad);
+    d.observe_value(10_000 * SEC, 1.0, Quality::Good);
+    d.observe_value(10_001 * SEC, f64::NAN, Quality::Good);
+    d.observe_value(10_002 * SEC, 1.0, Quality::Bad);
     d.observe_value(5 * SEC, 1.0, Quality::Good);
+    d.observe_value(9_995 * SEC, 1.0, Quality::Good);
     let c = d.counters();
-    assert_eq!((c.readings, c.bad, c.out_of_order), (1, 2, 1));
+    assert_eq!(
+        (c.readings, c.bad, c.out_of_order, c.clock_corrections),
+        (2, 2, 1, 1)
+    );
 }
 
 #[test]
