@@ -513,7 +513,17 @@ impl SignalDetector {
     /// Moves the baseline to the recent level (re-learning): mean and spread from the recent
     /// readings, CUSUM and trend reset.
     fn relearn(&mut self) {
-        self.mean = self.mid;
+        let delta = self.mid - self.mean;
+        match &mut self.reg {
+            Some(reg) => {
+                // Into the regression's intercept: the residual moves by −delta.
+                reg.shift(delta);
+                self.last_expected += delta;
+                self.fast -= delta;
+                self.mid -= delta;
+            }
+            None => self.mean = self.mid,
+        }
         if self.recent_absdev > 0.0 {
             self.absdev = self.recent_absdev;
         }
@@ -676,10 +686,12 @@ impl SignalDetector {
                 // The baseline learns only while no event is open, from clipped residuals.
                 let clip = WINSOR_Z * sigma;
                 let rc = r.clamp(-clip, clip);
-                if let Some(reg) = &mut self.reg {
-                    reg.learn(expected + self.mean + rc, Some(self.a_base));
+                match &mut self.reg {
+                    // A dependent signal's level is the regression's intercept (a second
+                    // adaptive mean would track ramps away).
+                    Some(reg) => reg.learn(expected + self.mean + rc, Some(self.a_base)),
+                    None => self.mean += self.a_base * rc,
                 }
-                self.mean += self.a_base * rc;
                 self.absdev += self.a_base * (r.abs().min(clip) - self.absdev);
                 self.stable_run = 0;
             } else {
