@@ -375,6 +375,8 @@ pub fn run(
                         monitor.observe_at(c, ts, *v, Quality::Good, &mut evbuf);
                     }
                 }
+                // A row is one instant: judge what still waits for a missing cell.
+                monitor.flush(&mut evbuf);
                 score = cols
                     .iter()
                     .map(|&i| monitor.signal_score(i))

@@ -81,6 +81,9 @@ impl CorrelationDetector {
     }
 }
 
+/// A reading waiting to be judged: time, value, quality.
+type Reading1 = (i64, f64, Quality);
+
 /// The drivers of one signal (indices into the monitor's signals).
 #[derive(Clone, Copy, Debug, Default)]
 struct Drivers {
@@ -106,6 +109,10 @@ pub struct AssetMonitor {
     drivers: Vec<Drivers>,
     groups: Vec<CorrelationDetector>,
     state: Option<OpState>,
+    pending: Vec<Option<Reading1>>,
+    n_pending: usize,
+    seen_ts: Vec<i64>,
+    done_ts: Vec<i64>,
     relearn_after_ns: i64,
     related_z: f64,
     ignored: u64,
@@ -178,6 +185,7 @@ impl AssetMonitor {
                 started_ns: i64::MIN,
             })
         });
+        let n = signals.len();
         Ok(Self {
             asset: Arc::from(asset),
             profile: Arc::from(profile.name.as_str()),
@@ -185,6 +193,10 @@ impl AssetMonitor {
             drivers,
             groups,
             state,
+            pending: vec![None; n],
+            n_pending: 0,
+            seen_ts: vec![i64::MIN; n],
+            done_ts: vec![i64::MIN; n],
             relearn_after_ns: (d.relearn_after_s * 1e9) as i64,
             related_z: d.related_z,
             ignored: 0,
@@ -277,6 +289,12 @@ impl AssetMonitor {
     }
 
     /// Feeds a value of signal `idx` (fast path, no name lookup).
+    ///
+    /// Readings of one instant may arrive in any order; a reading is judged once the readings
+    /// it depends on for that instant are in: its drivers' (judged first) and the state
+    /// signal's. Until then it waits (at most until the signal's next reading, the next
+    /// [`AssetMonitor::tick`] or [`AssetMonitor::flush`]), so a load step or a stop seen first
+    /// on a dependent signal is not mistaken for a fault.
     pub fn observe_at(
         &mut self,
         idx: usize,
@@ -303,6 +321,78 @@ impl AssetMonitor {
                     }
                 }
             }
+        }
+        if let Some(p) = self.pending.get_mut(idx).and_then(Option::take) {
+            self.n_pending -= 1;
+            self.judge(idx, p, out);
+        }
+        if let Some(t) = self.seen_ts.get_mut(idx) {
+            *t = ts_ns;
+        }
+        if self.ready(idx, ts_ns) {
+            self.judge(idx, (ts_ns, value, quality), out);
+        } else if let Some(slot) = self.pending.get_mut(idx) {
+            *slot = Some((ts_ns, value, quality));
+            self.n_pending += 1;
+        }
+        if self.n_pending > 0 {
+            self.resolve(out, None);
+        }
+    }
+
+    /// Judges every waiting reading now (end of a batch or of a back-test row).
+    pub fn flush(&mut self, out: &mut Vec<Anomaly>) {
+        if self.n_pending > 0 {
+            self.resolve(out, None);
+            self.resolve(out, Some(i64::MAX));
+        }
+    }
+
+    /// Whether a reading of `idx` at `ts_ns` has what it waits for.
+    fn ready(&self, idx: usize, ts_ns: i64) -> bool {
+        if let Some(d) = self.drivers.get(idx) {
+            for k in 0..d.n {
+                if self.done_ts.get(d.idx[k]).is_none_or(|t| *t < ts_ns) {
+                    return false;
+                }
+            }
+        }
+        match &self.state {
+            Some(st) if st.idx != idx => self.seen_ts.get(st.idx).is_some_and(|t| *t >= ts_ns),
+            _ => true,
+        }
+    }
+
+    /// Judges waiting readings that became ready, or (with `force_before`) every waiting
+    /// reading older than that time.
+    fn resolve(&mut self, out: &mut Vec<Anomaly>, force_before: Option<i64>) {
+        let n = self.signals.len();
+        // Each pass judges at least one reading or stops; a driver chain is at most n long.
+        for _ in 0..n {
+            let mut progress = false;
+            for i in 0..n {
+                let Some((ts, _, _)) = self.pending.get(i).copied().flatten() else {
+                    continue;
+                };
+                if self.ready(i, ts) || force_before.is_some_and(|f| ts < f) {
+                    if let Some(p) = self.pending.get_mut(i).and_then(Option::take) {
+                        self.n_pending -= 1;
+                        self.judge(i, p, out);
+                        progress = true;
+                    }
+                }
+            }
+            if !progress || self.n_pending == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Runs the detectors of signal `idx` on one reading, with its drivers' current values,
+    /// then the correlation groups it is part of.
+    fn judge(&mut self, idx: usize, (ts_ns, value, quality): Reading1, out: &mut Vec<Anomaly>) {
+        if let Some(t) = self.done_ts.get_mut(idx) {
+            *t = ts_ns;
         }
         let mut x = NO_DRIVERS;
         if let Some(d) = self.drivers.get(idx) {
@@ -374,8 +464,12 @@ impl AssetMonitor {
         out.push(self.group_anomaly(g, Phase::Closed, ts_ns, Resolution::NewNormal));
     }
 
-    /// Dropout check at the caller's time `now_ns` for every signal.
+    /// Dropout check at the caller's time `now_ns` for every signal; readings still waiting
+    /// for their drivers from before `now_ns` are judged first.
     pub fn tick(&mut self, now_ns: i64, out: &mut Vec<Anomaly>) {
+        if self.n_pending > 0 {
+            self.resolve(out, Some(now_ns));
+        }
         for i in 0..self.signals.len() {
             if let Some(mut a) = self.signals[i].tick(now_ns) {
                 a.related = self.related(i);

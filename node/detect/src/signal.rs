@@ -79,6 +79,8 @@ pub struct SignalParams {
     pub drivers: Vec<DriverScale>,
     /// Lag (time constant, s) between the drivers and the signal.
     pub depends_lag_s: f64,
+    /// Least learning time (s) of a dependent signal's regression.
+    pub learn_dependent_s: f64,
 }
 
 impl Default for SignalParams {
@@ -109,6 +111,7 @@ impl Default for SignalParams {
             clock_tolerance_ns: (d.clock_tolerance_s * 1e9) as i64,
             drivers: Vec::new(),
             depends_lag_s: 0.0,
+            learn_dependent_s: d.learn_dependent_s,
         }
     }
 }
@@ -164,6 +167,7 @@ impl SignalParams {
             clock_tolerance_ns: secs(d.clock_tolerance_s),
             drivers: Vec::new(),
             depends_lag_s: spec.depends_lag_s.unwrap_or(0.0),
+            learn_dependent_s: d.learn_dependent_s,
         }
     }
 
@@ -214,7 +218,6 @@ pub struct SignalDetector {
     a_long: f64,
     inv_lag_diff: f64,
     inv_trend_lag_diff: f64,
-    relearn_min: f64,
     driver_range: [f64; 2],
     hold: bool,
     reg: Option<Regression>,
@@ -234,7 +237,11 @@ pub struct SignalDetector {
     mean: f64,
     absdev: f64,
     recent_absdev: f64,
-    stable_run: u32,
+    stable_windows: u32,
+    chk_ts: i64,
+    chk_level: f64,
+    learn_time_s: f64,
+    learned: bool,
     fast: f64,
     mid: f64,
     long: f64,
@@ -292,7 +299,6 @@ impl SignalDetector {
             a_long,
             inv_lag_diff: 1.0 / lag_diff,
             inv_trend_lag_diff: 1.0 / trend_lag_diff,
-            relearn_min: p.relearn_after_ns as f64 / 60e9,
             driver_range,
             hold: false,
             reg,
@@ -311,7 +317,11 @@ impl SignalDetector {
             mean: 0.0,
             absdev: 0.0,
             recent_absdev: 0.0,
-            stable_run: 0,
+            stable_windows: 0,
+            chk_ts: 0,
+            chk_level: 0.0,
+            learn_time_s: 0.0,
+            learned: false,
             fast: 0.0,
             mid: 0.0,
             long: 0.0,
@@ -359,7 +369,17 @@ impl SignalDetector {
 
     /// True once the baseline has been learned.
     pub fn learned(&self) -> bool {
-        self.n >= u64::from(self.p.learn_n)
+        self.learned
+    }
+
+    /// Least learning time: a dependent signal learns for `learn_dependent_s` and at least
+    /// three lag time constants, so its drivers have moved while the regression learns.
+    fn min_learn_s(&self) -> f64 {
+        if self.reg.is_some() {
+            (3.0 * self.p.depends_lag_s).max(self.p.learn_dependent_s)
+        } else {
+            0.0
+        }
     }
 
     /// True for a dependent signal (judged against its drivers).
@@ -445,12 +465,19 @@ impl SignalDetector {
     }
 
     /// True when the signal sits on a stable level that may become the new normal: no
-    /// worsening trend for a while, not beyond a hard limit, not stuck and not gapped.
+    /// worsening trend for a while, its smoothed level well away from the hard limits (a
+    /// breach never becomes the new normal), not stuck and not gapped.
     pub fn stable(&self) -> bool {
         let h = &self.p.hysteresis;
+        let level = self.mid + self.last_expected;
+        let level_limit = match self.p.limits {
+            Some(l) => limit_score_sided(level, &l, self.p.normal, self.running),
+            None => 0.0,
+        };
         self.learned()
-            && self.stable_run >= self.p.trend_n.saturating_mul(2)
+            && self.stable_windows >= 2
             && self.sub.limit < h.open_score
+            && level_limit < h.close_score
             && self.sub.flatline < h.close_score
             && self.sub.gap < h.close_score
     }
@@ -530,7 +557,7 @@ impl SignalDetector {
         self.long = self.mid;
         self.cusum_pos = 0.0;
         self.cusum_neg = 0.0;
-        self.stable_run = 0;
+        self.stable_windows = 0;
         self.z = 0.0;
         self.z_fast = (self.fast - self.mean) / self.sigma();
         self.counters.relearned += 1;
@@ -640,9 +667,12 @@ impl SignalDetector {
         if gated {
             self.z = 0.0;
             self.z_fast = 0.0;
-        } else if self.n < learn_n {
+        } else if !self.learned {
             self.n += 1;
-            self.learn_step(value, x);
+            self.learn_time_s += dt_s;
+            let done = self.n >= learn_n && self.learn_time_s >= self.min_learn_s();
+            self.learn_step(value, x, done);
+            self.learned = done;
         } else {
             self.n += 1;
             let sigma = self.sigma();
@@ -653,7 +683,15 @@ impl SignalDetector {
             self.z = z;
             self.z_fast = z_fast;
             if let Some(t) = self.p.shift_z {
-                sub.level_shift = ratio_score(z_fast.abs(), t);
+                let mut l = ratio_score(z_fast.abs(), t);
+                if self.p.min_delta > 0.0 {
+                    // A level shift must matter in the unit too: half the drift's minimum.
+                    l = l.min(ratio_score(
+                        (self.fast - self.mean).abs(),
+                        0.5 * self.p.min_delta,
+                    ));
+                }
+                sub.level_shift = l;
             }
             if let Some(t) = self.p.spike_z {
                 sub.spike = ratio_score(z.abs(), t);
@@ -693,15 +731,24 @@ impl SignalDetector {
                     None => self.mean += self.a_base * rc,
                 }
                 self.absdev += self.a_base * (r.abs().min(clip) - self.absdev);
-                self.stable_run = 0;
+                self.stable_windows = 0;
+                self.chk_ts = ts_ns;
+                self.chk_level = self.long;
             } else {
-                // Recent spread and stability of the level while the baseline is frozen.
+                // Recent spread and stability of the level while the baseline is frozen: every
+                // third of `relearn_after_s` the slow level's change, projected over the whole
+                // re-learning time, must stay under half the drift's minimum effect (or 2σ).
                 self.recent_absdev += self.a_mid * ((x - self.mid).abs() - self.recent_absdev);
-                let change = self.trend_per_min().abs() * self.relearn_min;
-                if change <= 0.5 * self.p.min_delta.max(2.0 * sigma) {
-                    self.stable_run = self.stable_run.saturating_add(1);
-                } else {
-                    self.stable_run = 0;
+                let window_ns = self.p.relearn_after_ns / 3;
+                if ts_ns.saturating_sub(self.chk_ts) >= window_ns {
+                    let change = (self.long - self.chk_level).abs() * 3.0;
+                    if change <= 0.5 * self.p.min_delta.max(2.0 * sigma) {
+                        self.stable_windows = self.stable_windows.saturating_add(1);
+                    } else {
+                        self.stable_windows = 0;
+                    }
+                    self.chk_ts = ts_ns;
+                    self.chk_level = self.long;
                 }
             }
         }
@@ -749,7 +796,6 @@ impl SignalDetector {
         let mut phase = self.event.step(ts_ns, score, kind, &self.p.hysteresis);
         if phase == Some(Phase::Opened) {
             self.recent_absdev = self.absdev;
-            self.stable_run = 0;
         }
         if self.event.open && phase != Some(Phase::Opened) {
             let h = self.p.hysteresis;
@@ -766,14 +812,14 @@ impl SignalDetector {
 
     /// One reading of the learning period: plain running mean and mean absolute deviation
     /// (for a dependent signal: the regression's moments; its residual spread at the end).
-    fn learn_step(&mut self, value: f64, x: f64) {
+    fn learn_step(&mut self, value: f64, x: f64, done: bool) {
         let inv = 1.0 / self.n as f64;
         self.z = 0.0;
         self.z_fast = 0.0;
         match &mut self.reg {
             Some(reg) => {
                 reg.learn(value, None);
-                if self.n >= u64::from(self.p.learn_n) {
+                if done {
                     reg.solve();
                     self.mean = 0.0;
                     self.absdev = reg.residual_var().sqrt() / MAD_TO_SIGMA;

@@ -54,6 +54,9 @@ pub struct DetectDefaults {
     /// Seconds an event stays open before a stable new level closes it as the new normal and
     /// the baseline re-learns (per-signal override: `relearn_after_s` on the signal).
     pub relearn_after_s: f64,
+    /// Least learning time (seconds) of a dependent signal's regression, so its drivers have
+    /// moved through their range while it learns (at least three lag time constants, too).
+    pub learn_dependent_s: f64,
     /// Readings whose time goes back by up to this many seconds are accepted in arrival order
     /// (clock corrections); larger backward steps are skipped and counted.
     pub clock_tolerance_s: f64,
@@ -71,6 +74,7 @@ impl Default for DetectDefaults {
             close_after_s: 60.0,
             related_z: 2.0,
             relearn_after_s: 3600.0,
+            learn_dependent_s: 1800.0,
             clock_tolerance_s: 3600.0,
         }
     }

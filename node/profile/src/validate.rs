@@ -71,6 +71,15 @@ impl Profile {
                 format!("{} must be a positive number of seconds", d.relearn_after_s),
             );
         }
+        if !(d.learn_dependent_s.is_finite() && d.learn_dependent_s >= 0.0) {
+            e(
+                "defaults.learn_dependent_s".into(),
+                format!(
+                    "{} must be a non-negative number of seconds",
+                    d.learn_dependent_s
+                ),
+            );
+        }
         if !(d.clock_tolerance_s.is_finite() && d.clock_tolerance_s >= 0.0) {
             e(
                 "defaults.clock_tolerance_s".into(),
