@@ -172,7 +172,8 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     millwright_core::time::parse_rfc3339_lenient_ns(s)
 }
 
-/// A parsed data row: time and one optional value per value column.
+/// A parsed data row: time and one optional value per value column. `last_ts` is the latest
+/// time seen so far.
 type Row = (i64, Vec<Option<f64>>);
 
 fn parse_row(
@@ -369,7 +370,7 @@ pub fn run(
                 if let Some(f) = flag {
                     sum.count(f);
                 }
-                last_ts = Some(ts);
+                last_ts = Some(last_ts.map_or(ts, |l| l.max(ts)));
                 for (j, v) in vals.iter().enumerate() {
                     if let (Some(v), Some(&c)) = (v, cols.get(j)) {
                         monitor.observe_at(c, ts, *v, Quality::Good, &mut evbuf);

@@ -230,6 +230,7 @@ pub struct SignalDetector {
     smooth_init: bool,
     has_last: bool,
     last_ts: i64,
+    max_ts: i64,
     last_value: f64,
     last_expected: f64,
     driver_value: f64,
@@ -310,6 +311,7 @@ impl SignalDetector {
             smooth_init: false,
             has_last: false,
             last_ts: 0,
+            max_ts: i64::MIN,
             last_value: 0.0,
             last_expected: 0.0,
             driver_value: f64::NAN,
@@ -602,15 +604,18 @@ impl SignalDetector {
         let mut gap_score = 0.0;
         let mut dt_s = 0.0;
         if self.has_last {
+            // Time is measured from the latest reading seen, so a clock correction neither
+            // corrupts the interval nor makes the next reading look like a gap.
+            let latest = self.last_ts.max(self.max_ts);
             if ts_ns < self.last_ts {
-                if self.last_ts.saturating_sub(ts_ns) > self.p.clock_tolerance_ns {
+                if latest.saturating_sub(ts_ns) > self.p.clock_tolerance_ns {
                     self.counters.out_of_order += 1;
                     return None;
                 }
                 // A clock correction: accepted in arrival order, no time passes.
                 self.counters.clock_corrections += 1;
-            } else {
-                dt_s = (ts_ns - self.last_ts) as f64 * 1e-9;
+            } else if ts_ns > latest {
+                dt_s = (ts_ns - latest) as f64 * 1e-9;
                 self.last_gap_s = dt_s;
                 match self.p.gap_s {
                     Some(g) if dt_s > g => {
@@ -773,6 +778,7 @@ impl SignalDetector {
         }
 
         self.has_last = true;
+        self.max_ts = self.max_ts.max(ts_ns);
         self.last_ts = ts_ns;
         self.last_value = value;
         self.last_expected = expected;
@@ -840,10 +846,11 @@ impl SignalDetector {
     /// dropout event when no reading came for longer than the gap threshold.
     pub fn tick(&mut self, now_ns: i64) -> Option<Anomaly> {
         let g = self.p.gap_s?;
-        if !self.has_last || now_ns <= self.last_ts {
+        let latest = self.last_ts.max(self.max_ts);
+        if !self.has_last || now_ns <= latest {
             return None;
         }
-        let gap_s = (now_ns - self.last_ts) as f64 * 1e-9;
+        let gap_s = (now_ns - latest) as f64 * 1e-9;
         if gap_s <= g {
             return None;
         }
