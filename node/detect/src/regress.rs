@@ -47,6 +47,7 @@ pub struct Regression {
     tau_s: f64,
     feat: [f64; DIM],
     primed: bool,
+    driven: bool,
     cached_dt: f64,
     cached_a: f64,
     m_xx: [[f64; DIM]; DIM],
@@ -77,6 +78,7 @@ impl Regression {
             tau_s: tau_s.max(0.0),
             feat,
             primed: false,
+            driven: false,
             cached_dt: f64::NAN,
             cached_a: 1.0,
             m_xx: [[0.0; DIM]; DIM],
@@ -91,6 +93,11 @@ impl Regression {
     /// Number of drivers.
     pub fn drivers(&self) -> usize {
         self.n_drv
+    }
+
+    /// True once any driver has had a value (before that the fit is a plain mean).
+    pub fn driven(&self) -> bool {
+        self.driven
     }
 
     /// Updates the (filtered) features with the drivers' current values after `dt_s` seconds.
@@ -112,6 +119,7 @@ impl Regression {
             if !v.is_finite() {
                 continue;
             }
+            self.driven = true;
             let u = ((v - self.scale[d].centre) * self.scale[d].inv_half).clamp(-4.0, 4.0);
             let k = 1 + 2 * d;
             self.feat[k] += a * (u - self.feat[k]);

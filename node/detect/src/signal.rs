@@ -374,10 +374,11 @@ impl SignalDetector {
         self.learned
     }
 
-    /// Least learning time: a dependent signal learns for `learn_dependent_s` and at least
-    /// three lag time constants, so its drivers have moved while the regression learns.
+    /// Least learning time: a dependent signal whose drivers report learns for
+    /// `learn_dependent_s` and at least three lag time constants, so its drivers have moved
+    /// while the regression learns.
     fn min_learn_s(&self) -> f64 {
-        if self.reg.is_some() {
+        if self.reg.as_ref().is_some_and(Regression::driven) {
             (3.0 * self.p.depends_lag_s).max(self.p.learn_dependent_s)
         } else {
             0.0
