@@ -147,8 +147,14 @@ fn backward_timestamps_and_garbage_rows_give_exactly_one_row_each() {
         let t = 1_714_564_800 + i;
         let (line, flag): (Vec<u8>, &str) = match i {
             // A clock correction of 20 s (scored) and a jump back of two hours (flagged).
-            600 => (format!("{},{v:.2}\n", t - 20).into_bytes(), "clock_correction"),
-            700 => (format!("{},{v:.2}\n", t - 7200).into_bytes(), "time_backwards"),
+            600 => (
+                format!("{},{v:.2}\n", t - 20).into_bytes(),
+                "clock_correction",
+            ),
+            700 => (
+                format!("{},{v:.2}\n", t - 7200).into_bytes(),
+                "time_backwards",
+            ),
             800 => (b"\xde\xad\xbe\xef,\xff\n".to_vec(), "bad_timestamp"),
             801 => (format!("{t},12,13\n").into_bytes(), "bad_columns"),
             802 => (format!("{t},inf\n").into_bytes(), "bad_value"),
@@ -165,7 +171,9 @@ fn backward_timestamps_and_garbage_rows_give_exactly_one_row_each() {
         assert_eq!(r.split(',').nth(2), Some(*f), "row {i}: {r}");
     }
     assert!(
-        rows[1..].iter().all(|r| r.split(',').nth(1).unwrap().parse::<f64>().unwrap() < 0.5),
+        rows[1..]
+            .iter()
+            .all(|r| r.split(',').nth(1).unwrap().parse::<f64>().unwrap() < 0.5),
         "normal data with bad rows raised an alarm"
     );
     assert!(err.contains("1 clock corrections scored"), "{err}");

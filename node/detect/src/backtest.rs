@@ -359,12 +359,7 @@ pub fn run(
                         flag.as_str()
                     )?;
                 }
-                writeln!(
-                    out,
-                    "{},{score:.4},{}",
-                    echo_field(ts_field),
-                    flag.as_str()
-                )?;
+                writeln!(out, "{},{score:.4},{}", echo_field(ts_field), flag.as_str())?;
             }
             Ok(((ts, vals), flag)) => {
                 if let Some(f) = flag {

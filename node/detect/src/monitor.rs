@@ -351,8 +351,8 @@ impl AssetMonitor {
     /// Whether a reading of `idx` at `ts_ns` has what it waits for.
     fn ready(&self, idx: usize, ts_ns: i64) -> bool {
         if let Some(d) = self.drivers.get(idx) {
-            for k in 0..d.n {
-                if self.done_ts.get(d.idx[k]).is_none_or(|t| *t < ts_ns) {
+            for j in d.idx.iter().take(d.n) {
+                if self.done_ts.get(*j).is_none_or(|t| *t < ts_ns) {
                     return false;
                 }
             }
@@ -396,9 +396,9 @@ impl AssetMonitor {
         }
         let mut x = NO_DRIVERS;
         if let Some(d) = self.drivers.get(idx) {
-            for k in 0..d.n {
-                if let Some(s) = self.signals.get(d.idx[k]) {
-                    x[k] = s.driver_value();
+            for (slot, j) in x.iter_mut().zip(d.idx.iter().take(d.n)) {
+                if let Some(s) = self.signals.get(*j) {
+                    *slot = s.driver_value();
                 }
             }
         }

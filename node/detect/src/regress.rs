@@ -8,6 +8,10 @@
 //! filtered features. The coefficients come from exponentially weighted moments (plain averages
 //! while learning) solved with a small ridge every [`SOLVE_EVERY`] updates: O(d²) per reading,
 //! no allocation, no wind-up when a driver stays constant. No I/O, no clock.
+//!
+//! The linear algebra indexes fixed-size arrays (`[f64; 7]`) with loop counters bounded by the
+//! feature count (`dim ≤ 7`, fixed at construction), which is clearer than iterator chains here.
+#![allow(clippy::needless_range_loop)]
 
 /// Largest number of drivers of one signal.
 pub const MAX_DRIVERS: usize = 3;

@@ -94,4 +94,3 @@ pub fn limit_score_sided(v: f64, l: &Limits, normal: Option<[f64; 2]>, low: bool
     }
     0.0
 }
-

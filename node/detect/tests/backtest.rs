@@ -34,8 +34,14 @@ fn every_input_row_gives_one_output_row_with_its_flag() {
     for i in 0..2000i64 {
         let v = 50.0 + 0.2 * rng.normal();
         let (line, flag): (Vec<u8>, &str) = match i {
-            500 => (format!("{},{v:.2}\n", t0 + i - 30).into_bytes(), "clock_correction"),
-            700 => (format!("{},{v:.2}\n", t0 + i - 7200).into_bytes(), "time_backwards"),
+            500 => (
+                format!("{},{v:.2}\n", t0 + i - 30).into_bytes(),
+                "clock_correction",
+            ),
+            700 => (
+                format!("{},{v:.2}\n", t0 + i - 7200).into_bytes(),
+                "time_backwards",
+            ),
             900 => (format!("{},abc\n", t0 + i).into_bytes(), "bad_value"),
             901 => (format!("{},NaN\n", t0 + i).into_bytes(), "bad_value"),
             1000 => (b"\xff\xfe\x00garbage,\xc3\x28\n".to_vec(), "bad_timestamp"),
@@ -83,8 +89,14 @@ fn every_input_row_gives_one_output_row_with_its_flag() {
         (2, 3, 2, 1, 1)
     );
     let err = String::from_utf8(err).unwrap();
-    assert!(err.contains("line 702:") && err.contains("time_backwards"), "{err}");
-    assert!(err.contains("line 902:") && err.contains("bad_value"), "{err}");
+    assert!(
+        err.contains("line 702:") && err.contains("time_backwards"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 902:") && err.contains("bad_value"),
+        "{err}"
+    );
     // Normal data around the bad rows stays quiet.
     assert!(rows[1..].iter().filter(|r| r.contains(",1.0000,")).count() == 0);
 }
@@ -126,15 +138,8 @@ fn random_bytes_never_break_the_back_test() {
             input.push(b'\n');
         }
         let mut out = Vec::new();
-        let sum = run(
-            &p,
-            &opts(&[]),
-            &input[..],
-            &mut out,
-            std::io::sink(),
-            None,
-        )
-        .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let sum = run(&p, &opts(&[]), &input[..], &mut out, std::io::sink(), None)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
         let rows = String::from_utf8(out).unwrap().lines().count();
         assert_eq!(rows, 1 + data_rows, "round {round}");
         assert_eq!(sum.rows as usize, data_rows, "round {round}");

@@ -53,10 +53,7 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
         "speed_rpm",
         "shaft_power_kw",
     ];
-    let idx: Vec<usize> = names
-        .iter()
-        .map(|n| mon.signal_index(n).unwrap())
-        .collect();
+    let idx: Vec<usize> = names.iter().map(|n| mon.signal_index(n).unwrap()).collect();
     let mut rng = SplitMix64::new(seed);
     let ambient = 25.0;
     let mut load = 0.75f64;
@@ -249,8 +246,9 @@ fn a_long_day_of_regime_changes_is_mostly_quiet_and_a_real_fault_is_still_found(
         );
         // The lasting step re-learned as the new normal.
         assert!(
-            ev.iter().any(|a| a.resolution == Some(Resolution::NewNormal)
-                && &*a.sensor.signal == "vibration_rms_mm_s"),
+            ev.iter()
+                .any(|a| a.resolution == Some(Resolution::NewNormal)
+                    && &*a.sensor.signal == "vibration_rms_mm_s"),
             "seed {seed}: the vibration step never became the new normal: {:?}",
             describe(&ev)
         );
@@ -325,7 +323,10 @@ fn a_lasting_step_without_trend_closes_as_new_normal_and_scores_normally_after()
         );
         let mut d = detector(params(relearn));
         let (ev, sc) = feed(&mut d, &v);
-        let open: Vec<_> = ev.iter().filter(|(_, a)| a.phase == Phase::Opened).collect();
+        let open: Vec<_> = ev
+            .iter()
+            .filter(|(_, a)| a.phase == Phase::Opened)
+            .collect();
         assert_eq!(open.len(), 1, "seed {seed}: {ev:?}");
         let opened_at = open[0].0;
         assert!((2000..2010).contains(&opened_at));
@@ -346,7 +347,11 @@ fn a_lasting_step_without_trend_closes_as_new_normal_and_scores_normally_after()
         );
         assert_eq!(d.counters().relearned, 1);
         // The evidence's baseline moved to the new level.
-        assert!((d.evidence().baseline - 58.0).abs() < 1.0, "{:?}", d.evidence());
+        assert!(
+            (d.evidence().baseline - 58.0).abs() < 1.0,
+            "{:?}",
+            d.evidence()
+        );
     }
 }
 
@@ -464,4 +469,3 @@ fn small_backward_time_steps_are_clock_corrections_and_keep_rates_sane() {
     assert_eq!(c.readings, 3000);
     assert_eq!(events, 0, "clock corrections raised events");
 }
-

@@ -157,7 +157,10 @@ impl Profile {
             }
             if let Some(v) = s.depends_lag_s {
                 if !(v.is_finite() && v >= 0.0) {
-                    e(at("depends_lag_s"), "must be zero or positive seconds".into());
+                    e(
+                        at("depends_lag_s"),
+                        "must be zero or positive seconds".into(),
+                    );
                 }
             }
             if s.depends_on.len() > 3 {

@@ -47,7 +47,10 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         flush_each_row: args.line_buffered,
         clock_tolerance_s: args.clock_tolerance_s,
     };
-    if args.clock_tolerance_s.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+    if args
+        .clock_tolerance_s
+        .is_some_and(|t| !(t.is_finite() && t >= 0.0))
+    {
         bail!("--clock-tolerance-s must be zero or a positive number of seconds");
     }
     let stdin = std::io::stdin().lock();
