@@ -423,3 +423,41 @@ fn correlated_rise_below_univariate_thresholds_is_flagged_by_the_group() {
     );
     assert_eq!(m.ignored(), 1);
 }
+
+#[test]
+fn a_lasting_joint_step_of_a_group_closes_as_new_normal() {
+    let text = PAIR.replace(
+        "close_after_s = 60\n",
+        "close_after_s = 60\nrelearn_after_s = 1200\n",
+    );
+    let p = Profile::from_toml_str(&text, "pair").unwrap();
+    assert_eq!(p.defaults.relearn_after_s, 1200.0);
+    let mut m = AssetMonitor::new("M-1", &p).unwrap();
+    let n = 6000;
+    let step = |start, size| Shape::Step { start, size };
+    let vib = series(n, 1.0, 0.05, step(2000, 0.175), 20);
+    let tmp = series(n, 60.0, 0.5, step(2000, 1.75), 21);
+    let mut ev = Vec::new();
+    let mut scores = Vec::new();
+    for i in 0..n {
+        let ts = i as i64 * SEC;
+        m.observe_at(0, ts, vib[i], Quality::Good, &mut ev);
+        m.observe_at(1, ts, tmp[i], Quality::Good, &mut ev);
+        scores.push(m.score());
+    }
+    let closed: Vec<_> = ev
+        .iter()
+        .filter(|a| a.phase == Phase::Closed && a.kind == AnomalyKind::Correlated)
+        .collect();
+    assert_eq!(closed.len(), 1, "{ev:?}");
+    assert_eq!(
+        closed[0].resolution,
+        Some(millwright_core::Resolution::NewNormal)
+    );
+    let at = ((closed[0].ts_ns) / SEC) as usize;
+    assert!(at <= 2010 + 1200 + 120, "closed at {at}");
+    assert!(
+        scores[at..].iter().all(|s| *s < 0.5),
+        "alarm after re-learning"
+    );
+}
