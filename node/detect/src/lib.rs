@@ -20,6 +20,7 @@
 pub mod backtest;
 mod event;
 pub mod monitor;
+mod params;
 pub mod regress;
 mod scores;
 pub mod signal;
