@@ -157,8 +157,10 @@ pub struct BenchIngestArgs {
 ///
 /// Input: CSV `timestamp,value` (or `timestamp,col1,col2,…`), optional header row; timestamps in
 /// RFC 3339 or epoch seconds / milliseconds / microseconds / nanoseconds. Output: one
-/// `timestamp,anomaly_score` row per input row, each score from that row and the rows before it.
-/// Bad rows are skipped with `line N: …` on stderr (or stop the run with --strict).
+/// `timestamp,anomaly_score,flag` row per input row, each score from that row and the rows before
+/// it. A row that cannot be scored keeps the previous score and is flagged (`bad_columns`,
+/// `bad_timestamp`, `bad_value`, `time_backwards`) with `line N: …` on stderr (or stops the run
+/// with --strict); a small backward time step is a `clock_correction`, scored in arrival order.
 #[derive(Debug, Args)]
 pub struct DetectArgs {
     /// Asset profile: a name in the pipelines folder (e.g. `centrifugal-pump`) or a .toml path.
@@ -182,6 +184,10 @@ pub struct DetectArgs {
     /// Also write every anomaly event (opened/updated/closed) as a JSON line to this file.
     #[arg(long)]
     pub events: Option<PathBuf>,
+    /// Rows whose time goes back by up to this many seconds are clock corrections, scored in
+    /// arrival order (default: the profile's `defaults.clock_tolerance_s`, 3600).
+    #[arg(long)]
+    pub clock_tolerance_s: Option<f64>,
 }
 
 /// Options of `millwright bench detect`.

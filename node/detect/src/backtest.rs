@@ -1,15 +1,20 @@
 //! Back-testing on historian exports: CSV `timestamp,value` (or `timestamp,col1,col2,…`) in,
-//! `timestamp,anomaly_score` out, one row per input row, streaming; each score uses only the
-//! rows before it and the row itself.
+//! `timestamp,anomaly_score,flag` out, exactly one output row per input data row, streaming;
+//! each score uses only the rows before it and the row itself.
 //!
 //! Timestamps: RFC 3339 (`2024-05-01T12:00:00Z`, `…T12:00:00.250+02:00`, a space instead of `T`;
 //! no offset means UTC) or epoch numbers: seconds (may be fractional), milliseconds from 1e11,
 //! microseconds from 1e14, nanoseconds from 1e17.
 //!
-//! Bad rows (unparseable timestamp or value, wrong column count, time going backwards) are
-//! skipped and counted, with `line N: …` on the error stream, unless `strict` is set: then the
-//! run stops at the first bad row. Empty value cells mean "no reading" (the row is still scored).
-//! Lines that are empty or start with `#` are ignored. The only I/O is on the given streams.
+//! A row that cannot be scored (wrong column count, unparseable timestamp or value, time going
+//! back by more than the clock tolerance) carries the previous row's score and names why in
+//! the `flag` column (`bad_columns`, `bad_timestamp`, `bad_value`, `time_backwards`), with
+//! `line N: …` on the error stream (the first [`MAX_MESSAGES`]); with `strict` the run stops at
+//! the first such row instead. Time going back by up to the tolerance is a clock correction:
+//! the row is scored in arrival order and flagged `clock_correction`, as the node does live.
+//! Empty value cells mean "no reading" (the row is still scored). Empty lines and lines that
+//! start with `#` are not data rows and give no output row. Input need not be UTF-8 (invalid
+//! bytes make a bad row, never an error). The only I/O is on the given streams.
 
 use crate::monitor::{AssetMonitor, DetectError};
 use millwright_core::{Anomaly, Quality};
@@ -49,6 +54,40 @@ pub struct BacktestOptions {
     pub strict: bool,
     /// Flush the output after every row (for `tail -f` pipelines).
     pub flush_each_row: bool,
+    /// Backward time steps up to this many seconds are clock corrections (None: the
+    /// profile's `defaults.clock_tolerance_s`).
+    pub clock_tolerance_s: Option<f64>,
+}
+
+/// Bad-row messages written to the error stream before they are only counted.
+pub const MAX_MESSAGES: u64 = 100;
+
+/// Why a row was flagged (the `flag` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowFlag {
+    /// Wrong number of columns.
+    BadColumns,
+    /// Unparseable timestamp.
+    BadTimestamp,
+    /// A value that is not a finite number.
+    BadValue,
+    /// Time went back by more than the clock tolerance.
+    TimeBackwards,
+    /// Time went back within the tolerance: scored in arrival order.
+    ClockCorrection,
+}
+
+impl RowFlag {
+    /// The flag as written in the `flag` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowFlag::BadColumns => "bad_columns",
+            RowFlag::BadTimestamp => "bad_timestamp",
+            RowFlag::BadValue => "bad_value",
+            RowFlag::TimeBackwards => "time_backwards",
+            RowFlag::ClockCorrection => "clock_correction",
+        }
+    }
 }
 
 /// What a back-test did.
@@ -56,12 +95,40 @@ pub struct BacktestOptions {
 pub struct BacktestSummary {
     /// Data rows read (excluding header, comments and empty lines).
     pub rows: u64,
-    /// Rows written with a score.
+    /// Rows scored (including clock corrections).
     pub scored: u64,
-    /// Bad rows skipped.
+    /// Rows not scored (flagged, carrying the previous score); the sum of the four below.
     pub bad_rows: u64,
+    /// Rows with the wrong number of columns.
+    pub bad_columns: u64,
+    /// Rows with an unparseable timestamp.
+    pub bad_timestamp: u64,
+    /// Rows with a value that is not a finite number.
+    pub bad_value: u64,
+    /// Rows whose time went back by more than the tolerance.
+    pub time_backwards: u64,
+    /// Rows whose time went back within the tolerance (scored).
+    pub clock_corrections: u64,
     /// Events opened.
     pub events_opened: u64,
+    /// Events closed as the new normal (re-learned).
+    pub new_normal: u64,
+}
+
+impl BacktestSummary {
+    fn count(&mut self, f: RowFlag) {
+        match f {
+            RowFlag::BadColumns => self.bad_columns += 1,
+            RowFlag::BadTimestamp => self.bad_timestamp += 1,
+            RowFlag::BadValue => self.bad_value += 1,
+            RowFlag::TimeBackwards => self.time_backwards += 1,
+            RowFlag::ClockCorrection => {
+                self.clock_corrections += 1;
+                return;
+            }
+        }
+        self.bad_rows += 1;
+    }
 }
 
 /// Parses a timestamp (RFC 3339 or epoch s/ms/µs/ns) to ns since the epoch.
@@ -105,38 +172,55 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     millwright_core::time::parse_rfc3339_lenient_ns(s)
 }
 
-/// A parsed data row: time and one optional value per value column.
+/// A parsed data row: time and one optional value per value column. `last_ts` is the latest
+/// time seen so far.
 type Row = (i64, Vec<Option<f64>>);
 
-fn parse_row(fields: &[&str], n_cols: usize, last_ts: Option<i64>) -> Result<Row, String> {
+fn parse_row(
+    fields: &[&str],
+    n_cols: usize,
+    last_ts: Option<i64>,
+    tolerance_ns: i64,
+) -> Result<(Row, Option<RowFlag>), (RowFlag, String)> {
     if fields.len() != n_cols + 1 {
-        return Err(format!(
-            "expected {} columns, found {}",
-            n_cols + 1,
-            fields.len()
+        return Err((
+            RowFlag::BadColumns,
+            format!("expected {} columns, found {}", n_cols + 1, fields.len()),
         ));
     }
-    let ts = parse_timestamp(fields[0])?;
-    if last_ts.is_some_and(|l| ts < l) {
-        return Err(format!("timestamp {} goes backwards", fields[0]));
+    let ts_field = fields.first().copied().unwrap_or_default();
+    let ts = parse_timestamp(ts_field).map_err(|m| (RowFlag::BadTimestamp, m))?;
+    let mut flag = None;
+    if let Some(l) = last_ts.filter(|l| ts < *l) {
+        if l.saturating_sub(ts) > tolerance_ns {
+            return Err((
+                RowFlag::TimeBackwards,
+                format!(
+                    "timestamp {} goes back {:.0} s (more than the clock tolerance)",
+                    ts_field,
+                    l.saturating_sub(ts) as f64 / 1e9
+                ),
+            ));
+        }
+        flag = Some(RowFlag::ClockCorrection);
     }
     let mut vals = Vec::with_capacity(n_cols);
-    for (j, f) in fields[1..].iter().enumerate() {
+    for (j, f) in fields.get(1..).unwrap_or_default().iter().enumerate() {
         if f.is_empty() {
             vals.push(None);
         } else {
             match f.parse::<f64>() {
                 Ok(v) if v.is_finite() => vals.push(Some(v)),
                 _ => {
-                    return Err(format!(
-                        "value {f:?} in column {} is not a finite number",
-                        j + 2
+                    return Err((
+                        RowFlag::BadValue,
+                        format!("value {:?} in column {} is not a finite number", f, j + 2),
                     ))
                 }
             }
         }
     }
-    Ok((ts, vals))
+    Ok(((ts, vals), flag))
 }
 
 fn split(line: &str) -> Vec<&str> {
@@ -145,8 +229,24 @@ fn split(line: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Runs a back-test: reads CSV from `input`, writes `timestamp,anomaly_score` rows to `out`,
-/// bad-row messages to `err`, and (if given) every event as a JSON line to `events`.
+/// The first field of a row as it may be echoed in the output: printable ASCII only, no
+/// commas, at most 64 characters.
+fn echo_field(f: &str) -> String {
+    f.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_graphic() && c != ',' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// Runs a back-test: reads CSV from `input`, writes `timestamp,anomaly_score,flag` rows to
+/// `out` (one per data row), bad-row messages to `err`, and (if given) every event as a JSON
+/// line to `events`.
 pub fn run(
     profile: &Profile,
     opts: &BacktestOptions,
@@ -189,20 +289,40 @@ pub fn run(
     } else {
         Some(map(&opts.signals)?)
     };
+    let tolerance_ns = (opts
+        .clock_tolerance_s
+        .unwrap_or(profile.defaults.clock_tolerance_s)
+        .max(0.0)
+        * 1e9) as i64;
+    monitor.set_clock_tolerance_ns(tolerance_ns);
     let mut first = true;
-    for (lineno, line) in input.lines().enumerate() {
-        let line_no = lineno as u64 + 1;
-        let line = line?;
+    let mut score = 0.0f64;
+    let mut input = input;
+    let mut buf: Vec<u8> = Vec::with_capacity(256);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        let line = String::from_utf8_lossy(&buf);
         let t = line.trim();
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
         let fields = split(t);
+        let ts_field = fields.first().copied().unwrap_or_default();
         if first {
             first = false;
-            if parse_timestamp(fields[0]).is_err() {
+            if parse_timestamp(ts_field).is_err() {
                 // Header row.
-                let names: Vec<String> = fields[1..].iter().map(|s| s.to_string()).collect();
+                let names: Vec<String> = fields
+                    .get(1..)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                 columns = Some(match &arg_cols {
                     Some(c) if c.len() == names.len() => c.clone(),
                     Some(c) => {
@@ -214,7 +334,7 @@ pub fn run(
                     }
                     None => map(&names)?,
                 });
-                writeln!(out, "{},anomaly_score", fields[0])?;
+                writeln!(out, "{},anomaly_score,flag", echo_field(ts_field))?;
                 continue;
             }
             columns = Some(arg_cols.clone().ok_or_else(|| {
@@ -223,31 +343,53 @@ pub fn run(
         }
         sum.rows += 1;
         let cols = columns.as_deref().unwrap_or(&[]);
-        let parsed = parse_row(&fields, cols.len(), last_ts).map_err(|m| (line_no, m));
-        match parsed {
-            Err((line, message)) => {
-                sum.bad_rows += 1;
+        match parse_row(&fields, cols.len(), last_ts, tolerance_ns) {
+            Err((flag, message)) => {
+                sum.count(flag);
                 if opts.strict {
-                    return Err(BacktestError::BadRow { line, message });
+                    return Err(BacktestError::BadRow {
+                        line: line_no,
+                        message,
+                    });
                 }
-                writeln!(err, "line {line}: {message} (row skipped)")?;
+                if sum.bad_rows <= MAX_MESSAGES {
+                    writeln!(
+                        err,
+                        "line {line_no}: {message} (flagged {}, previous score kept)",
+                        flag.as_str()
+                    )?;
+                }
+                writeln!(out, "{},{score:.4},{}", echo_field(ts_field), flag.as_str())?;
             }
-            Ok((ts, vals)) => {
-                last_ts = Some(ts);
+            Ok(((ts, vals), flag)) => {
+                if let Some(f) = flag {
+                    sum.count(f);
+                }
+                last_ts = Some(last_ts.map_or(ts, |l| l.max(ts)));
                 for (j, v) in vals.iter().enumerate() {
-                    if let Some(v) = v {
-                        monitor.observe_at(cols[j], ts, *v, Quality::Good, &mut evbuf);
+                    if let (Some(v), Some(&c)) = (v, cols.get(j)) {
+                        monitor.observe_at(c, ts, *v, Quality::Good, &mut evbuf);
                     }
                 }
-                let score = cols
+                // A row is one instant: judge what still waits for a missing cell.
+                monitor.flush(&mut evbuf);
+                score = cols
                     .iter()
                     .map(|&i| monitor.signal_score(i))
                     .fold(0.0, f64::max);
-                writeln!(out, "{},{score:.4}", fields[0])?;
+                writeln!(
+                    out,
+                    "{},{score:.4},{}",
+                    echo_field(ts_field),
+                    flag.map_or("", RowFlag::as_str)
+                )?;
                 sum.scored += 1;
                 for a in evbuf.drain(..) {
                     if a.phase == millwright_core::Phase::Opened {
                         sum.events_opened += 1;
+                    }
+                    if a.resolution == Some(millwright_core::Resolution::NewNormal) {
+                        sum.new_normal += 1;
                     }
                     if let Some(w) = events.as_deref_mut() {
                         let j = serde_json::to_string(&a)
@@ -255,11 +397,18 @@ pub fn run(
                         writeln!(w, "{j}")?;
                     }
                 }
-                if opts.flush_each_row {
-                    out.flush()?;
-                }
             }
         }
+        if opts.flush_each_row {
+            out.flush()?;
+        }
+    }
+    if sum.bad_rows > MAX_MESSAGES {
+        writeln!(
+            err,
+            "{} further flagged row(s) not shown",
+            sum.bad_rows - MAX_MESSAGES
+        )?;
     }
     out.flush()?;
     Ok(sum)

@@ -90,6 +90,11 @@ impl EventTracker {
         }
     }
 
+    /// Closes an open event at once (re-learning); returns whether one was open.
+    pub fn force_close(&mut self) -> bool {
+        std::mem::replace(&mut self.open, false)
+    }
+
     /// Records a secondary kind of the same reading that is over the open threshold while the
     /// event is open (the main `step` saw only the largest score).
     pub fn note(&mut self, score: f64, kind: AnomalyKind, h: &Hysteresis) -> Option<Phase> {

@@ -6,8 +6,10 @@
 //!
 //! - [`signal`]: the univariate detector set of one signal (baseline, level shift, spike, drift,
 //!   rate, flatline, gap, limits) — O(1) per reading, no allocation.
-//! - [`monitor`]: all detectors of one asset, including the multivariate correlation groups.
-//! - [`backtest`]: CSV in, `timestamp,anomaly_score` out (`millwright detect`).
+//! - [`regress`]: the online regression baseline of a dependent signal (`depends_on`).
+//! - [`monitor`]: all detectors of one asset, including the multivariate correlation groups,
+//!   the operating state (stopped / starting / running) and the drivers of dependent signals.
+//! - [`backtest`]: CSV in, `timestamp,anomaly_score,flag` out (`millwright detect`).
 //! - [`synth`]: deterministic synthetic series for tests and benchmarks.
 //!
 //! Typical use: `let p = millwright_profile::Profile::load(path)?;`
@@ -18,6 +20,9 @@
 pub mod backtest;
 mod event;
 pub mod monitor;
+mod params;
+pub mod regress;
+mod scores;
 pub mod signal;
 pub mod synth;
 

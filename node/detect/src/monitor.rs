@@ -4,9 +4,16 @@
 //!
 //! Routing is by signal name; readings of other assets or unknown signals are ignored and
 //! counted. No clock, no I/O: `tick` takes the caller's time for dropout checks.
+//!
+//! The monitor also keeps the asset's operating state from the profile's `[states]` signal
+//! (stopped at or below `running_above`, starting for `settle_s` after a start, else running)
+//! and tells every signal detector on a change; and it hands each dependent signal the current
+//! values of its drivers. A correlation group open for `relearn_after_s` whose members are all
+//! stable re-learns them and closes as the new normal.
 
 use crate::event::{EventTracker, Hysteresis};
-use crate::signal::SignalDetector;
+use crate::regress::MAX_DRIVERS;
+use crate::signal::{SignalDetector, NO_DRIVERS};
 use millwright_core::{
     Anomaly, AnomalyKind, Direction, Evidence, Phase, Quality, Reading, RelatedSignal, Resolution,
 };
@@ -36,6 +43,7 @@ pub struct CorrelationDetector {
     hysteresis: Hysteresis,
     event: EventTracker,
     score: f64,
+    relearned: bool,
 }
 
 impl CorrelationDetector {
@@ -73,13 +81,39 @@ impl CorrelationDetector {
     }
 }
 
+/// A reading waiting to be judged: time, value, quality.
+type Reading1 = (i64, f64, Quality);
+
+/// The drivers of one signal (indices into the monitor's signals).
+#[derive(Clone, Copy, Debug, Default)]
+struct Drivers {
+    idx: [usize; MAX_DRIVERS],
+    n: usize,
+}
+
+/// The asset's operating state from its state signal.
+#[derive(Clone, Copy, Debug)]
+struct OpState {
+    idx: usize,
+    running_above: f64,
+    running: bool,
+    started_ns: i64,
+}
+
 /// The detectors of one asset.
 #[derive(Clone, Debug)]
 pub struct AssetMonitor {
     asset: Arc<str>,
     profile: Arc<str>,
     signals: Vec<SignalDetector>,
+    drivers: Vec<Drivers>,
     groups: Vec<CorrelationDetector>,
+    state: Option<OpState>,
+    pending: Vec<Option<Reading1>>,
+    n_pending: usize,
+    seen_ts: Vec<i64>,
+    done_ts: Vec<i64>,
+    relearn_after_ns: i64,
     related_z: f64,
     ignored: u64,
 }
@@ -126,13 +160,44 @@ impl AssetMonitor {
                 hysteresis,
                 event: EventTracker::new(),
                 score: 0.0,
+                relearned: false,
             });
         }
+        let drivers = profile
+            .signals
+            .iter()
+            .map(|s| {
+                let mut d = Drivers::default();
+                for name in s.depends_on.iter().take(MAX_DRIVERS) {
+                    if let Some(i) = profile.signal_index(name) {
+                        d.idx[d.n] = i;
+                        d.n += 1;
+                    }
+                }
+                d
+            })
+            .collect();
+        let state = profile.states.as_ref().and_then(|st| {
+            Some(OpState {
+                idx: profile.signal_index(&st.signal)?,
+                running_above: st.running_above,
+                running: true,
+                started_ns: i64::MIN,
+            })
+        });
+        let n = signals.len();
         Ok(Self {
             asset: Arc::from(asset),
             profile: Arc::from(profile.name.as_str()),
             signals,
+            drivers,
             groups,
+            state,
+            pending: vec![None; n],
+            n_pending: 0,
+            seen_ts: vec![i64::MIN; n],
+            done_ts: vec![i64::MIN; n],
+            relearn_after_ns: (d.relearn_after_s * 1e9) as i64,
             related_z: d.related_z,
             ignored: 0,
         })
@@ -163,6 +228,18 @@ impl AssetMonitor {
     /// The correlation groups.
     pub fn groups(&self) -> &[CorrelationDetector] {
         &self.groups
+    }
+
+    /// Whether the asset is running (no `[states]`: always); false while stopped.
+    pub fn running(&self) -> bool {
+        self.state.is_none_or(|s| s.running)
+    }
+
+    /// Accepts backward time steps up to `ns` as clock corrections on every signal.
+    pub fn set_clock_tolerance_ns(&mut self, ns: i64) {
+        for s in &mut self.signals {
+            s.set_clock_tolerance_ns(ns);
+        }
     }
 
     /// Readings ignored because their asset or signal is not part of this monitor.
@@ -212,6 +289,12 @@ impl AssetMonitor {
     }
 
     /// Feeds a value of signal `idx` (fast path, no name lookup).
+    ///
+    /// Readings of one instant may arrive in any order; a reading is judged once the readings
+    /// it depends on for that instant are in: its drivers' (judged first) and the state
+    /// signal's. Until then it waits (at most until the signal's next reading, the next
+    /// [`AssetMonitor::tick`] or [`AssetMonitor::flush`]), so a load step or a stop seen first
+    /// on a dependent signal is not mistaken for a fault.
     pub fn observe_at(
         &mut self,
         idx: usize,
@@ -220,11 +303,112 @@ impl AssetMonitor {
         quality: Quality,
         out: &mut Vec<Anomaly>,
     ) {
-        let Some(det) = self.signals.get_mut(idx) else {
+        if idx >= self.signals.len() {
             self.ignored += 1;
             return;
+        }
+        if let Some(st) = &mut self.state {
+            if st.idx == idx && quality != Quality::Bad && value.is_finite() {
+                let running = value > st.running_above;
+                if running != st.running {
+                    st.running = running;
+                    if running {
+                        st.started_ns = ts_ns;
+                    }
+                    let (r, since) = (st.running, st.started_ns);
+                    for s in &mut self.signals {
+                        s.set_running(r, since);
+                    }
+                }
+            }
+        }
+        if let Some(p) = self.pending.get_mut(idx).and_then(Option::take) {
+            self.n_pending -= 1;
+            self.judge(idx, p, out);
+        }
+        if let Some(t) = self.seen_ts.get_mut(idx) {
+            *t = ts_ns;
+        }
+        if self.ready(idx, ts_ns) {
+            self.judge(idx, (ts_ns, value, quality), out);
+        } else if let Some(slot) = self.pending.get_mut(idx) {
+            *slot = Some((ts_ns, value, quality));
+            self.n_pending += 1;
+        }
+        if self.n_pending > 0 {
+            self.resolve(out, None);
+        }
+    }
+
+    /// Judges every waiting reading now (end of a batch or of a back-test row).
+    pub fn flush(&mut self, out: &mut Vec<Anomaly>) {
+        if self.n_pending > 0 {
+            self.resolve(out, None);
+            self.resolve(out, Some(i64::MAX));
+        }
+    }
+
+    /// Whether a reading of `idx` at `ts_ns` has what it waits for.
+    fn ready(&self, idx: usize, ts_ns: i64) -> bool {
+        if let Some(d) = self.drivers.get(idx) {
+            for j in d.idx.iter().take(d.n) {
+                if self.done_ts.get(*j).is_none_or(|t| *t < ts_ns) {
+                    return false;
+                }
+            }
+        }
+        match &self.state {
+            Some(st) if st.idx != idx => self.seen_ts.get(st.idx).is_some_and(|t| *t >= ts_ns),
+            _ => true,
+        }
+    }
+
+    /// Judges waiting readings that became ready, or (with `force_before`) every waiting
+    /// reading older than that time.
+    fn resolve(&mut self, out: &mut Vec<Anomaly>, force_before: Option<i64>) {
+        let n = self.signals.len();
+        // Each pass judges at least one reading or stops; a driver chain is at most n long.
+        for _ in 0..n {
+            let mut progress = false;
+            for i in 0..n {
+                let Some((ts, _, _)) = self.pending.get(i).copied().flatten() else {
+                    continue;
+                };
+                if self.ready(i, ts) || force_before.is_some_and(|f| ts < f) {
+                    if let Some(p) = self.pending.get_mut(i).and_then(Option::take) {
+                        self.n_pending -= 1;
+                        self.judge(i, p, out);
+                        progress = true;
+                    }
+                }
+            }
+            if !progress || self.n_pending == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Runs the detectors of signal `idx` on one reading, with its drivers' current values,
+    /// then the correlation groups it is part of.
+    fn judge(&mut self, idx: usize, (ts_ns, value, quality): Reading1, out: &mut Vec<Anomaly>) {
+        if let Some(t) = self.done_ts.get_mut(idx) {
+            *t = ts_ns;
+        }
+        let mut x = NO_DRIVERS;
+        if let Some(d) = self.drivers.get(idx) {
+            for (slot, j) in x.iter_mut().zip(d.idx.iter().take(d.n)) {
+                if let Some(s) = self.signals.get(*j) {
+                    *slot = s.driver_value();
+                }
+            }
+        }
+        let Some(det) = self.signals.get_mut(idx) else {
+            return;
         };
-        if let Some(mut a) = det.observe_value(ts_ns, value, quality) {
+        if let Some(mut a) = det.observe_driven(ts_ns, value, quality, &x) {
+            if a.resolution == Some(Resolution::NewNormal) {
+                self.mark_relearned(idx);
+            }
             a.related = self.related(idx);
             out.push(a);
         }
@@ -233,14 +417,59 @@ impl AssetMonitor {
                 continue;
             }
             if let Some(phase) = self.groups[g].evaluate(ts_ns, &self.signals) {
+                if phase == Phase::Opened {
+                    self.groups[g].relearned = false;
+                }
                 self.update_holds();
-                out.push(self.group_anomaly(g, phase, ts_ns));
+                let res = if self.groups[g].relearned {
+                    Resolution::NewNormal
+                } else {
+                    Resolution::Normal
+                };
+                out.push(self.group_anomaly(g, phase, ts_ns, res));
+            } else if self.groups[g].event.open {
+                self.group_relearn(g, ts_ns, out);
             }
         }
     }
 
-    /// Dropout check at the caller's time `now_ns` for every signal.
+    /// Notes that signal `idx` re-learned: its open groups will close as the new normal.
+    fn mark_relearned(&mut self, idx: usize) {
+        for g in &mut self.groups {
+            if g.event.open && g.involves(idx) {
+                g.relearned = true;
+            }
+        }
+    }
+
+    /// A group open for `relearn_after_s` whose members all sit on a stable level: the
+    /// members re-learn and the group closes as the new normal.
+    fn group_relearn(&mut self, g: usize, ts_ns: i64, out: &mut Vec<Anomaly>) {
+        let grp = &self.groups[g];
+        if ts_ns.saturating_sub(grp.event.since_ns) < self.relearn_after_ns
+            || !grp.members.iter().all(|&(i, _)| self.signals[i].stable())
+        {
+            return;
+        }
+        let members: Vec<usize> = grp.members.iter().map(|&(i, _)| i).collect();
+        for i in members {
+            if let Some(mut a) = self.signals[i].relearn_now(ts_ns) {
+                a.related = self.related(i);
+                out.push(a);
+            }
+        }
+        self.groups[g].event.force_close();
+        self.groups[g].score = 0.0;
+        self.update_holds();
+        out.push(self.group_anomaly(g, Phase::Closed, ts_ns, Resolution::NewNormal));
+    }
+
+    /// Dropout check at the caller's time `now_ns` for every signal; readings still waiting
+    /// for their drivers from before `now_ns` are judged first.
     pub fn tick(&mut self, now_ns: i64, out: &mut Vec<Anomaly>) {
+        if self.n_pending > 0 {
+            self.resolve(out, Some(now_ns));
+        }
         for i in 0..self.signals.len() {
             if let Some(mut a) = self.signals[i].tick(now_ns) {
                 a.related = self.related(i);
@@ -273,7 +502,7 @@ impl AssetMonitor {
             .collect()
     }
 
-    fn group_anomaly(&self, g: usize, phase: Phase, ts_ns: i64) -> Anomaly {
+    fn group_anomaly(&self, g: usize, phase: Phase, ts_ns: i64, res: Resolution) -> Anomaly {
         let grp = &self.groups[g];
         let first = grp.members[0].0;
         let det = &self.signals[first];
@@ -295,7 +524,7 @@ impl AssetMonitor {
             evidence: det.evidence(),
             related,
             profile: self.profile.clone(),
-            resolution: (phase == Phase::Closed).then_some(Resolution::Normal),
+            resolution: (phase == Phase::Closed).then_some(res),
         }
     }
 }

@@ -1,18 +1,31 @@
 //! The univariate detector set of one signal, in one struct so a reading costs O(1) work and
 //! no allocation: robust adaptive baseline (winsorised EWMA mean and mean absolute deviation
-//! after a learning period) with level-shift and spike detection, two-sided CUSUM drift, rate of
-//! change, flatline, gap, and hard limits / normal range.
+//! after a learning period) with level-shift and spike detection, two-sided CUSUM drift (with a
+//! minimum effect in the unit), rate of change, flatline, gap, and hard limits / normal range.
+//!
+//! A dependent signal (`depends_on`) is judged on its residual: the baseline detectors see
+//! `value − expected`, the expected value coming from the online regression on its drivers
+//! (`regress`). Operating states: while the machine is stopped or starting (set by the asset
+//! monitor), the baseline detectors are silent and the baseline does not learn. Re-learning: an
+//! event open for `relearn_after_s` on a stable new level closes as the new normal and the
+//! baseline moves there. Readings going back in time by up to the clock tolerance are accepted
+//! in arrival order (clock corrections).
 //!
 //! Every sub-detector turns its statistic into a score in `[0, 1]` with the same rule:
 //! `score = min(1, statistic / threshold / 2)`, so 0.5 is exactly the detector's threshold.
-//! The reading's score is the largest of them. Time comes from the readings only.
+//! The reading's score is the largest of them. Time comes from the readings only. Parameters
+//! live in `params`. This file is a little over 600 lines because the detector's hot path is
+//! kept in one place on purpose.
 
-use crate::event::{EventTracker, Hysteresis};
+use crate::event::EventTracker;
+pub use crate::params::{SignalCounters, SignalParams};
+use crate::regress::{Regression, MAX_DRIVERS};
+use crate::scores::limit_score_sided;
+pub use crate::scores::{limit_score, SubScores};
 use millwright_core::{
-    Anomaly, AnomalyKind, Detector, Evidence, Limits, Phase, Quality, Reading, Resolution,
-    SensorId, Unit,
+    Anomaly, AnomalyKind, Detector, Evidence, Phase, Quality, Reading, Resolution, SensorId, Unit,
 };
-use millwright_profile::{DetectDefaults, Profile, SignalSpec};
+use millwright_profile::{Profile, SignalSpec};
 use std::sync::Arc;
 
 /// Normal σ from the mean absolute deviation of a normal distribution.
@@ -21,109 +34,8 @@ const MAD_TO_SIGMA: f64 = 1.253_314_137;
 const WINSOR_Z: f64 = 3.0;
 /// Residuals are clipped at this many σ before they enter the CUSUM.
 const CUSUM_CLIP_Z: f64 = 8.0;
-
-/// Resolved parameters of one signal's detectors (profile values with defaults filled in).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SignalParams {
-    /// Readings to learn the baseline.
-    pub learn_n: u32,
-    /// Baseline EWMA span (readings).
-    pub baseline_n: u32,
-    /// Fast EWMA span (readings).
-    pub fast_n: u32,
-    /// Trend EWMA span (readings).
-    pub trend_n: u32,
-    /// Spread floor in the unit.
-    pub noise_floor: f64,
-    /// Level shift threshold in σ (None: off).
-    pub shift_z: Option<f64>,
-    /// Spike threshold in σ (None: off).
-    pub spike_z: Option<f64>,
-    /// CUSUM allowance and threshold in σ (None: off).
-    pub drift: Option<(f64, f64)>,
-    /// Largest normal |rate| per minute (None: off).
-    pub max_rate_per_min: Option<f64>,
-    /// Flatline seconds and tolerance (None: off).
-    pub flatline: Option<(f64, f64)>,
-    /// Gap seconds (None: off).
-    pub gap_s: Option<f64>,
-    /// Hard limits scored (None: off).
-    pub limits: Option<Limits>,
-    /// Normal range (used by the limit score and as evidence).
-    pub normal: Option<[f64; 2]>,
-    /// Event thresholds.
-    pub hysteresis: Hysteresis,
-}
-
-impl SignalParams {
-    /// Parameters of `spec` with the profile's `defaults`.
-    pub fn from_spec(spec: &SignalSpec, d: &DetectDefaults) -> Self {
-        let limits_on = spec
-            .detect
-            .limits
-            .unwrap_or(spec.limits.min.is_some() || spec.limits.max.is_some());
-        let noise_floor = spec.noise_floor.unwrap_or_else(|| match spec.normal {
-            Some([lo, hi]) => (hi - lo).abs() * 0.002,
-            None => 1e-9,
-        });
-        Self {
-            learn_n: d.learn_n,
-            baseline_n: d.baseline_n,
-            fast_n: d.fast_n,
-            trend_n: d.trend_n,
-            noise_floor: noise_floor.max(1e-12),
-            shift_z: spec.detect.level.as_ref().map(|l| l.shift_z),
-            spike_z: spec.detect.level.as_ref().map(|l| l.spike_z),
-            drift: spec.detect.drift.as_ref().map(|c| (c.k, c.h)),
-            max_rate_per_min: spec.detect.rate.as_ref().map(|r| r.max_per_min),
-            flatline: spec
-                .detect
-                .flatline
-                .as_ref()
-                .map(|f| (f.after_s, f.tolerance)),
-            gap_s: spec.detect.gap.as_ref().map(|g| g.after_s),
-            limits: limits_on.then_some(spec.limits),
-            normal: spec.normal,
-            hysteresis: Hysteresis {
-                open_score: d.open_score,
-                close_score: d.close_score,
-                close_after_ns: (d.close_after_s * 1e9) as i64,
-            },
-        }
-    }
-}
-
-/// Counters of readings a detector did not use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SignalCounters {
-    /// Readings used.
-    pub readings: u64,
-    /// Bad-quality or non-finite readings (skipped).
-    pub bad: u64,
-    /// Readings older than the previous one (skipped).
-    pub out_of_order: u64,
-    /// Gaps longer than the gap threshold.
-    pub gaps: u64,
-}
-
-/// Per-reading scores of the sub-detectors (for tests and back-testing).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SubScores {
-    /// Level shift.
-    pub level_shift: f64,
-    /// Spike.
-    pub spike: f64,
-    /// Drift (CUSUM).
-    pub drift: f64,
-    /// Rate of change.
-    pub rate: f64,
-    /// Flatline.
-    pub flatline: f64,
-    /// Gap / dropout.
-    pub gap: f64,
-    /// Hard limits.
-    pub limit: f64,
-}
+/// No driver value yet.
+pub const NO_DRIVERS: [f64; MAX_DRIVERS] = [f64::NAN; MAX_DRIVERS];
 
 /// All univariate detectors of one sensor.
 #[derive(Clone, Debug)]
@@ -138,15 +50,31 @@ pub struct SignalDetector {
     a_long: f64,
     inv_lag_diff: f64,
     inv_trend_lag_diff: f64,
+    driver_range: [f64; 2],
     hold: bool,
+    reg: Option<Regression>,
+    // operating state
+    running: bool,
+    started_ns: i64,
+    was_gated: bool,
     // state
     n: u64,
+    smooth_init: bool,
     has_last: bool,
     last_ts: i64,
+    max_ts: i64,
     last_value: f64,
+    last_expected: f64,
+    driver_value: f64,
     dt_avg_s: f64,
     mean: f64,
     absdev: f64,
+    recent_absdev: f64,
+    stable_windows: u32,
+    chk_ts: i64,
+    chk_level: f64,
+    learn_time_s: f64,
+    learned: bool,
     fast: f64,
     mid: f64,
     long: f64,
@@ -186,6 +114,14 @@ impl SignalDetector {
         let a_long = alpha(p.trend_n.saturating_mul(4));
         let trend_lag_diff = (lag(a_long) - lag(a_mid)).max(1e-9);
         let lag_diff = (lag(a_long) - lag(a_fast)).max(1e-9);
+        let reg = (!p.drivers.is_empty()).then(|| Regression::new(&p.drivers, p.depends_lag_s));
+        let driver_range = match p.normal {
+            Some([lo, hi]) => {
+                let w = (hi - lo).abs();
+                [lo - 0.25 * w, hi + 0.25 * w]
+            }
+            None => [f64::NEG_INFINITY, f64::INFINITY],
+        };
         Self {
             sensor,
             unit,
@@ -196,15 +132,30 @@ impl SignalDetector {
             a_long,
             inv_lag_diff: 1.0 / lag_diff,
             inv_trend_lag_diff: 1.0 / trend_lag_diff,
+            driver_range,
             hold: false,
+            reg,
+            running: true,
+            started_ns: i64::MIN,
+            was_gated: false,
             p,
             n: 0,
+            smooth_init: false,
             has_last: false,
             last_ts: 0,
+            max_ts: i64::MIN,
             last_value: 0.0,
+            last_expected: 0.0,
+            driver_value: f64::NAN,
             dt_avg_s: 0.0,
             mean: 0.0,
             absdev: 0.0,
+            recent_absdev: 0.0,
+            stable_windows: 0,
+            chk_ts: 0,
+            chk_level: 0.0,
+            learn_time_s: 0.0,
+            learned: false,
             fast: 0.0,
             mid: 0.0,
             long: 0.0,
@@ -231,7 +182,7 @@ impl SignalDetector {
             SensorId::new(asset, spec.name.as_str()),
             Unit::new(spec.unit.as_str()),
             Arc::from(profile.name.as_str()),
-            SignalParams::from_spec(spec, &profile.defaults),
+            SignalParams::from_profile(profile, spec),
         )
     }
 
@@ -252,10 +203,26 @@ impl SignalDetector {
 
     /// True once the baseline has been learned.
     pub fn learned(&self) -> bool {
-        self.n >= u64::from(self.p.learn_n)
+        self.learned
     }
 
-    /// Smoothed deviation from the baseline in σ (0 while learning).
+    /// Least learning time: a dependent signal whose drivers report learns for
+    /// `learn_dependent_s` and at least three lag time constants, so its drivers have moved
+    /// while the regression learns.
+    fn min_learn_s(&self) -> f64 {
+        if self.reg.as_ref().is_some_and(Regression::driven) {
+            (3.0 * self.p.depends_lag_s).max(self.p.learn_dependent_s)
+        } else {
+            0.0
+        }
+    }
+
+    /// True for a dependent signal (judged against its drivers).
+    pub fn is_dependent(&self) -> bool {
+        self.reg.is_some()
+    }
+
+    /// Smoothed deviation from the baseline in σ (0 while learning or not running).
     pub fn z_fast(&self) -> f64 {
         self.z_fast
     }
@@ -263,6 +230,13 @@ impl SignalDetector {
     /// Time of the last used reading (None before the first).
     pub fn last_ts(&self) -> Option<i64> {
         self.has_last.then_some(self.last_ts)
+    }
+
+    /// The last plausible value (no spike, inside the normal range widened by a quarter on
+    /// each side), handed to the signals that depend on this one; NaN before the first.
+    #[inline]
+    pub fn driver_value(&self) -> f64 {
+        self.driver_value
     }
 
     /// Sub-detector scores of the last reading.
@@ -285,12 +259,25 @@ impl SignalDetector {
         self.counters
     }
 
+    /// Sets the clock tolerance: backward steps up to `ns` are accepted as clock corrections.
+    pub fn set_clock_tolerance_ns(&mut self, ns: i64) {
+        self.p.clock_tolerance_ns = ns.max(0);
+    }
+
+    /// Sets the operating state (from the asset's state signal): not `running` (stopped), or
+    /// running since `started_ns` (the baseline detectors settle for `settle_s` after it).
+    pub fn set_running(&mut self, running: bool, started_ns: i64) {
+        self.running = running;
+        self.started_ns = started_ns;
+    }
+
     fn sigma(&self) -> f64 {
         (self.absdev * MAD_TO_SIGMA).max(self.p.noise_floor)
     }
 
     /// Short-term rate of change in unit per minute (fast vs 4×trend EWMA: reacts at once,
-    /// reaches the full rate after about 2×`trend_n` readings).
+    /// reaches the full rate after about 2×`trend_n` readings); of the residual for a
+    /// dependent signal.
     pub fn rate_per_min(&self) -> f64 {
         if self.dt_avg_s <= 0.0 || self.n < 2 {
             return 0.0;
@@ -312,6 +299,24 @@ impl SignalDetector {
         self.hold = hold;
     }
 
+    /// True when the signal sits on a stable level that may become the new normal: no
+    /// worsening trend for a while, its smoothed level well away from the hard limits (a
+    /// breach never becomes the new normal), not stuck and not gapped.
+    pub fn stable(&self) -> bool {
+        let h = &self.p.hysteresis;
+        let level = self.mid + self.last_expected;
+        let level_limit = match self.p.limits {
+            Some(l) => limit_score_sided(level, &l, self.p.normal, self.running),
+            None => 0.0,
+        };
+        self.learned()
+            && self.stable_windows >= 2
+            && self.sub.limit < h.open_score
+            && level_limit < h.close_score
+            && self.sub.flatline < h.close_score
+            && self.sub.gap < h.close_score
+    }
+
     /// The sensor's current state as evidence.
     pub fn evidence(&self) -> Evidence {
         let trend_ns = if self.cusum_pos > 0.0 && self.cusum_pos >= self.cusum_neg {
@@ -330,7 +335,7 @@ impl SignalDetector {
         };
         Evidence {
             value: self.last_value,
-            baseline: self.mean,
+            baseline: self.last_expected + self.mean,
             spread: self.sigma(),
             z: self.z_fast,
             // The fast estimate while the rate detector is over its threshold, else the trend.
@@ -340,7 +345,7 @@ impl SignalDetector {
                 self.trend_per_min()
             },
             trend_s: trend_ns.max(0) as f64 / 1e9,
-            flat_s,
+            flat_s: flat_s.max(0.0),
             gap_s: self.last_gap_s,
             limits: self.p.limits.unwrap_or_default(),
             normal: self.p.normal,
@@ -348,7 +353,7 @@ impl SignalDetector {
         }
     }
 
-    fn anomaly(&self, phase: Phase, ts_ns: i64) -> Anomaly {
+    fn anomaly(&self, phase: Phase, ts_ns: i64, resolution: Resolution) -> Anomaly {
         Anomaly {
             id: format!("{}@{}", self.sensor, self.event.since_ns),
             sensor: self.sensor.clone(),
@@ -363,75 +368,168 @@ impl SignalDetector {
             evidence: self.evidence(),
             related: Vec::new(),
             profile: self.profile.clone(),
-            resolution: (phase == Phase::Closed).then_some(Resolution::Normal),
+            resolution: (phase == Phase::Closed).then_some(resolution),
         }
+    }
+
+    /// Moves the baseline to the recent level (re-learning): mean and spread from the recent
+    /// readings, CUSUM and trend reset.
+    fn relearn(&mut self) {
+        let delta = self.mid - self.mean;
+        match &mut self.reg {
+            Some(reg) => {
+                // Into the regression's intercept: the residual moves by −delta.
+                reg.shift(delta);
+                self.last_expected += delta;
+                self.fast -= delta;
+                self.mid -= delta;
+            }
+            None => self.mean = self.mid,
+        }
+        if self.recent_absdev > 0.0 {
+            self.absdev = self.recent_absdev;
+        }
+        self.long = self.mid;
+        self.cusum_pos = 0.0;
+        self.cusum_neg = 0.0;
+        self.stable_windows = 0;
+        self.z = 0.0;
+        self.z_fast = (self.fast - self.mean) / self.sigma();
+        self.counters.relearned += 1;
+    }
+
+    /// Re-learns now (the monitor calls it when a correlation group of stable members has
+    /// been open for `relearn_after_s`); closes the signal's own open event as the new normal.
+    pub fn relearn_now(&mut self, ts_ns: i64) -> Option<Anomaly> {
+        self.relearn();
+        self.sub.level_shift = 0.0;
+        self.sub.spike = 0.0;
+        self.sub.drift = 0.0;
+        self.sub.rate = 0.0;
+        let (score, kind) = self.sub.max();
+        self.score = score;
+        self.kind = kind;
+        self.event
+            .force_close()
+            .then(|| self.anomaly(Phase::Closed, ts_ns, Resolution::NewNormal))
     }
 
     /// Feeds one value; the fast path without a [`Reading`]. Returns an event phase change.
     #[inline]
     pub fn observe_value(&mut self, ts_ns: i64, value: f64, quality: Quality) -> Option<Anomaly> {
+        self.observe_driven(ts_ns, value, quality, &NO_DRIVERS)
+    }
+
+    /// Feeds one value with the current values of its drivers (dependent signals; NaN: no
+    /// value, the driver's features stay as they were). Returns an event phase change.
+    #[inline]
+    pub fn observe_driven(
+        &mut self,
+        ts_ns: i64,
+        value: f64,
+        quality: Quality,
+        drivers: &[f64; MAX_DRIVERS],
+    ) -> Option<Anomaly> {
         if quality == Quality::Bad || !value.is_finite() {
             self.counters.bad += 1;
             return None;
         }
         let mut gap_score = 0.0;
+        let mut dt_s = 0.0;
         if self.has_last {
+            // Time is measured from the latest reading seen, so a clock correction neither
+            // corrupts the interval nor makes the next reading look like a gap.
+            let latest = self.last_ts.max(self.max_ts);
             if ts_ns < self.last_ts {
-                self.counters.out_of_order += 1;
-                return None;
-            }
-            let dt_s = (ts_ns - self.last_ts) as f64 * 1e-9;
-            self.last_gap_s = dt_s;
-            match self.p.gap_s {
-                Some(g) if dt_s > g => {
-                    self.counters.gaps += 1;
-                    gap_score = ratio_score(dt_s, g);
+                if latest.saturating_sub(ts_ns) > self.p.clock_tolerance_ns {
+                    self.counters.out_of_order += 1;
+                    return None;
                 }
-                _ => {
-                    self.dt_avg_s = if self.dt_avg_s == 0.0 {
-                        dt_s
-                    } else {
-                        self.dt_avg_s + 0.05 * (dt_s - self.dt_avg_s)
-                    };
+                // A clock correction: accepted in arrival order, no time passes.
+                self.counters.clock_corrections += 1;
+            } else if ts_ns > latest {
+                dt_s = (ts_ns - latest) as f64 * 1e-9;
+                self.last_gap_s = dt_s;
+                match self.p.gap_s {
+                    Some(g) if dt_s > g => {
+                        self.counters.gaps += 1;
+                        gap_score = ratio_score(dt_s, g);
+                    }
+                    _ => {
+                        self.dt_avg_s = if self.dt_avg_s == 0.0 {
+                            dt_s
+                        } else {
+                            self.dt_avg_s + 0.05 * (dt_s - self.dt_avg_s)
+                        };
+                    }
                 }
             }
         }
         self.counters.readings += 1;
-        self.n += 1;
+        let gated = !self.running || ts_ns.saturating_sub(self.started_ns) < self.p.settle_ns;
 
-        // Smoothers for level shift and rate.
-        if self.n == 1 {
-            self.fast = value;
-            self.mid = value;
-            self.long = value;
+        // The value the baseline detectors see: the residual for a dependent signal.
+        let expected = match &mut self.reg {
+            Some(r) => {
+                r.set_drivers(dt_s, drivers);
+                r.predict()
+            }
+            None => 0.0,
+        };
+        let x = value - expected;
+
+        // Smoothers for level shift, rate and trend (re-seeded when the baseline resumes).
+        let resume = self.was_gated && !gated;
+        if !self.smooth_init || resume {
+            self.smooth_init = true;
+            self.fast = x;
+            self.mid = x;
+            self.long = x;
+            if resume {
+                self.cusum_pos = 0.0;
+                self.cusum_neg = 0.0;
+                self.flat_value = f64::NAN;
+            }
         } else {
-            self.fast += self.a_fast * (value - self.fast);
-            self.mid += self.a_mid * (value - self.mid);
-            self.long += self.a_long * (value - self.long);
+            self.fast += self.a_fast * (x - self.fast);
+            self.mid += self.a_mid * (x - self.mid);
+            self.long += self.a_long * (x - self.long);
         }
+        self.was_gated = gated;
 
         let learn_n = u64::from(self.p.learn_n);
         let mut sub = SubScores {
             gap: gap_score,
             ..SubScores::default()
         };
-        if self.n <= learn_n {
-            // Learning: plain running mean and mean absolute deviation.
-            let inv = 1.0 / self.n as f64;
-            self.mean += (value - self.mean) * inv;
-            self.absdev += ((value - self.mean).abs() - self.absdev) * inv;
+        if gated {
             self.z = 0.0;
             self.z_fast = 0.0;
+        } else if !self.learned {
+            self.n += 1;
+            self.learn_time_s += dt_s;
+            let done = self.n >= learn_n && self.learn_time_s >= self.min_learn_s();
+            self.learn_step(value, x, done);
+            self.learned = done;
         } else {
+            self.n += 1;
             let sigma = self.sigma();
             let inv_sigma = 1.0 / sigma;
-            let r = value - self.mean;
+            let r = x - self.mean;
             let z = r * inv_sigma;
             let z_fast = (self.fast - self.mean) * inv_sigma;
             self.z = z;
             self.z_fast = z_fast;
             if let Some(t) = self.p.shift_z {
-                sub.level_shift = ratio_score(z_fast.abs(), t);
+                let mut l = ratio_score(z_fast.abs(), t);
+                if self.p.min_delta > 0.0 {
+                    // A level shift must matter in the unit too: half the drift's minimum.
+                    l = l.min(ratio_score(
+                        (self.fast - self.mean).abs(),
+                        0.5 * self.p.min_delta,
+                    ));
+                }
+                sub.level_shift = l;
             }
             if let Some(t) = self.p.spike_z {
                 sub.spike = ratio_score(z.abs(), t);
@@ -448,23 +546,56 @@ impl SignalDetector {
                 }
                 self.cusum_pos = cp;
                 self.cusum_neg = cn;
-                sub.drift = ratio_score(cp.max(cn), h);
+                let mut d = ratio_score(cp.max(cn), h);
+                if self.p.min_delta > 0.0 {
+                    // Significant in σ *and* large enough in the unit.
+                    d = d.min(ratio_score((self.mid - self.mean).abs(), self.p.min_delta));
+                }
+                sub.drift = d;
             }
             if let Some(m) = self.p.max_rate_per_min {
                 if self.dt_avg_s > 0.0 {
                     sub.rate = ratio_score(self.rate_per_min().abs(), m);
                 }
             }
-            // The baseline learns only while no event is open, from clipped residuals.
             if !self.event.open && !self.hold {
+                // The baseline learns only while no event is open, from clipped residuals.
                 let clip = WINSOR_Z * sigma;
-                self.mean += self.a_base * r.clamp(-clip, clip);
+                let rc = r.clamp(-clip, clip);
+                match &mut self.reg {
+                    // A dependent signal's level is the regression's intercept (a second
+                    // adaptive mean would track ramps away).
+                    Some(reg) => reg.learn(expected + self.mean + rc, Some(self.a_base)),
+                    None => self.mean += self.a_base * rc,
+                }
                 self.absdev += self.a_base * (r.abs().min(clip) - self.absdev);
+                self.stable_windows = 0;
+                self.chk_ts = ts_ns;
+                self.chk_level = self.long;
+            } else {
+                // Recent spread and stability of the level while the baseline is frozen: every
+                // third of `relearn_after_s` the slow level's change, projected over the whole
+                // re-learning time, must stay under half the drift's minimum effect (or 2σ).
+                self.recent_absdev += self.a_mid * ((x - self.mid).abs() - self.recent_absdev);
+                let window_ns = self.p.relearn_after_ns / 3;
+                if ts_ns.saturating_sub(self.chk_ts) >= window_ns {
+                    let change = (self.long - self.chk_level).abs() * 3.0;
+                    if change <= 0.5 * self.p.min_delta.max(2.0 * sigma) {
+                        self.stable_windows = self.stable_windows.saturating_add(1);
+                    } else {
+                        self.stable_windows = 0;
+                    }
+                    self.chk_ts = ts_ns;
+                    self.chk_level = self.long;
+                }
             }
         }
 
         if let Some((after_s, tol)) = self.p.flatline {
-            if !self.flat_value.is_finite() || (value - self.flat_value).abs() > tol {
+            if !self.running {
+                // A stopped machine's readings may well be constant.
+                self.flat_value = f64::NAN;
+            } else if !self.flat_value.is_finite() || (value - self.flat_value).abs() > tol {
                 self.flat_value = value;
                 self.flat_since = ts_ns;
             } else {
@@ -473,17 +604,38 @@ impl SignalDetector {
             }
         }
         if let Some(l) = self.p.limits {
-            sub.limit = limit_score(value, &l, self.p.normal);
+            sub.limit = limit_score_sided(value, &l, self.p.normal, !gated);
+        }
+        if sub.spike < 0.5 && value >= self.driver_range[0] && value <= self.driver_range[1] {
+            self.driver_value = value;
         }
 
         self.has_last = true;
+        self.max_ts = self.max_ts.max(ts_ns);
         self.last_ts = ts_ns;
         self.last_value = value;
+        self.last_expected = expected;
+
+        // Re-learning: an event open long enough on a stable level closes as the new normal.
+        if self.event.open
+            && !gated
+            && ts_ns.saturating_sub(self.event.since_ns) >= self.p.relearn_after_ns
+            && {
+                self.sub = sub;
+                self.stable()
+            }
+        {
+            return self.relearn_now(ts_ns);
+        }
+
         self.sub = sub;
         let (score, kind) = sub.max();
         self.score = score;
         self.kind = kind;
         let mut phase = self.event.step(ts_ns, score, kind, &self.p.hysteresis);
+        if phase == Some(Phase::Opened) {
+            self.recent_absdev = self.absdev;
+        }
         if self.event.open && phase != Some(Phase::Opened) {
             let h = self.p.hysteresis;
             for (s, k) in sub.all() {
@@ -494,17 +646,44 @@ impl SignalDetector {
                 }
             }
         }
-        phase.map(|phase| self.anomaly(phase, ts_ns))
+        phase.map(|phase| self.anomaly(phase, ts_ns, Resolution::Normal))
+    }
+
+    /// One reading of the learning period: plain running mean and mean absolute deviation
+    /// (for a dependent signal: the regression's moments; its residual spread at the end).
+    fn learn_step(&mut self, value: f64, x: f64, done: bool) {
+        let inv = 1.0 / self.n as f64;
+        self.z = 0.0;
+        self.z_fast = 0.0;
+        match &mut self.reg {
+            Some(reg) => {
+                reg.learn(value, None);
+                if done {
+                    reg.solve();
+                    self.mean = 0.0;
+                    self.absdev = reg.residual_var().sqrt() / MAD_TO_SIGMA;
+                    let x = value - reg.predict();
+                    self.fast = x;
+                    self.mid = x;
+                    self.long = x;
+                }
+            }
+            None => {
+                self.mean += (x - self.mean) * inv;
+                self.absdev += ((x - self.mean).abs() - self.absdev) * inv;
+            }
+        }
     }
 
     /// Checks for a dropout at `now_ns` (the caller's clock) without a reading: opens a
     /// dropout event when no reading came for longer than the gap threshold.
     pub fn tick(&mut self, now_ns: i64) -> Option<Anomaly> {
         let g = self.p.gap_s?;
-        if !self.has_last || now_ns <= self.last_ts {
+        let latest = self.last_ts.max(self.max_ts);
+        if !self.has_last || now_ns <= latest {
             return None;
         }
-        let gap_s = (now_ns - self.last_ts) as f64 * 1e-9;
+        let gap_s = (now_ns - latest) as f64 * 1e-9;
         if gap_s <= g {
             return None;
         }
@@ -521,74 +700,8 @@ impl SignalDetector {
         self.kind = AnomalyKind::Dropout;
         self.event
             .step(now_ns, s, AnomalyKind::Dropout, &self.p.hysteresis)
-            .map(|phase| self.anomaly(phase, now_ns))
+            .map(|phase| self.anomaly(phase, now_ns, Resolution::Normal))
     }
-}
-
-impl SubScores {
-    /// Every score with its kind.
-    #[inline]
-    pub fn all(&self) -> [(f64, AnomalyKind); 7] {
-        [
-            (self.level_shift, AnomalyKind::LevelShift),
-            (self.spike, AnomalyKind::Spike),
-            (self.drift, AnomalyKind::Drift),
-            (self.rate, AnomalyKind::RateOfChange),
-            (self.flatline, AnomalyKind::Flatline),
-            (self.gap, AnomalyKind::Dropout),
-            (self.limit, AnomalyKind::Limit),
-        ]
-    }
-
-    /// The largest score and its kind.
-    #[inline]
-    pub fn max(&self) -> (f64, AnomalyKind) {
-        let mut best = (self.level_shift, AnomalyKind::LevelShift);
-        for (s, k) in [
-            (self.spike, AnomalyKind::Spike),
-            (self.drift, AnomalyKind::Drift),
-            (self.rate, AnomalyKind::RateOfChange),
-            (self.flatline, AnomalyKind::Flatline),
-            (self.gap, AnomalyKind::Dropout),
-            (self.limit, AnomalyKind::Limit),
-        ] {
-            if s > best.0 {
-                best = (s, k);
-            }
-        }
-        best
-    }
-}
-
-/// Score of a value against hard limits and the normal range: 0 inside the normal range,
-/// rising linearly to 0.5 at the hard limit, 1 at one normal-range width beyond it.
-#[inline]
-pub fn limit_score(v: f64, l: &Limits, normal: Option<[f64; 2]>) -> f64 {
-    let (lo_n, hi_n) = match normal {
-        Some([lo, hi]) => (lo, hi),
-        None => (f64::NEG_INFINITY, f64::INFINITY),
-    };
-    let width = match normal {
-        Some([lo, hi]) => (hi - lo).abs().max(1e-12),
-        None => 1.0,
-    };
-    if let Some(max) = l.max {
-        if v > max {
-            return (0.5 + 0.5 * (v - max) / width).min(1.0);
-        }
-        if v > hi_n && max > hi_n {
-            return 0.5 * (v - hi_n) / (max - hi_n);
-        }
-    }
-    if let Some(min) = l.min {
-        if v < min {
-            return (0.5 + 0.5 * (min - v) / width).min(1.0);
-        }
-        if v < lo_n && min < lo_n {
-            return 0.5 * (lo_n - v) / (lo_n - min);
-        }
-    }
-    0.0
 }
 
 impl Detector for SignalDetector {

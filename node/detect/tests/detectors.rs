@@ -31,6 +31,7 @@ fn params() -> SignalParams {
             close_score: 0.3,
             close_after_ns: close_after_s_ns(),
         },
+        ..SignalParams::default()
     }
 }
 
@@ -270,13 +271,19 @@ fn fast_rise_is_a_rate_of_change() {
 
 #[test]
 fn bad_and_out_of_order_readings_are_counted_not_used() {
+    // Issue 10 changed this: a small backward step (within the clock tolerance, 1 h by
+    // default) is a clock correction and is used; only a larger one is out of order.
     let mut d = detector(params());
-    d.observe_value(10 * SEC, 1.0, Quality::Good);
-    d.observe_value(11 * SEC, f64::NAN, Quality::Good);
-    d.observe_value(12 * SEC, 1.0, Quality::Bad);
+    d.observe_value(10_000 * SEC, 1.0, Quality::Good);
+    d.observe_value(10_001 * SEC, f64::NAN, Quality::Good);
+    d.observe_value(10_002 * SEC, 1.0, Quality::Bad);
     d.observe_value(5 * SEC, 1.0, Quality::Good);
+    d.observe_value(9_995 * SEC, 1.0, Quality::Good);
     let c = d.counters();
-    assert_eq!((c.readings, c.bad, c.out_of_order), (1, 2, 1));
+    assert_eq!(
+        (c.readings, c.bad, c.out_of_order, c.clock_corrections),
+        (2, 2, 1, 1)
+    );
 }
 
 #[test]
@@ -415,4 +422,42 @@ fn correlated_rise_below_univariate_thresholds_is_flagged_by_the_group() {
         &mut ev,
     );
     assert_eq!(m.ignored(), 1);
+}
+
+#[test]
+fn a_lasting_joint_step_of_a_group_closes_as_new_normal() {
+    let text = PAIR.replace(
+        "close_after_s = 60\n",
+        "close_after_s = 60\nrelearn_after_s = 1200\n",
+    );
+    let p = Profile::from_toml_str(&text, "pair").unwrap();
+    assert_eq!(p.defaults.relearn_after_s, 1200.0);
+    let mut m = AssetMonitor::new("M-1", &p).unwrap();
+    let n = 6000;
+    let step = |start, size| Shape::Step { start, size };
+    let vib = series(n, 1.0, 0.05, step(2000, 0.175), 20);
+    let tmp = series(n, 60.0, 0.5, step(2000, 1.75), 21);
+    let mut ev = Vec::new();
+    let mut scores = Vec::new();
+    for i in 0..n {
+        let ts = i as i64 * SEC;
+        m.observe_at(0, ts, vib[i], Quality::Good, &mut ev);
+        m.observe_at(1, ts, tmp[i], Quality::Good, &mut ev);
+        scores.push(m.score());
+    }
+    let closed: Vec<_> = ev
+        .iter()
+        .filter(|a| a.phase == Phase::Closed && a.kind == AnomalyKind::Correlated)
+        .collect();
+    assert_eq!(closed.len(), 1, "{ev:?}");
+    assert_eq!(
+        closed[0].resolution,
+        Some(millwright_core::Resolution::NewNormal)
+    );
+    let at = ((closed[0].ts_ns) / SEC) as usize;
+    assert!(at <= 2010 + 1200 + 120, "closed at {at}");
+    assert!(
+        scores[at..].iter().all(|s| *s < 0.5),
+        "alarm after re-learning"
+    );
 }

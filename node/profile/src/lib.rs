@@ -20,5 +20,5 @@ mod validate;
 pub use parse::ProfileError;
 pub use types::{
     ActionSpec, CorrelationSpec, DetectDefaults, DetectSpec, DriftSpec, FailureMode, FlatlineSpec,
-    GapSpec, LevelSpec, Profile, RateSpec, SignalSpec, Symptom,
+    GapSpec, LevelSpec, Profile, RateSpec, SignalSpec, StatesSpec, Symptom,
 };

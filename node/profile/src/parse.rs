@@ -154,4 +154,54 @@ actions = [{ text = "check fan", urgency = "high" }]
         );
         assert_eq!(errors.len(), 4, "{errors:?}");
     }
+
+    #[test]
+    fn states_and_dependencies_are_checked() {
+        let good = GOOD.replace(
+            "[[signals]]\nname = \"vib_mm_s\"\nunit = \"mm/s\"",
+            "[[signals]]\nname = \"vib_mm_s\"\nunit = \"mm/s\"\ndepends_on = [\"temp_c\"]\ndepends_lag_s = 60",
+        ) + "[states]\nsignal = \"temp_c\"\nrunning_above = 5.0\n";
+        let p = Profile::from_toml_str(&good, "t.toml").unwrap();
+        assert_eq!(p.signals[1].depends_on, vec!["temp_c".to_string()]);
+        assert_eq!(p.states.as_ref().map(|s| s.settle_s), Some(120.0));
+        let bad = good
+            .replace(
+                "depends_on = [\"temp_c\"]",
+                "depends_on = [\"vib_mm_s\", \"ghost\"]",
+            )
+            .replace(
+                "signal = \"temp_c\"\nrunning_above",
+                "signal = \"nope\"\nrunning_above",
+            )
+            .replace("depends_lag_s = 60", "depends_lag_s = -1");
+        let Err(ProfileError::Invalid { errors, .. }) = Profile::from_toml_str(&bad, "t.toml")
+        else {
+            panic!("expected invalid");
+        };
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert!(
+            paths.contains(&"signals[1](vib_mm_s).depends_on[0]"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"signals[1](vib_mm_s).depends_on[1]"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"signals[1](vib_mm_s).depends_lag_s"),
+            "{paths:?}"
+        );
+        assert!(paths.contains(&"states.signal"), "{paths:?}");
+        // A driver needs a normal range to be scaled.
+        let no_range = good
+            .replace(
+                "[[signals]]\nname = \"temp_c\"",
+                "[[signals]]\nname = \"aux\"\nunit = \"u\"\n[[signals]]\nname = \"temp_c\"",
+            )
+            .replace("depends_on = [\"temp_c\"]", "depends_on = [\"aux\"]");
+        let err = Profile::from_toml_str(&no_range, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a normal range"), "{err}");
+    }
 }

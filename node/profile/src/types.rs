@@ -18,6 +18,9 @@ pub struct Profile {
     /// Detection settings shared by all signals.
     #[serde(default)]
     pub defaults: DetectDefaults,
+    /// Operating states (stopped / starting / running) from one signal; absent: always running.
+    #[serde(default)]
+    pub states: Option<StatesSpec>,
     /// The signals of the asset.
     pub signals: Vec<SignalSpec>,
     /// Groups of signals that deviate together in a fault (multivariate detector).
@@ -48,6 +51,15 @@ pub struct DetectDefaults {
     pub close_after_s: f64,
     /// |z| from which another signal counts as "also deviating" in evidence.
     pub related_z: f64,
+    /// Seconds an event stays open before a stable new level closes it as the new normal and
+    /// the baseline re-learns (per-signal override: `relearn_after_s` on the signal).
+    pub relearn_after_s: f64,
+    /// Least learning time (seconds) of a dependent signal's regression, so its drivers have
+    /// moved through their range while it learns (at least three lag time constants, too).
+    pub learn_dependent_s: f64,
+    /// Readings whose time goes back by up to this many seconds are accepted in arrival order
+    /// (clock corrections); larger backward steps are skipped and counted.
+    pub clock_tolerance_s: f64,
 }
 
 impl Default for DetectDefaults {
@@ -61,6 +73,9 @@ impl Default for DetectDefaults {
             close_score: 0.3,
             close_after_s: 60.0,
             related_z: 2.0,
+            relearn_after_s: 3600.0,
+            learn_dependent_s: 1800.0,
+            clock_tolerance_s: 3600.0,
         }
     }
 }
@@ -83,9 +98,39 @@ pub struct SignalSpec {
     pub limits: Limits,
     /// Smallest meaningful change (sensor resolution / noise); the spread never goes below it.
     pub noise_floor: Option<f64>,
+    /// Signals this one depends on (at most 3): its baseline is the value expected given them
+    /// (an online regression on `[1, u, u²]` of each driver, `u` scaled by its normal range).
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Time constant (seconds) of the first-order lag between the drivers and this signal
+    /// (e.g. a thermal time constant); 0 or absent: no lag.
+    pub depends_lag_s: Option<f64>,
+    /// Override of `defaults.relearn_after_s` for this signal.
+    pub relearn_after_s: Option<f64>,
+    /// Override of `states.settle_s` for this signal (e.g. a slow temperature after a start).
+    pub settle_s: Option<f64>,
     /// Which detectors run on this signal, with their parameters.
     #[serde(default)]
     pub detect: DetectSpec,
+}
+
+/// Operating states of the machine from one signal: below `running_above` it is stopped; for
+/// `settle_s` after a start it is starting; otherwise running. Stopped and starting suppress the
+/// baseline detectors and do not update the running baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatesSpec {
+    /// The signal that tells the state (speed, current or a run signal).
+    pub signal: String,
+    /// At or below this value the machine is stopped.
+    pub running_above: f64,
+    /// Seconds after a start during which the baseline detectors settle.
+    #[serde(default = "default_settle_s")]
+    pub settle_s: f64,
+}
+
+fn default_settle_s() -> f64 {
+    120.0
 }
 
 /// Detectors of one signal; an absent table disables that detector.
@@ -133,11 +178,18 @@ pub struct DriftSpec {
     pub k: f64,
     /// Decision threshold in σ.
     pub h: f64,
+    /// Smallest drift that counts, in the signal's unit (default: 5 % of the normal range's
+    /// width); a change must be significant in σ *and* at least this large.
+    pub min_delta: Option<f64>,
 }
 
 impl Default for DriftSpec {
     fn default() -> Self {
-        Self { k: 1.0, h: 20.0 }
+        Self {
+            k: 1.0,
+            h: 20.0,
+            min_delta: None,
+        }
     }
 }
 

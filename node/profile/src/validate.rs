@@ -65,6 +65,30 @@ impl Profile {
         if !(d.related_z.is_finite() && d.related_z > 0.0) {
             e("defaults.related_z".into(), "must be positive".into());
         }
+        if !(d.relearn_after_s.is_finite() && d.relearn_after_s > 0.0) {
+            e(
+                "defaults.relearn_after_s".into(),
+                format!("{} must be a positive number of seconds", d.relearn_after_s),
+            );
+        }
+        if !(d.learn_dependent_s.is_finite() && d.learn_dependent_s >= 0.0) {
+            e(
+                "defaults.learn_dependent_s".into(),
+                format!(
+                    "{} must be a non-negative number of seconds",
+                    d.learn_dependent_s
+                ),
+            );
+        }
+        if !(d.clock_tolerance_s.is_finite() && d.clock_tolerance_s >= 0.0) {
+            e(
+                "defaults.clock_tolerance_s".into(),
+                format!(
+                    "{} must be a non-negative number of seconds",
+                    d.clock_tolerance_s
+                ),
+            );
+        }
         if self.signals.is_empty() {
             e(
                 "signals".into(),
@@ -121,6 +145,48 @@ impl Profile {
                     );
                 }
             }
+            if let Some(v) = s.relearn_after_s {
+                if !(v.is_finite() && v > 0.0) {
+                    e(at("relearn_after_s"), "must be positive seconds".into());
+                }
+            }
+            if let Some(v) = s.settle_s {
+                if !(v.is_finite() && v >= 0.0) {
+                    e(at("settle_s"), "must be zero or positive seconds".into());
+                }
+            }
+            if let Some(v) = s.depends_lag_s {
+                if !(v.is_finite() && v >= 0.0) {
+                    e(
+                        at("depends_lag_s"),
+                        "must be zero or positive seconds".into(),
+                    );
+                }
+            }
+            if s.depends_on.len() > 3 {
+                e(
+                    at("depends_on"),
+                    format!("has {} drivers; at most 3", s.depends_on.len()),
+                );
+            }
+            let mut seen_dep = HashSet::new();
+            for (j, d) in s.depends_on.iter().enumerate() {
+                let path = format!("signals[{i}]({}).depends_on[{j}]", s.name);
+                if *d == s.name {
+                    e(path, "a signal cannot depend on itself".into());
+                } else if !seen_dep.insert(d.as_str()) {
+                    e(path, format!("{d:?} listed twice"));
+                } else {
+                    match self.signal(d) {
+                        None => e(path, format!("unknown signal {d:?}")),
+                        Some(ds) if ds.normal.is_none() => e(
+                            path,
+                            format!("driver {d:?} needs a normal range (it scales the driver)"),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
             let dt = &s.detect;
             if let Some(l) = &dt.level {
                 if !(l.shift_z.is_finite() && l.shift_z > 0.0) {
@@ -136,6 +202,12 @@ impl Profile {
                 }
                 if !(c.h.is_finite() && c.h > 0.0) {
                     e(at("detect.drift.h"), "must be positive".into());
+                }
+                if c.min_delta.is_some_and(|m| !(m.is_finite() && m >= 0.0)) {
+                    e(
+                        at("detect.drift.min_delta"),
+                        format!("must be zero or a positive change in {}", s.unit),
+                    );
                 }
             }
             if let Some(r) = &dt.rate {
@@ -172,6 +244,23 @@ impl Profile {
                 e(
                     at("detect.limits"),
                     "is true but the signal has no limits.min or limits.max".into(),
+                );
+            }
+        }
+        if let Some(st) = &self.states {
+            if !names.contains(st.signal.as_str()) {
+                e(
+                    "states.signal".into(),
+                    format!("unknown signal {:?}", st.signal),
+                );
+            }
+            if !st.running_above.is_finite() {
+                e("states.running_above".into(), "must be finite".into());
+            }
+            if !(st.settle_s.is_finite() && st.settle_s >= 0.0) {
+                e(
+                    "states.settle_s".into(),
+                    "must be zero or positive seconds".into(),
                 );
             }
         }

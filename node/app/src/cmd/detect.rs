@@ -1,5 +1,5 @@
 //! `millwright detect`: back-testing an asset profile on a historian export (CSV on stdin,
-//! `timestamp,anomaly_score` on stdout). Its benchmark, `bench detect`, is `bench/detect.rs`.
+//! `timestamp,anomaly_score,flag` on stdout, one row per input row; a summary on stderr). Its benchmark, `bench detect`, is `bench/detect.rs`.
 //!
 //! The detection itself lives in `millwright-detect`; this file only resolves arguments and
 //! wires the standard streams.
@@ -45,7 +45,14 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         signals,
         strict: args.strict,
         flush_each_row: args.line_buffered,
+        clock_tolerance_s: args.clock_tolerance_s,
     };
+    if args
+        .clock_tolerance_s
+        .is_some_and(|t| !(t.is_finite() && t >= 0.0))
+    {
+        bail!("--clock-tolerance-s must be zero or a positive number of seconds");
+    }
     let stdin = std::io::stdin().lock();
     let stdout = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let stderr = std::io::stderr();
@@ -71,8 +78,19 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         w.flush()?;
     }
     eprintln!(
-        "detect: {} rows, {} scored, {} bad rows skipped, {} events opened",
-        sum.rows, sum.scored, sum.bad_rows, sum.events_opened
+        "detect: {} rows, {} scored, {} flagged and not scored (bad_columns {}, bad_timestamp {}, \
+         bad_value {}, time_backwards {}), {} clock corrections scored, {} events opened, \
+         {} closed as new normal",
+        sum.rows,
+        sum.scored,
+        sum.bad_rows,
+        sum.bad_columns,
+        sum.bad_timestamp,
+        sum.bad_value,
+        sum.time_backwards,
+        sum.clock_corrections,
+        sum.events_opened,
+        sum.new_normal
     );
     Ok(if sum.rows > 0 && sum.scored == 0 {
         ExitCode::FAILURE
