@@ -11,6 +11,7 @@
 //!   [`millwright_core::History`] (signals, statistics, data quality).
 //! - [`publish`]: the card's JSON payload for MQTT (line protocol is the sinks' encoder's).
 //! - [`text`]: number, duration and time formatting.
+//! - [`vocab`]: the vocabulary of an explanation request and the cause/action check.
 //!
 //! No I/O: the model is passed in through [`millwright_core::LanguageModel`], the report's data
 //! through [`millwright_core::ReportInput`] or read through [`millwright_core::History`].
@@ -22,10 +23,12 @@ pub mod publish;
 pub mod report;
 pub mod select;
 pub mod text;
+pub mod vocab;
 
 pub use explain::{ExplainCounters, ExplainOptions, ExplainStats, Explainer};
 pub use facts::{encode, match_failure_modes, Candidate, FactNumber, Facts};
 pub use ground::{check, Grounding, GroundingContext};
 pub use publish::card_json;
+pub use vocab::{claim_problems, names_mode, vocabulary};
 pub use report::{build_report, site_markdown, to_json, to_markdown};
 pub use select::{asset_report, select_input};
