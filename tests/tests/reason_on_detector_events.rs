@@ -347,7 +347,11 @@ fn wrong_model_output_is_never_published() {
     // Both prompts start the answer with the diagnosed mode; the retry is the stricter one.
     let title = &encode(&a, Some(&p)).candidates[0].title;
     for pr in &model.prompts {
-        assert!(pr.answer_prefix.as_deref().unwrap().starts_with(title.as_str()));
+        assert!(pr
+            .answer_prefix
+            .as_deref()
+            .unwrap()
+            .starts_with(title.as_str()));
     }
     assert_ne!(model.prompts[0], model.prompts[1]);
     assert!(model.prompts[0].messages[1]
@@ -382,8 +386,9 @@ fn grounded_model_output_is_used_and_a_retry_can_rescue() {
     let card = ex.explain(&a, Some(&p), Some(&mut m));
     assert_eq!((card.source, card.attempts), (TextSource::Model, 2));
     assert!(
-        card.text
-            .starts_with(&format!("{prefix} Likely cause: insufficient bearing lubrication.")),
+        card.text.starts_with(&format!(
+            "{prefix} Likely cause: insufficient bearing lubrication."
+        )),
         "{}",
         card.text
     );

@@ -9,18 +9,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use millwright_core::{
-    Anomaly, AnomalyKind, Direction, Evidence, Phase, Quality, RelatedSignal, SensorId,
-    TextSource, Unit,
+    Anomaly, AnomalyKind, Direction, Evidence, Phase, Quality, RelatedSignal, SensorId, TextSource,
+    Unit,
 };
 use millwright_detect::synth::{FaultKind, Machine};
 use millwright_detect::AssetMonitor;
-use millwright_profile::Profile;
 use millwright_profile::FailureMode;
-use millwright_reason::{
-    check, encode, vocabulary, ExplainOptions, Explainer, GroundingContext,
-};
-use std::sync::Arc;
+use millwright_profile::Profile;
+use millwright_reason::{check, encode, vocabulary, ExplainOptions, Explainer, GroundingContext};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const T0: i64 = 1_767_225_600_000_000_000;
 
@@ -262,7 +260,10 @@ fn real_model_explanations_are_grounded_or_fall_back() {
         6 - s.fallbacks,
         "every published model answer passed every check"
     );
-    assert_eq!(s.vocab_violations, 0, "the mask keeps the text in the vocabulary");
+    assert_eq!(
+        s.vocab_violations, 0,
+        "the mask keeps the text in the vocabulary"
+    );
 }
 
 /// An anomaly event as the detectors report it for failure mode `m`: its first symptom's
@@ -282,7 +283,11 @@ fn anomaly_for(p: &Profile, asset: &str, m: &FailureMode, v: usize) -> Anomaly {
     let vf = v as f64;
     let baseline = lo + span * (0.4 + 0.07 * vf);
     let spread = span * (0.015 + 0.004 * vf);
-    let sign = if s0.direction == Direction::Down { -1.0 } else { 1.0 };
+    let sign = if s0.direction == Direction::Down {
+        -1.0
+    } else {
+        1.0
+    };
     let mut e = Evidence {
         value: baseline + sign * (6.0 + 3.0 * vf) * spread,
         baseline,
@@ -421,7 +426,10 @@ fn model_text_stays_in_the_vocabulary_and_names_the_diagnosed_mode() {
     assert!(n >= 50);
     assert_eq!(s.explanations, n as u64);
     assert_eq!(s.from_model(), from_model as u64);
-    assert_eq!(s.vocab_violations, 0, "the mask keeps every answer in the vocabulary");
+    assert_eq!(
+        s.vocab_violations, 0,
+        "the mask keeps every answer in the vocabulary"
+    );
     assert!(
         share >= MODEL_SHARE_FLOOR,
         "only {:.0} % of the published explanations came from the model",

@@ -359,7 +359,18 @@ mod tests {
     fn words_split_numbers_units_and_tags() {
         assert_eq!(
             split_words("P-101 bearing_temp 78.4 °C (+11σ, 0.9/min). Check it."),
-            vec!["P", "101", "bearing_temp", "78.4", "°C", "11σ", "0.9", "min", "Check", "it"]
+            vec![
+                "P",
+                "101",
+                "bearing_temp",
+                "78.4",
+                "°C",
+                "11σ",
+                "0.9",
+                "min",
+                "Check",
+                "it"
+            ]
         );
         assert_eq!(split_words("is 78. Then"), vec!["is", "78", "Then"]);
         assert_eq!(split_words("m³/h"), vec!["m³", "h"]);

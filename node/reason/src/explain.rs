@@ -18,9 +18,9 @@
 
 use crate::facts::{encode, Facts};
 use crate::ground::{check, GroundingContext};
+use crate::text::{duration, rfc3339};
 use crate::vocab::{claim_problems, diagnosed, names_mode, vocabulary};
 use millwright_core::llm::split_words;
-use crate::text::{duration, rfc3339};
 use millwright_core::{
     Anomaly, AnomalyKind, Direction, ExplanationCard, GenParams, LanguageModel, Prompt, TextSource,
 };

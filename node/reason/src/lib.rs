@@ -29,6 +29,6 @@ pub use explain::{ExplainCounters, ExplainOptions, ExplainStats, Explainer};
 pub use facts::{encode, match_failure_modes, Candidate, FactNumber, Facts};
 pub use ground::{check, Grounding, GroundingContext};
 pub use publish::card_json;
-pub use vocab::{claim_problems, names_mode, vocabulary};
 pub use report::{build_report, site_markdown, to_json, to_markdown};
 pub use select::{asset_report, select_input};
+pub use vocab::{claim_problems, names_mode, vocabulary};

@@ -28,6 +28,7 @@ pub const CLAIM_MATCH: f64 = 0.75;
 
 /// Function words, plain verbs and measurement words every explanation may use (no nouns of
 /// machinery: those come only from the facts).
+#[rustfmt::skip]
 pub const FUNCTION_WORDS: &[&str] = &[
     // articles, pronouns, determiners
     "a", "an", "the", "this", "that", "these", "those", "it", "its", "they", "their", "them",
@@ -105,7 +106,7 @@ fn fact_texts(facts: &Facts, profile: Option<&Profile>) -> Vec<String> {
     }
     if let Some(p) = profile {
         for s in &p.signals {
-            if facts.signals.iter().any(|f| *f == s.name) {
+            if facts.signals.contains(&s.name) {
                 // words only: the description's numbers are not facts of this anomaly
                 let words: Vec<&str> = split_words(&s.description)
                     .into_iter()
@@ -146,7 +147,9 @@ pub fn vocabulary(facts: &Facts, profile: Option<&Profile>) -> Vocabulary {
     for c in diagnosed(facts) {
         v.allow_punctuation_in(&c.title);
         c.causes.iter().for_each(|x| v.allow_punctuation_in(x));
-        c.actions.iter().for_each(|x| v.allow_punctuation_in(&x.text));
+        c.actions
+            .iter()
+            .for_each(|x| v.allow_punctuation_in(&x.text));
     }
     v
 }
@@ -294,10 +297,27 @@ mod tests {
         let v = vocabulary(&f, Some(&p));
         println!("{} words", v.len());
         assert!(v.len() < 600, "a few hundred words, not a dictionary");
-        for w in ["P", "101", "vibration_rms", "62.0", "bearing", "raceways", "regrease", "the"] {
+        for w in [
+            "P",
+            "101",
+            "vibration_rms",
+            "62.0",
+            "bearing",
+            "raceways",
+            "regrease",
+            "the",
+        ] {
             assert!(v.allows_word(w), "{w}");
         }
-        for w in ["vehicle", "battery", "engine", "voltage", "electric", "combustion", "car"] {
+        for w in [
+            "vehicle",
+            "battery",
+            "engine",
+            "voltage",
+            "electric",
+            "combustion",
+            "car",
+        ] {
             assert!(!v.allows_word(w), "{w} must not be possible");
         }
         // "voltage" is possible where the facts contain it: the motor's overload actions
@@ -322,12 +342,19 @@ mod tests {
         assert_eq!(f.candidates[0].id, "bearing_wear");
         let ok = "Rolling-element bearing wear on P-101: vibration_rms is high at 62.0 mm/s. \
                   The likely cause is worn bearing raceways. Regrease the bearing.";
-        assert!(claim_problems(ok, &f, Some(&p)).is_empty(), "{:?}", claim_problems(ok, &f, Some(&p)));
+        assert!(
+            claim_problems(ok, &f, Some(&p)).is_empty(),
+            "{:?}",
+            claim_problems(ok, &f, Some(&p))
+        );
         assert!(names_mode(ok, &f));
         // words of two different causes mixed into a new claim
         let mixed = "The likely cause is pitted grease contamination of the raceways.";
         assert!(!claim_problems(mixed, &f, Some(&p)).is_empty());
         assert!(!names_mode(mixed, &f));
-        assert_eq!(clauses("a 4.50 b, c; d. e"), vec!["a 4.50 b", "c", "d", "e"]);
+        assert_eq!(
+            clauses("a 4.50 b, c; d. e"),
+            vec!["a 4.50 b", "c", "d", "e"]
+        );
     }
 }

@@ -100,7 +100,7 @@ impl Constraint {
         b.is_ascii_whitespace() || self.punct.get(b as usize).copied().unwrap_or(false)
     }
 
-    fn from_boundary(&self, b: u8) -> Option<WordState> {
+    fn step_at_boundary(&self, b: u8) -> Option<WordState> {
         if is_word_byte(b) {
             let node = self.child(0, b.to_ascii_lowercase())?;
             Some(WordState::Word {
@@ -117,7 +117,7 @@ impl Constraint {
     /// The state after byte `b`, None when `b` leaves the vocabulary.
     pub fn step(&self, s: WordState, b: u8) -> Option<WordState> {
         match s {
-            WordState::Boundary => self.from_boundary(b),
+            WordState::Boundary => self.step_at_boundary(b),
             WordState::Word { node, digit } => {
                 if is_word_byte(b) {
                     let node = self.child(node, b.to_ascii_lowercase())?;
@@ -128,7 +128,7 @@ impl Constraint {
                 } else if b == b'.' && digit {
                     Some(WordState::Dot { node })
                 } else if self.terminal(node) {
-                    self.from_boundary(b)
+                    self.step_at_boundary(b)
                 } else {
                     None
                 }
@@ -139,7 +139,7 @@ impl Constraint {
                     let node = self.child(dot, b)?;
                     Some(WordState::Word { node, digit: true })
                 } else if self.terminal(node) && self.separator(b'.') {
-                    self.from_boundary(b)
+                    self.step_at_boundary(b)
                 } else {
                     None
                 }
@@ -332,11 +332,17 @@ mod tests {
         let c = Constraint::new(&vocab("the pump is at 78.4 °C 101 P"));
         assert!(c.accepts("The pump is at 78.4 °C."));
         assert!(c.accepts("P-101: the pump is at 78.4."));
-        assert!(!c.accepts("The pump is at 78 °C."), "78 is not a number of the facts");
+        assert!(
+            !c.accepts("The pump is at 78 °C."),
+            "78 is not a number of the facts"
+        );
         assert!(!c.accepts("The pump is at 78.45"));
         assert!(!c.accepts("The electric pump"));
         assert!(!c.accepts("The pump!"), "! is not allowed punctuation");
-        assert!(!c.accepts("The pu"), "an unfinished word may not end the text");
+        assert!(
+            !c.accepts("The pu"),
+            "an unfinished word may not end the text"
+        );
         let s = c.feed(WordState::Boundary, b"The pu").unwrap();
         assert!(!c.can_end(s));
         assert!(c.step(s, b'm').is_some());
@@ -350,8 +356,25 @@ mod tests {
     #[test]
     fn mask_makes_electric_vehicle_impossible_on_a_small_tokenizer() {
         let toks: Vec<&[u8]> = vec![
-            b"The", b" electric", b" vehicle", b" pump", b" is", b" hot", b".", b" ", b"e", b"l",
-            b"ec", b"tric", b" v", b"eh", b"icle", b"p", b"ump", b" el", b"",
+            b"The",
+            b" electric",
+            b" vehicle",
+            b" pump",
+            b" is",
+            b" hot",
+            b".",
+            b" ",
+            b"e",
+            b"l",
+            b"ec",
+            b"tric",
+            b" v",
+            b"eh",
+            b"icle",
+            b"p",
+            b"ump",
+            b" el",
+            b"",
         ];
         let tt = TokenTrie::build(toks.iter().enumerate().map(|(i, b)| (i as u32, *b)));
         // unconstrained: everything but the empty token is possible
@@ -365,7 +388,11 @@ mod tests {
         let s = c.feed(WordState::Boundary, b"The").unwrap();
         tt.allowed(&c, s, &mut out, &mut st);
         out.sort_unstable();
-        assert_eq!(out, vec![3, 4, 5, 6, 7], "only ' pump', ' is', ' hot', '.', ' '");
+        assert_eq!(
+            out,
+            vec![3, 4, 5, 6, 7],
+            "only ' pump', ' is', ' hot', '.', ' '"
+        );
         let s = c.feed(s, b" ").unwrap();
         tt.allowed(&c, s, &mut out, &mut st);
         out.sort_unstable();

@@ -318,7 +318,9 @@ impl Engine {
             }
             if let Some(c) = &constraint {
                 let tm = Instant::now();
-                let trie = self.token_trie.get_or_init(|| TokenTrie::of_tokenizer(&self.tokenizer));
+                let trie = self
+                    .token_trie
+                    .get_or_init(|| TokenTrie::of_tokenizer(&self.tokenizer));
                 trie.allowed(c, cstate, &mut allowed, &mut stack);
                 let may_end = c.can_end(cstate);
                 let ends: &[u32] = if may_end { &self.stop_ids } else { &[] };

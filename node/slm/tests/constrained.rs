@@ -38,7 +38,11 @@ fn real_tokenizer_cannot_spell_words_outside_the_vocabulary() {
     let c = Constraint::new(&v);
     let t = e.tokenizer();
     let trie = e.token_trie();
-    println!("token trie: {} nodes for {} tokens", trie.len(), t.vocab_size());
+    println!(
+        "token trie: {} nodes for {} tokens",
+        trie.len(),
+        t.vocab_size()
+    );
     // Every token the mask allows after "The pump is", followed step by step along the greedy
     // path of the first allowed token, never writes a word outside the vocabulary.
     let s = c.feed(WordState::Boundary, b"The pump is").unwrap();
@@ -55,7 +59,11 @@ fn real_tokenizer_cannot_spell_words_outside_the_vocabulary() {
     // The real tokenization of " electric vehicle": its first token is masked, and so is every
     // other way to spell it (the automaton works on bytes).
     let ids = t.encode(" electric vehicle");
-    assert!(!allowed.contains(&ids[0]), "{:?} allowed", t.token_text(ids[0]));
+    assert!(
+        !allowed.contains(&ids[0]),
+        "{:?} allowed",
+        t.token_text(ids[0])
+    );
     assert!(c.feed(s, b" electric").is_none() && c.feed(s, b" vehicle").is_none());
     assert!(c.feed(s, b" e").is_none(), "no allowed word starts with e");
     // allowed words are reachable: " high" is one token and allowed
