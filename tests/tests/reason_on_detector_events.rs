@@ -347,12 +347,22 @@ fn wrong_model_output_is_never_published() {
         card.text
     );
     let s = ex.counters().snapshot();
-    assert_eq!((s.checks, s.check_failures, s.fallbacks), (2, 2, 1));
-    // The retry prompt is the constrained one.
+    assert_eq!(s.fallbacks, 1);
     assert_eq!(
-        model.prompts[1].answer_prefix.as_deref(),
-        Some("Likely cause:")
+        s.vocab_violations + s.check_failures + s.claim_mismatches,
+        2,
+        "both answers failed a check: {s:?}"
     );
+    // Both prompts start the answer with the diagnosed mode; the retry is the stricter one.
+    let title = &encode(&a, Some(&p)).candidates[0].title;
+    for pr in &model.prompts {
+        assert!(pr
+            .answer_prefix
+            .as_deref()
+            .unwrap()
+            .starts_with(title.as_str()));
+    }
+    assert_ne!(model.prompts[0], model.prompts[1]);
     assert!(model.prompts[0].messages[1]
         .content
         .contains(&encode(&a, Some(&p)).line));
@@ -365,26 +375,41 @@ fn wrong_model_output_is_never_published() {
 fn grounded_model_output_is_used_and_a_retry_can_rescue() {
     let (p, a) = bearing_drift();
     let ex = Explainer::new(ExplainOptions::default());
-    let good = "The bearing of P-101 is running hot and still rising. Likely cause: the bearing lacks lubrication. Action: regrease the bearing today.";
+    let prefix = Explainer::answer_prefix(&encode(&a, Some(&p)));
+    // in the request's vocabulary, grounded, causes and actions of the diagnosed modes
+    let good = "The bearing_temp of P-101 is high and still rising. Likely cause: insufficient bearing lubrication. Action: regrease the bearing today.";
     let mut m = Scripted::new(vec![Ok(good)]);
     let card = ex.explain(&a, Some(&p), Some(&mut m));
     assert_eq!(
         (card.source, card.attempts, card.model.as_str()),
-        (TextSource::Model, 1, "scripted")
+        (TextSource::Model, 1, "scripted"),
+        "{}",
+        card.text
     );
-    assert_eq!(card.text, good);
+    assert_eq!(card.text, format!("{prefix} {good}"));
 
     let mut m = Scripted::new(vec![
         Ok("P-101 bearing_temp is 250 °C."),
-        Ok(" lubrication failure. Action: regrease the bearing."),
+        Ok(" Likely cause: insufficient bearing lubrication. Action: regrease the bearing."),
     ]);
     let card = ex.explain(&a, Some(&p), Some(&mut m));
     assert_eq!((card.source, card.attempts), (TextSource::Model, 2));
     assert!(
-        card.text.starts_with("Likely cause: lubrication failure."),
+        card.text.starts_with(&format!(
+            "{prefix} Likely cause: insufficient bearing lubrication."
+        )),
         "{}",
         card.text
     );
+    // a word outside the vocabulary, or a cause no diagnosed mode states, is never published
+    let mut m = Scripted::new(vec![
+        Ok(" The bearing is running hot because of a high voltage supply."),
+        Ok(" Likely cause: a blocked suction strainer. Action: regrease the bearing."),
+    ]);
+    let card = ex.explain(&a, Some(&p), Some(&mut m));
+    assert_eq!(card.source, TextSource::Fallback, "{}", card.text);
+    let s = ex.counters().snapshot();
+    assert!(s.vocab_violations >= 2, "{s:?}");
 
     let mut m = Scripted::new(vec![Err(())]);
     let card = ex.explain(&a, Some(&p), Some(&mut m));
@@ -409,12 +434,13 @@ fn unfinished_last_sentence_is_dropped() {
     let (p, a) = bearing_drift();
     let ex = Explainer::new(ExplainOptions::default());
     let mut m = Scripted::new(vec![Ok(
-        "The bearing lacks grease. Regrease the bearing today. Then check the",
+        " The bearing needs grease. Regrease the bearing today. Then check the",
     )]);
     let card = ex.explain(&a, Some(&p), Some(&mut m));
+    let prefix = Explainer::answer_prefix(&encode(&a, Some(&p)));
     assert_eq!(
         card.text,
-        "The bearing lacks grease. Regrease the bearing today."
+        format!("{prefix} The bearing needs grease. Regrease the bearing today.")
     );
 }
 
@@ -422,12 +448,13 @@ fn unfinished_last_sentence_is_dropped() {
 fn long_model_answers_are_cut_to_four_sentences() {
     let (p, a) = bearing_drift();
     let ex = Explainer::new(ExplainOptions::default());
-    let long = "The bearing is hot. It is rising. Lubrication may be poor. Regrease it. Check it again. Call the vendor.";
+    let long = " The bearing is high. It is rising. Lubrication may be low. Regrease it. Check it again. Call the team.";
     let mut m = Scripted::new(vec![Ok(long)]);
     let card = ex.explain(&a, Some(&p), Some(&mut m));
+    let prefix = Explainer::answer_prefix(&encode(&a, Some(&p)));
     assert_eq!(
         card.text,
-        "The bearing is hot. It is rising. Lubrication may be poor. Regrease it."
+        format!("{prefix} The bearing is high. It is rising. Lubrication may be low. Regrease it.")
     );
 }
 

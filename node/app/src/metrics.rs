@@ -288,6 +288,21 @@ pub fn render(node: &NodeMetrics) -> String {
                     "Model calls that failed.",
                     st.model_errors,
                 ),
+                (
+                    "millwright_vocabulary_violations_total",
+                    "Model texts with a word outside the request's vocabulary (never published; 0 with the vocabulary mask).",
+                    st.vocab_violations,
+                ),
+                (
+                    "millwright_claim_mismatches_total",
+                    "Model texts with a cause or action the diagnosed failure modes do not state, or not naming the diagnosed mode (never published).",
+                    st.claim_mismatches,
+                ),
+                (
+                    "millwright_explanations_from_model_total",
+                    "Explanations whose published text came from the model (the rest from the template).",
+                    st.from_model(),
+                ),
             ] {
                 metric(name, help, "counter", &[(String::new(), v as f64)]);
             }

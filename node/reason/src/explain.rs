@@ -1,7 +1,16 @@
 //! Explanation cards: facts + matching failure modes + a 2–4 sentence explanation written by
-//! the language model, checked by the grounding check; an ungrounded answer is retried once
-//! with a constrained prompt, then replaced by the rule-based template. Ungrounded text is
-//! never put on a card.
+//! the language model; an answer that fails a check is retried once with a stricter prompt,
+//! then replaced by the rule-based template. Text that fails a check is never put on a card.
+//!
+//! The model only phrases what the facts say:
+//! - decoding is constrained to the request's vocabulary ([`crate::vocab::vocabulary`]): the
+//!   engine masks every token that would write another word; the answer starts with the
+//!   diagnosed failure mode's title (the prompt's answer prefix);
+//! - after generation: the text's words are checked against the vocabulary again (0 violations
+//!   by construction with the own engine; any other model is held to it too), it must name the
+//!   diagnosed mode, pass the grounding check (numbers, units, signals, assets), and every
+//!   cause or action clause must match a cause or action of the diagnosed modes
+//!   ([`crate::vocab::claim_problems`]). Each check is counted.
 //!
 //! The model is borrowed per call (`Option<&mut dyn LanguageModel>`), so the caller decides
 //! where it runs (a blocking task, the model thread). Counters are atomics, readable from a
@@ -10,6 +19,8 @@
 use crate::facts::{encode, Facts};
 use crate::ground::{check, GroundingContext};
 use crate::text::{duration, rfc3339};
+use crate::vocab::{claim_problems, diagnosed, names_mode, vocabulary};
+use millwright_core::llm::split_words;
 use millwright_core::{
     Anomaly, AnomalyKind, Direction, ExplanationCard, GenParams, LanguageModel, Prompt, TextSource,
 };
@@ -30,6 +41,15 @@ pub struct ExplainCounters {
     pub fallbacks: AtomicU64,
     /// Model calls that returned an error.
     pub model_errors: AtomicU64,
+    /// Model answers whose words were checked against the request's vocabulary.
+    pub vocab_checks: AtomicU64,
+    /// Model answers with a word or character outside the vocabulary (0 with the own engine).
+    pub vocab_violations: AtomicU64,
+    /// Model answers whose cause and action clauses were checked against the diagnosed modes.
+    pub claim_checks: AtomicU64,
+    /// Model answers with a clause that matches no cause or action of the diagnosed modes, or
+    /// that do not name the diagnosed mode.
+    pub claim_mismatches: AtomicU64,
 }
 
 /// A plain snapshot of [`ExplainCounters`].
@@ -45,6 +65,21 @@ pub struct ExplainStats {
     pub fallbacks: u64,
     /// Model errors.
     pub model_errors: u64,
+    /// Vocabulary checks of model text.
+    pub vocab_checks: u64,
+    /// Model texts with words outside the vocabulary.
+    pub vocab_violations: u64,
+    /// Cause/action checks of model text.
+    pub claim_checks: u64,
+    /// Model texts with a cause or action the diagnosed modes do not state.
+    pub claim_mismatches: u64,
+}
+
+impl ExplainStats {
+    /// Explanations whose published text came from the model.
+    pub fn from_model(&self) -> u64 {
+        self.explanations.saturating_sub(self.fallbacks)
+    }
 }
 
 impl ExplainCounters {
@@ -56,6 +91,10 @@ impl ExplainCounters {
             check_failures: self.check_failures.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             model_errors: self.model_errors.load(Ordering::Relaxed),
+            vocab_checks: self.vocab_checks.load(Ordering::Relaxed),
+            vocab_violations: self.vocab_violations.load(Ordering::Relaxed),
+            claim_checks: self.claim_checks.load(Ordering::Relaxed),
+            claim_mismatches: self.claim_mismatches.load(Ordering::Relaxed),
         }
     }
 }
@@ -74,7 +113,7 @@ pub struct ExplainOptions {
 impl Default for ExplainOptions {
     fn default() -> Self {
         Self {
-            max_tokens: 80,
+            max_tokens: 60,
             budget_ms: Some(20_000),
             known_assets: Vec::new(),
         }
@@ -109,6 +148,43 @@ impl Explainer {
         &self.counters
     }
 
+    /// Causes (at most `n`) of the diagnosed modes, the top mode's first.
+    fn mode_causes(facts: &Facts, n: usize) -> Vec<String> {
+        let mut out: Vec<String> = diagnosed(facts)
+            .iter()
+            .flat_map(|c| c.causes.iter().cloned())
+            .collect();
+        out.dedup();
+        out.truncate(n);
+        if out.is_empty() {
+            out = facts.causes(n);
+        }
+        out
+    }
+
+    /// Actions (at most `n`) of the top mode, most urgent first.
+    fn mode_actions(facts: &Facts, n: usize) -> Vec<String> {
+        let mut acts: Vec<_> = diagnosed(facts)
+            .first()
+            .map(|c| c.actions.clone())
+            .unwrap_or_default();
+        acts.sort_by_key(|a| a.urgency);
+        let mut out: Vec<String> = acts.into_iter().map(|a| a.text).collect();
+        out.truncate(n);
+        if out.is_empty() {
+            out = facts.actions(n).into_iter().map(|a| a.text).collect();
+        }
+        out
+    }
+
+    /// The text every answer starts with: the diagnosed mode's title and the asset.
+    pub fn answer_prefix(facts: &Facts) -> String {
+        match facts.candidates.first() {
+            Some(c) => format!("{} on {}:", c.title, facts.asset),
+            None => format!("{} on {}:", sentence(facts.kind.describe()), facts.asset),
+        }
+    }
+
     /// The first prompt for `facts`.
     pub fn prompt(facts: &Facts) -> Prompt {
         let mut user = format!("Facts: {}\n", facts.line);
@@ -116,29 +192,35 @@ impl Explainer {
             user.push_str(&format!("{}\n", facts.limits_line));
         }
         user.push_str(&format!("Detected: {}.\n", facts.kind.describe()));
+        if let Some(c) = facts.candidates.first() {
+            user.push_str(&format!("Diagnosis: {}.\n", c.title));
+        }
         user.push_str(&format!(
-            "Possible causes: {}.\n",
-            facts.causes(3).join("; ")
+            "Likely causes: {}.\n",
+            Self::mode_causes(facts, 2).join("; ")
         ));
-        let actions: Vec<String> = facts.actions(3).into_iter().map(|a| a.text).collect();
-        user.push_str(&format!("Recommended actions: {}.\n", actions.join("; ")));
+        user.push_str(&format!(
+            "Recommended actions: {}.\n",
+            Self::mode_actions(facts, 2).join("; ")
+        ));
         user.push_str("Explain the likely cause and the action.");
-        Prompt::new(SYSTEM, user)
+        let mut p = Prompt::new(SYSTEM, user);
+        p.answer_prefix = Some(Self::answer_prefix(facts));
+        p
     }
 
-    /// The constrained retry prompt: no numbers, no names, a fixed shape.
+    /// The stricter retry prompt: no numbers, a fixed shape.
     pub fn strict_prompt(facts: &Facts) -> Prompt {
-        let actions: Vec<String> = facts.actions(2).into_iter().map(|a| a.text).collect();
         let user = format!(
-            "A {} was detected. Possible causes: {}.\nRecommended actions: {}.\n\
-             In the first sentence name the most likely cause from these causes. \
-             In the second sentence, starting with \"Action:\", give one of these actions.",
+            "A {} was detected. Likely cause: {}.\nRecommended action: {}.\n\
+             In the first sentence give this cause. \
+             In the second sentence give this action.",
             facts.kind.describe(),
-            facts.causes(2).join("; "),
-            actions.join("; ")
+            Self::mode_causes(facts, 1).join("; "),
+            Self::mode_actions(facts, 1).join("; ")
         );
         let mut p = Prompt::new(SYSTEM_STRICT, user);
-        p.answer_prefix = Some("Likely cause:".into());
+        p.answer_prefix = Some(Self::answer_prefix(facts));
         p
     }
 
@@ -188,6 +270,7 @@ impl Explainer {
     ) -> ExplanationCard {
         self.counters.explanations.fetch_add(1, Ordering::Relaxed);
         let ctx = self.context(&facts, profile);
+        let vocab = Arc::new(vocabulary(&facts, profile));
         let mut attempts = 0u32;
         let mut model_name = String::from("template");
         let mut text = None;
@@ -195,32 +278,35 @@ impl Explainer {
             model_name = m.name().to_string();
             for strict in [false, true] {
                 attempts += 1;
-                let (prompt, prefix) = if strict {
-                    (Self::strict_prompt(&facts), "Likely cause:")
+                let prompt = if strict {
+                    Self::strict_prompt(&facts)
                 } else {
-                    (Self::prompt(&facts), "")
+                    Self::prompt(&facts)
                 };
+                let prefix = prompt.answer_prefix.clone().unwrap_or_default();
                 let params = GenParams {
                     max_tokens: self.opts.max_tokens,
                     budget_ms: self.opts.budget_ms,
                     stop: vec!["\n\n".into()],
+                    vocabulary: Some(vocab.clone()),
                     ..GenParams::default()
                 };
                 match m.generate(&prompt, &params, &mut |_| {}) {
                     Ok(c) => {
                         model_name = c.model.clone();
-                        let candidate = tidy(&format!("{prefix}{}", c.text));
-                        self.counters.checks.fetch_add(1, Ordering::Relaxed);
-                        let g = match form_problem(&candidate) {
-                            Some(p) => vec![p],
-                            None => check(&candidate, &facts, &ctx).problems,
+                        let sep = if prefix.is_empty() || c.text.starts_with(char::is_whitespace) {
+                            ""
+                        } else {
+                            " "
                         };
-                        if g.is_empty() {
+                        let candidate = tidy(&format!("{prefix}{sep}{}", c.text));
+                        let problems =
+                            self.problems(&candidate, &prefix, &facts, &ctx, &vocab, profile);
+                        if problems.is_empty() {
                             text = Some(candidate);
                             break;
                         }
-                        self.counters.check_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(asset = %facts.asset, signal = %facts.signal, problems = ?g, "ungrounded explanation rejected");
+                        tracing::debug!(asset = %facts.asset, signal = %facts.signal, ?problems, text = %candidate, "model explanation rejected");
                     }
                     Err(e) => {
                         self.counters.model_errors.fetch_add(1, Ordering::Relaxed);
@@ -267,14 +353,72 @@ impl Explainer {
     }
 }
 
+impl Explainer {
+    /// Every check of a model answer, in order (form, vocabulary, grounding, diagnosed mode
+    /// named, causes and actions); counts them. Empty: the answer may be published.
+    fn problems(
+        &self,
+        text: &str,
+        prefix: &str,
+        facts: &Facts,
+        ctx: &GroundingContext,
+        vocab: &millwright_core::llm::Vocabulary,
+        profile: Option<&Profile>,
+    ) -> Vec<String> {
+        let c = &self.counters;
+        if let Some(p) = form_problem(text, prefix) {
+            return vec![p];
+        }
+        c.vocab_checks.fetch_add(1, Ordering::Relaxed);
+        let outside = vocab.violations(text);
+        if !outside.is_empty() {
+            c.vocab_violations.fetch_add(1, Ordering::Relaxed);
+            return vec![format!("words outside the vocabulary: {outside:?}")];
+        }
+        c.checks.fetch_add(1, Ordering::Relaxed);
+        let g = check(text, facts, ctx).problems;
+        if !g.is_empty() {
+            c.check_failures.fetch_add(1, Ordering::Relaxed);
+            return g;
+        }
+        c.claim_checks.fetch_add(1, Ordering::Relaxed);
+        let mut claims = claim_problems(text, facts, profile);
+        if !names_mode(text, facts) {
+            claims.push("does not name the diagnosed failure mode".into());
+        }
+        if !claims.is_empty() {
+            c.claim_mismatches.fetch_add(1, Ordering::Relaxed);
+        }
+        claims
+    }
+}
+
+/// Fewest words a model answer must add after its answer prefix.
+const MIN_OWN_WORDS: usize = 4;
+
 /// Rejects answers that are not an explanation: too short, placeholders or template
 /// markup copied from the prompt.
-fn form_problem(t: &str) -> Option<String> {
+fn form_problem(t: &str, prefix: &str) -> Option<String> {
     if t.len() < 20 {
         return Some("answer too short".into());
     }
     let lower = t.to_lowercase();
+    let prefix = tidy(prefix).to_lowercase();
+    let own = lower.strip_prefix(&prefix).unwrap_or(&lower);
+    if split_words(own).len() < MIN_OWN_WORDS {
+        return Some(format!(
+            "answer adds fewer than {MIN_OWN_WORDS} words to its prefix"
+        ));
+    }
+    if !prefix.is_empty() && own.contains(&prefix) {
+        return Some("answer repeats its prefix".into());
+    }
     for bad in [
+        "detected:",
+        "limits:",
+        "diagnosis:",
+        "likely causes:",
+        "recommended actions:",
         "<",
         ">",
         "{",
@@ -299,28 +443,25 @@ pub fn tidy(s: &str) -> String {
     let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut out = String::new();
     let mut sentences = 0;
+    let mut last_end: Option<usize> = None;
     let chars: Vec<char> = flat.chars().collect();
     for (i, c) in chars.iter().enumerate() {
         out.push(*c);
-        let end = matches!(c, '.' | '!' | '?')
-            && chars.get(i + 1).is_none_or(|n| *n == ' ')
-            && !chars.get(i.wrapping_sub(1)).is_some_and(|p| {
-                p.is_ascii_digit() && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit())
-            });
+        // a sentence ends at . ! ? followed by a space or the end (never inside 4.50)
+        let end = matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|n| *n == ' ');
         if end {
+            last_end = Some(out.len());
             sentences += 1;
             if sentences == 4 {
                 break;
             }
         }
     }
-    let out = out.trim();
-    if !out.ends_with(['.', '!', '?']) {
-        if let Some(i) = out.rfind(['.', '!', '?']) {
-            return out[..=i].trim().to_string();
-        }
+    let out = out.trim_end();
+    match last_end {
+        Some(e) if e < out.len() => out[..e].trim().to_string(),
+        _ => out.trim().to_string(),
     }
-    out.to_string()
 }
 
 fn sentence(s: &str) -> String {

@@ -12,6 +12,7 @@
 //!   [`millwright_core::History`] (signals, statistics, data quality).
 //! - [`publish`]: the card's JSON payload for MQTT (line protocol is the sinks' encoder's).
 //! - [`text`]: number, duration and time formatting.
+//! - [`vocab`]: the vocabulary of an explanation request and the cause/action check.
 //!
 //! No I/O: the model is passed in through [`millwright_core::LanguageModel`], the report's data
 //! through [`millwright_core::ReportInput`] or read through [`millwright_core::History`].
@@ -24,6 +25,7 @@ pub mod publish;
 pub mod report;
 pub mod select;
 pub mod text;
+pub mod vocab;
 
 pub use diagnose::{diagnose, Observed};
 pub use explain::{ExplainCounters, ExplainOptions, ExplainStats, Explainer};
@@ -32,3 +34,4 @@ pub use ground::{check, Grounding, GroundingContext};
 pub use publish::card_json;
 pub use report::{build_report, site_markdown, to_json, to_markdown};
 pub use select::{asset_report, select_input};
+pub use vocab::{claim_problems, names_mode, vocabulary};

@@ -1,6 +1,7 @@
 //! The model benchmark behind `millwright bench model`: load time, time to first token for
 //! 60- and 400-token prompts and after a cached 300-token system prompt, prompt and decode
-//! throughput. Returns the timings ([`ModelBench`]); process figures (RSS, CPU time, load
+//! throughput, and decode throughput under a vocabulary mask with the mask's cost per token.
+//! Returns the timings ([`ModelBench`]); process figures (RSS, CPU time, load
 //! average) are the caller's, measured at the [`BenchPhase`]s it is told about (this crate
 //! reads nothing from /proc for benchmarks).
 //!
@@ -105,6 +106,13 @@ pub struct ModelBench {
     pub decode_generated: usize,
     /// Number of decode runs.
     pub decode_runs: usize,
+    /// Decode tokens per second under a vocabulary mask (median of the runs, same prompt and
+    /// run as `decode_tok_s`; the vocabulary is the filler text's words).
+    pub constrained_decode_tok_s: f64,
+    /// Tokens generated per constrained answer (median run; the mask allows an early end).
+    pub constrained_decode_tokens: usize,
+    /// Milliseconds the mask cost per generated token (all constrained runs).
+    pub mask_ms_per_token: f64,
     /// The kernel set used.
     pub kernels: &'static str,
     /// Times the pool switched to solo.
@@ -131,6 +139,9 @@ impl ModelBench {
             "decode_tok_s": self.decode_tok_s,
             "decode_tokens": self.decode_generated / self.decode_runs.max(1),
             "decode_tok_s_runs": self.decode_tok_s_runs,
+            "constrained_decode_tok_s": self.constrained_decode_tok_s,
+            "constrained_decode_tokens": self.constrained_decode_tokens,
+            "mask_ms_per_token": self.mask_ms_per_token,
             "kernels": self.kernels,
             "pool_solo_switches": self.pool_solo_switches,
         })
@@ -212,6 +223,40 @@ pub fn run_model_bench(
     let mut sorted = runs.clone();
     sorted.sort_by(f64::total_cmp);
     let decode_tok_s = sorted[sorted.len() / 2];
+
+    // the same decode under a vocabulary mask (the filler's words and some function words)
+    let mut vocab = millwright_core::llm::Vocabulary::new();
+    vocab.allow_text(FILLER);
+    vocab.allow_text("the a is are was of to and or because likely check inspect replace it");
+    let constrained = GenParams {
+        vocabulary: Some(std::sync::Arc::new(vocab)),
+        ..decode_params
+    };
+    let mut c_runs: Vec<(f64, usize)> = Vec::new();
+    let (mut mask_ms, mut mask_steps) = (0.0, 0usize);
+    engine.token_trie();
+    // The mask lets the model end at a word boundary, so one answer may be short: each run
+    // repeats the request until it has decoded `decode_tokens` tokens in all.
+    for _ in 0..decode_runs {
+        let (mut decode_ms, mut decoded, mut calls) = (0.0, 0usize, 0usize);
+        while decoded < opts.decode_tokens && calls < 4 * opts.decode_tokens {
+            engine.clear_cache();
+            let cd = engine.generate_tokens(&p60, &constrained, &mut |_| {})?;
+            decode_ms += cd.total_ms - cd.ttft_ms;
+            decoded += cd.generated_tokens.saturating_sub(1).max(1);
+            calls += 1;
+            let m = engine.mask_stats();
+            mask_ms += m.total_ms;
+            mask_steps += m.steps;
+        }
+        c_runs.push((
+            decoded as f64 / (decode_ms.max(1e-3) / 1000.0),
+            decoded / calls.max(1),
+        ));
+    }
+    c_runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (constrained_decode_tok_s, constrained_decode_tokens) =
+        c_runs.get(c_runs.len() / 2).copied().unwrap_or((0.0, 0));
     Ok(ModelBench {
         model: engine.path().display().to_string(),
         weight_format: opts.weight_format,
@@ -228,6 +273,9 @@ pub fn run_model_bench(
         decode_tok_s_runs: runs,
         decode_generated: generated,
         decode_runs,
+        constrained_decode_tok_s,
+        constrained_decode_tokens,
+        mask_ms_per_token: mask_ms / mask_steps.max(1) as f64,
         kernels: engine.model().kernels().name(),
         pool_solo_switches: crate::pool::global().solo_switches(),
     })

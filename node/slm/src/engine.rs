@@ -7,7 +7,14 @@
 //! computes only the rest. The cache never holds more than the configured context.
 //! Generation is synchronous and CPU-bound: call it from a dedicated thread
 //! ([`crate::ModelHandle`]), never from an async task.
+//!
+//! A request with a vocabulary ([`GenParams::vocabulary`]) is decoded under the token mask of
+//! [`crate::constrain`]: before each sampling step every token that would leave the vocabulary
+//! gets −∞; the answer prefix is fed to the automaton first; a text that stops inside a word
+//! (token or time limit) loses that unfinished word. The token trie is built on the first
+//! constrained request and kept with the model.
 
+use crate::constrain::{apply_mask, trailing_word_len, Constraint, TokenTrie, WordState};
 use crate::gguf::GgufFile;
 use crate::kernels::KernelCap;
 use crate::model::{KvCache, Model, WeightFormat};
@@ -16,8 +23,19 @@ use crate::template::ChatTemplate;
 use crate::tokenizer::{Tokenizer, Utf8Stream};
 use millwright_core::{Completion, GenParams, LanguageModel, Prompt, SlmError, StopReason};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+/// What the vocabulary mask cost in the last constrained request.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MaskStats {
+    /// Sampling steps that were masked.
+    pub steps: usize,
+    /// Total time spent computing and applying the masks (ms).
+    pub total_ms: f64,
+    /// Allowed tokens per step, mean.
+    pub mean_allowed: f64,
+}
 
 /// How to load a model. Everything the engine can be configured with comes in here (the
 /// caller reads configuration; this crate reads no environment variables).
@@ -73,6 +91,8 @@ pub struct Engine {
     cache: KvCache,
     stop_ids: Vec<u32>,
     load_ms: f64,
+    token_trie: OnceLock<TokenTrie>,
+    mask_stats: MaskStats,
 }
 
 impl Engine {
@@ -132,6 +152,8 @@ impl Engine {
             cache,
             stop_ids,
             load_ms: t0.elapsed().as_secs_f64() * 1000.0,
+            token_trie: OnceLock::new(),
+            mask_stats: MaskStats::default(),
         })
     }
 
@@ -163,6 +185,30 @@ impl Engine {
     /// Positions currently held by the engine's prefix cache.
     pub fn cached_tokens(&self) -> usize {
         self.cache.len()
+    }
+
+    /// The prefix tree of the tokens (built on first use, then kept).
+    pub fn token_trie(&self) -> &TokenTrie {
+        self.token_trie
+            .get_or_init(|| TokenTrie::of_tokenizer(&self.tokenizer))
+    }
+
+    /// What the vocabulary mask cost in the last constrained request.
+    pub fn mask_stats(&self) -> MaskStats {
+        self.mask_stats
+    }
+
+    /// The tokens allowed in state `s` of `c`, plus the end-of-turn tokens when the text may
+    /// end there (sorted).
+    pub fn allowed_tokens(&self, c: &Constraint, s: WordState) -> Vec<u32> {
+        let (mut out, mut stack) = (Vec::new(), Vec::new());
+        self.token_trie().allowed(c, s, &mut out, &mut stack);
+        if c.can_end(s) {
+            out.extend_from_slice(&self.stop_ids);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Forgets the cached prefix.
@@ -211,7 +257,31 @@ impl Engine {
         params: &GenParams,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Completion, SlmError> {
+        self.generate_after(tokens, params, "", on_token)
+    }
+
+    /// Generates from tokenized input whose last `prefix` text is the answer's start (the
+    /// vocabulary automaton reads it first).
+    fn generate_after(
+        &mut self,
+        tokens: &[u32],
+        params: &GenParams,
+        prefix: &str,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Completion, SlmError> {
         let t0 = Instant::now();
+        let constraint = params.vocabulary.as_deref().map(Constraint::new);
+        let start = constraint
+            .as_ref()
+            .and_then(|c| c.feed(WordState::Boundary, prefix.as_bytes()))
+            .unwrap_or(WordState::Boundary);
+        let mut cstate = start;
+        if constraint.is_some() {
+            self.token_trie();
+        }
+        let (mut allowed, mut stack, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        let mut mask = MaskStats::default();
+        let mut allowed_sum = 0usize;
         let max_ctx = self.cache.max_len();
         if tokens.is_empty() {
             return Err(SlmError::Inference("empty prompt".into()));
@@ -246,6 +316,23 @@ impl Engine {
             if over_budget(&t0) {
                 break StopReason::Budget;
             }
+            if let Some(c) = &constraint {
+                let tm = Instant::now();
+                let trie = self
+                    .token_trie
+                    .get_or_init(|| TokenTrie::of_tokenizer(&self.tokenizer));
+                trie.allowed(c, cstate, &mut allowed, &mut stack);
+                let may_end = c.can_end(cstate);
+                let ends: &[u32] = if may_end { &self.stop_ids } else { &[] };
+                apply_mask(&mut logits, &allowed, ends, &mut kept);
+                mask.steps += 1;
+                allowed_sum += allowed.len();
+                mask.total_ms += tm.elapsed().as_secs_f64() * 1000.0;
+                if kept.is_empty() {
+                    // Nothing can follow (cannot happen with byte tokens): end here.
+                    break StopReason::Eos;
+                }
+            }
             let tok = sampler.sample(&mut logits, &generated);
             if ttft_ms.is_none() {
                 ttft_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
@@ -254,6 +341,11 @@ impl Engine {
                 break StopReason::Eos;
             }
             generated.push(tok);
+            if let Some(c) = &constraint {
+                cstate = c
+                    .feed(cstate, self.tokenizer.token_bytes(tok))
+                    .unwrap_or(WordState::Boundary);
+            }
             let piece = utf8.push(self.tokenizer.token_bytes(tok));
             if !piece.is_empty() {
                 text.push_str(&piece);
@@ -265,7 +357,11 @@ impl Engine {
                     emitted = text.len();
                     break StopReason::StopSequence;
                 }
-                let safe = safe_len(&text, &stops);
+                let mut safe = safe_len(&text, &stops);
+                if constraint.is_some() {
+                    // an unfinished word may still be cut: hold it back
+                    safe = safe.min(text.len() - trailing_word_len(&text));
+                }
                 if safe > emitted {
                     on_token(&text[emitted..safe]);
                     emitted = safe;
@@ -288,6 +384,17 @@ impl Engine {
             if let Some(cut) = find_stop(&text, &stops, emitted) {
                 text.truncate(cut);
             }
+        }
+        if let Some(c) = &constraint {
+            if !c.feed(start, text.as_bytes()).is_some_and(|s| c.can_end(s)) {
+                // stopped inside a word: drop the unfinished word
+                let cut = text.len().saturating_sub(trailing_word_len(&text));
+                text.truncate(cut.max(emitted.min(text.len())));
+            }
+            mask.mean_allowed = allowed_sum as f64 / mask.steps.max(1) as f64;
+            self.mask_stats = mask;
+        }
+        {
             if text.len() > emitted {
                 on_token(&text[emitted..]);
             }
@@ -318,7 +425,8 @@ impl LanguageModel for Engine {
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Completion, SlmError> {
         let tokens = self.encode_prompt(prompt);
-        self.generate_tokens(&tokens, params, on_token)
+        let prefix = prompt.answer_prefix.as_deref().unwrap_or("");
+        self.generate_after(&tokens, params, prefix, on_token)
     }
 }
 

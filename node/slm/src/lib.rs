@@ -20,6 +20,7 @@
 //! choice ([`select`]), and the CPU's features, for the kernel set ([`kernels`]).
 
 pub mod bench;
+pub mod constrain;
 pub mod engine;
 pub mod gguf;
 pub mod kernels;
@@ -31,7 +32,7 @@ pub mod service;
 pub mod template;
 pub mod tokenizer;
 
-pub use engine::{set_kernel_threads, Engine, EngineOptions};
+pub use engine::{set_kernel_threads, Engine, EngineOptions, MaskStats};
 pub use kernels::{Isa, KernelCap};
 pub use model::{Hyperparams, KvCache, Model, WeightFormat};
 pub use select::{choose_model, load_best, load_or_fallback, mem_available_bytes, Fallback};

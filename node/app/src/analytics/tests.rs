@@ -42,9 +42,8 @@ impl LanguageModel for Slow {
     ) -> Result<Completion, SlmError> {
         std::thread::sleep(self.delay);
         Ok(Completion {
-            text: "The temperature rose well above its usual level. Check the cooling and \
-                   inspect the machine soon."
-                .into(),
+            // only words of the request's vocabulary (function words and the facts)
+            text: "The temp reading rose far above its usual level. Check it soon.".into(),
             prompt_tokens: 0,
             cached_tokens: 0,
             generated_tokens: 20,
