@@ -158,18 +158,24 @@ pub fn day_events(kind: MachineKind) -> Vec<OperatingEvent> {
         ],
         MachineKind::Compressor => vec![
             ev(1.25, K::Load { to: 0.45 }),
-            ev(3.0, K::PressureBand {
-                cut_in_bar: 7.0,
-                cut_out_bar: 8.0,
-            }),
+            ev(
+                3.0,
+                K::PressureBand {
+                    cut_in_bar: 7.0,
+                    cut_out_bar: 8.0,
+                },
+            ),
             ev(9.0, K::Load { to: 0.75 }),
             ev(11.0, K::Stop),
             ev(11.67, K::Start),
             ev(15.0, K::Load { to: 0.55 }),
-            ev(19.0, K::PressureBand {
-                cut_in_bar: 6.5,
-                cut_out_bar: 7.5,
-            }),
+            ev(
+                19.0,
+                K::PressureBand {
+                    cut_in_bar: 6.5,
+                    cut_out_bar: 7.5,
+                },
+            ),
         ],
     }
 }
@@ -299,7 +305,8 @@ pub fn run_one(spec: &RunSpec, profile: &Profile, poll_s: f64) -> RunResult {
         .fault
         .filter(|f| f.kind == FaultKind::NoResponse)
         .map(|f| f.onset_s);
-    cfg.faults.extend(spec.fault.filter(|f| f.kind != FaultKind::NoResponse));
+    cfg.faults
+        .extend(spec.fault.filter(|f| f.kind != FaultKind::NoResponse));
     let mut machine = SimMachine::new(&cfg);
     let fields = fields(pm, profile);
     let mut store = Store::new(StoreConfig {

@@ -123,7 +123,11 @@ struct Verdict {
 
 fn verdict(r: &RunResult, f: &Fault, deadline_s: f64) -> Verdict {
     let onset_ns = T0_NS + (f.onset_s * 1e9) as i64;
-    let before = r.incidents.iter().filter(|i| i.opened_ns < onset_ns).count();
+    let before = r
+        .incidents
+        .iter()
+        .filter(|i| i.opened_ns < onset_ns)
+        .count();
     let after: Vec<Incident> = r
         .incidents
         .iter()
@@ -158,7 +162,10 @@ pub fn summarize(
     let mut cases: BTreeMap<(usize, usize), Vec<(&RunResult, Verdict)>> = BTreeMap::new();
     for r in results {
         let Some(f) = &r.fault else { continue };
-        let mi = MACHINES.iter().position(|m| m.asset == r.asset).unwrap_or(0);
+        let mi = MACHINES
+            .iter()
+            .position(|m| m.asset == r.asset)
+            .unwrap_or(0);
         let fi = super::FAULTS.iter().position(|k| *k == f.kind).unwrap_or(0);
         cases
             .entry((mi, fi))
