@@ -10,6 +10,10 @@
 //! - the fault-free day has at most one incident per asset and none after a normal operating
 //!   change (load or demand step, stop and restart, setpoint change).
 //!
+//! - `make demo`'s scenario (bearing wear on P-101, replayed in process as `millwright demo`
+//!   runs it): one incident for the fault, diagnosed as bearing wear, its first action from
+//!   that mode, and no incident on the other machines.
+//!
 //! Every failed criterion is listed in one message, with the measured figures.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,19 +26,12 @@ const DEADLINE_S: u32 = 1800;
 /// (machine, fault) cases: pump 7, motor 5, compressor 6.
 const CASES: u64 = 18;
 
-fn run_bench() -> Value {
+fn run_bench(extra: &[&str]) -> Value {
+    let deadline = DEADLINE_S.to_string();
+    let mut args = vec!["bench", "plant", "--deadline-s", &deadline, "--verbose"];
+    args.extend_from_slice(extra);
     let out = Command::new(env!("CARGO_BIN_EXE_millwright"))
-        .args([
-            "bench",
-            "plant",
-            "--seeds",
-            "1,2",
-            "--days",
-            "1",
-            "--deadline-s",
-            &DEADLINE_S.to_string(),
-            "--verbose",
-        ])
+        .args(&args)
         .output()
         .expect("running millwright bench plant");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
@@ -47,7 +44,7 @@ fn run_bench() -> Value {
 
 #[test]
 fn simulated_plant_day_meets_the_trust_criteria() {
-    let s = run_bench();
+    let s = run_bench(&["--seeds", "1,2", "--days", "1"]);
     // The evaluation ran what it should.
     assert_eq!(s["fault_cases"].as_u64(), Some(CASES), "{s}");
     let faults = s["faults"].as_array().unwrap();
@@ -120,5 +117,60 @@ fn simulated_plant_day_meets_the_trust_criteria() {
         failed.join("\n"),
         s["day"]["by_signal"],
         before.join(", ")
+    );
+}
+
+#[test]
+fn make_demo_scenario_gives_one_incident_diagnosed_right_and_none_elsewhere() {
+    let s = run_bench(&["--days", "0", "--no-faults"]);
+    let d = &s["demo"]["per_asset"];
+    assert_eq!(d.as_object().map(|o| o.len()), Some(3), "{s}");
+    let p = &d["P-101"];
+    let mut failed = Vec::new();
+    if p["incidents"] != 1 {
+        failed.push(format!(
+            "P-101: {} incidents, not 1 {}",
+            p["incidents"], p["signals"]
+        ));
+    }
+    if p["before_onset"] != 0 {
+        failed.push(format!(
+            "P-101: {} incidents before the onset",
+            p["before_onset"]
+        ));
+    }
+    if p["diagnosis"] != "bearing_wear" {
+        failed.push(format!(
+            "P-101: diagnosed {}, not bearing_wear",
+            p["diagnosis"]
+        ));
+    }
+    if p["first_action_in_mode"] != true {
+        failed.push(format!(
+            "P-101: first action {} not from {}",
+            p["first_action"], p["diagnosis"]
+        ));
+    }
+    match p["delay_s"].as_f64() {
+        Some(x) if x <= f64::from(DEADLINE_S) => {}
+        other => failed.push(format!("P-101: detected after {other:?} s")),
+    }
+    for asset in ["M-201", "C-301"] {
+        if d[asset]["incidents"] != 0 {
+            failed.push(format!(
+                "{asset}: {} incidents without a fault {}",
+                d[asset]["incidents"], d[asset]["signals"]
+            ));
+        }
+    }
+    assert_eq!(
+        s["demo"]["ok"],
+        failed.is_empty(),
+        "the bench's verdict agrees: {s}"
+    );
+    assert!(
+        failed.is_empty(),
+        "make demo scenario:\n{}",
+        failed.join("\n")
     );
 }

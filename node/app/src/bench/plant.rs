@@ -45,6 +45,25 @@ const AFTER_ONSET_S: f64 = 3.0 * 3600.0;
 /// The poller's longest back-off while a device does not answer, s.
 const BACKOFF_MAX_S: f64 = 30.0;
 
+/// `make demo` as `millwright demo` runs it (cmd/demo.rs): readings every 200 ms at 60× are
+/// 12 plant seconds apart; baselines learn from 60 readings; machine seeds 7, 8, 9; no
+/// operating events, a constant 25 °C, no dropout ticks (time-lapse); bearing wear on P-101
+/// from 60 × 12 s + 120 s = 840 s over 1800 s; `DEMO_SECONDS` = 90 real s = 5400 plant s.
+pub mod demo {
+    /// Plant seconds between readings.
+    pub const POLL_S: f64 = 12.0;
+    /// Readings each baseline learns from.
+    pub const LEARN_N: u32 = 60;
+    /// Seed of the first machine (the others follow).
+    pub const SEED: u64 = 7;
+    /// Bearing-wear onset on P-101, plant s.
+    pub const ONSET_S: f64 = 840.0;
+    /// Its ramp, s.
+    pub const RAMP_S: f64 = 1800.0;
+    /// Length of `make demo`, plant s.
+    pub const DURATION_S: f64 = 5400.0;
+}
+
 /// A machine of the simulated plant and its asset profile.
 pub struct PlantMachine {
     /// Simulated machine kind.
@@ -191,6 +210,8 @@ pub struct RunSpec {
     pub seed: u64,
     /// Simulated length, s.
     pub duration_s: f64,
+    /// The `make demo` scenario ([`demo`]) instead of the plant day's operation.
+    pub demo: bool,
 }
 
 /// One input field: where the sim's register map puts a signal of the profile.
@@ -279,16 +300,28 @@ fn online(asset: &str, ts_ns: i64, up: bool) -> Reading {
     }
 }
 
-/// The profile of a machine: embedded, or `<dir>/<profile>.toml` when a folder is given.
-fn load_profile(m: &PlantMachine, dir: Option<&std::path::Path>) -> anyhow::Result<Profile> {
-    let text = match dir {
+/// The profile text of a machine: embedded, or `<dir>/<profile>.toml` when a folder is given.
+fn profile_text(m: &PlantMachine, dir: Option<&std::path::Path>) -> anyhow::Result<String> {
+    match dir {
         Some(d) => {
             let p = d.join(format!("{}.toml", m.profile));
             std::fs::read_to_string(&p)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
         }
-        None => m.profile_toml.to_string(),
-    };
+        None => Ok(m.profile_toml.to_string()),
+    }
+}
+
+/// The profile of a machine.
+fn load_profile(m: &PlantMachine, dir: Option<&std::path::Path>) -> anyhow::Result<Profile> {
+    Profile::from_toml_str(&profile_text(m, dir)?, m.profile).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The profile as `millwright demo` changes it: baselines learn from [`demo::LEARN_N`]
+/// readings (the same text replacement).
+fn demo_profile(m: &PlantMachine, dir: Option<&std::path::Path>) -> anyhow::Result<Profile> {
+    let text =
+        profile_text(m, dir)?.replace("learn_n = 300", &format!("learn_n = {}", demo::LEARN_N));
     Profile::from_toml_str(&text, m.profile).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -299,8 +332,13 @@ pub fn run_one(spec: &RunSpec, profile: &Profile, poll_s: f64) -> RunResult {
     let pm = &MACHINES[spec.machine % MACHINES.len()];
     let mut cfg = MachineConfig::new(pm.kind, pm.asset, 1);
     cfg.seed = spec.seed;
-    cfg.events = day_events(pm.kind);
-    cfg.ambient = Some(AmbientCycle::plant_day());
+    let (poll_s, tick) = if spec.demo {
+        (demo::POLL_S, false)
+    } else {
+        cfg.events = day_events(pm.kind);
+        cfg.ambient = Some(AmbientCycle::plant_day());
+        (poll_s, true)
+    };
     let no_response = spec
         .fault
         .filter(|f| f.kind == FaultKind::NoResponse)
@@ -349,7 +387,9 @@ pub fn run_one(spec: &RunSpec, profile: &Profile, poll_s: f64) -> RunResult {
             store.insert(&batch);
             analytics.on_batch(&batch, &store, &mut out);
         }
-        analytics.on_tick(ts_ns, &store, &mut out);
+        if tick {
+            analytics.on_tick(ts_ns, &store, &mut out);
+        }
         while !out.is_empty() {
             for o in out.drain(..) {
                 if let Output::Explain(req) = &o {
@@ -366,6 +406,7 @@ pub fn run_one(spec: &RunSpec, profile: &Profile, poll_s: f64) -> RunResult {
     }
     RunResult {
         asset: pm.asset,
+        demo: spec.demo,
         fault: spec.fault,
         seed: spec.seed,
         duration_s: spec.duration_s,
@@ -375,10 +416,22 @@ pub fn run_one(spec: &RunSpec, profile: &Profile, poll_s: f64) -> RunResult {
     }
 }
 
-/// The runs of an evaluation: per seed the fault-free day of each machine (first seed only
-/// unless `days_all_seeds`) and one run per applicable fault.
+/// The runs of an evaluation: the `make demo` scenario, per seed the fault-free day of each
+/// machine (for the first `--days` seeds) and one run per applicable fault.
 fn specs(args: &BenchPlantArgs, profiles: &[Profile]) -> Vec<RunSpec> {
-    let mut out = Vec::new();
+    let mut out: Vec<RunSpec> = (0..MACHINES.len())
+        .map(|i| RunSpec {
+            machine: i,
+            fault: (i == 0).then_some(Fault {
+                kind: FaultKind::BearingWear,
+                onset_s: demo::ONSET_S,
+                ramp_s: demo::RAMP_S,
+            }),
+            seed: demo::SEED + i as u64,
+            duration_s: demo::DURATION_S,
+            demo: true,
+        })
+        .collect();
     for (k, &seed) in args.seeds.iter().enumerate() {
         for (i, pm) in MACHINES.iter().enumerate() {
             let mseed = seed.wrapping_mul(31).wrapping_add(i as u64);
@@ -388,6 +441,7 @@ fn specs(args: &BenchPlantArgs, profiles: &[Profile]) -> Vec<RunSpec> {
                     fault: None,
                     seed: mseed,
                     duration_s: DAY_S,
+                    demo: false,
                 });
             }
             if args.no_faults {
@@ -410,6 +464,7 @@ fn specs(args: &BenchPlantArgs, profiles: &[Profile]) -> Vec<RunSpec> {
                     }),
                     seed: mseed,
                     duration_s: onset_s + AFTER_ONSET_S,
+                    demo: false,
                 });
             }
         }
@@ -429,6 +484,10 @@ pub fn run(args: &BenchPlantArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|m| load_profile(m, args.pipelines.as_deref()))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let demo_profiles = MACHINES
+        .iter()
+        .map(|m| demo_profile(m, args.pipelines.as_deref()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let specs = specs(args, &profiles);
     let threads = args
         .threads
@@ -442,7 +501,12 @@ pub fn run(args: &BenchPlantArgs) -> anyhow::Result<ExitCode> {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(spec) = specs.get(i) else { break };
-                let r = run_one(spec, &profiles[spec.machine], args.poll_s);
+                let p = if spec.demo {
+                    &demo_profiles[spec.machine]
+                } else {
+                    &profiles[spec.machine]
+                };
+                let r = run_one(spec, p, args.poll_s);
                 if let Ok(mut v) = results.lock() {
                     v.push((i, r));
                 }

@@ -76,6 +76,8 @@ pub fn incident_of(o: &Output, profile: &Profile) -> Option<Incident> {
 pub struct RunResult {
     /// Asset tag.
     pub asset: &'static str,
+    /// The `make demo` scenario.
+    pub demo: bool,
     /// Injected fault (None: fault-free).
     pub fault: Option<Fault>,
     /// Simulator seed.
@@ -160,7 +162,7 @@ pub fn summarize(
     let steps: u64 = results.iter().map(|r| r.steps).sum();
     // Fault runs, grouped by (asset, fault kind) in plant order.
     let mut cases: BTreeMap<(usize, usize), Vec<(&RunResult, Verdict)>> = BTreeMap::new();
-    for r in results {
+    for r in results.iter().filter(|r| !r.demo) {
         let Some(f) = &r.fault else { continue };
         let mi = MACHINES
             .iter()
@@ -225,7 +227,7 @@ pub fn summarize(
     for (mi, m) in MACHINES.iter().enumerate() {
         let days: Vec<&RunResult> = results
             .iter()
-            .filter(|r| r.fault.is_none() && r.asset == m.asset)
+            .filter(|r| !r.demo && r.fault.is_none() && r.asset == m.asset)
             .collect();
         if days.is_empty() {
             continue;
@@ -263,6 +265,7 @@ pub fn summarize(
         );
     }
     let n_cases = cases.len();
+    let demo = demo_summary(results, args.deadline_s);
     json!({
         "bench": "plant",
         "poll_s": args.poll_s,
@@ -281,6 +284,7 @@ pub fn summarize(
         "misses": misses,
         "max_delay_s": max_delay.map(f64::round),
         "faults": case_json,
+        "demo": demo,
         "day": {
             "per_asset": per_asset,
             "on_operating_change": on_change_total,
@@ -288,6 +292,42 @@ pub fn summarize(
             "incidents": false_list,
         },
     })
+}
+
+/// The `make demo` scenario: the injected fault's incidents and diagnosis, the incidents of the
+/// machines without a fault; `ok` when the fault gives exactly one incident, diagnosed right,
+/// first action from that mode, in time, and the other machines none.
+fn demo_summary(results: &[RunResult], deadline_s: f64) -> Value {
+    let mut ok = true;
+    let mut per_asset = serde_json::Map::new();
+    for r in results.iter().filter(|r| r.demo) {
+        let entry = match &r.fault {
+            Some(f) => {
+                let v = verdict(r, f, deadline_s);
+                ok &= v.ok && v.before == 0;
+                let first = v.after.first();
+                json!({
+                    "fault": f.kind.as_str(),
+                    "incidents": v.after.len(),
+                    "before_onset": v.before,
+                    "diagnosis": first.and_then(|i| i.diagnosis.clone()),
+                    "first_action": first.and_then(|i| i.first_action.clone()),
+                    "first_action_in_mode": v.action_ok,
+                    "delay_s": v.delay_s.map(f64::round),
+                    "signals": v.after.iter().map(|i| format!("{}:{}", i.signal, i.kind)).collect::<Vec<_>>(),
+                })
+            }
+            None => {
+                ok &= r.incidents.is_empty();
+                json!({
+                    "incidents": r.incidents.len(),
+                    "signals": r.incidents.iter().map(|i| format!("{}:{}", i.signal, i.kind)).collect::<Vec<_>>(),
+                })
+            }
+        };
+        per_asset.insert(r.asset.into(), entry);
+    }
+    json!({ "ok": ok, "per_asset": per_asset })
 }
 
 /// The per-run table for `--verbose` (stderr).
@@ -312,7 +352,7 @@ pub fn table(results: &[RunResult]) -> String {
                     s,
                     "{:<6} {:<13} {:>5} {:>6} {:>5} {:<14} {:<6} {:>7} {:>6.1}  {}",
                     r.asset,
-                    f.kind.as_str(),
+                    format!("{}{}", if r.demo { "demo " } else { "" }, f.kind.as_str()),
                     r.seed,
                     v.before,
                     v.after.len(),
@@ -328,7 +368,7 @@ pub fn table(results: &[RunResult]) -> String {
                     s,
                     "{:<6} {:<13} {:>5} {:>6} {:>5} {:<14} {:<6} {:>7} {:>6.1}",
                     r.asset,
-                    "(none: day)",
+                    if r.demo { "(demo)" } else { "(none: day)" },
                     r.seed,
                     "",
                     r.incidents.len(),
@@ -337,7 +377,7 @@ pub fn table(results: &[RunResult]) -> String {
                     "",
                     r.wall_s
                 );
-                let m = MACHINES.iter().find(|m| m.asset == r.asset);
+                let m = MACHINES.iter().find(|m| !r.demo && m.asset == r.asset);
                 for i in &r.incidents {
                     let t = since_start_s(i);
                     let change = m.and_then(|m| operating_change(m, t));
