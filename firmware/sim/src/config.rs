@@ -1,6 +1,8 @@
 //! Public configuration types of the simulator and their text forms (CLI flags, TOML file).
 //!
-//! Pure parsing and validation; no I/O except [`SimFile::load`], which reads one file.
+//! Pure parsing and validation; no I/O except [`SimFile::load`], which reads one file. The
+//! operating events and the ambient cycle are defined in `operation.rs`. Over 600 lines only
+//! because of its tests.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -8,6 +10,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use serde::Deserialize;
+
+use crate::operation::{AmbientCycle, OperatingEvent};
 
 /// Errors in simulator configuration text, naming what was wrong and where.
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +238,10 @@ pub struct MachineConfig {
     pub faults: Vec<Fault>,
     /// Simulated seconds per real second (1 = real time, 60 = one minute per second).
     pub time_scale: f64,
+    /// Scheduled operating events (load steps, stop/start, setpoints); none by default.
+    pub events: Vec<OperatingEvent>,
+    /// Daily ambient temperature cycle (None: constant 25 °C).
+    pub ambient: Option<AmbientCycle>,
 }
 
 impl MachineConfig {
@@ -246,10 +254,12 @@ impl MachineConfig {
             seed: 1,
             faults: Vec::new(),
             time_scale: 1.0,
+            events: Vec::new(),
+            ambient: None,
         }
     }
 
-    /// Checks time scale and faults.
+    /// Checks time scale, faults, operating events and the ambient cycle.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.time_scale.is_finite() || self.time_scale <= 0.0 || self.time_scale > 10_000.0 {
             return Err(ConfigError::Range {
@@ -258,7 +268,9 @@ impl MachineConfig {
                 range: "0 < time_scale <= 10000",
             });
         }
-        self.faults.iter().try_for_each(Fault::validate)
+        self.faults.iter().try_for_each(Fault::validate)?;
+        self.events.iter().try_for_each(|e| e.validate(self.kind))?;
+        self.ambient.as_ref().map_or(Ok(()), AmbientCycle::validate)
     }
 }
 
@@ -377,6 +389,12 @@ pub struct FileMachine {
     /// Faults.
     #[serde(default, rename = "fault")]
     pub faults: Vec<Fault>,
+    /// Operating events (`[[machine.event]]`).
+    #[serde(default, rename = "event")]
+    pub events: Vec<OperatingEvent>,
+    /// This machine's ambient cycle (default: the file's `[ambient]`).
+    #[serde(default)]
+    pub ambient: Option<AmbientCycle>,
 }
 
 fn one() -> u8 {
@@ -400,13 +418,23 @@ fn default_speed() -> f64 {
 /// kind = "bearing_wear"
 /// onset_s = 30
 /// ramp_s = 120
+/// [[machine.event]]
+/// at_s = 3600
+/// kind = "load"        # load (to), stop, start, flow_setpoint (m3_h),
+/// to = 0.6             # speed_setpoint (rpm), pressure_band (cut_in_bar, cut_out_bar)
 /// ```
+///
+/// and optionally a plant-wide `[ambient]` cycle (`mean_c`, `amplitude_c`, `period_s`,
+/// `coldest_at_s`), which a machine's own `ambient` overrides.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimFile {
     /// Time scale for every machine (default 1).
     #[serde(default = "default_speed")]
     pub speed: f64,
+    /// Ambient cycle of every machine without its own (default: constant 25 °C).
+    #[serde(default)]
+    pub ambient: Option<AmbientCycle>,
     /// Machines.
     #[serde(default, rename = "machine")]
     pub machines: Vec<FileMachine>,
@@ -445,6 +473,8 @@ impl SimFile {
                 seed: m.seed.unwrap_or(i as u64 + 1),
                 faults: m.faults.clone(),
                 time_scale: self.speed,
+                events: m.events.clone(),
+                ambient: m.ambient.or(self.ambient),
             };
             cfg.validate()?;
             out.push((m.listen, cfg));
@@ -558,10 +588,49 @@ unit_id = 3
         assert_eq!(m[0].1.faults[0].kind, FaultKind::BearingWear);
         assert_eq!(m[1].1.unit_id, 3);
         assert_eq!(m[1].1.time_scale, 60.0);
+        assert!(m[0].1.events.is_empty() && m[0].1.ambient.is_none());
         let e = SimFile::parse("[[machine]]\nkind = \"pump\"\nnmae = \"x\"\n", "bad.toml")
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("bad.toml:") && e.contains("nmae"), "{e}");
+        let ops = r#"
+[ambient]
+mean_c = 26
+amplitude_c = 6
+[[machine]]
+kind = "pump"
+name = "P"
+listen = "127.0.0.1:1"
+[[machine.event]]
+at_s = 3600
+kind = "flow_setpoint"
+m3_h = 150
+[[machine.event]]
+at_s = 7200
+kind = "stop"
+"#;
+        let m = SimFile::parse(ops, "ops.toml").unwrap().machines().unwrap();
+        assert_eq!(
+            m[0].1.events[0].kind,
+            crate::operation::OperatingKind::FlowSetpoint { m3_h: 150.0 }
+        );
+        assert_eq!(m[0].1.ambient.map(|a| a.period_s), Some(86_400.0));
+        let e = SimFile::parse(
+            "[[machine]]\nkind='motor'\nname='M'\nlisten='127.0.0.1:1'\n[[machine.event]]\nat_s=1\nkind='flow_setpoint'\nm3_h=100\n",
+            "m.toml",
+        )
+        .unwrap()
+        .machines()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("only for a pump"), "{e}");
+        let e = SimFile::parse(
+            "[[machine]]\nkind='motor'\nname='M'\nlisten='127.0.0.1:1'\n[[machine.event]]\nat_s=1\nkind='load'\n",
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs `to`"), "{e}");
         let dup = "[[machine]]\nkind='pump'\nname='A'\nlisten='127.0.0.1:1'\n[[machine]]\nkind='motor'\nname='A'\nlisten='127.0.0.1:2'\n";
         assert!(
             matches!(SimFile::parse(dup, "d").unwrap().machines(), Err(ConfigError::DuplicateName(n)) if n == "A")

@@ -16,6 +16,7 @@ use crate::devices::{
     Sensors, SharedSensors, SimI2c, SimSpi, ADS1115_ADDR, SHUNT_OHMS, TMP117_ADDR,
 };
 use crate::map::loop_channels;
+use crate::operation::Operation;
 use crate::physics::Plant;
 
 /// Accelerometer samples per window.
@@ -59,7 +60,12 @@ impl SimMachine {
             node_cfg,
         );
         SimMachine {
-            plant: Plant::new(cfg.kind, cfg.seed, cfg.faults.clone()),
+            plant: Plant::with_operation(
+                cfg.kind,
+                cfg.seed,
+                cfg.faults.clone(),
+                Operation::new(&cfg.events, cfg.ambient),
+            ),
             sensors,
             node,
             buf: Vec::with_capacity(WINDOW),

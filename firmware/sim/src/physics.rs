@@ -1,11 +1,16 @@
 //! Machine models: process state (speed, load, flow, pressure), temperatures with first-order
 //! thermal lag, vibration synthesised from a spectrum (running-speed harmonics, vane/lobe pass,
-//! bearing-defect impacts, broadband noise), and the effect of each fault as it progresses.
+//! bearing-defect impacts, broadband noise), the normal operating changes of `operation.rs`
+//! (load steps, stop/run-down and restart ramp, setpoints, ambient cycle) and the effect of each
+//! fault as it progresses. Without operating events and ambient cycle a machine behaves as it
+//! did before they existed (the same random load changes at a constant 25 °C). Over 600 lines
+//! only because of its tests (the model itself is about 430).
 //!
 //! Pure and deterministic for a given seed: no I/O, no clock (time is passed in), no panics.
 
 use crate::config::{Fault, FaultKind, MachineKind};
 use crate::map::loop_channels;
+use crate::operation::Operation;
 use millwright_core::rng::SplitMix64;
 
 /// Standard gravity, m/s².
@@ -14,6 +19,10 @@ pub const G: f64 = 9.806_65;
 pub const ACCEL_M_S2_PER_CODE: f64 = 0.0039 * G;
 /// Largest physics step, s.
 const MAX_STEP_S: f64 = 0.5;
+/// Restart: seconds from standstill to full speed.
+const START_RAMP_S: f64 = 15.0;
+/// Run-down after a stop: time constant of the speed decay, s.
+const RUN_DOWN_TAU_S: f64 = 8.0;
 
 /// The simulator's random source: the workspace's [`SplitMix64`] (seed scrambled with its
 /// increment) plus the simulator's own uniform and Gaussian conventions, kept here so every
@@ -79,6 +88,10 @@ pub struct Plant {
     phases: [f64; 3],
     frozen_temp_code: Option<i16>,
     frozen_loop0_ma: Option<f64>,
+    /// Operating schedule and its current state.
+    op: Operation,
+    /// Rotating speed as a fraction of the running speed (0 at standstill, 1 running).
+    run_frac: f64,
 }
 
 /// Sensor-level values at one instant, as the simulated devices present them.
@@ -95,8 +108,13 @@ pub struct Measurements {
 }
 
 impl Plant {
-    /// A plant at steady state at time 0.
+    /// A plant at steady state at time 0, without operating events, at a constant 25 °C.
     pub fn new(kind: MachineKind, seed: u64, faults: Vec<Fault>) -> Self {
+        Self::with_operation(kind, seed, faults, Operation::new(&[], None))
+    }
+
+    /// A plant at steady state at time 0 following the operating schedule `op`.
+    pub fn with_operation(kind: MachineKind, seed: u64, faults: Vec<Fault>, op: Operation) -> Self {
         let mut rng = Rng::new(seed);
         let load = 0.75 + 0.1 * rng.uniform();
         let phases = [
@@ -121,7 +139,14 @@ impl Plant {
             phases,
             frozen_temp_code: None,
             frozen_loop0_ma: None,
+            op,
+            run_frac: 1.0,
         };
+        p.op.apply_due(0.0);
+        if !p.op.running {
+            p.run_frac = 0.0;
+        }
+        p.ambient_c = p.op.ambient_c(0.0);
         p.bearing_c = p.bearing_target_c();
         p.aux_c = p.aux_target_c();
         p
@@ -151,36 +176,74 @@ impl Plant {
             .fold(0.0, f64::max)
     }
 
-    /// Running speed, rpm.
+    /// Running speed, rpm (0 at standstill).
     pub fn speed_rpm(&self) -> f64 {
+        self.run_frac
+            * match self.kind {
+                MachineKind::Pump => 1485.0 - 10.0 * self.load,
+                MachineKind::Motor => self.motor_sync_rpm() - 20.0 * self.load,
+                MachineKind::Compressor => 2970.0,
+            }
+    }
+
+    /// Motor synchronous speed: the drive's setpoint, or 1500 rpm on the mains.
+    fn motor_sync_rpm(&self) -> f64 {
+        self.op.speed_setpoint.unwrap_or(1500.0)
+    }
+
+    /// Speed relative to the nominal running speed (0 at standstill, 1 at nominal).
+    fn rel_speed(&self) -> f64 {
         match self.kind {
-            MachineKind::Pump => 1485.0 - 10.0 * self.load,
-            MachineKind::Motor => 1500.0 - 20.0 * self.load,
-            MachineKind::Compressor => 2970.0,
+            MachineKind::Motor => self.run_frac * self.motor_sync_rpm() / 1500.0,
+            _ => self.run_frac,
         }
+    }
+
+    /// Ambient temperature now, °C.
+    pub fn ambient_c(&self) -> f64 {
+        self.ambient_c
+    }
+
+    /// Whether the machine is switched on (it may still be ramping up or running down).
+    pub fn running(&self) -> bool {
+        self.op.running
     }
 
     fn bearing_target_c(&self) -> f64 {
-        let base = match self.kind {
-            MachineKind::Pump => self.ambient_c + 12.0 + 18.0 * self.load,
-            MachineKind::Motor => self.ambient_c + 10.0 + 20.0 * self.load,
-            MachineKind::Compressor => self.ambient_c + 20.0 + if self.loaded { 15.0 } else { 8.0 },
+        let heat = match self.kind {
+            MachineKind::Pump => 12.0 + 18.0 * self.load,
+            MachineKind::Motor => 10.0 + 20.0 * self.load,
+            MachineKind::Compressor => 20.0 + if self.loaded { 15.0 } else { 8.0 },
         };
-        base + 25.0 * self.severity(FaultKind::BearingWear)
-            + 30.0 * self.severity(FaultKind::Overheating)
+        self.ambient_c
+            + self.run_frac
+                * (heat
+                    + 25.0 * self.severity(FaultKind::BearingWear)
+                    + 30.0 * self.severity(FaultKind::Overheating))
     }
 
     fn aux_target_c(&self) -> f64 {
+        let hot = self.severity(FaultKind::Overheating);
         match self.kind {
             MachineKind::Pump => self.ambient_c,
             MachineKind::Motor => {
-                40.0 + 70.0 * self.load * self.load + 60.0 * self.severity(FaultKind::Overheating)
+                self.ambient_c + self.run_frac * (15.0 + 70.0 * self.load * self.load + 60.0 * hot)
             }
             MachineKind::Compressor => {
-                (if self.loaded { 82.0 } else { 68.0 })
-                    + 40.0 * self.severity(FaultKind::Overheating)
+                self.ambient_c
+                    + self.run_frac * ((if self.loaded { 57.0 } else { 43.0 }) + 40.0 * hot)
             }
         }
+    }
+
+    /// Nominal load level and the spread of the random load changes around it.
+    fn load_base_spread(&self) -> (f64, f64) {
+        let (base, spread) = match self.kind {
+            MachineKind::Pump => (0.8, 0.4),
+            MachineKind::Motor => (0.725, 0.45),
+            MachineKind::Compressor => (0.6, 0.3),
+        };
+        (self.op.load_base.unwrap_or(base), spread)
     }
 
     /// Advances the plant to simulated time `t_s` (no-op if not later than now).
@@ -193,30 +256,56 @@ impl Plant {
 
     fn step(&mut self, dt: f64) {
         self.t_s += dt;
-        // Load: slow random changes of operating point.
+        // Operating events; a load step retargets at once.
+        let base_before = self.op.load_base;
+        if self.op.apply_due(self.t_s) && self.op.load_base != base_before {
+            self.next_load_change_s = self.t_s;
+        }
+        self.ambient_c = self.op.ambient_c(self.t_s);
+        // Speed: linear ramp up on a start, exponential run-down after a stop.
+        if self.op.running {
+            self.run_frac = (self.run_frac + dt / START_RAMP_S).min(1.0);
+        } else {
+            self.run_frac *= (-dt / RUN_DOWN_TAU_S).exp();
+            if self.run_frac < 0.005 {
+                self.run_frac = 0.0;
+            }
+        }
+        // Load: slow random changes of operating point around its level.
         if self.t_s >= self.next_load_change_s {
+            let (base, spread) = self.load_base_spread();
             self.load_target = match self.kind {
-                MachineKind::Pump => 0.6 + 0.4 * self.rng.uniform(),
-                MachineKind::Motor => 0.5 + 0.45 * self.rng.uniform(),
+                MachineKind::Pump | MachineKind::Motor => {
+                    base + spread * (self.rng.uniform() - 0.5)
+                }
                 MachineKind::Compressor => 0.0,
             };
-            self.demand = 0.45 + 0.3 * self.rng.uniform();
+            let u = self.rng.uniform();
+            self.demand = if self.kind == MachineKind::Compressor {
+                base + spread * (u - 0.5)
+            } else {
+                0.45 + 0.3 * u
+            };
             self.next_load_change_s = self.t_s + 60.0 + 240.0 * self.rng.uniform();
+        }
+        if let (MachineKind::Pump, Some(q)) = (self.kind, self.op.flow_setpoint) {
+            self.load_target = q / 180.0;
         }
         if self.kind != MachineKind::Compressor {
             self.load += (self.load_target - self.load) * (1.0 - (-dt / 20.0).exp());
         }
-        // Compressor receiver: load/unload between 6.5 and 7.5 bar.
+        // Compressor receiver: load/unload between the cut-in and cut-out pressures.
         if self.kind == MachineKind::Compressor {
             // Consumption (and leakage) flow rises with pressure; a full leak alone is as large
             // as the nominal demand, so the receiver settles well below the 6.5 bar cut-in.
             let demand =
                 (self.demand + 1.0 * self.severity(FaultKind::Leak)) * self.receiver_bar / 7.0;
-            let supply = if self.loaded { 1.0 } else { 0.0 };
+            let supply = if self.loaded { self.run_frac } else { 0.0 };
             self.receiver_bar = (self.receiver_bar + 0.08 * (supply - demand) * dt).clamp(0.0, 9.0);
-            if self.receiver_bar >= 7.5 {
+            let (cut_in, cut_out) = self.op.band;
+            if self.receiver_bar >= cut_out {
                 self.loaded = false;
-            } else if self.receiver_bar <= 6.5 {
+            } else if self.receiver_bar <= cut_in {
                 self.loaded = true;
             }
             self.load = if self.loaded { 1.0 } else { 0.3 };
@@ -239,25 +328,29 @@ impl Plant {
         let leak = self.severity(FaultKind::Leak);
         match self.kind {
             MachineKind::Pump => {
+                // Affinity laws: flow ∝ speed, head ∝ speed² (the same curve at full speed).
+                let n = self.rel_speed();
+                let cav = cav * n;
                 let q_nom = 180.0;
-                let q = q_nom * self.load * (1.0 - 0.15 * cav) * (1.0 + 0.1 * leak);
-                let head_m = 80.0 * (1.0 - 0.35 * (q / q_nom).powi(2));
+                let q = q_nom * self.load * n * (1.0 - 0.15 * cav) * (1.0 + 0.1 * leak);
+                let head_m = (80.0 * (n * n - 0.35 * (q / q_nom).powi(2))).max(0.0);
                 let suction = 1.5 - 1.0 * cav;
                 let mut discharge = suction + 1000.0 * G * head_m / 1e5;
                 discharge *= 1.0 - 0.35 * leak;
                 discharge *= 1.0 + 0.12 * cav * self.rng.gauss();
                 let hydraulic_kw = q / 3600.0 * 1000.0 * G * head_m / 1000.0;
-                let current = 90.0 * (0.3 + 0.7 * (hydraulic_kw / 40.0).min(1.3));
+                let current = 90.0 * (0.3 * n + 0.7 * (hydraulic_kw / 40.0).min(1.3));
                 [discharge, q, suction, current]
             }
             MachineKind::Motor => {
-                let current = 140.0 * (0.3 + 0.7 * self.load);
-                [current, self.speed_rpm(), self.aux_c, 75.0 * self.load]
+                let n = self.rel_speed();
+                let current = 140.0 * (0.3 * self.run_frac + 0.7 * self.load * n);
+                [current, self.speed_rpm(), self.aux_c, 75.0 * self.load * n]
             }
             MachineKind::Compressor => {
                 let p = self.receiver_bar * (1.0 + 0.05 * cav * self.rng.gauss());
-                let current = if self.loaded { 92.0 } else { 38.0 };
-                let oil = if self.loaded { 3.6 } else { 2.6 };
+                let current = self.run_frac * if self.loaded { 92.0 } else { 38.0 };
+                let oil = self.run_frac * if self.loaded { 3.6 } else { 2.6 };
                 [p, self.aux_c, current, oil]
             }
         }
@@ -295,9 +388,12 @@ impl Plant {
     }
 
     fn tones(&mut self) -> (Vec<Tone>, f64) {
-        let f1 = self.speed_rpm() / 60.0;
-        let wear = self.severity(FaultKind::BearingWear);
-        let cav = self.severity(FaultKind::Cavitation);
+        // Standstill: no tones (amplitudes ∝ speed²), a floor keeps the frequencies finite.
+        let f1 = (self.speed_rpm() / 60.0).max(0.1);
+        let n2 = self.rel_speed().powi(2);
+        let wear = self.severity(FaultKind::BearingWear) * self.run_frac;
+        let cav = self.severity(FaultKind::Cavitation) * self.run_frac;
+        let line_hz = 100.0 * self.rel_speed().max(0.01) / self.run_frac.max(0.01);
         // (multiple of 1X, velocity mm/s RMS, axis weights)
         let mut comps: Vec<(f64, f64, [f64; 3])> = match self.kind {
             MachineKind::Pump => vec![
@@ -308,7 +404,7 @@ impl Plant {
             MachineKind::Motor => vec![
                 (1.0, 0.9 * (0.8 + 0.4 * self.load), [1.0, 0.9, 0.4]),
                 (2.0, 0.35, [0.8, 0.7, 0.5]),
-                (100.0 / f1, 0.3 * (0.5 + self.load), [0.6, 0.6, 0.3]), // 2 × line frequency
+                (line_hz / f1, 0.3 * (0.5 + self.load), [0.6, 0.6, 0.3]), // 2 × line frequency
             ],
             MachineKind::Compressor => vec![
                 (1.0, 1.3, [1.0, 0.8, 0.5]),
@@ -326,6 +422,9 @@ impl Plant {
                     [1.0, 0.9, 0.5],
                 ));
             }
+        }
+        for c in comps.iter_mut() {
+            c.1 *= n2;
         }
         let noise = 0.12 + 2.5 * cav;
         let tones = comps
@@ -351,9 +450,9 @@ impl Plant {
     pub fn accel_window(&mut self, fs_hz: f64, out: &mut Vec<[i16; 3]>, n: usize) {
         out.clear();
         let (tones, noise) = self.tones();
-        let wear = self.severity(FaultKind::BearingWear);
-        let cav = self.severity(FaultKind::Cavitation);
-        let f1 = self.speed_rpm() / 60.0;
+        let wear = self.severity(FaultKind::BearingWear) * self.run_frac;
+        let cav = self.severity(FaultKind::Cavitation) * self.run_frac;
+        let f1 = (self.speed_rpm() / 60.0).max(0.1);
         let bpfo_period = 1.0 / (3.58 * f1);
         let t0 = self.t_s;
         let mut since_impact = self.rng.uniform() * bpfo_period;
@@ -552,5 +651,118 @@ mod tests {
         let (a, b) = (ok.measure().loops_ma[1], bad.measure().loops_ma[1]);
         // 40 °C on a 0..200 °C span is 3.2 mA.
         assert!(b > a + 2.5, "discharge temperature loop {b} mA vs {a} mA");
+    }
+
+    fn ev(at_s: f64, kind: crate::operation::OperatingKind) -> crate::operation::OperatingEvent {
+        crate::operation::OperatingEvent { at_s, kind }
+    }
+
+    #[test]
+    fn stop_runs_down_and_cools_and_start_ramps_back() {
+        use crate::operation::OperatingKind as K;
+        for kind in MachineKind::ALL {
+            let op = Operation::new(&[ev(600.0, K::Stop), ev(2400.0, K::Start)], None);
+            let mut p = Plant::with_operation(kind, 4, vec![], op);
+            p.advance_to(590.0);
+            let mut w = Vec::new();
+            p.accel_window(1600.0, &mut w, 1024);
+            let v_run = rms_velocity_mm_s(&w, 1600.0, 0);
+            let running = p.measure();
+            let hot = p.bearing_temp_c();
+            p.advance_to(700.0);
+            assert_eq!(p.speed_rpm(), 0.0, "{kind}");
+            let stopped = p.measure();
+            // The current channel of each kind reads ~0 A.
+            let ci = match kind {
+                MachineKind::Pump => 3,
+                MachineKind::Motor => 0,
+                MachineKind::Compressor => 2,
+            };
+            assert!(stopped.loops_ma[ci] < 4.1, "{kind} current {stopped:?}");
+            assert!(running.loops_ma[ci] > 6.0, "{kind} current {running:?}");
+            p.advance_to(2390.0);
+            assert!(
+                p.bearing_temp_c() < hot - 5.0,
+                "{kind} cools: {hot} -> {}",
+                p.bearing_temp_c()
+            );
+            p.accel_window(1600.0, &mut w, 1024);
+            // Only the broadband sensor noise is left.
+            let v = rms_velocity_mm_s(&w, 1600.0, 0);
+            assert!(
+                v < 0.5 * v_run,
+                "{kind} still at standstill: {v} vs {v_run} mm/s"
+            );
+            p.advance_to(2420.0);
+            assert!(
+                p.speed_rpm() > 1400.0,
+                "{kind} back at speed: {}",
+                p.speed_rpm()
+            );
+            assert!(p.measure().loops_ma[ci] > 6.0, "{kind} current back");
+        }
+    }
+
+    #[test]
+    fn setpoints_and_load_steps_move_the_operating_point() {
+        use crate::operation::OperatingKind as K;
+        let op = Operation::new(&[ev(100.0, K::FlowSetpoint { m3_h: 110.0 })], None);
+        let mut pump = Plant::with_operation(MachineKind::Pump, 2, vec![], op);
+        pump.advance_to(400.0);
+        let q = 4.0 + 16.0 * 110.0 / 250.0;
+        let flows: Vec<f64> = (0..50)
+            .map(|i| {
+                pump.advance_to(400.0 + f64::from(i) * 30.0);
+                pump.measure().loops_ma[1]
+            })
+            .collect();
+        assert!(
+            flows.iter().all(|f| (f - q).abs() < 0.1),
+            "flow held at setpoint: {flows:?}"
+        );
+
+        let op = Operation::new(&[ev(100.0, K::SpeedSetpoint { rpm: 1200.0 })], None);
+        let mut motor = Plant::with_operation(MachineKind::Motor, 2, vec![], op);
+        motor.advance_to(200.0);
+        assert!(
+            (1150.0..1200.0).contains(&motor.speed_rpm()),
+            "{}",
+            motor.speed_rpm()
+        );
+
+        let band = K::PressureBand {
+            cut_in_bar: 5.0,
+            cut_out_bar: 6.0,
+        };
+        let op = Operation::new(&[ev(10.0, band)], None);
+        let mut c = Plant::with_operation(MachineKind::Compressor, 2, vec![], op);
+        let mut max_p: f64 = 0.0;
+        for t in 600..3000 {
+            c.advance_to(f64::from(t));
+            max_p = max_p.max(c.receiver_bar);
+        }
+        assert!(
+            (5.9..6.2).contains(&max_p),
+            "receiver follows the new band: {max_p}"
+        );
+
+        let op = Operation::new(&[ev(100.0, K::Load { to: 0.4 })], None);
+        let mut m = Plant::with_operation(MachineKind::Motor, 2, vec![], op);
+        for t in 200..3000 {
+            m.advance_to(f64::from(t));
+            assert!(m.load < 0.7, "load around 0.4: {}", m.load);
+        }
+    }
+
+    #[test]
+    fn ambient_cycle_moves_the_temperatures() {
+        let op = Operation::new(&[], Some(crate::operation::AmbientCycle::plant_day()));
+        let mut p = Plant::with_operation(MachineKind::Compressor, 3, vec![], op);
+        p.advance_to(5.0 * 3600.0);
+        let cold = (p.ambient_c(), p.bearing_temp_c());
+        p.advance_to(17.0 * 3600.0);
+        let warm = (p.ambient_c(), p.bearing_temp_c());
+        assert!((cold.0 - 20.0).abs() < 0.01 && (warm.0 - 32.0).abs() < 0.01);
+        assert!(warm.1 > cold.1 + 8.0, "{cold:?} -> {warm:?}");
     }
 }

@@ -18,12 +18,10 @@ fn loopback() -> SocketAddr {
 
 fn cfg(kind: MachineKind, name: &str, seed: u64, speed: f64, faults: Vec<Fault>) -> MachineConfig {
     MachineConfig {
-        kind,
-        name: name.into(),
-        unit_id: 1,
         seed,
         faults,
         time_scale: speed,
+        ..MachineConfig::new(kind, name, 1)
     }
 }
 

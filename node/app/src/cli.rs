@@ -100,12 +100,50 @@ pub enum BenchCommand {
     /// On-device language model: load time, time to first token (60/400-token prompts and after
     /// a cached 300-token system prompt), prompt and decode tokens/s, peak RSS, CPU s per token.
     Model(BenchModelArgs),
+    /// Simulated plant day: three machines with normal operating changes, a fault-free day and
+    /// one run per injectable fault on simulated time; incidents, diagnosis, first action,
+    /// detection delay and false incidents against the trust criteria (issue 10).
+    Plant(BenchPlantArgs),
     /// Publisher side of `bench ingest`, which runs it in a child process.
     #[command(hide = true)]
     IngestPublisher(BenchPublisherArgs),
     /// Device side of `bench modbus`, which runs it in a child process.
     #[command(hide = true)]
     ModbusServe(BenchModbusServeArgs),
+}
+
+/// Options of `millwright bench plant`.
+#[cfg(feature = "bench")]
+#[derive(Debug, Args)]
+pub struct BenchPlantArgs {
+    /// Simulator seeds; every fault runs once per seed.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Fault-free days: one per seed for the first N seeds.
+    #[arg(long, default_value_t = 1)]
+    pub days: usize,
+    /// Simulated seconds between polls of each machine.
+    #[arg(long, default_value_t = 2.0)]
+    pub poll_s: f64,
+    /// A fault counts as detected in time when its incident opens within this many simulated
+    /// seconds of its onset.
+    #[arg(long, default_value_t = 1800.0)]
+    pub deadline_s: f64,
+    /// Only this fault kind (e.g. `leak`).
+    #[arg(long)]
+    pub fault: Option<String>,
+    /// Fault-free days only.
+    #[arg(long)]
+    pub no_faults: bool,
+    /// Read the profiles from this folder instead of the built-in copies of `pipelines/`.
+    #[arg(long)]
+    pub pipelines: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Per-run table on stderr.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// Options of `millwright bench model`.

@@ -9,6 +9,7 @@ pub mod detect;
 pub mod ingest;
 pub mod modbus;
 pub mod model;
+pub mod plant;
 
 use crate::cli::BenchCommand;
 use std::process::ExitCode;
@@ -22,5 +23,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Modbus(a) => modbus::run(&a).await,
         BenchCommand::ModbusServe(a) => modbus::serve(&a).await,
         BenchCommand::Model(a) => model::run(&a).map(|()| ExitCode::SUCCESS),
+        BenchCommand::Plant(a) => plant::run(&a),
     }
 }
