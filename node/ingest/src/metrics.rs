@@ -174,7 +174,8 @@ impl SourceCounters {
             .fetch_add(t.sequence_gaps, Ordering::Relaxed);
         self.rebirth_requests
             .fetch_add(t.rebirth_requests, Ordering::Relaxed);
-        self.stale_deaths.fetch_add(t.stale_deaths, Ordering::Relaxed);
+        self.stale_deaths
+            .fetch_add(t.stale_deaths, Ordering::Relaxed);
     }
     /// Rejected messages, all reasons.
     pub fn rejected_total(&self) -> u64 {

@@ -292,7 +292,9 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
                     return;
                 }
                 for o in router.outbox.drain(..) {
-                    if let Err(e) = client.try_publish(&o.topic, rumqttc::QoS::AtLeastOnce, false, o.payload) {
+                    if let Err(e) =
+                        client.try_publish(&o.topic, rumqttc::QoS::AtLeastOnce, false, o.payload)
+                    {
                         tracing::warn!(topic = %o.topic, error = %e, "could not queue a sparkplug rebirth request");
                     } else {
                         tracing::info!(topic = %o.topic, "sparkplug rebirth requested");
@@ -356,7 +358,9 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
                     return;
                 }
                 for o in router.outbox.drain(..) {
-                    if let Err(e) = client.try_publish(o.topic.clone(), QoS::AtLeastOnce, false, o.payload) {
+                    if let Err(e) =
+                        client.try_publish(o.topic.clone(), QoS::AtLeastOnce, false, o.payload)
+                    {
                         tracing::warn!(topic = %o.topic, error = %e, "could not queue a sparkplug rebirth request");
                     } else {
                         tracing::info!(topic = %o.topic, "sparkplug rebirth requested");

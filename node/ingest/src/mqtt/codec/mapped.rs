@@ -278,7 +278,10 @@ impl JsonMapping {
             Some(p) if p.contains('%') => {
                 use chrono::format::{Item, StrftimeItems};
                 if StrftimeItems::new(p).any(|i| matches!(i, Item::Error)) {
-                    errs.push(("time_format", format!("`{p}` is not a valid strftime pattern")));
+                    errs.push((
+                        "time_format",
+                        format!("`{p}` is not a valid strftime pattern"),
+                    ));
                 }
                 TimeFormat::Pattern(p.to_string())
             }
@@ -338,8 +341,14 @@ impl JsonMapping {
 impl Compiled {
     fn time_of(&self, v: &Value) -> Result<i64, PayloadError> {
         let path = self.time.as_ref().map(|p| p.text.as_str()).unwrap_or("$");
-        let bad = |why: String| PayloadError::new(RejectReason::Schema, format!("time `{path}`: {why}"));
-        let range = || PayloadError::new(RejectReason::NonFinite, format!("time `{path}` out of range"));
+        let bad =
+            |why: String| PayloadError::new(RejectReason::Schema, format!("time `{path}`: {why}"));
+        let range = || {
+            PayloadError::new(
+                RejectReason::NonFinite,
+                format!("time `{path}` out of range"),
+            )
+        };
         let unix = |x: f64, per: i64| -> Result<i64, PayloadError> {
             // Round to the µs for seconds (an f64 holds epoch seconds to ~0.2 µs).
             let ns = if per == 1_000_000_000 {
@@ -373,8 +382,8 @@ impl Compiled {
                 if let Some(t) = parse_rfc3339_ns(s) {
                     return Ok(t);
                 }
-                let has_offset = s.ends_with(['Z', 'z'])
-                    || s.get(11..).is_some_and(|t| t.contains(['+', '-']));
+                let has_offset =
+                    s.ends_with(['Z', 'z']) || s.get(11..).is_some_and(|t| t.contains(['+', '-']));
                 match parse_rfc3339_lenient_ns(s) {
                     Some(t) if !has_offset => t
                         .checked_sub(self.offset_s.saturating_mul(1_000_000_000))
@@ -382,9 +391,9 @@ impl Compiled {
                     _ => Err(bad(format!("`{s}` is not an RFC 3339 timestamp"))),
                 }
             }
-            (TimeFormat::Pattern(p), Value::String(s)) => self.pattern_time(p, s).ok_or_else(|| {
-                bad(format!("`{s}` does not match the pattern `{p}`"))
-            }),
+            (TimeFormat::Pattern(p), Value::String(s)) => self
+                .pattern_time(p, s)
+                .ok_or_else(|| bad(format!("`{s}` does not match the pattern `{p}`"))),
             (_, other) => Err(bad(format!("is {}, not a timestamp", kind(other)))),
         }
     }
@@ -569,11 +578,7 @@ impl Decoder {
         if leaves.is_empty() {
             return Err(PayloadError::new(
                 RejectReason::NoMatch,
-                format!(
-                    "fields `{}` ({}) holds no number",
-                    fp.text,
-                    kind(obj)
-                ),
+                format!("fields `{}` ({}) holds no number", fp.text, kind(obj)),
             ));
         }
         let start = out.len();
@@ -604,7 +609,13 @@ impl Decoder {
 }
 
 /// Numeric leaves of `v` as (dotted name, value); at most 8 levels deep.
-fn flatten(v: &Value, prefix: &mut String, skip: &BTreeSet<String>, out: &mut Vec<(String, f64)>, depth: usize) {
+fn flatten(
+    v: &Value,
+    prefix: &mut String,
+    skip: &BTreeSet<String>,
+    out: &mut Vec<(String, f64)>,
+    depth: usize,
+) {
     let Value::Object(m) = v else { return };
     for (k, val) in m {
         let len = prefix.len();

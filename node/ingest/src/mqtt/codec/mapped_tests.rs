@@ -29,7 +29,11 @@ fn tm<'a>(topic: &'a str, asset: Option<&'a str>, signal: Option<&'a str>) -> To
 const NOW: i64 = 7;
 
 /// (asset, signal, value, unit, ts_ns) of every reading.
-fn golden(d: &mut Decoder, t: TopicMatch<'_>, payload: &str) -> Vec<(String, String, f64, String, i64)> {
+fn golden(
+    d: &mut Decoder,
+    t: TopicMatch<'_>,
+    payload: &str,
+) -> Vec<(String, String, f64, String, i64)> {
     let mut out = vec![];
     d.decode(t, payload.as_bytes(), NOW, &mut out)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -63,7 +67,11 @@ timezone = "+01:00""#,
     );
     let ts = 1_732_968_005_000_000_000; // 2024-11-30T12:00:05Z
     assert_eq!(
-        golden(&mut d, tm("tele/plug-7/SENSOR", Some("plug-7"), None), TASMOTA),
+        golden(
+            &mut d,
+            tm("tele/plug-7/SENSOR", Some("plug-7"), None),
+            TASMOTA
+        ),
         vec![
             row("plug-7", "DS18B20.Temperature", 23.4, "", ts),
             row("plug-7", "ENERGY.Current", 0.195, "", ts),
@@ -116,7 +124,11 @@ skip = ["linkquality"]"#,
     );
     let ts = 1_732_968_000_123_000_000;
     assert_eq!(
-        golden(&mut d, tm("zigbee2mqtt/hall", Some("hall"), None), ZIGBEE2MQTT),
+        golden(
+            &mut d,
+            tm("zigbee2mqtt/hall", Some("hall"), None),
+            ZIGBEE2MQTT
+        ),
         vec![
             row("hall", "battery", 97.0, "", ts),
             row("hall", "humidity", 48.21, "", ts),
@@ -133,7 +145,11 @@ fn esphome_plain_number_state() {
     assert_eq!(
         golden(
             &mut d,
-            tm("esphome/boiler/sensor/water_temp/state", Some("boiler"), Some("water_temp")),
+            tm(
+                "esphome/boiler/sensor/water_temp/state",
+                Some("boiler"),
+                Some("water_temp")
+            ),
             "63.5"
         ),
         vec![row("boiler", "water_temp", 63.5, "°C", NOW)]
@@ -178,7 +194,13 @@ unit = "$.payload.unit""#,
     );
     assert_eq!(
         golden(&mut d, tm("v/x", None, None), VENDOR_RFC3339),
-        vec![row("K-1", "pressure", 4.25, "bar", 1_732_968_000_500_000_000)]
+        vec![row(
+            "K-1",
+            "pressure",
+            4.25,
+            "bar",
+            1_732_968_000_500_000_000
+        )]
     );
 }
 
@@ -196,29 +218,51 @@ signal = "$.payload.signal""#,
         d.decode(tm("t", None, None), p.as_bytes(), NOW, &mut out)
             .unwrap_err()
     };
-    let e = err(r#"{"meta":{"time":"2024-11-30T12:00:00Z"},"payload":{"asset":"A","signal":"s","value":1}}"#);
+    let e = err(
+        r#"{"meta":{"time":"2024-11-30T12:00:00Z"},"payload":{"asset":"A","signal":"s","value":1}}"#,
+    );
     assert_eq!(e.reason, RejectReason::NoMatch);
-    assert!(e.detail.contains("`$.payload.val`") && e.detail.contains("asset, signal, value"), "{e}");
+    assert!(
+        e.detail.contains("`$.payload.val`") && e.detail.contains("asset, signal, value"),
+        "{e}"
+    );
     let e = err(r#"{"meta":{"time":"noon"},"payload":{"asset":"A","signal":"s","val":1}}"#);
     assert_eq!(e.reason, RejectReason::Schema, "{e}");
-    let e = err(r#"{"meta":{"time":"2024-11-30T12:00:00Z"},"payload":{"asset":"A","signal":"s","val":"hot"}}"#);
+    let e = err(
+        r#"{"meta":{"time":"2024-11-30T12:00:00Z"},"payload":{"asset":"A","signal":"s","val":"hot"}}"#,
+    );
     assert_eq!(e.reason, RejectReason::Schema, "{e}");
     assert!(e.detail.contains("not a number"), "{e}");
-    let e = err(r#"{"meta":{"time":"2024-11-30T12:00:00Z"},"payload":{"asset":["A"],"signal":"s","val":1}}"#);
+    let e = err(
+        r#"{"meta":{"time":"2024-11-30T12:00:00Z"},"payload":{"asset":["A"],"signal":"s","val":1}}"#,
+    );
     assert_eq!(e.reason, RejectReason::Schema, "{e}");
     assert_eq!(err("{oops").reason, RejectReason::Syntax);
     assert!(out.is_empty());
     let mut d = dec(r#"fields = "$.f""#, None);
     let e = d
-        .decode(tm("t", Some("A"), None), br#"{"f":{"name":"x"}}"#, NOW, &mut out)
+        .decode(
+            tm("t", Some("A"), None),
+            br#"{"f":{"name":"x"}}"#,
+            NOW,
+            &mut out,
+        )
         .unwrap_err();
     assert_eq!(e.reason, RejectReason::NoMatch, "{e}");
     // A record list keeps all or nothing.
-    let mut d = dec(r#"records = "$.r"
+    let mut d = dec(
+        r#"records = "$.r"
 value = "$.v"
-signal = "$.s""#, None);
+signal = "$.s""#,
+        None,
+    );
     let e = d
-        .decode(tm("t", Some("A"), None), br#"{"r":[{"v":1,"s":"a"},{"v":2}]}"#, NOW, &mut out)
+        .decode(
+            tm("t", Some("A"), None),
+            br#"{"r":[{"v":1,"s":"a"},{"v":2}]}"#,
+            NOW,
+            &mut out,
+        )
         .unwrap_err();
     assert_eq!(e.reason, RejectReason::NoMatch);
     assert!(e.detail.starts_with("record 1:"), "{e}");
@@ -234,9 +278,18 @@ fn bad_mappings_are_named() {
             .map(|e| e.path)
             .collect::<Vec<_>>()
     };
-    assert_eq!(bad(r#"time = "$.t""#), vec!["mqtt.subscriptions[0].json.value"]);
-    assert_eq!(bad(r#"value = "x.y""#), vec!["mqtt.subscriptions[0].json.value"]);
-    assert_eq!(bad(r#"value = "$.a[x]""#), vec!["mqtt.subscriptions[0].json.value"]);
+    assert_eq!(
+        bad(r#"time = "$.t""#),
+        vec!["mqtt.subscriptions[0].json.value"]
+    );
+    assert_eq!(
+        bad(r#"value = "x.y""#),
+        vec!["mqtt.subscriptions[0].json.value"]
+    );
+    assert_eq!(
+        bad(r#"value = "$.a[x]""#),
+        vec!["mqtt.subscriptions[0].json.value"]
+    );
     assert_eq!(
         bad(r#"value = "$.v"
 fields = "$.f""#),
@@ -263,11 +316,19 @@ timezone = "-05:30""#)
 
 #[test]
 fn strftime_with_its_own_offset_and_date_only() {
-    let mut d = dec(r#"value = "$.v"
+    let mut d = dec(
+        r#"value = "$.v"
 time = "$.t"
-time_format = "%d.%m.%Y %H:%M:%S %z""#, None);
+time_format = "%d.%m.%Y %H:%M:%S %z""#,
+        None,
+    );
     assert_eq!(
-        golden(&mut d, tm("t", Some("A"), Some("s")), r#"{"v":1,"t":"30.11.2024 13:00:00 +0100"}"#)[0].4,
+        golden(
+            &mut d,
+            tm("t", Some("A"), Some("s")),
+            r#"{"v":1,"t":"30.11.2024 13:00:00 +0100"}"#
+        )[0]
+        .4,
         1_732_968_000_000_000_000
     );
 }

@@ -223,7 +223,10 @@ fn parse_topic(topic: &str) -> Result<Option<SpTopic<'_>>, PayloadError> {
         "NCMD" | "DCMD" | "STATE" => return Ok(None),
         other => return Err(bad(&format!("unknown message type `{other}`"))),
     };
-    let node = it.next().filter(|s| !s.is_empty()).ok_or_else(|| bad("no edge node id"))?;
+    let node = it
+        .next()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("no edge node id"))?;
     let device = it.next();
     if it.next().is_some() {
         return Err(bad("too many levels"));
