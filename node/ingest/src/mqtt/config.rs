@@ -7,7 +7,7 @@
 
 use super::codec::mapped::JsonMapping;
 use super::codec::sparkplug::SparkplugOptions;
-use super::codec::{PayloadFormat, Precision};
+use super::codec::{DecodeDefaults, PayloadFormat, Precision};
 use super::topic::TopicPattern;
 use millwright_core::{Secret, ValidationError};
 use millwright_mqtt::ConnectOptions;
@@ -136,6 +136,21 @@ impl SubscriptionConfig {
             max_payload_bytes: default_max_payload_bytes(),
             json: None,
             sparkplug: None,
+        }
+    }
+}
+
+impl SubscriptionConfig {
+    /// What the subscription's decoder applies to every message.
+    pub fn decode_defaults(&self) -> DecodeDefaults {
+        DecodeDefaults {
+            asset: self.asset.clone(),
+            signal: self.signal.clone(),
+            unit: self.unit.clone(),
+            precision: self.precision,
+            max_payload_bytes: self.max_payload_bytes,
+            mapping: self.json.clone(),
+            sparkplug: self.sparkplug.clone().unwrap_or_default(),
         }
     }
 }

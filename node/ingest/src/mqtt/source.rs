@@ -7,8 +7,8 @@
 //! connection re-subscribes, so ingest resumes after a broker restart without a node restart.
 
 use super::codec::sparkplug::Outgoing;
-use super::codec::{DecodeDefaults, Decoder};
-use super::config::{MqttConfig, MqttProtocol, SubscriptionConfig};
+use super::codec::Decoder;
+use super::config::{MqttConfig, MqttProtocol};
 use super::topic::TopicPattern;
 use crate::metrics::{RejectReason, SourceCounters};
 use millwright_core::Batch;
@@ -186,7 +186,7 @@ impl MqttSource {
         for s in &cfg.subscriptions {
             subs.push(Sub {
                 pattern: TopicPattern::parse(&s.topic)?,
-                decoder: Decoder::new(s.format, defaults(s)),
+                decoder: Decoder::new(s.format, s.decode_defaults()),
                 log_gate: LogGate {
                     last: None,
                     suppressed: 0,
@@ -230,18 +230,6 @@ impl MqttSource {
             }
         };
         Ok(Self { status, task })
-    }
-}
-
-fn defaults(s: &SubscriptionConfig) -> DecodeDefaults {
-    DecodeDefaults {
-        asset: s.asset.clone(),
-        signal: s.signal.clone(),
-        unit: s.unit.clone(),
-        precision: s.precision,
-        max_payload_bytes: s.max_payload_bytes,
-        mapping: s.json.clone(),
-        sparkplug: s.sparkplug.clone().unwrap_or_default(),
     }
 }
 
