@@ -154,6 +154,10 @@ pub struct BenchIngestArgs {
     /// Readings per message in `batch` mode.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// Payload format: `json` (the node's schema) or `sparkplug_b` (20 edge nodes, births then
+    /// NDATA by alias; birth readings are not counted in `readings`).
+    #[arg(long, default_value = "json")]
+    pub format: String,
 }
 
 /// Options of `millwright detect`.
@@ -307,6 +311,9 @@ pub struct BenchPublisherArgs {
     /// Readings per message in `batch` mode.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// Payload format: `json` or `sparkplug_b` (as `bench ingest --format`).
+    #[arg(long, default_value = "json")]
+    pub format: String,
 }
 
 /// Options of the hidden `millwright bench modbus-serve` (the child of `bench modbus`): serves

@@ -262,6 +262,11 @@ pub fn rebirth_payload(now_ms: u64) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// Encodes a payload (for publishers built in code, e.g. the ingest benchmark's).
+pub fn encode(p: &Payload) -> Vec<u8> {
+    p.encode_to_vec()
+}
+
 fn ms_to_ns(ms: u64) -> Option<i64> {
     i64::try_from(ms).ok()?.checked_mul(1_000_000)
 }
