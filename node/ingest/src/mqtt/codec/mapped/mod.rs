@@ -17,17 +17,19 @@
 //!
 //! A configured path that matches nothing rejects the message as `no_match`, naming the path
 //! and the keys that were there; a value of the wrong type is `schema`. Nothing else lives
-//! here: the node's own JSON schema is `json.rs`.
+//! here: the node's own JSON schema is `json.rs`, the paths are `path.rs`.
+
+mod path;
 
 use super::{check_finite, Decoder, PayloadError};
 use crate::metrics::RejectReason;
 use crate::mqtt::topic::TopicMatch;
 use millwright_core::time::{parse_rfc3339_lenient_ns, parse_rfc3339_ns};
 use millwright_core::{Quality, Reading, SensorId, ValidationError};
+use path::{kind, parse_path, Path};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::fmt::Write;
 
 /// `[mqtt.subscriptions.json]`: where the readings are in a payload.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -66,122 +68,6 @@ pub struct JsonMapping {
     /// Field names (leaf keys or dotted names) `fields` leaves out.
     #[serde(default)]
     pub skip: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// A parsed path.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Path {
-    text: String,
-    segs: Vec<Seg>,
-}
-
-fn parse_path(p: &str) -> Result<Path, String> {
-    let rest = p
-        .strip_prefix('$')
-        .ok_or_else(|| format!("`{p}` does not start with `$`"))?;
-    let mut segs = Vec::new();
-    let b = rest.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'.' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < b.len() && b[j] != b'.' && b[j] != b'[' {
-                    j += 1;
-                }
-                if j == start {
-                    return Err(format!("`{p}`: empty key after `.` at {i}"));
-                }
-                segs.push(Seg::Key(rest[start..j].to_string()));
-                i = j;
-            }
-            b'[' => {
-                let close = rest[i..]
-                    .find(']')
-                    .map(|k| k + i)
-                    .ok_or_else(|| format!("`{p}`: `[` without `]`"))?;
-                let inner = &rest[i + 1..close];
-                if let Some(q) = inner
-                    .strip_prefix('"')
-                    .and_then(|s| s.strip_suffix('"'))
-                    .or_else(|| inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-                {
-                    segs.push(Seg::Key(q.to_string()));
-                } else {
-                    let n = inner.parse::<usize>().map_err(|_| {
-                        format!("`{p}`: `[{inner}]` is neither an index nor a quoted key")
-                    })?;
-                    segs.push(Seg::Index(n));
-                }
-                i = close + 1;
-            }
-            _ => return Err(format!("`{p}`: expected `.` or `[` at {}", i + 1)),
-        }
-    }
-    Ok(Path {
-        text: p.to_string(),
-        segs,
-    })
-}
-
-impl Path {
-    fn get<'v>(&self, root: &'v Value) -> Result<&'v Value, PayloadError> {
-        let mut v = root;
-        for (n, s) in self.segs.iter().enumerate() {
-            let next = match (s, v) {
-                (Seg::Key(k), Value::Object(m)) => m.get(k),
-                (Seg::Index(i), Value::Array(a)) => a.get(*i),
-                _ => None,
-            };
-            v = next.ok_or_else(|| {
-                let here = match v {
-                    Value::Object(m) => {
-                        let mut s = String::from("keys there: ");
-                        for (i, k) in m.keys().take(12).enumerate() {
-                            let _ = write!(s, "{}{k}", if i > 0 { ", " } else { "" });
-                        }
-                        if m.is_empty() {
-                            s.push_str("none");
-                        }
-                        s
-                    }
-                    Value::Array(a) => format!("an array of {} there", a.len()),
-                    other => format!("{} there", kind(other)),
-                };
-                PayloadError::new(
-                    RejectReason::NoMatch,
-                    format!(
-                        "path `{}` matched nothing: no {} at level {} ({here})",
-                        self.text,
-                        match s {
-                            Seg::Key(k) => format!("key `{k}`"),
-                            Seg::Index(i) => format!("element {i}"),
-                        },
-                        n + 1
-                    ),
-                )
-            })?;
-        }
-        Ok(v)
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -640,5 +526,4 @@ fn flatten(
 }
 
 #[cfg(test)]
-#[path = "mapped_tests.rs"]
 mod tests;
