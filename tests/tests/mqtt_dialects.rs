@@ -144,7 +144,7 @@ rebirth_min_interval_s = 60
     c.subscribe(format!("spBv1.0/{group}/NCMD/#"), QoS::AtLeastOnce)
         .await
         .unwrap();
-    let cmds: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let cmds: Arc<Mutex<Vec<SentCommand>>> = Arc::default();
     let (cm, subscribed) = (
         cmds.clone(),
         Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -269,6 +269,9 @@ rebirth_min_interval_s = 60
     assert_eq!(m("millwright_mqtt_rejected_total", ""), 0.0);
     watcher.abort();
 }
+
+/// A command the node published: (topic, payload).
+type SentCommand = (String, Vec<u8>);
 
 /// (topic, payload, mapping, expected readings as (asset, signal, value, unit, ts_ms)).
 type Case = (
