@@ -9,7 +9,8 @@ lowest level the wrapper offers: `getNodeBirthPayload`, `getDeviceBirthPayload`,
 `getDdataPayload`, `addMetric`, `getSeqNum`, `getNodeDeathPayload`.
 
 Session (all metric timestamps are --t0 plus a few ms; QoS 1, in order):
-  NBIRTH (seq 0) -> DBIRTH (1) -> DDATA x2 by alias only (2, 3) -> NDATA by alias (4)
+  NBIRTH (seq 0) -> DBIRTH (1) -> DDATA x2 by alias only (2, 3; the second with an unknown
+  alias and a value of the wrong type) -> a truncated protobuf -> NDATA by alias (4)
   -> one sequence number skipped -> DDATA (6, a gap) -> DDATA (7) -> DDEATH (8) -> NDEATH.
 The test keeps the expected readings; change both together.
 """
@@ -26,6 +27,7 @@ from mqtt_spb_wrapper.spb_protobuf import (
     getNodeDeathPayload,
     getSeqNum,
 )
+from mqtt_spb_wrapper.spb_protobuf import Payload
 from mqtt_spb_wrapper.spb_protobuf.sparkplug_b import addNullMetric
 
 
@@ -100,7 +102,19 @@ def main():
         addMetric(p, None, 12, T.Boolean, k == 0, t)
         addMetric(p, None, 13, T.Int16, -130 - k, t)
         addMetric(p, None, 15, T.Float, 2.75 + k, t)
+        if k == 1:
+            # Bad parts the node must skip and count: an alias no birth declared, and a
+            # String where the birth said UInt16.
+            addMetric(p, None, 99, T.Double, 1.0, t)
+            addMetric(p, None, 11, T.String, "fast", t)
         pub("DDATA", p, a.device)
+
+    # A truncated protobuf (no sequence number used): rejected, and blocks nothing after it.
+    bad = Payload()
+    addMetric(bad, None, 10, T.Double, 99.0, t0 + 25)
+    raw = bytes(bad.SerializeToString())[:-3]
+    info = c.publish("%s/DDATA/%s/%s" % (ns, a.node, a.device), raw, qos=1)
+    info.wait_for_publish(10)
 
     # NDATA by alias, seq 4.
     t = t0 + 30

@@ -4,7 +4,8 @@
 //! - Sparkplug B from an independent implementation (`mqtt-spb-wrapper` from PyPI, driven by
 //!   `tests/data/sparkplug_publisher.py`): births, DATA by alias, a sequence gap and deaths.
 //!   Every metric's name, value, unit and timestamp; exactly one rebirth request for the gap;
-//!   the deaths mark node and device offline.
+//!   the deaths mark node and device offline; a truncated protobuf, an unknown alias and a value
+//!   of the wrong type are counted per reason and block nothing.
 //! - Mapped JSON: Tasmota SENSOR, Shelly Gen2, Zigbee2MQTT, ESPHome and two nested vendor
 //!   shapes (epoch ms, RFC 3339), each through its `[mqtt.subscriptions.json]` mapping, plus a
 //!   payload whose path matches nothing, counted as `no_match` without blocking the rest.
@@ -266,7 +267,14 @@ rebirth_min_interval_s = 60
         1.0,
         "the is_null metric"
     );
-    assert_eq!(m("millwright_mqtt_rejected_total", ""), 0.0);
+    assert_eq!(m("millwright_mqtt_skipped_total", "unknown_alias"), 1.0);
+    assert_eq!(m("millwright_mqtt_skipped_total", "wrong_type"), 1.0);
+    assert_eq!(
+        m("millwright_mqtt_rejected_total", "\"syntax\""),
+        1.0,
+        "the truncated protobuf"
+    );
+    assert_eq!(m("millwright_mqtt_rejected_total", ""), 1.0);
     watcher.abort();
 }
 

@@ -531,7 +531,14 @@ fn emit(
         tally.skip(SkipReason::Null);
         return;
     }
-    let datatype = m.datatype.unwrap_or(info.datatype);
+    // The birth's datatype is the metric's; DATA that says otherwise is of the wrong type.
+    let datatype = match m.datatype {
+        Some(d) if info.datatype != dt::UNKNOWN && d != info.datatype => {
+            tally.skip(SkipReason::WrongType);
+            return;
+        }
+        d => d.unwrap_or(info.datatype),
+    };
     let Some(v) = &m.value else {
         tally.skip(if datatype > dt::BOOLEAN {
             SkipReason::Unsupported

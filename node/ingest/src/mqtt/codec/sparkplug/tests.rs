@@ -440,6 +440,12 @@ fn bad_input_is_counted_per_reason() {
             metric(
                 None,
                 Some(10),
+                12,
+                Some(MetricValue::StringValue("hot".into())),
+            ),
+            metric(
+                None,
+                Some(10),
                 dt::DOUBLE,
                 Some(MetricValue::DoubleValue(2.0)),
             ),
@@ -450,7 +456,7 @@ fn bad_input_is_counted_per_reason() {
     assert_eq!(out[0].value, 2.0);
     let t = d.take_tally();
     assert_eq!(t.skipped(SkipReason::UnknownAlias), 1);
-    assert_eq!(t.skipped(SkipReason::WrongType), 2);
+    assert_eq!(t.skipped(SkipReason::WrongType), 3);
     assert_eq!(t.skipped(SkipReason::NonFinite), 1);
 }
 
@@ -518,7 +524,9 @@ proptest::proptest! {
     fn doubles_round_trip(v in proptest::num::f64::NORMAL, ts in 0u64..4_000_000_000_000) {
         let mut d = dec();
         run(&mut d, "spBv1.0/G/NBIRTH/E1", &nbirth(0, 0)).unwrap();
+        // Alias 1 was born Float; a DATA metric may leave out its datatype.
         let mut m = metric(None, Some(1), dt::DOUBLE, Some(MetricValue::DoubleValue(v)));
+        m.datatype = None;
         m.timestamp = Some(ts);
         let out = run(&mut d, "spBv1.0/G/NDATA/E1", &payload(Some(1), 0, vec![m])).unwrap();
         proptest::prop_assert_eq!(out[0].value, v);
