@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # Installs, when missing, what the test suite runs against: Mosquitto (MQTT broker),
 # VictoriaMetrics (speaks the InfluxDB v2 write API), socat (serial-line tests), and pip
-# (to fetch the model package). Debian/Ubuntu packages only; needs root or sudo.
+# (to fetch the model package), then the Python package `mqtt-spb-wrapper` (the independent
+# Sparkplug B publisher of tests/tests/mqtt_dialects.rs). Debian/Ubuntu packages; needs root or
+# sudo for them.
 set -euo pipefail
+SPB_WRAPPER="mqtt-spb-wrapper==2.1.2"
+install_spb_wrapper() {
+  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('mqtt-spb-wrapper') != '2.1.2')" 2>/dev/null; then
+    return 0
+  fi
+  echo "installing: $SPB_WRAPPER (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check "$SPB_WRAPPER" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --user "$SPB_WRAPPER" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$SPB_WRAPPER"
+}
 need=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have mosquitto || need+=(mosquitto)
@@ -14,6 +26,7 @@ if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>
   need+=(python3-pip)
 fi
 if [ ${#need[@]} -eq 0 ]; then
+  install_spb_wrapper
   exit 0
 fi
 SUDO=""
@@ -31,3 +44,4 @@ for svc in mosquitto victoria-metrics; do
     $SUDO systemctl stop "$svc" || true
   fi
 done
+install_spb_wrapper

@@ -39,6 +39,9 @@ pub enum Command {
         /// Path of millwright.toml.
         file: PathBuf,
     },
+    /// Show the readings one MQTT payload (on stdin) gives under the config's subscriptions, or
+    /// exactly why it gives none: the commissioning aid for JSON mappings and Sparkplug B.
+    CheckPayload(CheckPayloadArgs),
     /// Ask the running node for a maintenance report of an asset (over MQTT) and print it.
     Report(ReportArgs),
     /// Run a self-contained demo: embedded broker, simulated machines, live view. Needs nothing installed.
@@ -189,6 +192,10 @@ pub struct BenchIngestArgs {
     /// Readings per message in `batch` mode.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// Payload format: `json` (the node's schema) or `sparkplug_b` (20 edge nodes, births then
+    /// NDATA by alias; birth readings are not counted in `readings`).
+    #[arg(long, default_value = "json")]
+    pub format: String,
 }
 
 /// Options of `millwright detect`.
@@ -348,6 +355,9 @@ pub struct BenchPublisherArgs {
     /// Readings per message in `batch` mode.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// Payload format: `json` or `sparkplug_b` (as `bench ingest --format`).
+    #[arg(long, default_value = "json")]
+    pub format: String,
 }
 
 /// Options of the hidden `millwright bench modbus-serve` (the child of `bench modbus`): serves
@@ -365,4 +375,22 @@ pub struct BenchModbusServeArgs {
     /// Devices: `sim` (simulated machines) or `image` (register images).
     #[arg(long, default_value = "sim")]
     pub server: String,
+}
+
+/// Options of `millwright check-payload`.
+///
+/// Reads one MQTT payload on stdin and shows the readings it gives under the config's
+/// subscription for `--topic` (or exactly why it gives none). Exit code 0 with readings, 1 without.
+#[derive(Debug, Args)]
+pub struct CheckPayloadArgs {
+    /// The node's config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The topic the payload would arrive on, e.g. `tele/plug-7/SENSOR`.
+    #[arg(long)]
+    pub topic: String,
+    /// Sparkplug B: a birth certificate (NBIRTH for node topics, DBIRTH for device topics) to
+    /// read first, so that DATA by alias resolves.
+    #[arg(long)]
+    pub birth: Option<PathBuf>,
 }

@@ -570,6 +570,32 @@ topic = "plant/{asset}/{signal}"
     }
 
     #[test]
+    fn mqtt_dialect_sections_are_checked_with_lines() {
+        let text = format!(
+            "{GOOD}[mqtt.subscriptions.json]\nvalue = \"val\"\ntime_format = \"unix_minutes\"\n\
+             [[mqtt.subscriptions]]\ntopic = \"plant/{{asset}}\"\nformat = \"sparkplug_b\"\n"
+        );
+        let probs = Config::parse(&text).unwrap_err();
+        let paths: Vec<_> = probs.iter().map(|p| p.path.as_str()).collect();
+        assert!(
+            paths.contains(&"mqtt.subscriptions[0].json.value"),
+            "{probs:?}"
+        );
+        assert!(
+            paths.contains(&"mqtt.subscriptions[0].json.time_format"),
+            "{probs:?}"
+        );
+        assert!(paths.contains(&"mqtt.subscriptions[1].topic"), "{probs:?}");
+        assert!(probs.iter().all(|p| p.line.is_some()), "{probs:?}");
+        let ok = format!(
+            "{GOOD}[mqtt.subscriptions.json]\nfields = \"$.sensors\"\ntime = \"$.ts\"\n\
+             [[mqtt.subscriptions]]\ntopic = \"spBv1.0/plant/#\"\nformat = \"sparkplug_b\"\n\
+             [mqtt.subscriptions.sparkplug]\nasset = \"metric_folder\"\n"
+        );
+        Config::parse(&ok).unwrap();
+    }
+
+    #[test]
     fn config_built_in_code_is_checked_like_a_file() {
         let bare = Config::for_site("plant-1");
         assert_eq!(bare.site.topic_root, "millwright");

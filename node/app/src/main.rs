@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config } => cmd::run::run(&config).await,
             Command::CheckConfig { file } => cmd::check_config::run(&file),
+            Command::CheckPayload(a) => cmd::check_payload::run(&a),
             #[cfg(feature = "demo")]
             Command::Demo(a) => cmd::demo::run(&a).await,
             Command::Report(a) => cmd::report::run(&a).await,

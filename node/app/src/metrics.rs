@@ -53,7 +53,26 @@ pub fn render(node: &NodeMetrics) -> String {
         let mut msgs = Vec::new();
         let mut rds = Vec::new();
         let mut rej = Vec::new();
+        let (mut skip, mut gaps, mut rebirths) = (Vec::new(), Vec::new(), Vec::new());
         for s in &m.subscriptions {
+            // Parts of accepted messages skipped (Sparkplug B metrics), and Sparkplug B events.
+            for r in millwright_ingest::metrics::SkipReason::ALL {
+                let l = format!(
+                    "{{subscription=\"{}\",reason=\"{}\"}}",
+                    esc(&s.topic),
+                    r.as_str()
+                );
+                skip.push((l, s.counters.skipped(r) as f64));
+            }
+            let l = format!("{{subscription=\"{}\"}}", esc(&s.topic));
+            gaps.push((
+                l.clone(),
+                s.counters.sequence_gaps.load(Ordering::Relaxed) as f64,
+            ));
+            rebirths.push((
+                l,
+                s.counters.rebirth_requests.load(Ordering::Relaxed) as f64,
+            ));
             let l = format!("{{subscription=\"{}\"}}", esc(&s.topic));
             msgs.push((
                 l.clone(),
@@ -92,6 +111,24 @@ pub fn render(node: &NodeMetrics) -> String {
             "Rejected MQTT messages per subscription and reason.",
             "counter",
             &rej,
+        );
+        metric(
+            "millwright_mqtt_skipped_total",
+            "Parts of accepted MQTT messages that gave no reading (Sparkplug B metrics), per reason.",
+            "counter",
+            &skip,
+        );
+        metric(
+            "millwright_mqtt_sparkplug_sequence_gaps_total",
+            "Sparkplug B sequence gaps and DATA before BIRTH.",
+            "counter",
+            &gaps,
+        );
+        metric(
+            "millwright_mqtt_sparkplug_rebirth_requests_total",
+            "Sparkplug B rebirth requests sent (NCMD Node Control/Rebirth).",
+            "counter",
+            &rebirths,
         );
     }
     if let Some(mb) = &node.modbus {

@@ -1,7 +1,9 @@
 //! Millwright ingest: sources that turn field data into [`millwright_core::Reading`]s.
 //!
-//! - [`mqtt`]: subscribes to a broker (MQTT 3.1.1 or 5) and decodes JSON and InfluxDB line
-//!   protocol payloads; bad payloads are counted per subscription and never stop ingest. The
+//! - [`mqtt`]: subscribes to a broker (MQTT 3.1.1 or 5) and decodes JSON (the node's schema or
+//!   a configured mapping), InfluxDB line protocol and Sparkplug B payloads (answering sequence
+//!   gaps with rebirth requests); bad payloads are counted per subscription and reason and
+//!   never stop ingest. The
 //!   broker connection itself (options, TLS, back-off) is `millwright-mqtt`'s.
 //! - [`modbus`]: polls Modbus TCP / RTU devices.
 //! - [`metrics`]: per-source counters.

@@ -6,6 +6,11 @@
 //! The clock runs from the first reading received to the last reading accepted by the sink.
 //! Peak RSS is this process's VmHWM: node only — publisher and broker run in other processes
 //! unless the embedded broker is used (then it is included and `broker` says so).
+//!
+//! `--format sparkplug_b`: the publisher is [`SPB_NODES`] Sparkplug B edge nodes, each sending
+//! an NBIRTH of [`SPB_METRICS`] Double metrics, then NDATA by alias (seq in order); the node
+//! decodes them through the same Sparkplug B codec as in production. Birth readings (and the
+//! `device_online` ones) are waited for but not counted in `readings`.
 
 use crate::broker;
 use crate::cli::{BenchIngestArgs, BenchPublisherArgs};
@@ -24,6 +29,11 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
     if !matches!(a.mode.as_str(), "batch" | "single") {
         anyhow::bail!("--mode must be `batch` or `single`, not `{}`", a.mode);
     }
+    let spb = match a.format.as_str() {
+        "json" => false,
+        "sparkplug_b" => true,
+        f => anyhow::bail!("--format must be `json` or `sparkplug_b`, not `{f}`"),
+    };
     let (broker_kind, host, port, _guard) = match &a.mqtt {
         Some(hp) => {
             let (h, p) = hp.rsplit_once(':').context("--mqtt must be host:port")?;
@@ -53,7 +63,7 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let cfg = bench_config(&host, port, a.influx_url.as_deref(), a.readings)
+    let cfg = bench_config(&host, port, a.influx_url.as_deref(), a.readings, spb)
         .map_err(|p| anyhow::anyhow!("bench config: {p}"))?;
     let node = Node::start(&cfg)?;
     // Wait for the subscription.
@@ -83,11 +93,19 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
             &a.readings.to_string(),
             "--batch",
             &a.batch.to_string(),
+            "--format",
+            &a.format,
         ])
         .kill_on_drop(true)
         .spawn()
         .context("starting the publisher process")?;
     let total = a.readings;
+    // Sparkplug births: one `device_online` and one reading per metric, per edge node.
+    let births = if spb {
+        SPB_NODES * (SPB_METRICS + 1)
+    } else {
+        0
+    };
     let cpu0 = procinfo::cpu_seconds().unwrap_or(0.0);
     let mut first: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -104,7 +122,7 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
             }
             None => got,
         };
-        if sunk >= total {
+        if sunk >= total + births {
             break true;
         }
         if Instant::now() > deadline {
@@ -119,6 +137,7 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
     let out = serde_json::json!({
         "bench": "ingest",
         "mode": a.mode,
+        "format": a.format,
         "readings": total,
         "readings_per_message": if a.mode == "batch" { a.batch } else { 1 },
         "complete": done,
@@ -152,12 +171,17 @@ fn bench_config(
     port: u16,
     influx_url: Option<&str>,
     readings: u64,
+    sparkplug: bool,
 ) -> Result<Config, String> {
     let mut cfg = Config::for_site("bench");
     let mut mqtt = MqttConfig::new(host, port);
     mqtt.client_id = format!("millwright-bench-{}", std::process::id());
     mqtt.clean_session = true;
-    let mut sub = SubscriptionConfig::new("bench/{asset}", PayloadFormat::Json);
+    let mut sub = if sparkplug {
+        SubscriptionConfig::new("spBv1.0/bench/#", PayloadFormat::SparkplugB)
+    } else {
+        SubscriptionConfig::new("bench/{asset}", PayloadFormat::Json)
+    };
     sub.qos = 1;
     mqtt.subscriptions.push(sub);
     cfg.mqtt = Some(mqtt);
@@ -212,6 +236,38 @@ fn spawn_mosquitto() -> anyhow::Result<Option<(u16, std::process::Child)>> {
     anyhow::bail!("mosquitto did not start on port {port}")
 }
 
+/// Sparkplug B edge nodes of the publisher.
+pub const SPB_NODES: u64 = 20;
+/// Metrics per edge node (aliases `0..SPB_METRICS`).
+pub const SPB_METRICS: u64 = 10;
+
+/// An NBIRTH (`data == None`) or an NDATA of `n` metrics from reading `first` on (in code: the benchmark's publisher, not the e2e tests' independent one).
+fn spb_payload(seq: u64, ts0: u64, data: Option<(u64, usize)>) -> Vec<u8> {
+    use millwright_ingest::mqtt::codec::sparkplug::proto::{Metric, MetricValue, Payload};
+    let metric = |name: Option<String>, k: u64, ts: u64| Metric {
+        name,
+        alias: Some(k % SPB_METRICS),
+        timestamp: Some(ts),
+        datatype: Some(10),
+        value: Some(MetricValue::DoubleValue((k % 1000) as f64 + 0.25)),
+        ..Default::default()
+    };
+    let metrics = match data {
+        None => (0..SPB_METRICS)
+            .map(|k| metric(Some(format!("s{k}")), k, ts0))
+            .collect(),
+        Some((first, n)) => (0..n as u64)
+            .map(|i| metric(None, first + i, ts0 + first + i))
+            .collect(),
+    };
+    millwright_ingest::mqtt::codec::sparkplug::encode(&Payload {
+        timestamp: Some(ts0),
+        metrics,
+        seq: Some(seq % 256),
+        ..Default::default()
+    })
+}
+
 /// Publisher side (the child process, `bench ingest-publisher`): sends the readings as fast as
 /// the broker takes them (QoS 1).
 pub async fn publish(a: &BenchPublisherArgs) -> anyhow::Result<()> {
@@ -232,10 +288,42 @@ pub async fn publish(a: &BenchPublisherArgs) -> anyhow::Result<()> {
     let (client, mut el) = AsyncClient::new(opts, 10_000);
     let per_msg = if a.mode == "batch" { a.batch.max(1) } else { 1 };
     let total = a.readings;
-    let msgs = total.div_ceil(per_msg as u64);
+    let spb = a.format == "sparkplug_b";
+    let msgs = total.div_ceil(per_msg as u64) + if spb { SPB_NODES } else { 0 };
     let sender = tokio::spawn(async move {
         let ts0: i64 = 1_700_000_000_000;
         let mut sent = 0u64;
+        if spb {
+            for node in 0..SPB_NODES {
+                let p = spb_payload(0, ts0 as u64, None);
+                let topic = format!("spBv1.0/bench/NBIRTH/A{node}");
+                if client
+                    .publish(topic, QoS::AtLeastOnce, false, p)
+                    .await
+                    .is_err()
+                {
+                    return client;
+                }
+            }
+            let mut seq = vec![0u64; SPB_NODES as usize];
+            for m in 0..total.div_ceil(per_msg as u64) {
+                let node = m % SPB_NODES;
+                let n = per_msg.min((total - sent) as usize);
+                let s = &mut seq[node as usize];
+                *s += 1;
+                let p = spb_payload(*s, ts0 as u64, Some((sent, n)));
+                sent += n as u64;
+                let topic = format!("spBv1.0/bench/NDATA/A{node}");
+                if client
+                    .publish(topic, QoS::AtLeastOnce, false, p)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            return client;
+        }
         for m in 0..msgs {
             let n = per_msg.min((total - sent) as usize);
             let mut payload = String::with_capacity(n * 64);

@@ -1,6 +1,7 @@
 //! One module per subcommand; the benchmarks live in `bench/`.
 
 pub mod check_config;
+pub mod check_payload;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod detect;

@@ -5,7 +5,9 @@
 //! options, so every MQTT client of the node connects the same way. Validation is pure and
 //! collects every problem with its path.
 
-use super::codec::{PayloadFormat, Precision};
+use super::codec::mapped::JsonMapping;
+use super::codec::sparkplug::SparkplugOptions;
+use super::codec::{DecodeDefaults, PayloadFormat, Precision};
 use super::topic::TopicPattern;
 use millwright_core::{Secret, ValidationError};
 use millwright_mqtt::ConnectOptions;
@@ -65,7 +67,7 @@ pub struct SubscriptionConfig {
     /// Topic pattern: MQTT filter whose levels may be `{asset}` and `{signal}`,
     /// e.g. `plant/{asset}/{signal}` or `factory/line1/#`.
     pub topic: String,
-    /// Payload format: `json` or `line_protocol`.
+    /// Payload format: `json`, `line_protocol` or `sparkplug_b`.
     #[serde(default)]
     pub format: PayloadFormat,
     /// QoS 0 (at most once) or 1 (at least once).
@@ -86,6 +88,13 @@ pub struct SubscriptionConfig {
     /// Largest payload accepted, in bytes; larger ones are counted as `too_large`.
     #[serde(default = "default_max_payload_bytes")]
     pub max_payload_bytes: usize,
+    /// Where the readings are in JSON payloads whose keys someone else chose
+    /// (`[mqtt.subscriptions.json]`, with `format = "json"`); omit for the node's own schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonMapping>,
+    /// Sparkplug B options (`[mqtt.subscriptions.sparkplug]`, with `format = "sparkplug_b"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparkplug: Option<SparkplugOptions>,
 }
 
 fn default_port() -> u16 {
@@ -125,6 +134,23 @@ impl SubscriptionConfig {
             unit: None,
             precision: Precision::default(),
             max_payload_bytes: default_max_payload_bytes(),
+            json: None,
+            sparkplug: None,
+        }
+    }
+}
+
+impl SubscriptionConfig {
+    /// What the subscription's decoder applies to every message.
+    pub fn decode_defaults(&self) -> DecodeDefaults {
+        DecodeDefaults {
+            asset: self.asset.clone(),
+            signal: self.signal.clone(),
+            unit: self.unit.clone(),
+            precision: self.precision,
+            max_payload_bytes: self.max_payload_bytes,
+            mapping: self.json.clone(),
+            sparkplug: self.sparkplug.clone().unwrap_or_default(),
         }
     }
 }
@@ -186,6 +212,36 @@ impl MqttConfig {
                 e.push(ValidationError::new(
                     sp("qos"),
                     format!("{} is not 0 or 1", s.qos),
+                ));
+            }
+            if let Some(m) = &s.json {
+                if s.format != PayloadFormat::Json {
+                    e.push(ValidationError::new(
+                        sp("json"),
+                        "a JSON mapping needs format = \"json\"",
+                    ));
+                }
+                e.extend(m.validate(&sp("json")));
+            }
+            if let Some(o) = &s.sparkplug {
+                if s.format != PayloadFormat::SparkplugB {
+                    e.push(ValidationError::new(
+                        sp("sparkplug"),
+                        "Sparkplug B options need format = \"sparkplug_b\"",
+                    ));
+                }
+                e.extend(o.validate(&sp("sparkplug")));
+            }
+            if s.format == PayloadFormat::SparkplugB
+                && (!s.topic.starts_with("spBv1.0/") || s.topic.contains(['{', '}']))
+            {
+                e.push(ValidationError::new(
+                    sp("topic"),
+                    format!(
+                        "`{}`: a Sparkplug B subscription is `spBv1.0/<group>/#` (or `spBv1.0/#`); \
+                         asset and signal come from the edge node, device and metric names",
+                        s.topic
+                    ),
                 ));
             }
             if s.max_payload_bytes == 0 || s.max_payload_bytes > self.max_packet_bytes {

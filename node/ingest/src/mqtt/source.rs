@@ -6,8 +6,9 @@
 //! After any connection failure it waits with exponential back-off and reconnects; every new
 //! connection re-subscribes, so ingest resumes after a broker restart without a node restart.
 
-use super::codec::{DecodeDefaults, Decoder};
-use super::config::{MqttConfig, MqttProtocol, SubscriptionConfig};
+use super::codec::sparkplug::Outgoing;
+use super::codec::Decoder;
+use super::config::{MqttConfig, MqttProtocol};
 use super::topic::TopicPattern;
 use crate::metrics::{RejectReason, SourceCounters};
 use millwright_core::Batch;
@@ -108,6 +109,8 @@ struct Router {
     status: Arc<SourceStatus>,
     unknown_gate: LogGate,
     tx: mpsc::Sender<Batch>,
+    /// Messages the decoders asked to publish (Sparkplug B rebirth requests).
+    outbox: Vec<Outgoing>,
 }
 
 impl Router {
@@ -138,10 +141,13 @@ impl Router {
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
         let m = sub.pattern.matches(&topic).unwrap_or_default();
         let mut batch = Vec::new();
-        match sub.decoder.decode(m, payload, now, &mut batch) {
+        let res = sub.decoder.decode(m, payload, now, &mut batch);
+        counters.add(&sub.decoder.take_tally());
+        self.outbox.extend(sub.decoder.take_outgoing());
+        match res {
             Ok(n) => {
                 counters.readings.fetch_add(n as u64, Ordering::Relaxed);
-                if self.tx.send(batch).await.is_err() {
+                if n > 0 && self.tx.send(batch).await.is_err() {
                     counters.reject(RejectReason::Dropped);
                     return false;
                 }
@@ -180,7 +186,7 @@ impl MqttSource {
         for s in &cfg.subscriptions {
             subs.push(Sub {
                 pattern: TopicPattern::parse(&s.topic)?,
-                decoder: Decoder::new(s.format, defaults(s)),
+                decoder: Decoder::new(s.format, s.decode_defaults()),
                 log_gate: LogGate {
                     last: None,
                     suppressed: 0,
@@ -204,6 +210,7 @@ impl MqttSource {
                 suppressed: 0,
             },
             tx,
+            outbox: Vec::new(),
         };
         let cfg = cfg.clone();
         let task = match cfg.protocol {
@@ -223,16 +230,6 @@ impl MqttSource {
             }
         };
         Ok(Self { status, task })
-    }
-}
-
-fn defaults(s: &SubscriptionConfig) -> DecodeDefaults {
-    DecodeDefaults {
-        asset: s.asset.clone(),
-        signal: s.signal.clone(),
-        unit: s.unit.clone(),
-        precision: s.precision,
-        max_payload_bytes: s.max_payload_bytes,
     }
 }
 
@@ -281,6 +278,15 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if !router.handle(p.topic.as_bytes(), &p.payload).await {
                     return;
+                }
+                for o in router.outbox.drain(..) {
+                    if let Err(e) =
+                        client.try_publish(&o.topic, rumqttc::QoS::AtLeastOnce, false, o.payload)
+                    {
+                        tracing::warn!(topic = %o.topic, error = %e, "could not queue a sparkplug rebirth request");
+                    } else {
+                        tracing::info!(topic = %o.topic, "sparkplug rebirth requested");
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -338,6 +344,15 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if !router.handle(&p.topic, &p.payload).await {
                     return;
+                }
+                for o in router.outbox.drain(..) {
+                    if let Err(e) =
+                        client.try_publish(o.topic.clone(), QoS::AtLeastOnce, false, o.payload)
+                    {
+                        tracing::warn!(topic = %o.topic, error = %e, "could not queue a sparkplug rebirth request");
+                    } else {
+                        tracing::info!(topic = %o.topic, "sparkplug rebirth requested");
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {

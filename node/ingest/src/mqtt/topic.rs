@@ -23,6 +23,8 @@ pub struct TopicPattern {
 /// What a topic told us.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TopicMatch<'t> {
+    /// The whole topic of the message.
+    pub topic: &'t str,
     /// The `{asset}` level, if the pattern has one.
     pub asset: Option<&'t str>,
     /// The `{signal}` level, if the pattern has one.
@@ -97,7 +99,10 @@ impl TopicPattern {
 
     /// Matches a concrete topic; `None` when it does not match.
     pub fn matches<'t>(&self, topic: &'t str) -> Option<TopicMatch<'t>> {
-        let mut m = TopicMatch::default();
+        let mut m = TopicMatch {
+            topic,
+            ..Default::default()
+        };
         let mut levels = topic.split('/');
         for seg in &self.segs {
             if *seg == Seg::Hash {

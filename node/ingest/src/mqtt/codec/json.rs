@@ -193,7 +193,7 @@ impl Decoder {
     }
 }
 
-fn json_err(e: &serde_json::Error, payload: &[u8]) -> PayloadError {
+pub(super) fn json_err(e: &serde_json::Error, payload: &[u8]) -> PayloadError {
     let msg = e.to_string();
     let reason = if msg.contains("out of range") {
         RejectReason::NonFinite

@@ -1,17 +1,27 @@
-//! Payload codecs: JSON and InfluxDB line protocol to readings.
+//! Payload codecs: JSON (the node's schema or a configured mapping), InfluxDB line protocol
+//! and Sparkplug B to readings.
 //!
 //! A message is accepted whole or rejected whole: when any part of it is bad, no reading of it
-//! is produced and the error says which part and why. Decoding is pure (the receive time is
-//! passed in) and allocation-light: asset and signal names are interned per subscription.
+//! is produced and the error says which part and why. The exception is Sparkplug B, whose
+//! metrics are independent: a metric that gives no number is skipped and counted
+//! ([`DecodeTally`], taken with [`Decoder::take_tally`]) and the rest is used. Decoding is pure
+//! (the receive time is passed in) and allocation-light: asset and signal names are interned
+//! per subscription. Sparkplug B is stateful (birth tables, sequence numbers) and may ask the
+//! source to publish a rebirth request ([`Decoder::take_outgoing`]).
 //!
 //! - this file: the formats, [`PayloadError`], the per-subscription [`Decoder`] (interning,
-//!   size limit, all-or-nothing) and what both formats share.
+//!   size limit, all-or-nothing) and what the formats share.
 //! - `json.rs`: the JSON schema (one reading, a field set, or an array of them).
+//! - `mapped.rs`: JSON whose keys someone else chose, through `[mqtt.subscriptions.json]`.
 //! - `line_protocol.rs`: InfluxDB line protocol.
+//! - `sparkplug/`: Sparkplug B (the vendored `.proto`, its license, the prost messages).
 
 mod json;
 mod line_protocol;
+pub mod mapped;
+pub mod sparkplug;
 
+pub use crate::metrics::DecodeTally;
 use crate::metrics::RejectReason;
 use millwright_core::{Reading, Unit};
 use serde::Deserialize;
@@ -29,6 +39,8 @@ pub enum PayloadFormat {
     Json,
     /// InfluxDB line protocol, one or more lines.
     LineProtocol,
+    /// Sparkplug B protobuf on `spBv1.0/<group>/…` (see `codec/sparkplug/`).
+    SparkplugB,
 }
 
 /// Timestamp unit of line-protocol payloads.
@@ -69,7 +81,7 @@ pub struct PayloadError {
 }
 
 impl PayloadError {
-    fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
         let reason_text = match reason {
             RejectReason::InvalidUtf8 => "invalid UTF-8",
             RejectReason::Syntax => "syntax error",
@@ -78,6 +90,8 @@ impl PayloadError {
             RejectReason::TooLarge => "payload too large",
             RejectReason::UnknownTopic => "unknown topic",
             RejectReason::Dropped => "dropped",
+            RejectReason::NoBirth => "no birth certificate",
+            RejectReason::NoMatch => "mapping matched nothing",
         };
         Self {
             reason,
@@ -100,6 +114,10 @@ pub struct DecodeDefaults {
     pub precision: Precision,
     /// Largest accepted payload in bytes.
     pub max_payload_bytes: usize,
+    /// JSON mapping (`[mqtt.subscriptions.json]`); `None`: the node's own JSON schema.
+    pub mapping: Option<mapped::JsonMapping>,
+    /// Sparkplug B options (`[mqtt.subscriptions.sparkplug]`).
+    pub sparkplug: sparkplug::SparkplugOptions,
 }
 
 /// Decodes payloads of one subscription, interning names so readings share their strings.
@@ -110,6 +128,10 @@ pub struct Decoder {
     names: HashMap<Box<str>, Arc<str>>,
     units: HashMap<Box<str>, Unit>,
     default_unit: Unit,
+    mapping: Option<mapped::Compiled>,
+    spb: sparkplug::SpbState,
+    tally: DecodeTally,
+    outgoing: Vec<sparkplug::Outgoing>,
 }
 
 /// Interned names are capped so a publisher inventing names cannot grow memory without bound.
@@ -123,13 +145,34 @@ impl Decoder {
             .as_deref()
             .map(Unit::new)
             .unwrap_or_else(Unit::none);
+        let mapping = defaults.mapping.as_ref().and_then(|m| m.compile().ok());
         Self {
             format,
             defaults,
             names: HashMap::new(),
             units: HashMap::new(),
             default_unit,
+            mapping,
+            spb: sparkplug::SpbState::default(),
+            tally: DecodeTally::default(),
+            outgoing: Vec::new(),
         }
+    }
+
+    /// What the messages decoded since the last call noticed besides their readings (skipped
+    /// parts, Sparkplug B sequence gaps and rebirth requests); resets it.
+    pub fn take_tally(&mut self) -> DecodeTally {
+        std::mem::take(&mut self.tally)
+    }
+
+    /// Messages the source should publish (Sparkplug B rebirth requests); drains them.
+    pub fn take_outgoing(&mut self) -> Vec<sparkplug::Outgoing> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// The subscription's format.
+    pub fn format(&self) -> PayloadFormat {
+        self.format
     }
 
     fn name(&mut self, s: &str) -> Arc<str> {
@@ -181,8 +224,12 @@ impl Decoder {
         }
         let start = out.len();
         let res = match self.format {
+            PayloadFormat::Json if self.mapping.is_some() => {
+                self.decode_mapped(topic, payload, now_ns, out)
+            }
             PayloadFormat::Json => self.decode_json(topic, payload, now_ns, out),
             PayloadFormat::LineProtocol => self.decode_line_protocol(topic, payload, now_ns, out),
+            PayloadFormat::SparkplugB => self.decode_sparkplug(topic, payload, now_ns, out),
         };
         match res {
             Ok(()) => Ok(out.len() - start),
@@ -220,6 +267,7 @@ mod testing {
     }
     pub(super) fn tm<'a>(a: Option<&'a str>, s: Option<&'a str>) -> TopicMatch<'a> {
         TopicMatch {
+            topic: "",
             asset: a,
             signal: s,
         }
