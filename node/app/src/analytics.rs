@@ -57,6 +57,8 @@ pub struct AnalyticsStatus {
     pub dropped_batches: AtomicU64,
     /// Counters of the node's MQTT publisher (set when it starts).
     pub publisher: OnceLock<Arc<millwright_sinks::mqtt::PublisherStatus>>,
+    /// The model's figures (generations via the loader's `Metered` wrapper; queue here).
+    pub model: Arc<crate::metrics::model::ModelStats>,
 }
 
 impl AnalyticsStatus {
@@ -315,6 +317,10 @@ impl<D: Deliver> Driver<D> {
                 }
                 Ok(Input::Explained(card)) => {
                     self.in_flight = self.in_flight.saturating_sub(1);
+                    self.status
+                        .model
+                        .queue_depth
+                        .store(self.in_flight as u64, Ordering::Relaxed);
                     self.machine.on_explained(*card, &mut out);
                 }
                 Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
@@ -361,13 +367,19 @@ impl<D: Deliver> Driver<D> {
                 self.machine.explainer().clone(),
                 self.tx.clone(),
             );
+            let (queued, stats) = (Instant::now(), self.status.model.clone());
             let job = Box::new(move |m: &mut dyn millwright_core::LanguageModel| {
+                stats.job_started(queued.elapsed());
                 let card = job_req.explain(&explainer, Some(m));
                 let _ = tx.send(Input::Explained(Box::new(card)));
             });
             match model.try_run(job) {
                 Ok(()) => {
                     self.in_flight += 1;
+                    self.status
+                        .model
+                        .queue_depth
+                        .store(self.in_flight as u64, Ordering::Relaxed);
                     return;
                 }
                 Err(e) => {
