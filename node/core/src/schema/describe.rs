@@ -217,6 +217,8 @@ pub struct Schema {
     pub measurements: Vec<Measurement>,
     /// The node's metrics as served on `/metrics`.
     pub node_metrics: &'static [node_metrics::NodeMetric],
+    /// Signals the node itself emits as readings (measurements of the `{signal}` kind).
+    pub node_signals: &'static [&'static str],
 }
 
 /// The description of everything the node writes.
@@ -225,6 +227,7 @@ pub fn schema() -> Schema {
         schema_version: 1,
         measurements: measurements(),
         node_metrics: node_metrics::ALL,
+        node_signals: &[super::DEVICE_ONLINE_SIGNAL],
     }
 }
 
