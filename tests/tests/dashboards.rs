@@ -17,6 +17,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// This worktree's root (from this file's own crate, never a prebuilt library's path).
 fn root() -> PathBuf {
@@ -353,4 +354,307 @@ fn every_flux_query_names_only_what_millwright_schema_describes() {
     // The check can fail: a renamed field or a tag the schema lacks is caught.
     let bad = "from(bucket: \"b\")\n |> filter(fn: (r) => r._measurement == \"millwright_report\" and r._field == \"anomaly_count\" and r.line == \"x\")";
     assert_eq!(check_flux(bad, &s).len(), 2, "{:?}", check_flux(bad, &s));
+}
+
+// ---- PromQL against the real VictoriaMetrics ---------------------------------------------
+
+/// Every PromQL expression of the Prometheus flavour: (where, expression).
+fn promql_queries() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (p, d) in committed()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with(spec::Flavour::Prom.dir()))
+    {
+        for panel in d["panels"].as_array().unwrap() {
+            for t in panel["targets"].as_array().unwrap() {
+                let e = t["expr"].as_str().expect("PromQL target has expr");
+                out.push((format!("{p}: {}", panel["title"]), e.to_string()));
+            }
+        }
+        for v in d["templating"]["list"].as_array().unwrap() {
+            if v["type"] == "query" {
+                out.push((
+                    format!("{p}: ${}", v["name"]),
+                    v["query"].as_str().unwrap().into(),
+                ));
+            }
+        }
+        for a in d["annotations"]["list"].as_array().unwrap() {
+            if let Some(e) = a["expr"].as_str() {
+                out.push((format!("{p}: annotation {}", a["name"]), e.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Runs one dashboard expression (Grafana variables filled in: the time range is the last hour,
+/// intervals one minute) against VictoriaMetrics; returns the label sets of the answer.
+fn run_promql(vm: &str, expr: &str, site: &str, asset: &str) -> Vec<BTreeMap<String, String>> {
+    let e = expr
+        .replace("$__rate_interval", "1m")
+        .replace("$__interval", "1m")
+        .replace("$__range", "1h")
+        .replace("$site", site)
+        .replace("$asset", asset);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if let Some(args) = e
+        .strip_prefix("label_values(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        let (sel, label) = args.rsplit_once(',').unwrap();
+        let v: Value = ureq::get(&format!("{vm}/api/v1/label/{}/values", label.trim()))
+            .query("match[]", sel.trim())
+            .query("start", &(now - 3600).to_string())
+            .call()
+            .unwrap_or_else(|err| panic!("{e}: {err}"))
+            .into_json()
+            .unwrap();
+        return v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| BTreeMap::from([(label.trim().to_string(), x.as_str().unwrap().into())]))
+            .collect();
+    }
+    // As Grafana runs a time-series panel: a range query over the last hour.
+    let v: Value = match ureq::get(&format!("{vm}/api/v1/query_range"))
+        .query("query", &e)
+        .query("start", &(now - 3600).to_string())
+        .query("end", &now.to_string())
+        .query("step", "60")
+        .call()
+    {
+        Ok(r) => r.into_json().unwrap(),
+        Err(ureq::Error::Status(code, r)) => {
+            panic!("{e}: HTTP {code}: {}", r.into_string().unwrap_or_default())
+        }
+        Err(err) => panic!("{e}: {err}"),
+    };
+    assert_eq!(v["status"], "success", "{e}: {v}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn node_config(
+    site: &str,
+    mqtt_port: u16,
+    vm: &str,
+    mport: u16,
+    sim: std::net::SocketAddr,
+    run: &str,
+    assets: &[&str],
+) -> String {
+    let profile = root().join("pipelines/centrifugal-pump.toml");
+    let mut cfg = format!(
+        r#"
+[site]
+name = "{site}"
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+client_id = "{cid}"
+[[mqtt.subscriptions]]
+topic = "{run}/{{asset}}"
+format = "json"
+qos = 1
+[influxdb]
+url = "{vm}"
+org = "e2e"
+bucket = "e2e"
+flush_interval_ms = 200
+[node]
+metrics_listen = "127.0.0.1:{mport}"
+status_interval_s = 0
+report_interval_s = 10
+metrics_interval_s = 1
+[[modbus.devices]]
+name = "{run}-pump"
+asset = "{sim_asset}"
+transport = "tcp"
+host = "127.0.0.1"
+port = {sim_port}
+unit_id = 1
+poll_interval_ms = 500
+timeout_ms = 300
+[[modbus.devices.fields]]
+signal = "vibration_rms_mm_s"
+function = "input"
+address = 9
+type = "u16"
+scale = 0.01
+unit = "mm/s"
+[[modbus.devices.fields]]
+signal = "bearing_temp_c"
+function = "input"
+address = 14
+type = "i16"
+scale = 0.01
+unit = "°C"
+[model]
+files = ["{model}"]
+threads = 1
+"#,
+        cid = unique("node-"),
+        sim_asset = assets[1],
+        sim_port = sim.port(),
+        model = model_path().display(),
+    );
+    for a in assets {
+        cfg += &format!(
+            "[[assets]]\nname = \"{a}\"\nprofile = \"{}\"\n",
+            profile.display()
+        );
+    }
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_promql_query_returns_data_after_a_real_ingest() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let broker = mqtt_broker();
+    let vm = victoria();
+    let run = unique("db");
+    let (site, asset, sim_asset) = (run.clone(), format!("{run}-P"), format!("{run}-S"));
+    let sim = millwright_sim::MachineServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        millwright_sim::MachineConfig::new(millwright_sim::MachineKind::Pump, &sim_asset, 1),
+    )
+    .await
+    .unwrap();
+    let mport = free_port();
+    let dir = std::env::temp_dir().join(unique("mw-dash-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("millwright.toml");
+    std::fs::write(
+        &cfg,
+        node_config(
+            &site,
+            broker.port,
+            &vm,
+            mport,
+            sim.local_addr(),
+            &run,
+            &[&asset, &sim_asset],
+        ),
+    )
+    .unwrap();
+    let _node = KillOnDrop(
+        Command::new(millwright_bin())
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stderr(std::fs::File::create(dir.join("node.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let metrics = format!("http://127.0.0.1:{mport}");
+    let log = dir.join("node.log");
+    let wait = move |name: &str, at_least: f64, secs: u64| {
+        let t0 = Instant::now();
+        while node_metric(&metrics, name, "").unwrap_or(0.0) < at_least {
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "{name} stayed below {at_least} for {secs} s (log: {})",
+                log.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let w = wait.clone();
+    tokio::task::spawn_blocking(move || w("millwright_mqtt_connected", 1.0, 30))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // 400 s of normal bearing temperature, then a step of +15 °C, at 1 Hz, ending now.
+    let mut o = MqttOptions::new(unique("pub-"), "127.0.0.1", broker.port);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (c, mut el) = AsyncClient::new(o, 1000);
+    let acks = tokio::spawn(async move {
+        let mut n = 0;
+        while n < 460 {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => n += 1,
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for i in 0..460i64 {
+        let v = if i < 400 { 60.0 } else { 75.0 } + ((i as f64) * 1.7).sin() * 0.3;
+        let ts = now_ms - (460 - i) * 1000;
+        c.publish(
+            format!("{run}/{asset}"),
+            QoS::AtLeastOnce,
+            false,
+            format!(r#"{{"ts_ms":{ts},"fields":{{"bearing_temp_c":{v:.3}}},"units":{{"bearing_temp_c":"°C"}}}}"#),
+        )
+        .await
+        .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(60), acks)
+        .await
+        .unwrap()
+        .unwrap();
+    // The anomaly is detected and explained by the real model; reports come every 10 s.
+    tokio::task::spawn_blocking(move || {
+        wait("millwright_anomalies_total", 1.0, 60);
+        wait("millwright_reports_total", 2.0, 60);
+        wait("millwright_modbus_cycles_total", 5.0, 30);
+        wait("millwright_model_generations_total", 1.0, 240);
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let queries = promql_queries();
+    assert!(queries.len() >= 30, "only {} PromQL queries", queries.len());
+    let ours = [asset.as_str(), sim_asset.as_str()];
+    let mut empty = Vec::new();
+    for (what, expr) in &queries {
+        let t0 = Instant::now();
+        let ok = loop {
+            let _ = ureq::get(&format!("{vm}/internal/force_flush")).call();
+            let rows = run_promql(&vm, expr, &site, &asset);
+            // Rows keyed by asset must include this run's assets (anomalies carry no site tag).
+            let mine = rows.iter().any(|r| {
+                r.get("asset").is_none_or(|a| ours.contains(&a.as_str()))
+                    && r.get("site").is_none_or(|s| *s == site)
+            });
+            if mine {
+                break true;
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        if !ok {
+            empty.push(format!("{what}\n  {expr}"));
+        }
+    }
+    sim.stop().await;
+    assert!(
+        empty.is_empty(),
+        "{} of {} PromQL queries returned no data of this run:\n{}",
+        empty.len(),
+        queries.len(),
+        empty.join("\n")
+    );
 }

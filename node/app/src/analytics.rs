@@ -222,6 +222,8 @@ impl History for SharedStore {
 pub trait Deliver {
     /// An anomaly opened (its card follows in [`Deliver::alert`]).
     fn opened(&mut self, _event: &Anomaly) {}
+    /// Every phase of an anomaly event (opened, updated, closed), e.g. to write it out.
+    fn event(&mut self, _event: &Anomaly) {}
     /// A card is ready: the alert.
     fn alert(&mut self, card: &ExplanationCard);
     /// The maintenance report of one asset.
@@ -344,7 +346,8 @@ impl<D: Deliver> Driver<D> {
             for o in std::mem::take(out) {
                 match o {
                     Output::Event(ev) => {
-                        tracing::debug!(id = %ev.id, phase = ?ev.phase, kind = ?ev.kind, "anomaly event")
+                        tracing::debug!(id = %ev.id, phase = ?ev.phase, kind = ?ev.kind, "anomaly event");
+                        self.deliver.event(&ev);
                     }
                     Output::Explain(req) => {
                         self.deliver.opened(&req.event);

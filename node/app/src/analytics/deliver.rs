@@ -9,7 +9,7 @@
 
 use super::{AnalyticsStatus, Deliver, Requests, SITE_REQUEST};
 use crate::config::Config;
-use millwright_core::anomaly::{ExplanationCard, MaintenanceReport};
+use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport};
 use millwright_core::schema::topics;
 use millwright_sinks::mqtt::{MqttPublisher, MqttRequest, PublisherConfig};
 use millwright_sinks::InfluxWriter;
@@ -49,6 +49,11 @@ impl NodeDeliver {
 }
 
 impl Deliver for NodeDeliver {
+    fn event(&mut self, event: &Anomaly) {
+        // The event's numbers (score, value, baseline, z) for dashboards; its card follows.
+        self.write_record(event.clone().into());
+    }
+
     fn alert(&mut self, card: &ExplanationCard) {
         tracing::warn!(asset = %card.asset, signal = %card.signal, kind = ?card.kind, score = card.score, text = %card.text, "anomaly");
         if self.mqtt.is_some() {
