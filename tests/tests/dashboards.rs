@@ -424,8 +424,10 @@ fn run_promql(vm: &str, expr: &str, site: &str, asset: &str) -> Vec<BTreeMap<Str
     let v: Value = match ureq::get(&format!("{vm}/api/v1/query_range"))
         .query("query", &e)
         .query("start", &(now - 3600).to_string())
-        .query("end", &now.to_string())
+        // VictoriaMetrics aligns the steps to the step: end a step later so `now` is covered.
+        .query("end", &(now + 60).to_string())
         .query("step", "60")
+        .query("nocache", "1")
         .call()
     {
         Ok(r) => r.into_json().unwrap(),
