@@ -276,11 +276,7 @@ fn dockerfile_is_multi_stage_small_and_non_root() {
         df.contains("ARG MODEL_FILE"),
         "model baked in by a build argument"
     );
-    let last_user = df
-        .lines()
-        .filter(|l| l.starts_with("USER "))
-        .last()
-        .unwrap();
+    let last_user = df.lines().rfind(|l| l.starts_with("USER ")).unwrap();
     assert!(
         !last_user.contains("root") && !last_user.contains(" 0"),
         "{last_user}"

@@ -18,6 +18,9 @@ use tokio::net::TcpListener;
 
 pub mod model;
 
+/// Reads one value of a Modbus device's counters.
+type DeviceValue = fn(&DeviceMetrics) -> f64;
+
 /// One label set of a family: label values (in the family's label order) and the value.
 pub type Row = (Vec<(&'static str, String)>, f64);
 
@@ -62,7 +65,7 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         fams.push((nm::MQTT_REJECTED_TOTAL, rej));
     }
     if let Some(mb) = &node.modbus {
-        let per: [(NodeMetric, fn(&DeviceMetrics) -> f64); 9] = [
+        let per: [(NodeMetric, DeviceValue); 9] = [
             (nm::MODBUS_DEVICE_ONLINE, |d| {
                 f64::from(u8::from(!d.is_offline()))
             }),
