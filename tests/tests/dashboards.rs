@@ -6,6 +6,9 @@
 //!
 //! Regenerate after changing the description or the schema:
 //! `MILLWRIGHT_BLESS=1 cargo test -p millwright-e2e --test dashboards` (or `make dashboards`).
+//!
+//! Over 600 lines: the four checks share the loading of the committed files and the
+//! extraction of queries, so they stay in one test binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -6,6 +6,9 @@
 //! flavours always name the same metrics. Names come from `millwright_core::schema`.
 //! `generate()` returns every file under `dashboards/` it owns; the test in `dashboards.rs`
 //! compares them with the committed files (and rewrites them with `MILLWRIGHT_BLESS=1`).
+//!
+//! Longer than 600 lines on purpose: it is one table of four dashboards, and keeping each
+//! panel's two queries next to each other in one place is what stops the flavours drifting.
 
 use millwright_core::schema::influx as s;
 use millwright_core::schema::node_metrics::{self as nm, Kind, NodeMetric};
