@@ -2,7 +2,7 @@
 #   make demo   the whole node on embedded defaults (nothing to configure)
 #   make test   the whole test suite against real Mosquitto, VictoriaMetrics and the real model
 # `make lean` builds the production node alone: no demo, no benchmarks (Cargo features off).
-.PHONY: demo test deps model build release lean bench clean
+.PHONY: demo test deps model build release lean bench clean dashboards
 
 # Cargo features of the `millwright` binary that `make demo` and `make bench` build with.
 FEATURES ?= demo,bench
@@ -17,6 +17,11 @@ test:
 
 deps:
 	./scripts/install-deps.sh
+
+# Regenerates dashboards/ from its one description (tests/tests/dashboards/spec.rs).
+dashboards:
+	cargo build -p millwright --features $(FEATURES)
+	MILLWRIGHT_BLESS=1 cargo test -p millwright-e2e --test dashboards committed_dashboards
 
 model:
 	./scripts/fetch-model.sh

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs, when missing, what the test suite runs against: Mosquitto (MQTT broker),
-# VictoriaMetrics (speaks the InfluxDB v2 write API), socat (serial-line tests), and pip
-# (to fetch the model package), then the Python package `mqtt-spb-wrapper` (the independent
-# Sparkplug B publisher of tests/tests/mqtt_dialects.rs). Debian/Ubuntu packages; needs root or
-# sudo for them.
+# VictoriaMetrics (speaks the InfluxDB v2 write API), socat (serial-line tests), systemd-analyze
+# (the service unit's check), and pip (to fetch the model package), then the Python package
+# `mqtt-spb-wrapper` (the independent Sparkplug B publisher of tests/tests/mqtt_dialects.rs).
+# Debian/Ubuntu packages; needs root or sudo for them.
 set -euo pipefail
 SPB_WRAPPER="mqtt-spb-wrapper==2.1.2"
 install_spb_wrapper() {
@@ -21,6 +21,9 @@ have mosquitto || need+=(mosquitto)
 have mosquitto_pub || need+=(mosquitto-clients)
 have victoria-metrics || need+=(victoria-metrics)
 have socat || need+=(socat)
+# systemd-analyze verifies deploy/systemd/millwright.service (package `systemd`: installing it
+# in a container only adds the tools; nothing starts).
+have systemd-analyze || need+=(systemd)
 have python3 || need+=(python3)
 if ! command -v pip3 >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
   need+=(python3-pip)

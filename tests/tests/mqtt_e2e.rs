@@ -564,8 +564,9 @@ async fn influx_writes_are_retried_until_the_database_comes_up() {
     let subs = format!(
         "[[mqtt.subscriptions]]\ntopic = \"{run}/{{asset}}/{{signal}}\"\nformat = \"json\"\n"
     );
-    // The database is down when the node starts and while the readings come in.
-    let node = start_node(broker.port, &vm_url, &subs, "");
+    // The database is down when the node starts and while the readings come in. The node's
+    // own metrics stay off so the backlog holds exactly the readings.
+    let node = start_node(broker.port, &vm_url, &subs, "metrics_interval_s = 0");
     let asset = format!("{run}-A");
     let t0 = base_ms();
     let mut c = publisher(broker.port).await;

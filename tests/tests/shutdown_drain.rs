@@ -60,6 +60,7 @@ flush_interval_ms = 600000
 metrics_listen = "127.0.0.1:{mport}"
 status_interval_s = 0
 shutdown_drain_s = 20
+metrics_interval_s = 0            # the writer holds the readings only
 "#,
             host = broker.host,
             port = broker.port,

@@ -57,6 +57,8 @@ pub struct AnalyticsStatus {
     pub dropped_batches: AtomicU64,
     /// Counters of the node's MQTT publisher (set when it starts).
     pub publisher: OnceLock<Arc<millwright_sinks::mqtt::PublisherStatus>>,
+    /// The model's figures (generations via the loader's `Metered` wrapper; queue here).
+    pub model: Arc<crate::metrics::model::ModelStats>,
 }
 
 impl AnalyticsStatus {
@@ -223,6 +225,8 @@ pub trait Deliver {
     fn opened(&mut self, _event: &Anomaly) {}
     /// An incident opened, was updated or closed (ignored unless delivered).
     fn incident(&mut self, _incident: &Incident) {}
+    /// Every phase of an anomaly event (opened, updated, closed), e.g. to write it out.
+    fn event(&mut self, _event: &Anomaly) {}
     /// A card is ready: the alert.
     fn alert(&mut self, card: &ExplanationCard);
     /// The maintenance report of one asset.
@@ -318,6 +322,10 @@ impl<D: Deliver> Driver<D> {
                 }
                 Ok(Input::Explained(card)) => {
                     self.in_flight = self.in_flight.saturating_sub(1);
+                    self.status
+                        .model
+                        .queue_depth
+                        .store(self.in_flight as u64, Ordering::Relaxed);
                     self.machine.on_explained(*card, &mut out);
                 }
                 Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
@@ -341,7 +349,8 @@ impl<D: Deliver> Driver<D> {
             for o in std::mem::take(out) {
                 match o {
                     Output::Event(ev) => {
-                        tracing::debug!(id = %ev.id, phase = ?ev.phase, kind = ?ev.kind, "anomaly event")
+                        tracing::debug!(id = %ev.id, phase = ?ev.phase, kind = ?ev.kind, "anomaly event");
+                        self.deliver.event(&ev);
                     }
                     Output::Incident(i) => self.deliver.incident(&i),
                     Output::Explain(req) => {
@@ -365,13 +374,19 @@ impl<D: Deliver> Driver<D> {
                 self.machine.explainer().clone(),
                 self.tx.clone(),
             );
+            let (queued, stats) = (Instant::now(), self.status.model.clone());
             let job = Box::new(move |m: &mut dyn millwright_core::LanguageModel| {
+                stats.job_started(queued.elapsed());
                 let card = job_req.explain(&explainer, Some(m));
                 let _ = tx.send(Input::Explained(Box::new(card)));
             });
             match model.try_run(job) {
                 Ok(()) => {
                     self.in_flight += 1;
+                    self.status
+                        .model
+                        .queue_depth
+                        .store(self.in_flight as u64, Ordering::Relaxed);
                     return;
                 }
                 Err(e) => {

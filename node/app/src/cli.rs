@@ -56,6 +56,8 @@ pub enum Command {
     Modbus(ModbusCommand),
     /// Back-test an asset profile on a historian export: CSV on stdin, `timestamp,anomaly_score` on stdout.
     Detect(DetectArgs),
+    /// Print, as JSON, every measurement, tag, field and unit the node writes, and its metrics.
+    Schema,
 }
 
 /// Options of `millwright report`.

@@ -110,8 +110,15 @@ pub struct NodeSection {
     /// timeout).
     #[serde(default = "default_shutdown_drain_s")]
     pub shutdown_drain_s: u64,
+    /// Seconds between samples of the node's own metrics written to InfluxDB as
+    /// `millwright_node` (0: never; needs `[influxdb]`).
+    #[serde(default = "default_metrics_interval_s")]
+    pub metrics_interval_s: u64,
 }
 
+fn default_metrics_interval_s() -> u64 {
+    10
+}
 fn default_bus_capacity() -> usize {
     1024
 }
@@ -133,6 +140,7 @@ impl Default for NodeSection {
             report_interval_s: default_report_interval_s(),
             metrics_listen: None,
             shutdown_drain_s: default_shutdown_drain_s(),
+            metrics_interval_s: default_metrics_interval_s(),
         }
     }
 }
@@ -331,6 +339,12 @@ impl Config {
             e.push(ValidationError::new(
                 "node.shutdown_drain_s",
                 "must be 1–600 (seconds)",
+            ));
+        }
+        if self.node.metrics_interval_s > 86_400 {
+            e.push(ValidationError::new(
+                "node.metrics_interval_s",
+                "must be 0 (never) to 86400 seconds",
             ));
         }
         if self.mqtt.is_none() && self.modbus.as_ref().is_none_or(|m| m.devices.is_empty()) {

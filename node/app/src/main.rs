@@ -49,6 +49,7 @@ fn main() -> ExitCode {
             Command::Bench(b) => bench::run(b).await,
             Command::Modbus(cli::ModbusCommand::Probe(a)) => cmd::modbus::probe(&a).await,
             Command::Detect(a) => cmd::detect::run(&a),
+            Command::Schema => cmd::schema::run(),
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));

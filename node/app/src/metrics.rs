@@ -2,365 +2,270 @@
 //!
 //! A deliberately tiny HTTP/1.1 responder: `GET /metrics` (Prometheus text format) and
 //! `GET /health` (`OK` or `DEGRADED` with reasons). It binds only where the config says
-//! (loopback by default) and never connects anywhere.
+//! (loopback by default) and never connects anywhere. The same values go to InfluxDB as
+//! `millwright_node` records every `[node] metrics_interval_s` ([`write_every`]). Every name
+//! comes from the one list in `millwright_core::schema::node_metrics`; the model's figures
+//! are counted in [`model`].
 
 use crate::node::Node;
+use millwright_core::schema::node_metrics::{self as nm, NodeMetric};
+use millwright_core::{NodeMetricsPoint, Record};
+use millwright_ingest::modbus::DeviceMetrics;
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// Renders every counter of the node in Prometheus text format.
-pub fn render(node: &NodeMetrics) -> String {
-    let mut o = String::new();
-    let mut metric = |name: &str, help: &str, kind: &str, rows: &[(String, f64)]| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, v) in rows {
-            let _ = writeln!(o, "{name}{labels} {v}");
-        }
-    };
-    metric(
-        "millwright_readings_total",
-        "Readings that passed the pipeline.",
-        "counter",
-        &[(String::new(), node.readings.load(Ordering::Relaxed) as f64)],
-    );
+pub mod model;
+
+/// Reads one value of a Modbus device's counters.
+type DeviceValue = fn(&DeviceMetrics) -> f64;
+
+/// One label set of a family: label values (in the family's label order) and the value.
+pub type Row = (Vec<(&'static str, String)>, f64);
+
+/// The node's metrics now: every family of [`nm::ALL`] that applies, with its rows.
+pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
+    let mut out: Vec<(NodeMetric, Vec<Row>)> = Vec::new();
+    let mut one = |m: NodeMetric, v: f64| out.push((m, vec![(Vec::new(), v)]));
+    let ld = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+    one(nm::READINGS_TOTAL, ld(&node.readings));
+    let mut fams: Vec<(NodeMetric, Vec<Row>)> = Vec::new();
     if let Some(m) = &node.mqtt {
-        metric(
-            "millwright_mqtt_connected",
-            "1 while connected to the broker.",
-            "gauge",
-            &[(
-                String::new(),
-                m.connected.load(Ordering::Relaxed) as u8 as f64,
-            )],
+        one(
+            nm::MQTT_CONNECTED,
+            f64::from(u8::from(m.connected.load(Ordering::Relaxed))),
         );
-        metric(
-            "millwright_mqtt_connections_total",
-            "Successful broker connections (reconnects add up).",
-            "counter",
-            &[(String::new(), m.connections.load(Ordering::Relaxed) as f64)],
-        );
-        metric(
-            "millwright_mqtt_connection_errors_total",
-            "Failed or lost broker connections.",
-            "counter",
-            &[(
-                String::new(),
-                m.connection_errors.load(Ordering::Relaxed) as f64,
-            )],
-        );
-        let mut msgs = Vec::new();
-        let mut rds = Vec::new();
-        let mut rej = Vec::new();
+        one(nm::MQTT_CONNECTIONS_TOTAL, ld(&m.connections));
+        one(nm::MQTT_CONNECTION_ERRORS_TOTAL, ld(&m.connection_errors));
+        let (mut msgs, mut rds, mut rej) = (Vec::new(), Vec::new(), Vec::new());
         let (mut skip, mut gaps, mut rebirths) = (Vec::new(), Vec::new(), Vec::new());
         for s in &m.subscriptions {
-            // Parts of accepted messages skipped (Sparkplug B metrics), and Sparkplug B events.
+            let l = vec![(nm::LABEL_SUBSCRIPTION, s.topic.clone())];
+            msgs.push((l.clone(), ld(&s.counters.messages)));
+            rds.push((l.clone(), ld(&s.counters.readings)));
+            gaps.push((l.clone(), ld(&s.counters.sequence_gaps)));
+            rebirths.push((l, ld(&s.counters.rebirth_requests)));
+            // Parts of accepted messages skipped (Sparkplug B metrics), per reason.
             for r in millwright_ingest::metrics::SkipReason::ALL {
-                let l = format!(
-                    "{{subscription=\"{}\",reason=\"{}\"}}",
-                    esc(&s.topic),
-                    r.as_str()
-                );
-                skip.push((l, s.counters.skipped(r) as f64));
+                skip.push((
+                    vec![
+                        (nm::LABEL_SUBSCRIPTION, s.topic.clone()),
+                        (nm::LABEL_REASON, r.as_str().to_string()),
+                    ],
+                    s.counters.skipped(r) as f64,
+                ));
             }
-            let l = format!("{{subscription=\"{}\"}}", esc(&s.topic));
-            gaps.push((
-                l.clone(),
-                s.counters.sequence_gaps.load(Ordering::Relaxed) as f64,
-            ));
-            rebirths.push((
-                l,
-                s.counters.rebirth_requests.load(Ordering::Relaxed) as f64,
-            ));
-            let l = format!("{{subscription=\"{}\"}}", esc(&s.topic));
-            msgs.push((
-                l.clone(),
-                s.counters.messages.load(Ordering::Relaxed) as f64,
-            ));
-            rds.push((l, s.counters.readings.load(Ordering::Relaxed) as f64));
             for r in millwright_ingest::metrics::RejectReason::ALL {
                 rej.push((
-                    format!(
-                        "{{subscription=\"{}\",reason=\"{}\"}}",
-                        esc(&s.topic),
-                        r.as_str()
-                    ),
+                    vec![
+                        (nm::LABEL_SUBSCRIPTION, s.topic.clone()),
+                        (nm::LABEL_REASON, r.as_str().to_string()),
+                    ],
                     s.counters.rejected(r) as f64,
                 ));
             }
         }
         rej.push((
-            "{subscription=\"\",reason=\"unknown_topic\"}".into(),
+            vec![
+                (nm::LABEL_SUBSCRIPTION, String::new()),
+                (nm::LABEL_REASON, "unknown_topic".to_string()),
+            ],
             m.unknown_topic.rejected_total() as f64,
         ));
-        metric(
-            "millwright_mqtt_messages_total",
-            "MQTT messages received per subscription.",
-            "counter",
-            &msgs,
-        );
-        metric(
-            "millwright_mqtt_readings_total",
-            "Readings decoded per subscription.",
-            "counter",
-            &rds,
-        );
-        metric(
-            "millwright_mqtt_rejected_total",
-            "Rejected MQTT messages per subscription and reason.",
-            "counter",
-            &rej,
-        );
-        metric(
-            "millwright_mqtt_skipped_total",
-            "Parts of accepted MQTT messages that gave no reading (Sparkplug B metrics), per reason.",
-            "counter",
-            &skip,
-        );
-        metric(
-            "millwright_mqtt_sparkplug_sequence_gaps_total",
-            "Sparkplug B sequence gaps and DATA before BIRTH.",
-            "counter",
-            &gaps,
-        );
-        metric(
-            "millwright_mqtt_sparkplug_rebirth_requests_total",
-            "Sparkplug B rebirth requests sent (NCMD Node Control/Rebirth).",
-            "counter",
-            &rebirths,
-        );
+        fams.push((nm::MQTT_MESSAGES_TOTAL, msgs));
+        fams.push((nm::MQTT_READINGS_TOTAL, rds));
+        fams.push((nm::MQTT_REJECTED_TOTAL, rej));
+        fams.push((nm::MQTT_SKIPPED_TOTAL, skip));
+        fams.push((nm::MQTT_SPARKPLUG_SEQUENCE_GAPS_TOTAL, gaps));
+        fams.push((nm::MQTT_SPARKPLUG_REBIRTH_REQUESTS_TOTAL, rebirths));
     }
     if let Some(mb) = &node.modbus {
-        let mut rows: Vec<MetricRows> = vec![
-            (
-                "millwright_modbus_device_online",
-                "1 while the device answers.",
-                "gauge",
-                vec![],
-            ),
-            (
-                "millwright_modbus_requests_total",
-                "Read requests sent.",
-                "counter",
-                vec![],
-            ),
-            (
-                "millwright_modbus_exceptions_total",
-                "Requests answered with a Modbus exception.",
-                "counter",
-                vec![],
-            ),
-            (
-                "millwright_modbus_timeouts_total",
-                "Requests that timed out.",
-                "counter",
-                vec![],
-            ),
-            (
-                "millwright_modbus_transport_errors_total",
-                "Requests that failed in transport.",
-                "counter",
-                vec![],
-            ),
-            (
-                "millwright_modbus_offline_events_total",
-                "Times the device went offline.",
-                "counter",
-                vec![],
-            ),
-            (
-                "millwright_modbus_cycles_total",
-                "Poll cycles completed.",
-                "counter",
-                vec![],
-            ),
+        let per: [(NodeMetric, DeviceValue); 9] = [
+            (nm::MODBUS_DEVICE_ONLINE, |d| {
+                f64::from(u8::from(!d.is_offline()))
+            }),
+            (nm::MODBUS_REQUESTS_TOTAL, |d| {
+                d.requests.load(Ordering::Relaxed) as f64
+            }),
+            (nm::MODBUS_EXCEPTIONS_TOTAL, |d| {
+                d.exceptions.load(Ordering::Relaxed) as f64
+            }),
+            (nm::MODBUS_TIMEOUTS_TOTAL, |d| {
+                d.timeouts.load(Ordering::Relaxed) as f64
+            }),
+            (nm::MODBUS_TRANSPORT_ERRORS_TOTAL, |d| {
+                d.transport_errors.load(Ordering::Relaxed) as f64
+            }),
+            (nm::MODBUS_OFFLINE_EVENTS_TOTAL, |d| {
+                d.offline_events.load(Ordering::Relaxed) as f64
+            }),
+            (nm::MODBUS_CYCLES_TOTAL, |d| {
+                d.cycles.load(Ordering::Relaxed) as f64
+            }),
+            (nm::MODBUS_POLL_CYCLE_SECONDS, |d| {
+                d.last_cycle_us.load(Ordering::Relaxed) as f64 / 1e6
+            }),
+            (nm::MODBUS_DROPPED_BATCHES_TOTAL, |d| {
+                d.dropped_batches.load(Ordering::Relaxed) as f64
+            }),
         ];
-        for d in &mb.devices {
-            let l = format!("{{device=\"{}\"}}", esc(&d.device));
-            let vals = [
-                f64::from(u8::from(!d.is_offline())),
-                d.requests.load(Ordering::Relaxed) as f64,
-                d.exceptions.load(Ordering::Relaxed) as f64,
-                d.timeouts.load(Ordering::Relaxed) as f64,
-                d.transport_errors.load(Ordering::Relaxed) as f64,
-                d.offline_events.load(Ordering::Relaxed) as f64,
-                d.cycles.load(Ordering::Relaxed) as f64,
-            ];
-            for (row, v) in rows.iter_mut().zip(vals) {
-                row.3.push((l.clone(), v));
-            }
-        }
-        for (name, help, kind, r) in &rows {
-            metric(name, help, kind, r);
+        for (m, f) in per {
+            let rows = mb
+                .devices
+                .iter()
+                .map(|d| (vec![(nm::LABEL_DEVICE, d.device.clone())], f(d)))
+                .collect();
+            fams.push((m, rows));
         }
     }
     if let Some(i) = &node.influx {
-        for (name, help, v) in [
-            (
-                "millwright_influx_written_points_total",
-                "Points the database accepted.",
-                i.written_points.load(Ordering::Relaxed),
-            ),
-            (
-                "millwright_influx_failed_requests_total",
-                "Failed write requests (retried).",
-                i.failed_requests.load(Ordering::Relaxed),
-            ),
-            (
-                "millwright_influx_dropped_points_total",
-                "Points dropped because the backlog was full.",
-                i.dropped_points.load(Ordering::Relaxed),
-            ),
-            (
-                "millwright_influx_rejected_points_total",
-                "Points the database rejected as malformed.",
-                i.rejected_points.load(Ordering::Relaxed),
-            ),
-            (
-                "millwright_influx_backlog_points",
-                "Points waiting to be written.",
-                i.backlog_points.load(Ordering::Relaxed),
-            ),
-        ] {
-            let kind = if name.ends_with("_total") {
-                "counter"
-            } else {
-                "gauge"
-            };
-            metric(name, help, kind, &[(String::new(), v as f64)]);
-        }
+        one(nm::INFLUX_WRITTEN_POINTS_TOTAL, ld(&i.written_points));
+        one(nm::INFLUX_FAILED_REQUESTS_TOTAL, ld(&i.failed_requests));
+        one(nm::INFLUX_DROPPED_POINTS_TOTAL, ld(&i.dropped_points));
+        one(nm::INFLUX_REJECTED_POINTS_TOTAL, ld(&i.rejected_points));
+        one(nm::INFLUX_BACKLOG_POINTS, ld(&i.backlog_points));
     }
     if let Some(a) = &node.analytics {
-        for (name, help, v) in [
-            (
-                "millwright_anomalies_total",
-                "Anomaly events opened.",
-                a.machine(|c| &c.anomalies),
-            ),
-            (
-                "millwright_incidents_total",
-                "Incidents opened (one per fault of an asset).",
-                a.machine(|c| &c.incidents),
-            ),
-            (
-                "millwright_incident_updates_total",
-                "Incident updates told (a symptom added, severity up).",
-                a.machine(|c| &c.incident_updates),
-            ),
-            (
-                "millwright_incident_events_suppressed_total",
-                "Anomaly event phases incidents took without telling (repeats, floods).",
-                a.machine(|c| &c.events_suppressed),
-            ),
-            (
-                "millwright_alerts_published_total",
-                "Alerts published on MQTT.",
-                a.alerts_published.load(Ordering::Relaxed),
-            ),
-            (
-                "millwright_explanations_model_total",
-                "Explanations written by the model (grounded).",
-                a.machine(|c| &c.explanations_model),
-            ),
-            (
-                "millwright_explanations_fallback_total",
-                "Explanations from the rule-based template.",
-                a.machine(|c| &c.explanations_fallback),
-            ),
-            (
-                "millwright_explanations_queue_full_total",
-                "Explanations the model queue could not take (the template explained at once).",
-                a.explanations_queue_full.load(Ordering::Relaxed),
-            ),
-            (
-                "millwright_reports_total",
-                "Maintenance reports written.",
-                a.machine(|c| &c.reports),
-            ),
-            (
-                "millwright_analytics_dropped_batches_total",
-                "Reading batches analytics skipped because it was behind (stored and written anyway).",
-                a.dropped_batches.load(Ordering::Relaxed),
-            ),
-        ] {
-            metric(name, help, "counter", &[(String::new(), v as f64)]);
-        }
+        one(nm::ANOMALIES_TOTAL, a.machine(|c| &c.anomalies) as f64);
+        one(nm::ALERTS_PUBLISHED_TOTAL, ld(&a.alerts_published));
+        one(
+            nm::EXPLANATIONS_MODEL_TOTAL,
+            a.machine(|c| &c.explanations_model) as f64,
+        );
+        one(
+            nm::EXPLANATIONS_FALLBACK_TOTAL,
+            a.machine(|c| &c.explanations_fallback) as f64,
+        );
+        one(
+            nm::EXPLANATIONS_QUEUE_FULL_TOTAL,
+            ld(&a.explanations_queue_full),
+        );
+        one(nm::REPORTS_TOTAL, a.machine(|c| &c.reports) as f64);
+        one(nm::ANALYTICS_DROPPED_BATCHES_TOTAL, ld(&a.dropped_batches));
+        one(nm::INCIDENTS_TOTAL, a.machine(|c| &c.incidents) as f64);
+        one(
+            nm::INCIDENT_UPDATES_TOTAL,
+            a.machine(|c| &c.incident_updates) as f64,
+        );
+        one(
+            nm::INCIDENT_EVENTS_SUPPRESSED_TOTAL,
+            a.machine(|c| &c.events_suppressed) as f64,
+        );
         if let Some(p) = a.publisher.get() {
-            for (name, help, v) in [
-                (
-                    "millwright_mqtt_published_total",
-                    "Messages (alerts, reports) handed to the node's MQTT publisher.",
-                    p.published.load(Ordering::Relaxed),
-                ),
-                (
-                    "millwright_mqtt_publish_queue_full_total",
-                    "Messages not queued because the publisher's queue was full (broker away or slow).",
-                    p.queue_full.load(Ordering::Relaxed),
-                ),
-                (
-                    "millwright_mqtt_publish_dropped_total",
-                    "Messages not queued for another reason (invalid topic, publisher closed).",
-                    p.dropped.load(Ordering::Relaxed),
-                ),
-            ] {
-                metric(name, help, "counter", &[(String::new(), v as f64)]);
-            }
+            one(nm::MQTT_PUBLISHED_TOTAL, ld(&p.published));
+            one(nm::MQTT_PUBLISH_QUEUE_FULL_TOTAL, ld(&p.queue_full));
+            one(nm::MQTT_PUBLISH_DROPPED_TOTAL, ld(&p.dropped));
         }
         if let Some(c) = a.explain.get() {
             let st = c.snapshot();
-            for (name, help, v) in [
-                (
-                    "millwright_grounding_checks_total",
-                    "Grounding checks of model text.",
-                    st.checks,
-                ),
-                (
-                    "millwright_grounding_failures_total",
-                    "Model texts that failed the grounding check (never published).",
-                    st.check_failures,
-                ),
-                (
-                    "millwright_model_errors_total",
-                    "Model calls that failed.",
-                    st.model_errors,
-                ),
-                (
-                    "millwright_vocabulary_violations_total",
-                    "Model texts with a word outside the request's vocabulary (never published; 0 with the vocabulary mask).",
-                    st.vocab_violations,
-                ),
-                (
-                    "millwright_claim_mismatches_total",
-                    "Model texts with a cause or action the diagnosed failure modes do not state, or not naming the diagnosed mode (never published).",
-                    st.claim_mismatches,
-                ),
-                (
-                    "millwright_explanations_from_model_total",
-                    "Explanations whose published text came from the model (the rest from the template).",
-                    st.from_model(),
-                ),
-            ] {
-                metric(name, help, "counter", &[(String::new(), v as f64)]);
-            }
+            one(nm::GROUNDING_CHECKS_TOTAL, st.checks as f64);
+            one(nm::GROUNDING_FAILURES_TOTAL, st.check_failures as f64);
+            one(nm::MODEL_ERRORS_TOTAL, st.model_errors as f64);
+            one(nm::VOCABULARY_VIOLATIONS_TOTAL, st.vocab_violations as f64);
+            one(nm::CLAIM_MISMATCHES_TOTAL, st.claim_mismatches as f64);
+            one(nm::EXPLANATIONS_FROM_MODEL_TOTAL, st.from_model() as f64);
         }
+        let m = &a.model;
+        let us = |x: &AtomicU64| ld(x) / 1e6;
+        one(nm::MODEL_GENERATIONS_TOTAL, ld(&m.generations));
+        one(nm::MODEL_PROMPT_TOKENS_TOTAL, ld(&m.prompt_tokens));
+        one(nm::MODEL_GENERATED_TOKENS_TOTAL, ld(&m.generated_tokens));
+        one(nm::MODEL_PROMPT_SECONDS_TOTAL, us(&m.prompt_us));
+        one(nm::MODEL_DECODE_SECONDS_TOTAL, us(&m.decode_us));
+        one(nm::MODEL_CPU_SECONDS_TOTAL, us(&m.cpu_us));
+        one(nm::MODEL_TIME_TO_FIRST_TOKEN_SECONDS, m.last_ttft_s.get());
+        one(nm::MODEL_PROMPT_TOKENS_PER_SECOND, m.last_prompt_tps.get());
+        one(nm::MODEL_DECODE_TOKENS_PER_SECOND, m.last_decode_tps.get());
+        one(
+            nm::MODEL_CPU_SECONDS_PER_TOKEN,
+            m.last_cpu_per_token_s.get(),
+        );
+        one(nm::MODEL_QUEUE_DEPTH, ld(&m.queue_depth));
+        one(nm::MODEL_JOBS_TOTAL, ld(&m.jobs));
+        one(nm::MODEL_QUEUE_WAIT_SECONDS_TOTAL, us(&m.queue_wait_us));
+        one(nm::MODEL_RESIDENT_MEMORY_BYTES, ld(&m.resident_bytes));
     }
     if let Some(rss) = crate::procinfo::rss_mb() {
-        metric(
-            "millwright_rss_mb",
-            "Resident memory of the node in MiB.",
-            "gauge",
-            &[(String::new(), rss)],
+        one(nm::PROCESS_RESIDENT_MEMORY_BYTES, rss * 1024.0 * 1024.0);
+    }
+    out.extend(fams);
+    // The schema's order, so `/metrics` reads the same on every scrape.
+    out.sort_by_key(|(m, _)| nm::ALL.iter().position(|x| x.name == m.name));
+    out
+}
+
+/// Renders every metric of the node in Prometheus text format.
+pub fn render(node: &NodeMetrics) -> String {
+    let mut o = String::new();
+    for (m, rows) in collect(node) {
+        let _ = writeln!(
+            o,
+            "# HELP {name} {help}\n# TYPE {name} {kind}",
+            name = m.name,
+            help = m.help,
+            kind = m.kind.as_str()
         );
+        for (labels, v) in rows {
+            o.push_str(m.name);
+            if !labels.is_empty() {
+                let l: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+                    .collect();
+                let _ = write!(o, "{{{}}}", l.join(","));
+            }
+            let _ = writeln!(o, " {v}");
+        }
     }
     o
 }
 
-/// One metric family: name, help, type, labelled values.
-type MetricRows = (&'static str, &'static str, &'static str, Vec<(String, f64)>);
+/// The node's metrics now as `millwright_node` records, one per label set (the unlabelled
+/// metrics share one record). Field names: [`nm::influx_field`].
+pub fn records(node: &NodeMetrics, ts_ns: i64) -> Vec<Record> {
+    let mut by_labels: Vec<NodeMetricsPoint> = Vec::new();
+    for (m, rows) in collect(node) {
+        for (labels, v) in rows {
+            let field = (nm::influx_field(m.name), v);
+            match by_labels.iter_mut().find(|p| p.tags == labels) {
+                Some(p) => p.fields.push(field),
+                None => by_labels.push(NodeMetricsPoint {
+                    tags: labels,
+                    fields: vec![field],
+                    ts_ns,
+                }),
+            }
+        }
+    }
+    by_labels
+        .into_iter()
+        .map(|p| Record::NodeMetrics(Box::new(p)))
+        .collect()
+}
+
+/// Writes the node's metrics through `writer` every `every` until the task is aborted.
+pub async fn write_every(
+    m: std::sync::Arc<NodeMetrics>,
+    writer: millwright_sinks::InfluxWriter,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let recs = records(&m, crate::time_ns());
+        if writer.write_records(recs).await.is_err() {
+            tracing::warn!("influxdb writer stopped; node metrics are no longer written");
+            return;
+        }
+    }
+}
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The parts of a node the metrics read (cheap clones of shared counters).
@@ -391,8 +296,7 @@ impl NodeMetrics {
 }
 
 /// Serves `/metrics` and `/health` on `listen` until the task is aborted.
-pub async fn serve(listener: TcpListener, m: NodeMetrics) {
-    let m = std::sync::Arc::new(m);
+pub async fn serve(listener: TcpListener, m: std::sync::Arc<NodeMetrics>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;

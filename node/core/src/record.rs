@@ -1,5 +1,5 @@
 //! [`Record`]: what leaves the node — a reading, an anomaly event, an incident, an explanation
-//! card or a maintenance report with its Markdown.
+//! card or a maintenance report with its Markdown, or a sample of the node's own metrics.
 //!
 //! Plain data built from core's own types, so that every sink (the InfluxDB writer, the MQTT
 //! publisher) takes one type. Nothing here encodes or writes: the line-protocol encoder lives in
@@ -24,6 +24,21 @@ pub enum Record {
     Card(Box<ExplanationCard>),
     /// A maintenance report of one asset.
     Report(Box<ReportRecord>),
+    /// One sample of the node's own metrics with one label set (measurement `millwright_node`).
+    NodeMetrics(Box<NodeMetricsPoint>),
+}
+
+/// A sample of the node's own metrics sharing one label set: the measurement is
+/// [`crate::schema::influx::MEASUREMENT_NODE_METRICS`], the site tag is added by the writer,
+/// field names come from [`crate::schema::node_metrics::influx_field`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeMetricsPoint {
+    /// Labels as tags (`device`, `subscription`, `reason`); empty values are left out.
+    pub tags: Vec<(&'static str, String)>,
+    /// Field name and value.
+    pub fields: Vec<(&'static str, f64)>,
+    /// Sample time, ns since the epoch.
+    pub ts_ns: i64,
 }
 
 /// A maintenance report as it leaves the node: the report, its Markdown and when it was made.
@@ -55,6 +70,7 @@ impl Record {
             Record::Incident(i) => i.updated_ns,
             Record::Card(c) => c.ts_ns,
             Record::Report(r) => r.ts_ns,
+            Record::NodeMetrics(p) => p.ts_ns,
         }
     }
 
@@ -66,6 +82,7 @@ impl Record {
             Record::Incident(i) => &i.asset,
             Record::Card(c) => &c.asset,
             Record::Report(r) => &r.report.asset,
+            Record::NodeMetrics(_) => "",
         }
     }
 
@@ -78,6 +95,7 @@ impl Record {
             Record::Incident(_) => "incident",
             Record::Card(_) => "card",
             Record::Report(_) => "report",
+            Record::NodeMetrics(_) => "node_metrics",
         }
     }
 }

@@ -127,3 +127,6 @@ pub mod topics {
     /// Answers out: `answers/<request id>`.
     pub const ANSWERS: &str = "answers";
 }
+
+pub mod describe;
+pub mod node_metrics;

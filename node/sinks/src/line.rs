@@ -13,7 +13,7 @@
 
 use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, Phase};
 use millwright_core::schema::influx as schema;
-use millwright_core::{Incident, Reading, Record};
+use millwright_core::{Incident, NodeMetricsPoint, Reading, Record};
 use std::fmt::Write;
 
 /// Appends `s` escaped as a measurement name (commas and spaces).
@@ -67,7 +67,22 @@ pub fn write_record(out: &mut String, site: &str, rec: &Record) -> bool {
         Record::Incident(i) => write_incident(out, i),
         Record::Card(c) => write_card(out, c),
         Record::Report(r) => write_report(out, &r.report, &r.markdown, r.ts_ns),
+        Record::NodeMetrics(p) => write_node_metrics(out, site, p),
     }
+}
+
+/// A sample of the node's metrics: `millwright_node,site=…[,<label>=…] <field>=<v>,… <ts_ns>`
+/// (non-finite values left out; nothing written without a finite field).
+pub fn write_node_metrics(out: &mut String, site: &str, p: &NodeMetricsPoint) -> bool {
+    let mut l = Line::start(out, schema::MEASUREMENT_NODE_METRICS);
+    l.tag(schema::TAG_SITE, site);
+    for (k, v) in &p.tags {
+        l.tag(k, v);
+    }
+    for (k, v) in &p.fields {
+        l.float(k, *v);
+    }
+    l.finish(p.ts_ns)
 }
 
 /// Appends one reading as a line: `<signal>,site=…,asset=…,unit=…,quality=… value=<v> <ts_ns>`.
@@ -546,5 +561,24 @@ mod tests {
         l.float("f", f64::NAN);
         assert!(!l.finish(1));
         assert_eq!(s, "keep\n", "a line without fields is rolled back");
+    }
+
+    #[test]
+    fn node_metrics_are_one_line_per_label_set_tagged_with_the_site() {
+        let p = NodeMetricsPoint {
+            tags: vec![("device", "pump 1".into()), ("reason", String::new())],
+            fields: vec![("modbus_cycles_total", 3.0), ("x", f64::NAN)],
+            ts_ns: 7,
+        };
+        let mut s = String::new();
+        assert!(write_record(
+            &mut s,
+            "plant-1",
+            &Record::NodeMetrics(Box::new(p))
+        ));
+        assert_eq!(
+            s,
+            "millwright_node,site=plant-1,device=pump\\ 1 modbus_cycles_total=3.0 7\n"
+        );
     }
 }

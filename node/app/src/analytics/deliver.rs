@@ -10,7 +10,7 @@
 
 use super::{AnalyticsStatus, Deliver, Requests, SITE_REQUEST};
 use crate::config::Config;
-use millwright_core::anomaly::{ExplanationCard, MaintenanceReport};
+use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport};
 use millwright_core::schema::topics;
 use millwright_core::{Incident, Phase};
 use millwright_sinks::mqtt::{MqttPublisher, MqttRequest, PublisherConfig};
@@ -66,6 +66,11 @@ impl Deliver for NodeDeliver {
             }
         }
         self.write_record(i.clone().into());
+    }
+
+    fn event(&mut self, event: &Anomaly) {
+        // The event's numbers (score, value, baseline, z) for dashboards; its card follows.
+        self.write_record(event.clone().into());
     }
 
     fn alert(&mut self, card: &ExplanationCard) {

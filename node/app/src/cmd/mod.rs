@@ -8,3 +8,4 @@ pub mod detect;
 pub mod modbus;
 pub mod report;
 pub mod run;
+pub mod schema;

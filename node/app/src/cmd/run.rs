@@ -42,17 +42,27 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
     if !profiles.is_empty() {
         start_analytics(&cfg, &base, profiles, &node, inbox, &analytics_status)?;
     }
+    let metrics = std::sync::Arc::new(crate::metrics::NodeMetrics {
+        analytics: Some(analytics_status.clone()),
+        ..crate::metrics::NodeMetrics::of(&node)
+    });
     let metrics_task = match cfg.node.metrics_listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("node.metrics_listen: cannot listen on {addr}"))?;
             tracing::info!(%addr, "serving /metrics and /health");
-            let mut m = crate::metrics::NodeMetrics::of(&node);
-            m.analytics = Some(analytics_status.clone());
-            Some(tokio::spawn(crate::metrics::serve(l, m)))
+            Some(tokio::spawn(crate::metrics::serve(l, metrics.clone())))
         }
         None => None,
+    };
+    let metrics_writer = match (&node.influx_writer, cfg.node.metrics_interval_s) {
+        (Some(w), every) if every > 0 => Some(tokio::spawn(crate::metrics::write_every(
+            metrics.clone(),
+            w.clone(),
+            Duration::from_secs(every),
+        ))),
+        _ => None,
     };
     let every = Duration::from_secs(cfg.node.status_interval_s.max(1));
     let mut tick = tokio::time::interval(every);
@@ -69,7 +79,7 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     tracing::info!(status = %node.status_line(), "millwright stopping");
-    if let Some(t) = metrics_task {
+    for t in [metrics_task, metrics_writer].into_iter().flatten() {
         t.abort();
     }
     node.shutdown().await;
@@ -94,10 +104,18 @@ fn start_analytics(
                 weight_format: millwright_slm::WeightFormat::parse(&m.weights).unwrap_or_default(),
                 ..Default::default()
             };
-            let loader = move || {
+            let stats = status.model.clone();
+            let loader = move || -> Box<dyn millwright_core::LanguageModel> {
+                let rss0 = crate::procinfo::rss_mb();
                 let model = millwright_slm::load_best(&files, &opts);
+                if let (Some(a), Some(b)) = (rss0, crate::procinfo::rss_mb()) {
+                    let bytes = ((b - a).max(0.0) * 1024.0 * 1024.0) as u64;
+                    stats
+                        .resident_bytes
+                        .store(bytes, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::info!(model = %model.name(), "language model for explanations");
-                model
+                Box::new(crate::metrics::model::Metered::new(model, stats))
             };
             Some(
                 millwright_slm::ModelHandle::spawn_with(loader, crate::analytics::EXPLAIN_QUEUE)

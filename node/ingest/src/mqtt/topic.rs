@@ -2,6 +2,10 @@
 //!
 //! `plant/{asset}/{signal}` subscribes to `plant/+/+` and takes the asset and signal from the
 //! 2nd and 3rd topic levels. Plain `+` and a trailing `#` work as in MQTT.
+//!
+//! A shared subscription `$share/<group>/<pattern>` (MQTT 5, and Mosquitto for 3.1.1 too)
+//! subscribes with the prefix, so the broker splits the stream among the group's nodes; the
+//! topics delivered carry no prefix and are matched against `<pattern>`.
 
 use std::fmt;
 
@@ -18,6 +22,8 @@ enum Seg {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicPattern {
     segs: Vec<Seg>,
+    /// Shared-subscription group (`$share/<group>/…`), if any.
+    share: Option<String>,
 }
 
 /// What a topic told us.
@@ -51,6 +57,19 @@ impl TopicPattern {
         if pattern.is_empty() {
             return Err(err("is empty"));
         }
+        let (share, pattern) =
+            match pattern.strip_prefix("$share/") {
+                Some(rest) => match rest.split_once('/') {
+                    Some((g, p)) if !g.is_empty() && !g.contains(['+', '#']) && !p.is_empty() => {
+                        (Some(g.to_string()), p)
+                    }
+                    _ => return Err(err(
+                        "a shared subscription is `$share/<group>/<pattern>` with a group name \
+                         without wildcards",
+                    )),
+                },
+                None => (None, pattern),
+            };
         let parts: Vec<&str> = pattern.split('/').collect();
         let mut segs = Vec::with_capacity(parts.len());
         let (mut has_asset, mut has_signal) = (false, false);
@@ -77,14 +96,20 @@ impl TopicPattern {
             };
             segs.push(seg);
         }
-        Ok(Self { segs })
+        Ok(Self { segs, share })
     }
 
-    /// The MQTT filter to subscribe to (placeholders become `+`).
+    /// The MQTT filter to subscribe to (placeholders become `+`; a shared subscription keeps
+    /// its `$share/<group>/` prefix).
     pub fn filter(&self) -> String {
         self.to_string()
             .replace("{asset}", "+")
             .replace("{signal}", "+")
+    }
+
+    /// The shared-subscription group, if the pattern is `$share/<group>/…`.
+    pub fn share_group(&self) -> Option<&str> {
+        self.share.as_deref()
     }
 
     /// True when the pattern names the asset in a topic level.
@@ -125,6 +150,9 @@ impl TopicPattern {
 
 impl fmt::Display for TopicPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(g) = &self.share {
+            write!(f, "$share/{g}/")?;
+        }
         for (i, s) in self.segs.iter().enumerate() {
             if i > 0 {
                 f.write_str("/")?;
@@ -166,8 +194,29 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_named() {
-        for bad in ["", "a/#/b", "a/b+", "a/{asset}/{asset}", "a/x{signal}"] {
+        for bad in [
+            "",
+            "a/#/b",
+            "a/b+",
+            "a/{asset}/{asset}",
+            "a/x{signal}",
+            "$share/",
+            "$share/g",
+            "$share//a",
+            "$share/g+/a",
+        ] {
             assert!(TopicPattern::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn shared_subscriptions_keep_the_prefix_in_the_filter_only() {
+        let p = TopicPattern::parse("$share/line-1/plant/{asset}/{signal}").unwrap();
+        assert_eq!(p.filter(), "$share/line-1/plant/+/+");
+        assert_eq!(p.share_group(), Some("line-1"));
+        assert_eq!(p.to_string(), "$share/line-1/plant/{asset}/{signal}");
+        let m = p.matches("plant/P-101/temp_c").unwrap();
+        assert_eq!((m.asset, m.signal), (Some("P-101"), Some("temp_c")));
+        assert!(p.matches("$share/line-1/plant/P-101/temp_c").is_none());
     }
 }
