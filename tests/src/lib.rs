@@ -296,6 +296,30 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Checks `cfg` with `millwright check-config` (panics with its stderr when it fails), then
+/// starts `millwright run --config cfg` with its log in `log` (stdout discarded).
+pub fn run_checked_node(cfg: &Path, log: &Path) -> KillOnDrop {
+    let check = Command::new(millwright_bin())
+        .arg("check-config")
+        .arg(cfg)
+        .output()
+        .unwrap_or_else(|e| panic!("running check-config: {e}"));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let log = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let child = Command::new(millwright_bin())
+        .args(["run", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting the node: {e}"));
+    KillOnDrop(child)
+}
+
 /// Unique name per test run, so reruns against the same VictoriaMetrics never mix.
 pub fn unique(prefix: &str) -> String {
     let ns = std::time::SystemTime::now()

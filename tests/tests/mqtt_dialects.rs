@@ -15,7 +15,7 @@
 use millwright_e2e::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,25 +55,9 @@ status_interval_s = 0
         ),
     )
     .unwrap();
-    let check = Command::new(millwright_bin())
-        .arg("check-config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let child = Command::new(millwright_bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("node.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let child = run_checked_node(&cfg, &dir.join("node.log"));
     let node = NodeProc {
-        _child: KillOnDrop(child),
+        _child: child,
         metrics: format!("http://127.0.0.1:{mport}"),
     };
     let t0 = Instant::now();

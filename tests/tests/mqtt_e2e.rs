@@ -6,7 +6,7 @@
 use millwright_e2e::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,25 +52,9 @@ status_interval_s = 0
         ),
     )
     .unwrap();
-    let check = Command::new(millwright_bin())
-        .arg("check-config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let child = Command::new(millwright_bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("node.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let child = run_checked_node(&cfg, &dir.join("node.log"));
     let node = NodeProc {
-        _child: KillOnDrop(child),
+        _child: child,
         metrics: format!("http://127.0.0.1:{mport}"),
         cfg: cfg.clone(),
     };

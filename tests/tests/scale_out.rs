@@ -8,7 +8,6 @@
 use millwright_e2e::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MESSAGES: usize = 10_000;
@@ -49,23 +48,7 @@ metrics_interval_s = 0
         ),
     )
     .unwrap();
-    let check = Command::new(millwright_bin())
-        .arg("check-config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let child = Command::new(millwright_bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("node.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let child = run_checked_node(&cfg, &dir.join("node.log"));
     let metrics = format!("http://127.0.0.1:{mport}");
     let t0 = Instant::now();
     while node_metric(&metrics, "millwright_mqtt_connected", "") != Some(1.0) {
@@ -75,7 +58,7 @@ metrics_interval_s = 0
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (KillOnDrop(child), metrics)
+    (child, metrics)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
