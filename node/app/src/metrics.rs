@@ -244,9 +244,33 @@ pub fn records(node: &NodeMetrics, ts_ns: i64) -> Vec<Record> {
         .collect()
 }
 
-/// Writes the node's metrics through `writer` every `every` until the task is aborted.
+/// The normal ranges and limits of every profiled signal, as `millwright_limits` records.
+pub fn limit_records(
+    profiles: &[(String, millwright_profile::Profile)],
+    ts_ns: i64,
+) -> Vec<Record> {
+    profiles
+        .iter()
+        .flat_map(|(asset, p)| {
+            p.signals.iter().map(move |s| {
+                Record::Limits(Box::new(millwright_core::SignalLimits {
+                    sensor: millwright_core::SensorId::new(asset.as_str(), s.name.as_str()),
+                    unit: s.unit.clone(),
+                    normal: s.normal,
+                    limits: s.limits,
+                    ts_ns,
+                }))
+            })
+        })
+        .collect()
+}
+
+/// Writes the node's metrics, and the profiled signals' normal ranges and limits (so
+/// dashboards can draw them in any time range), through `writer` every `every` until the task
+/// is aborted.
 pub async fn write_every(
     m: std::sync::Arc<NodeMetrics>,
+    profiles: Vec<(String, millwright_profile::Profile)>,
     writer: millwright_sinks::InfluxWriter,
     every: std::time::Duration,
 ) {
@@ -254,7 +278,9 @@ pub async fn write_every(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        let recs = records(&m, crate::time_ns());
+        let now = crate::time_ns();
+        let mut recs = records(&m, now);
+        recs.extend(limit_records(&profiles, now));
         if writer.write_records(recs).await.is_err() {
             tracing::warn!("influxdb writer stopped; node metrics are no longer written");
             return;

@@ -28,6 +28,6 @@ pub use llm::{
     ChatMessage, Completion, GenParams, LanguageModel, Prompt, Role, SlmError, StopReason,
 };
 pub use reading::{Batch, Limits, Quality, Reading, SensorId, SensorMeta, Unit};
-pub use record::{NodeMetricsPoint, Record, ReportRecord};
+pub use record::{NodeMetricsPoint, Record, ReportRecord, SignalLimits};
 pub use secret::Secret;
 pub use validate::ValidationError;

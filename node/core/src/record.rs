@@ -26,6 +26,23 @@ pub enum Record {
     Report(Box<ReportRecord>),
     /// One sample of the node's own metrics with one label set (measurement `millwright_node`).
     NodeMetrics(Box<NodeMetricsPoint>),
+    /// A profiled signal's normal range and hard limits (measurement `millwright_limits`).
+    Limits(Box<SignalLimits>),
+}
+
+/// A profiled signal's normal range and hard limits, as the profile states them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignalLimits {
+    /// The sensor.
+    pub sensor: crate::SensorId,
+    /// Its unit symbol (may be empty).
+    pub unit: String,
+    /// Normal operating range `[low, high]`.
+    pub normal: Option<[f64; 2]>,
+    /// Hard limits.
+    pub limits: crate::Limits,
+    /// Sample time, ns since the epoch.
+    pub ts_ns: i64,
 }
 
 /// A sample of the node's own metrics sharing one label set: the measurement is
@@ -71,6 +88,7 @@ impl Record {
             Record::Card(c) => c.ts_ns,
             Record::Report(r) => r.ts_ns,
             Record::NodeMetrics(p) => p.ts_ns,
+            Record::Limits(l) => l.ts_ns,
         }
     }
 
@@ -83,6 +101,7 @@ impl Record {
             Record::Card(c) => &c.asset,
             Record::Report(r) => &r.report.asset,
             Record::NodeMetrics(_) => "",
+            Record::Limits(l) => &l.sensor.asset,
         }
     }
 
@@ -96,6 +115,7 @@ impl Record {
             Record::Card(_) => "card",
             Record::Report(_) => "report",
             Record::NodeMetrics(_) => "node_metrics",
+            Record::Limits(_) => "limits",
         }
     }
 }

@@ -102,6 +102,22 @@ pub mod influx {
     /// Field: event phases an incident suppressed.
     pub const FIELD_EVENTS_SUPPRESSED: &str = "events_suppressed";
 
+    // Normal ranges and limits of the profiles (measurement `millwright_limits`), written with
+    // the node metrics so dashboards draw them as lines next to each signal:
+    // `millwright_limits,asset=…,signal=…[,unit=…] normal_low=…,normal_high=…,limit_min=…,limit_max=… <ts_ns>`
+    // (only the values the profile has).
+
+    /// Measurement for each profiled signal's normal range and hard limits.
+    pub const MEASUREMENT_LIMITS: &str = "millwright_limits";
+    /// Field: lower end of the normal operating range.
+    pub const FIELD_NORMAL_LOW: &str = "normal_low";
+    /// Field: upper end of the normal operating range.
+    pub const FIELD_NORMAL_HIGH: &str = "normal_high";
+    /// Field: low hard limit (alarm / trip).
+    pub const FIELD_LIMIT_MIN: &str = "limit_min";
+    /// Field: high hard limit (alarm / trip).
+    pub const FIELD_LIMIT_MAX: &str = "limit_max";
+
     // Maintenance reports (measurement `millwright_report`):
     // `millwright_report,asset=…,status=… anomalies=<n>i,actions=<n>i,markdown="…" <ts_ns>`.
 

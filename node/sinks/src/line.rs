@@ -13,7 +13,7 @@
 
 use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, Phase};
 use millwright_core::schema::influx as schema;
-use millwright_core::{Incident, NodeMetricsPoint, Reading, Record};
+use millwright_core::{Incident, NodeMetricsPoint, Reading, Record, SignalLimits};
 use std::fmt::Write;
 
 /// Appends `s` escaped as a measurement name (commas and spaces).
@@ -68,6 +68,7 @@ pub fn write_record(out: &mut String, site: &str, rec: &Record) -> bool {
         Record::Card(c) => write_card(out, c),
         Record::Report(r) => write_report(out, &r.report, &r.markdown, r.ts_ns),
         Record::NodeMetrics(p) => write_node_metrics(out, site, p),
+        Record::Limits(l) => write_limits(out, site, l),
     }
 }
 
@@ -83,6 +84,36 @@ pub fn write_node_metrics(out: &mut String, site: &str, p: &NodeMetricsPoint) ->
         l.float(k, *v);
     }
     l.finish(p.ts_ns)
+}
+
+/// A profiled signal's normal range and limits: tags site, asset, signal, unit; the fields the
+/// profile has (`normal_low`, `normal_high`, `limit_min`, `limit_max`). Nothing is written when
+/// the profile states none (returns false).
+pub fn write_limits(out: &mut String, site: &str, s: &SignalLimits) -> bool {
+    let mut fields: Vec<(&str, f64)> = Vec::new();
+    if let Some([lo, hi]) = s.normal {
+        fields.push((schema::FIELD_NORMAL_LOW, lo));
+        fields.push((schema::FIELD_NORMAL_HIGH, hi));
+    }
+    if let Some(m) = s.limits.min {
+        fields.push((schema::FIELD_LIMIT_MIN, m));
+    }
+    if let Some(m) = s.limits.max {
+        fields.push((schema::FIELD_LIMIT_MAX, m));
+    }
+    fields.retain(|(_, v)| v.is_finite());
+    if fields.is_empty() {
+        return false;
+    }
+    let mut l = Line::start(out, schema::MEASUREMENT_LIMITS);
+    l.tag(schema::TAG_SITE, site);
+    l.tag(schema::TAG_ASSET, &s.sensor.asset);
+    l.tag(schema::TAG_SIGNAL, &s.sensor.signal);
+    l.tag(schema::TAG_UNIT, &s.unit);
+    for (k, v) in fields {
+        l.float(k, v);
+    }
+    l.finish(s.ts_ns)
 }
 
 /// Appends one reading as a line: `<signal>,site=…,asset=…,unit=…,quality=… value=<v> <ts_ns>`.
@@ -446,6 +477,35 @@ mod tests {
             s,
             "millwright_anomaly,asset=P\\ 1,signal=t,kind=level_shift,phase=closed score=0.25,peak_score=0.9,value=70.0,baseline=60.0,id=\"P 1/t@5\",since_ns=5i,duration_s=2.0 2000000005\n"
         );
+    }
+
+    #[test]
+    fn limits_line_has_what_the_profile_states_and_nothing_without_any() {
+        let mut l = SignalLimits {
+            sensor: millwright_core::SensorId::new("P 1", "bearing_temp_c"),
+            unit: "°C".into(),
+            normal: Some([25.0, 75.0]),
+            limits: millwright_core::Limits {
+                min: None,
+                max: Some(90.0),
+            },
+            ts_ns: 7,
+        };
+        let mut s = String::new();
+        assert!(write_record(
+            &mut s,
+            "s",
+            &Record::Limits(Box::new(l.clone()))
+        ));
+        assert_eq!(
+            s,
+            "millwright_limits,site=s,asset=P\\ 1,signal=bearing_temp_c,unit=°C normal_low=25.0,normal_high=75.0,limit_max=90.0 7\n"
+        );
+        l.normal = None;
+        l.limits.max = None;
+        let mut s = String::new();
+        assert!(!write_record(&mut s, "s", &Record::Limits(Box::new(l))));
+        assert!(s.is_empty(), "{s:?}");
     }
 
     #[test]

@@ -331,6 +331,88 @@ fn dashboards() -> Vec<Dash> {
                 }],
             },
             Panel {
+                title: "Normal range and limits of $asset",
+                viz: "table",
+                unit: "none",
+                w: 24,
+                h: 7,
+                description: "Each profiled signal's normal operating range and hard limits, in the signal's unit (from the asset profile; the node writes them with its metrics).",
+                q: vec![
+                    Q {
+                        flux: Some(format!(
+                            "{}\n  |> group(columns: [\"{sig}\", \"{u}\"])\n  |> last()",
+                            from(&format!(
+                                "{} and {} and r.{site} == \"${{site}}\" and r.{a} == \"${{asset}}\"",
+                                m_is(s::MEASUREMENT_LIMITS),
+                                f_is(s::FIELD_NORMAL_LOW)
+                            )),
+                            sig = s::TAG_SIGNAL,
+                            u = s::TAG_UNIT
+                        )),
+                        prom: Some(format!(
+                            "last_over_time({}_{}{{{site}=\"$site\", {a}=\"$asset\"}}[$__range])",
+                            s::MEASUREMENT_LIMITS,
+                            s::FIELD_NORMAL_LOW
+                        )),
+                        legend: "{{signal}} normal low [{{unit}}]",
+                    },
+                    Q {
+                        flux: Some(format!(
+                            "{}\n  |> group(columns: [\"{sig}\", \"{u}\"])\n  |> last()",
+                            from(&format!(
+                                "{} and {} and r.{site} == \"${{site}}\" and r.{a} == \"${{asset}}\"",
+                                m_is(s::MEASUREMENT_LIMITS),
+                                f_is(s::FIELD_NORMAL_HIGH)
+                            )),
+                            sig = s::TAG_SIGNAL,
+                            u = s::TAG_UNIT
+                        )),
+                        prom: Some(format!(
+                            "last_over_time({}_{}{{{site}=\"$site\", {a}=\"$asset\"}}[$__range])",
+                            s::MEASUREMENT_LIMITS,
+                            s::FIELD_NORMAL_HIGH
+                        )),
+                        legend: "{{signal}} normal high [{{unit}}]",
+                    },
+                    Q {
+                        flux: Some(format!(
+                            "{}\n  |> group(columns: [\"{sig}\", \"{u}\"])\n  |> last()",
+                            from(&format!(
+                                "{} and {} and r.{site} == \"${{site}}\" and r.{a} == \"${{asset}}\"",
+                                m_is(s::MEASUREMENT_LIMITS),
+                                f_is(s::FIELD_LIMIT_MIN)
+                            )),
+                            sig = s::TAG_SIGNAL,
+                            u = s::TAG_UNIT
+                        )),
+                        prom: Some(format!(
+                            "last_over_time({}_{}{{{site}=\"$site\", {a}=\"$asset\"}}[$__range])",
+                            s::MEASUREMENT_LIMITS,
+                            s::FIELD_LIMIT_MIN
+                        )),
+                        legend: "{{signal}} limit min [{{unit}}]",
+                    },
+                    Q {
+                        flux: Some(format!(
+                            "{}\n  |> group(columns: [\"{sig}\", \"{u}\"])\n  |> last()",
+                            from(&format!(
+                                "{} and {} and r.{site} == \"${{site}}\" and r.{a} == \"${{asset}}\"",
+                                m_is(s::MEASUREMENT_LIMITS),
+                                f_is(s::FIELD_LIMIT_MAX)
+                            )),
+                            sig = s::TAG_SIGNAL,
+                            u = s::TAG_UNIT
+                        )),
+                        prom: Some(format!(
+                            "last_over_time({}_{}{{{site}=\"$site\", {a}=\"$asset\"}}[$__range])",
+                            s::MEASUREMENT_LIMITS,
+                            s::FIELD_LIMIT_MAX
+                        )),
+                        legend: "{{signal}} limit max [{{unit}}]",
+                    },
+                ],
+            },
+            Panel {
                 title: "Anomaly score per signal",
                 viz: "timeseries",
                 unit: "percentunit",

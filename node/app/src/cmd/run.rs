@@ -39,6 +39,7 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         },
     )
     .context("starting the node")?;
+    let limit_profiles = profiles.clone();
     if !profiles.is_empty() {
         start_analytics(&cfg, &base, profiles, &node, inbox, &analytics_status)?;
     }
@@ -59,6 +60,7 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
     let metrics_writer = match (&node.influx_writer, cfg.node.metrics_interval_s) {
         (Some(w), every) if every > 0 => Some(tokio::spawn(crate::metrics::write_every(
             metrics.clone(),
+            limit_profiles,
             w.clone(),
             Duration::from_secs(every),
         ))),

@@ -191,6 +191,83 @@ pub fn measurements() -> Vec<Measurement> {
             ],
         },
         Measurement {
+            name: s::MEASUREMENT_INCIDENT,
+            doc: "an incident phase: one fault of one asset, its anomaly events grouped",
+            tags: vec![
+                tag(s::TAG_ASSET, "the asset"),
+                tag(s::TAG_PHASE, "opened, updated or closed"),
+                tag(s::TAG_SEVERITY, "watch, warning or critical"),
+                tag(
+                    s::TAG_DIAGNOSIS,
+                    "top failure mode id (left out when none matches)",
+                ),
+                tag(s::TAG_RESOLUTION, "closed: normal or new_normal"),
+            ],
+            fields: vec![
+                field(s::FIELD_ID, String, "", "incident id `<asset>#<opened_ns>`"),
+                field(
+                    s::FIELD_OPENED_NS,
+                    Integer,
+                    "ns",
+                    "open time since the epoch",
+                ),
+                field(s::FIELD_DURATION_S, Float, "seconds", "duration so far"),
+                field(s::FIELD_SYMPTOMS, Integer, "events", "symptoms (events)"),
+                field(s::FIELD_OPEN_SYMPTOMS, Integer, "events", "open symptoms"),
+                field(s::FIELD_PEAK_SCORE, Float, "", "highest symptom score"),
+                field(
+                    s::FIELD_CONFIDENCE,
+                    Float,
+                    "",
+                    "confidence of the top diagnosis in [0, 1]",
+                ),
+                field(
+                    s::FIELD_EVENTS_MERGED,
+                    Integer,
+                    "events",
+                    "events merged after the first",
+                ),
+                field(
+                    s::FIELD_EVENTS_SUPPRESSED,
+                    Integer,
+                    "events",
+                    "event phases taken without telling",
+                ),
+                field(
+                    s::FIELD_RUNNER_UP,
+                    String,
+                    "",
+                    "close runner-up failure mode id",
+                ),
+            ],
+        },
+        Measurement {
+            name: s::MEASUREMENT_LIMITS,
+            doc: "a profiled signal's normal range and hard limits (written with the node metrics)",
+            tags: vec![
+                tag(s::TAG_SITE, "the site name from the config"),
+                tag(s::TAG_ASSET, "the asset"),
+                tag(s::TAG_SIGNAL, "the signal"),
+                tag(s::TAG_UNIT, "engineering unit symbol (left out when empty)"),
+            ],
+            fields: vec![
+                field(
+                    s::FIELD_NORMAL_LOW,
+                    Float,
+                    "signal unit",
+                    "normal range, low end",
+                ),
+                field(
+                    s::FIELD_NORMAL_HIGH,
+                    Float,
+                    "signal unit",
+                    "normal range, high end",
+                ),
+                field(s::FIELD_LIMIT_MIN, Float, "signal unit", "low hard limit"),
+                field(s::FIELD_LIMIT_MAX, Float, "signal unit", "high hard limit"),
+            ],
+        },
+        Measurement {
             name: s::MEASUREMENT_NODE_METRICS,
             doc: "the node's own metrics (field = Prometheus name without `millwright_`; \
                   VictoriaMetrics: millwright_node_<field>)",
@@ -238,7 +315,11 @@ mod tests {
     #[test]
     fn every_measurement_has_fields_and_unique_names() {
         let ms = measurements();
-        assert_eq!(ms.len(), 4);
+        // readings, anomaly events and cards, reports, incidents, limits, node metrics.
+        assert_eq!(ms.len(), 6);
+        for name in [s::MEASUREMENT_INCIDENT, s::MEASUREMENT_LIMITS] {
+            assert!(ms.iter().any(|m| m.name == name), "{name} missing");
+        }
         for m in &ms {
             assert!(!m.fields.is_empty(), "{}", m.name);
             let mut f: Vec<_> = m.fields.iter().map(|f| f.name).collect();
