@@ -154,6 +154,11 @@ async fn publishes_counts_forwards_requests_and_keeps_the_status() {
             },
         ]
     );
+    // The event loop counts a request just after handing it over: wait for the count.
+    wait_until("both requests counted", || {
+        st.requests.load(Ordering::Relaxed) >= 2
+    })
+    .await;
     assert_eq!(st.requests.load(Ordering::Relaxed), 2);
 
     // A clean close publishes `offline` (retained) and later publications are dropped.
