@@ -159,6 +159,29 @@ fn node_panel(m: NodeMetric, title: &'static str, unit: &'static str) -> Panel {
     }
 }
 
+/// One limits series of the asset (`millwright_limits`, written with the node metrics): the
+/// latest value per signal in both flavours.
+fn limits_q(field: &str, legend: &'static str) -> Q {
+    let (a, site) = (s::TAG_ASSET, s::TAG_SITE);
+    Q {
+        flux: Some(format!(
+            "{}\n  |> group(columns: [\"{sig}\", \"{u}\"])\n  |> last()",
+            from(&format!(
+                "{} and {} and r.{site} == \"${{site}}\" and r.{a} == \"${{asset}}\"",
+                m_is(s::MEASUREMENT_LIMITS),
+                f_is(field)
+            )),
+            sig = s::TAG_SIGNAL,
+            u = s::TAG_UNIT
+        )),
+        prom: Some(format!(
+            "last_over_time({}_{field}{{{site}=\"$site\", {a}=\"$asset\"}}[$__range])",
+            s::MEASUREMENT_LIMITS
+        )),
+        legend,
+    }
+}
+
 fn readings_prom(extra: &str) -> String {
     format!(
         "{{__name__=~\".+_{v}\", __name__!~\"millwright_.+\", {site}=\"$site\"{extra}}}",
@@ -337,80 +360,15 @@ fn dashboards() -> Vec<Dash> {
                 w: 24,
                 h: 7,
                 description: "Each profiled signal's normal operating range and hard limits, in the signal's unit (from the asset profile; the node writes them with its metrics).",
-                q: vec![
-                    Q {
-                        flux: Some(format!(
-                            "{}\n  |> group(columns: [\"{sig}\", \"{u}\"])\n  |> last()",
-                            from(&format!(
-                                "{} and {} and r.{site} == \"${{site}}\" and r.{a} == \"${{asset}}\"",
-                                m_is(s::MEASUREMENT_LIMITS),
-                                f_is(s::FIELD_NORMAL_LOW)
-                            )),
-                            sig = s::TAG_SIGNAL,
-                            u = s::TAG_UNIT
-                        )),
-                        prom: Some(format!(
-                            "last_over_time({}_{}{{{site}=\"$site\", {a}=\"$asset\"}}[$__range])",
-                            s::MEASUREMENT_LIMITS,
-                            s::FIELD_NORMAL_LOW
-                        )),
-                        legend: "{{signal}} normal low [{{unit}}]",
-                    },
-                    Q {
-                        flux: Some(format!(
-                            "{}\n  |> group(columns: [\"{sig}\", \"{u}\"])\n  |> last()",
-                            from(&format!(
-                                "{} and {} and r.{site} == \"${{site}}\" and r.{a} == \"${{asset}}\"",
-                                m_is(s::MEASUREMENT_LIMITS),
-                                f_is(s::FIELD_NORMAL_HIGH)
-                            )),
-                            sig = s::TAG_SIGNAL,
-                            u = s::TAG_UNIT
-                        )),
-                        prom: Some(format!(
-                            "last_over_time({}_{}{{{site}=\"$site\", {a}=\"$asset\"}}[$__range])",
-                            s::MEASUREMENT_LIMITS,
-                            s::FIELD_NORMAL_HIGH
-                        )),
-                        legend: "{{signal}} normal high [{{unit}}]",
-                    },
-                    Q {
-                        flux: Some(format!(
-                            "{}\n  |> group(columns: [\"{sig}\", \"{u}\"])\n  |> last()",
-                            from(&format!(
-                                "{} and {} and r.{site} == \"${{site}}\" and r.{a} == \"${{asset}}\"",
-                                m_is(s::MEASUREMENT_LIMITS),
-                                f_is(s::FIELD_LIMIT_MIN)
-                            )),
-                            sig = s::TAG_SIGNAL,
-                            u = s::TAG_UNIT
-                        )),
-                        prom: Some(format!(
-                            "last_over_time({}_{}{{{site}=\"$site\", {a}=\"$asset\"}}[$__range])",
-                            s::MEASUREMENT_LIMITS,
-                            s::FIELD_LIMIT_MIN
-                        )),
-                        legend: "{{signal}} limit min [{{unit}}]",
-                    },
-                    Q {
-                        flux: Some(format!(
-                            "{}\n  |> group(columns: [\"{sig}\", \"{u}\"])\n  |> last()",
-                            from(&format!(
-                                "{} and {} and r.{site} == \"${{site}}\" and r.{a} == \"${{asset}}\"",
-                                m_is(s::MEASUREMENT_LIMITS),
-                                f_is(s::FIELD_LIMIT_MAX)
-                            )),
-                            sig = s::TAG_SIGNAL,
-                            u = s::TAG_UNIT
-                        )),
-                        prom: Some(format!(
-                            "last_over_time({}_{}{{{site}=\"$site\", {a}=\"$asset\"}}[$__range])",
-                            s::MEASUREMENT_LIMITS,
-                            s::FIELD_LIMIT_MAX
-                        )),
-                        legend: "{{signal}} limit max [{{unit}}]",
-                    },
-                ],
+                q: [
+                    (s::FIELD_NORMAL_LOW, "{{signal}} normal low [{{unit}}]"),
+                    (s::FIELD_NORMAL_HIGH, "{{signal}} normal high [{{unit}}]"),
+                    (s::FIELD_LIMIT_MIN, "{{signal}} limit min [{{unit}}]"),
+                    (s::FIELD_LIMIT_MAX, "{{signal}} limit max [{{unit}}]"),
+                ]
+                .into_iter()
+                .map(|(field, legend)| limits_q(field, legend))
+                .collect(),
             },
             Panel {
                 title: "Anomaly score per signal",
