@@ -135,7 +135,8 @@ fn explains(out: &[Output]) -> Vec<&ExplainRequest> {
         .collect()
 }
 
-fn reports(out: &[Output]) -> Vec<&MaintenanceReport> {
+/// The reports among the outputs (shared with the incident tests).
+pub(super) fn reports(out: &[Output]) -> Vec<&MaintenanceReport> {
     out.iter()
         .filter_map(|o| match o {
             Output::Report { report, .. } => Some(report),

@@ -2,7 +2,7 @@
 //! real profiles in `pipelines/`, fed into the machine; explanations by the template at once.
 
 use super::*;
-use crate::tests::Mem;
+use crate::tests::{reports, Mem};
 use millwright_core::anomaly::{AnomalyKind, Evidence, Phase, RelatedSignal, Resolution};
 use millwright_core::{Direction, SensorId, Severity, Unit};
 
@@ -131,15 +131,6 @@ fn alerts(out: &[Output]) -> Vec<&ExplanationCard> {
     out.iter()
         .filter_map(|o| match o {
             Output::Alert(c) => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-fn reports(out: &[Output]) -> Vec<&MaintenanceReport> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Report { report, .. } => Some(report),
             _ => None,
         })
         .collect()
