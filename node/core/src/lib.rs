@@ -6,6 +6,7 @@
 //! runtime; it depends on nothing of ours.
 
 pub mod anomaly;
+pub mod ask;
 pub mod history;
 pub mod incident;
 pub mod llm;
@@ -22,6 +23,7 @@ pub use anomaly::{
     MaintenanceReport, Phase, RankedAction, RelatedSignal, ReportAnomaly, ReportIncident,
     ReportInput, Resolution, SignalPeriodStats, SignalState, SignalStatus, TextSource, Urgency,
 };
+pub use ask::{Answer, AnswerEvidence, AnswerSource, AskPayload, AskPayloadError, Question};
 pub use history::History;
 pub use incident::{DiagnosedMode, Incident, IncidentSymptom, Severity};
 pub use llm::{

@@ -349,6 +349,21 @@ pub trait LanguageModel: Send {
         params: &GenParams,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Completion, SlmError>;
+
+    /// Generates answers to several prompts; a model that can decode several sequences in
+    /// one forward pass over shared weights overrides this (the default runs them one after
+    /// the other). `on_token` gets the index of the request with each piece of text.
+    fn generate_batch(
+        &mut self,
+        requests: &[(Prompt, GenParams)],
+        on_token: &mut dyn FnMut(usize, &str),
+    ) -> Vec<Result<Completion, SlmError>> {
+        requests
+            .iter()
+            .enumerate()
+            .map(|(i, (p, g))| self.generate(p, g, &mut |s| on_token(i, s)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
