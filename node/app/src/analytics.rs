@@ -360,6 +360,8 @@ impl<D: Deliver> Driver<D> {
                     Output::Alert(card) => self.deliver.alert(&card),
                     Output::Report { report, markdown } => self.deliver.report(&report, &markdown),
                     Output::SiteReport { markdown } => self.deliver.site_report(&markdown),
+                    // Questions are not routed to the machine yet (the ask transport wires them).
+                    Output::Ask(_) | Output::Answer(_) => {}
                 }
             }
         }
