@@ -16,6 +16,8 @@ pub mod facts;
 pub mod understand;
 pub mod when;
 pub mod words;
+#[cfg(test)]
+mod tests_understand;
 
 use millwright_core::{
     Anomaly, Answer, AnswerEvidence, AnswerSource, Completion, ExplanationCard, GenParams, History,

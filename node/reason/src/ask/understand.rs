@@ -125,6 +125,7 @@ pub fn tokens(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for raw in lower.split(|c: char| !(c.is_alphanumeric() || matches!(c, ':' | '-' | '\''))) {
         let w = raw.trim_matches(|c: char| matches!(c, ':' | '-' | '\''));
+        let w = w.strip_suffix("'s").unwrap_or(w);
         if w.is_empty() {
             continue;
         }
@@ -344,35 +345,41 @@ pub fn understand(
         .iter()
         .filter(|k| assets.is_empty() || assets.contains(&k.tag))
         .collect();
-    let mut signals = Vec::new();
+    let mut scored: Vec<(usize, String)> = Vec::new();
     if named(&words) {
         for k in &scope {
-            let scored: Vec<(usize, &String)> = k
-                .signals
-                .iter()
-                .map(|s| {
-                    let st = signal_tokens(s);
-                    let hits = st.iter().filter(|t| words.contains(t)).count();
-                    let full = hits == st.len();
-                    let core = st
-                        .iter()
-                        .any(|t| words.contains(t) && !QUALIFIERS.contains(&t.as_str()));
-                    (if core || full { hits } else { 0 }, s)
-                })
-                .collect();
-            let best = scored.iter().map(|(n, _)| *n).max().unwrap_or(0);
-            if best > 0 {
-                for (n, s) in scored {
-                    if n == best && !signals.contains(s) {
-                        signals.push(s.clone());
-                    }
+            for s in &k.signals {
+                let st = signal_tokens(s);
+                let hits = st.iter().filter(|t| words.contains(t)).count();
+                let full = hits == st.len();
+                let core = st
+                    .iter()
+                    .any(|t| words.contains(t) && !QUALIFIERS.contains(&t.as_str()));
+                if core || full {
+                    scored.push((hits, s.clone()));
                 }
             }
         }
     }
+    // The best-matching signals over the assets in scope.
+    let best = scored.iter().map(|(n, _)| *n).max().unwrap_or(0);
+    let mut signals: Vec<String> = Vec::new();
+    for (n, s) in scored {
+        if n == best && n > 0 && !signals.contains(&s) {
+            signals.push(s);
+        }
+    }
 
     // Aggregate.
-    let any = |l: &[&str]| toks.iter().any(|t| l.contains(&t.as_str()));
+    // "30 min" is a duration, not the minimum.
+    let any = |l: &[&str]| {
+        toks.iter().enumerate().any(|(i, t)| {
+            l.contains(&t.as_str())
+                && !(t == "min"
+                    && i > 0
+                    && toks[i - 1].bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
     let aggregate = if any(MAX_WORDS) || padded.contains(" how high ") {
         Aggregate::Max
     } else if any(MIN_WORDS) || padded.contains(" how low ") {

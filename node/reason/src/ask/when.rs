@@ -283,7 +283,7 @@ mod tests {
     }
 
     // 2026-12-01T08:30:00Z
-    const NOW: i64 = 1_764_577_800 * S;
+    const NOW: i64 = 1_796_113_800 * S;
 
     #[test]
     fn ranges_relative_to_the_question() {
