@@ -13,6 +13,7 @@
 pub mod answer;
 pub mod draft;
 pub mod facts;
+pub mod incidents;
 #[cfg(test)]
 mod tests_answers;
 #[cfg(test)]
