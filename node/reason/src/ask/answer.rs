@@ -102,6 +102,38 @@ fn same_unit(written: &str, evidence: &str) -> bool {
         }
 }
 
+/// Aggregates a number may be, from the closest keyword before it (since the previous
+/// number): a limit, the normal range, a maximum, minimum or mean; with none, a measured
+/// value of any aggregate but the profile's ranges.
+fn aggregate_said(before: &str) -> &'static [&'static str] {
+    const MEASURED: &[&str] = &[
+        "latest",
+        "max",
+        "min",
+        "mean",
+        "first",
+        "last",
+        "trend_per_h",
+        "anomalies",
+        "open_anomalies",
+        "confidence",
+    ];
+    let mut said: &'static [&'static str] = MEASURED;
+    for w in tokens(before) {
+        said = match w.as_str() {
+            "limit" | "limits" | "alarm" | "trip" => &["limit_high", "limit_low"],
+            "normal" | "range" | "ranges" => &["normal_high", "normal_low"],
+            "max" | "maximum" | "highest" | "peak" | "peaked" | "top" => &["max"],
+            "min" | "minimum" | "lowest" => &["min"],
+            "average" | "mean" => &["mean"],
+            "latest" | "now" | "currently" => &["latest"],
+            "confidence" => &["confidence"],
+            _ => continue,
+        };
+    }
+    said
+}
+
 /// Every problem of a text (empty: it may be published).
 pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -169,7 +201,14 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
     }
     let words: Vec<&str> = masked.split_whitespace().collect();
     let mut pos = 0usize;
+    let mut seg_start = 0usize;
     for (lit, v, suffix) in numbers_in(&masked) {
+        // The words since the previous number say what this one is.
+        let lit_at = masked[seg_start..]
+            .find(lit.as_str())
+            .map_or(seg_start, |i| seg_start + i);
+        let said = aggregate_said(&masked[seg_start..lit_at]);
+        seg_start = (lit_at + lit.len()).min(masked.len());
         let d = lit.split_once('.').map_or(0, |(_, f)| f.len());
         let tol = 0.5 * 10f64.powi(-(d as i32));
         let matched: Vec<_> = r
@@ -195,6 +234,21 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
             out.push(format!("number {lit} is not in the evidence"));
             continue;
         }
+        let fits: Vec<_> = matched
+            .iter()
+            .filter(|f| said.contains(&f.aggregate.as_str()))
+            .collect();
+        if fits.is_empty() {
+            out.push(format!(
+                "{lit} is said as {said:?}, the evidence has it as {:?}",
+                matched
+                    .iter()
+                    .map(|f| f.aggregate.as_str())
+                    .collect::<Vec<_>>()
+            ));
+            continue;
+        }
+        let matched = fits;
         let needs_unit = matched
             .iter()
             .all(|f| !f.unit.is_empty() && f.unit != "count");
@@ -211,6 +265,12 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
                 unit.unwrap_or_default(),
                 stated.join(" or ")
             ));
+        }
+    }
+    // Every asset the template names.
+    for a in &r.assets {
+        if r.template_text.contains(a.as_str()) && !text.contains(a.as_str()) {
+            out.push(format!("does not name {a}"));
         }
     }
     // Time.

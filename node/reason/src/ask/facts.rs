@@ -284,8 +284,16 @@ fn value(c: &mut Ctx) -> Result<Built, Answer> {
         }
         signals.push(sig);
     }
+    let first_moment = c
+        .verbatim
+        .iter()
+        .find(|v| v.ends_with(&super::when::zone(c.opts)) && !v.contains(" to "))
+        .cloned();
     let prefix = if u.range.is_now() {
-        "The latest".to_string()
+        match first_moment {
+            Some(m) => format!("At {m},"),
+            None => "The latest".to_string(),
+        }
     } else {
         format!("{},", cap_phrase(&u.range, c.opts))
     };

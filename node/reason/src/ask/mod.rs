@@ -83,7 +83,7 @@ pub struct AskRequest {
     /// The facts the answer rests on.
     pub evidence: Vec<AnswerEvidence>,
     /// The numbers of the evidence as the texts write them.
-    pub numbers: Vec<crate::facts::FactNumber>,
+    pub numbers: Vec<draft::FactNumber>,
     /// The template answer's text (checked by construction).
     pub template_text: String,
     /// The facts as prompt lines.

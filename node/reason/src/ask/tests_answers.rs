@@ -407,6 +407,25 @@ fn model_text_is_published_only_when_every_number_and_name_checks() {
     }
     let failed = r.finish(Err(SlmError::Busy(3)));
     assert_eq!(failed.source, AnswerSource::Template);
+
+    // A latest value: the prefix states the moment; the limit is said as a limit.
+    let r = ask("what is the vibration of P-101 now", ALL, &h).unwrap();
+    assert_eq!(r.prefix, "At 08:29 UTC,");
+    let ok = r.finish(completion(
+        " the vibration rms of P-101 is 5.20 mm/s, above its limit of 4.50 mm/s.",
+    ));
+    assert_eq!(ok.source, AnswerSource::Model, "{}", ok.answer);
+    let bad = r.finish(completion(" the vibration rms of P-101 is 4.50 mm/s."));
+    assert_eq!(
+        bad.source,
+        AnswerSource::Template,
+        "the limit said as the value"
+    );
+
+    // Attention: a text that does not name the asset needing it is not an answer.
+    let r = ask("Which machines need attention this shift?", ALL, &h).unwrap();
+    let vague = r.finish(completion(" the machines need attention this shift."));
+    assert_eq!(vague.source, AnswerSource::Template, "{}", vague.answer);
 }
 
 #[test]
