@@ -82,6 +82,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// Reads the evidence of `u` and builds the request (or the answer at once).
+#[allow(clippy::result_large_err)] // the Err is the finished answer, made once per question
 pub fn gather(
     q: &Question,
     u: Understanding,
@@ -160,6 +161,7 @@ pub(super) fn unit_sp(u: &str) -> String {
 }
 
 /// Value and aggregate questions.
+#[allow(clippy::result_large_err)] // the Err is the finished answer
 fn value(c: &mut Ctx) -> Result<Built, Answer> {
     let u = c.u;
     let scope = c.scope();
@@ -201,7 +203,7 @@ fn value(c: &mut Ctx) -> Result<Built, Answer> {
     let mut out = Vec::new();
     let (mut assets, mut signals) = (Vec::new(), Vec::new());
     for (a, sig) in pairs.into_iter().take(3) {
-        let sensor = SensorId::new(a.asset.as_str(), sig.as_ref() as &str);
+        let sensor = SensorId::new(a.asset.as_str(), sig.as_str());
         let info = signal_info(a, &sig, c.history);
         let us = unit_sp(&info.unit);
         let name = say_signal(&sig);
@@ -392,11 +394,9 @@ fn trend(
 fn no_data(c: &mut Ctx, s: &mut Sentence, a: &AssetContext, sig: &str, r: &TimeRange) -> String {
     let name = say_signal(sig);
     let ph = c.phrase(r);
-    let held = c.history.stats(
-        &SensorId::new(a.asset.as_str(), sig.as_ref() as &str),
-        i64::MIN,
-        i64::MAX,
-    );
+    let held = c
+        .history
+        .stats(&SensorId::new(a.asset.as_str(), sig), i64::MIN, i64::MAX);
     s.lines.push(format!("{} {name}: no data {ph}", a.asset));
     match held {
         Some(st) => {

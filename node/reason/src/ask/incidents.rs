@@ -66,9 +66,7 @@ fn cause_action(a: &AssetContext, i: &Incident) -> (Option<String>, Option<Strin
 
 /// The latest value of `sig` on `a` as "bearing temp is 71.3 °C (at 06:12 UTC), above …".
 fn latest_clause(c: &mut Ctx, s: &mut Sentence, a: &AssetContext, sig: &str) -> Option<String> {
-    let x = c
-        .history
-        .last(&SensorId::new(a.asset.as_str(), sig.as_ref() as &str))?;
+    let x = c.history.last(&SensorId::new(a.asset.as_str(), sig))?;
     c.used.push(sig.to_string());
     let info = signal_info(a, sig, c.history);
     let at = (x.ts_ns, x.ts_ns);
@@ -283,7 +281,7 @@ fn rank(c: &mut Ctx, a: &AssetContext, r: &TimeRange, attention: bool) -> Rank {
     for sig in known(a, c.history).signals {
         if let Some(x) = c
             .history
-            .last(&SensorId::new(a.asset.as_str(), sig.as_ref() as &str))
+            .last(&SensorId::new(a.asset.as_str(), sig.as_str()))
         {
             let p = out_of_range(x.value, &signal_info(a, &sig, c.history));
             if p > 0.0 && worst.as_ref().is_none_or(|(wp, _)| p > *wp) {

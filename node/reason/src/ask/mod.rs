@@ -152,6 +152,7 @@ impl AskRequest {
 
 /// Understands `q` and reads its facts from `assets` (the operator's visible assets only) and
 /// `history`: an answer at once (refusal, no data, which asset?) or a request for the model.
+#[allow(clippy::result_large_err)] // the Err is the finished answer, made once per question
 pub fn prepare(
     q: &Question,
     assets: &[AssetContext],
@@ -160,7 +161,7 @@ pub fn prepare(
 ) -> Result<AskRequest, Answer> {
     let visible: Vec<&AssetContext> = assets
         .iter()
-        .filter(|a| q.visible_assets.iter().any(|v| *v == a.asset))
+        .filter(|a| q.visible_assets.contains(&a.asset))
         .collect();
     let known: Vec<Known> = visible.iter().map(|a| known(a, history)).collect();
     let u = understand(&q.text, q.asset.as_deref(), &known, q.received_ns, opts);
