@@ -134,6 +134,64 @@ fn aggregate_said(before: &str) -> &'static [&'static str] {
     said
 }
 
+/// Share of a clause's claim words that must come from one cause or action text.
+pub const CLAIM_MATCH: f64 = 0.75;
+
+/// Clauses of `text` that claim what no single cause or action of the facts says (why
+/// answers; nothing to check without causes and actions).
+fn claim_problems(r: &AskRequest, text: &str) -> Vec<String> {
+    if r.claims.is_empty() {
+        return Vec::new();
+    }
+    let lowers = |t: &str| -> Vec<String> {
+        millwright_core::llm::split_words(t)
+            .into_iter()
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    let mut plain: Vec<String> = crate::vocab::FUNCTION_WORDS
+        .iter()
+        .chain(super::draft::ANSWER_WORDS)
+        .map(|w| w.to_string())
+        .collect();
+    for t in r.assets.iter().chain(&r.signals).chain(&r.must_say) {
+        plain.extend(lowers(t));
+        plain.extend(lowers(&t.replace('_', " ")));
+    }
+    for n in &r.numbers {
+        plain.extend(lowers(&n.unit));
+    }
+    plain.extend(["fault", "cause", "action", "recommended"].map(String::from));
+    let content = |t: &str| -> Vec<String> {
+        let mut v: Vec<String> = lowers(t)
+            .into_iter()
+            .filter(|w| !plain.contains(w) && !w.starts_with(|c: char| c.is_ascii_digit()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let items: Vec<Vec<String>> = r.claims.iter().map(|c| content(c)).collect();
+    let mut out = Vec::new();
+    for cl in crate::vocab::clauses(text) {
+        let claim = content(cl);
+        if claim.is_empty() {
+            continue;
+        }
+        let best = items
+            .iter()
+            .map(|i| claim.iter().filter(|w| i.contains(w)).count())
+            .max()
+            .unwrap_or(0);
+        if (best as f64) < CLAIM_MATCH * claim.len() as f64 {
+            out.push(format!(
+                "\"{cl}\" matches no cause or action of the facts ({claim:?})"
+            ));
+        }
+    }
+    out
+}
+
 /// Every problem of a text (empty: it may be published).
 pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -267,6 +325,13 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
             ));
         }
     }
+    // The diagnosed fault is named; claims are the facts' causes and actions.
+    for m in &r.must_say {
+        if !lower.contains(&m.to_lowercase()) {
+            out.push(format!("does not name {m:?}"));
+        }
+    }
+    out.extend(claim_problems(r, text));
     // Every asset the template names.
     for a in &r.assets {
         if r.template_text.contains(a.as_str()) && !text.contains(a.as_str()) {

@@ -184,7 +184,7 @@ pub fn range_clause(
 }
 
 /// Words every answer may use besides the facts and [`crate::vocab::FUNCTION_WORDS`].
-const ANSWER_WORDS: &[&str] = &[
+pub const ANSWER_WORDS: &[&str] = &[
     "highest",
     "lowest",
     "maximum",
@@ -253,6 +253,15 @@ const ANSWER_WORDS: &[&str] = &[
     "the",
     "and",
 ];
+
+/// What a model answer must hold to besides its numbers and names.
+#[derive(Clone, Debug, Default)]
+pub struct Checks {
+    /// Cause and action texts: every clause with claims takes them from one of these.
+    pub claims: Vec<String>,
+    /// Texts the answer must contain.
+    pub must_say: Vec<String>,
+}
 
 /// Function words an answer may not use unless its facts do: comparisons, causes and
 /// judgements the facts do not state.
@@ -329,6 +338,7 @@ pub fn build(
     extra_words: Vec<String>,
     verbatim: Vec<String>,
     (assets, signals, known_signals): (Vec<String>, Vec<String>, Vec<String>),
+    checks: Checks,
     opts: &AskOptions,
 ) -> AskRequest {
     let kept: Vec<Sentence> = sentences.into_iter().take(3).collect();
@@ -387,6 +397,8 @@ pub fn build(
         assets,
         signals: sig_names,
         known_signals,
+        claims: checks.claims,
+        must_say: checks.must_say,
         opts: opts.clone(),
     }
 }

@@ -45,6 +45,10 @@ pub(super) struct Ctx<'a> {
     pub(super) extra: Vec<String>,
     /// Signals the sentences name.
     pub(super) used: Vec<String>,
+    /// Cause and action texts a model clause must take its claims from (why answers).
+    pub(super) claims: Vec<String>,
+    /// Texts a model answer must contain (the diagnosed fault).
+    pub(super) must_say: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -119,6 +123,8 @@ pub fn gather(
         verbatim: Vec::new(),
         extra: Vec::new(),
         used: Vec::new(),
+        claims: Vec::new(),
+        must_say: Vec::new(),
     };
     let (sentences, prefix, assets, mut signals) = match u.kind {
         Kind::Value => value(&mut c)?,
@@ -138,6 +144,10 @@ pub fn gather(
         }
     }
     let (verbatim, extra) = (c.verbatim, c.extra);
+    let checks = super::draft::Checks {
+        claims: c.claims,
+        must_say: c.must_say,
+    };
     Ok(build(
         q,
         u.clone(),
@@ -146,6 +156,7 @@ pub fn gather(
         extra,
         verbatim,
         (assets, signals, known_signals),
+        checks,
         opts,
     ))
 }

@@ -191,11 +191,13 @@ pub(super) fn why(c: &mut Ctx) -> Built {
                 .push(format!("Diagnosis: {} (confidence {conf})", t.title));
             c.extra.push(t.title.clone());
             c.verbatim.push(t.title.clone());
+            c.must_say.push(t.title.clone());
         }
         None => s2.text = "No known failure mode of its profile matches these symptoms.".into(),
     }
     out.push(s2);
     let (cause, action) = cause_action(a, i);
+    c.claims.extend(cause.iter().chain(action.iter()).cloned());
     let mut s3 = Sentence::default();
     let parts: Vec<String> = [
         cause.map(|x| format!("Likely cause: {x}")),
@@ -213,7 +215,18 @@ pub(super) fn why(c: &mut Ctx) -> Built {
         s3.text = format!("{}.", cap(&parts.join("; ")));
         out.push(s3);
     }
-    let prefix = a.asset.clone();
+    // The model is told the fault and writes its cause and action.
+    let prefix = match i.top() {
+        Some(t) if i.phase != Phase::Closed => format!(
+            "{} has an open {sev} incident; the likely fault is {}. Likely cause:",
+            a.asset, t.title
+        ),
+        Some(t) => format!(
+            "{} had a {sev} incident; the likely fault was {}. Likely cause:",
+            a.asset, t.title
+        ),
+        None => a.asset.clone(),
+    };
     (out, prefix, vec![a.asset.clone()], syms)
 }
 

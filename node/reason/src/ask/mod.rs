@@ -100,6 +100,11 @@ pub struct AskRequest {
     pub signals: Vec<String>,
     /// Every signal name of the assets' profiles (naming one not in the facts is a problem).
     pub known_signals: Vec<String>,
+    /// Cause and action texts (why answers): a model clause that claims something takes at
+    /// least [`answer::CLAIM_MATCH`] of its claim words from one of them.
+    pub claims: Vec<String>,
+    /// Texts a model answer must contain (the diagnosed fault).
+    pub must_say: Vec<String>,
     /// Generation settings.
     pub opts: AskOptions,
 }

@@ -462,21 +462,46 @@ fn status_of_everything_kind_filters_and_the_payload_asset() {
     let h = store();
     // No asset named: every visible one, the one out of its range first.
     let a = template("how is everything doing?", &h);
-    assert!(a.answer.starts_with("P-101 needs attention: its vibration rms is 5.20 mm/s"), "{}", a.answer);
-    assert!(a.answer.contains("C-301 and M-201 have no open incidents"), "{}", a.answer);
+    assert!(
+        a.answer
+            .starts_with("P-101 needs attention: its vibration rms is 5.20 mm/s"),
+        "{}",
+        a.answer
+    );
+    assert!(
+        a.answer.contains("C-301 and M-201 have no open incidents"),
+        "{}",
+        a.answer
+    );
     // "which pumps": only the pumps are ranked.
     let r = ask("which pumps need attention today?", ALL, &h).unwrap();
-    assert!(r.evidence.iter().all(|e| e.asset == "P-101"), "{:?}", r.evidence);
+    assert!(
+        r.evidence.iter().all(|e| e.asset == "P-101"),
+        "{:?}",
+        r.evidence
+    );
     assert!(!r.template_text.contains("M-201"), "{}", r.template_text);
-    assert!(r.template_text.starts_with("Today (00:00 to 08:30 UTC), P-101 needs attention first"), "{}", r.template_text);
+    assert!(
+        r.template_text
+            .starts_with("Today (00:00 to 08:30 UTC), P-101 needs attention first"),
+        "{}",
+        r.template_text
+    );
     // The payload's asset answers "it".
     let mut q = question("what is its bearing temperature?", ALL);
     q.asset = Some("P-101".into());
     let r = prepare(&q, &site(), &h, &AskOptions::default()).unwrap();
-    assert!(r.template_text.contains("bearing temp of P-101 is 67.9 °C"), "{}", r.template_text);
+    assert!(
+        r.template_text.contains("bearing temp of P-101 is 67.9 °C"),
+        "{}",
+        r.template_text
+    );
     // …unless the operator may not see it: the usual refusal.
     let mut q = question("what is its bearing temperature?", &["M-201"]);
     q.asset = Some("P-101".into());
     let a = prepare(&q, &site(), &h, &AskOptions::default()).unwrap_err();
-    assert_eq!(a.answer, "I have no asset called P-101 that you may ask about.");
+    assert_eq!(
+        a.answer,
+        "I have no asset called P-101 that you may ask about."
+    );
 }
