@@ -191,6 +191,22 @@ fn questions_are_answered_from_real_incidents() {
         "{t}"
     );
     assert!(r.evidence.iter().any(|e| e.aggregate == "confidence"));
+    assert!(
+        r.prefix.contains(&top),
+        "the model is told the fault: {}",
+        r.prefix
+    );
+    let cause = card.likely_causes[0].trim_end_matches('.').to_string();
+    let ok = r.finish(completion(&format!(" {cause}.")));
+    assert_eq!(ok.source, AnswerSource::Model, "{}", ok.answer);
+    let words: Vec<&str> = cause.split(' ').collect();
+    let mixed = format!(" {} envelope {}.", words[0], words[words.len() - 1]);
+    let bad = r.finish(completion(&mixed));
+    assert_eq!(
+        bad.source,
+        AnswerSource::Template,
+        "a cause mixed with an action: {mixed}"
+    );
 
     // Attention: P-101 first with its incident; the motor among the calm ones.
     let r = request(
@@ -267,6 +283,19 @@ fn questions_are_answered_from_real_incidents() {
     assert!(
         !r.template().answer.contains("P-101") && r.evidence.iter().all(|e| e.asset == "M-201")
     );
+}
+
+fn completion(text: &str) -> Result<millwright_core::Completion, millwright_core::SlmError> {
+    Ok(millwright_core::Completion {
+        text: text.into(),
+        prompt_tokens: 0,
+        cached_tokens: 0,
+        generated_tokens: 0,
+        stop_reason: millwright_core::StopReason::Eos,
+        ttft_ms: 0.0,
+        total_ms: 0.0,
+        model: "test".into(),
+    })
 }
 
 fn model_path() -> PathBuf {
