@@ -210,7 +210,11 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
     let ends = text
         .char_indices()
         .filter(|(i, c)| {
-            matches!(c, '.' | '!' | '?') && text[i + 1..].chars().next().is_none_or(|n| n == ' ')
+            matches!(c, '.' | '!' | '?')
+                && text
+                    .get(i + 1..)
+                    .and_then(|r| r.chars().next())
+                    .is_none_or(|n| n == ' ')
         })
         .count();
     if ends > 3 {
@@ -262,10 +266,11 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
     let mut seg_start = 0usize;
     for (lit, v, suffix) in numbers_in(&masked) {
         // The words since the previous number say what this one is.
-        let lit_at = masked[seg_start..]
-            .find(lit.as_str())
+        let lit_at = masked
+            .get(seg_start..)
+            .and_then(|m| m.find(lit.as_str()))
             .map_or(seg_start, |i| seg_start + i);
-        let said = aggregate_said(&masked[seg_start..lit_at]);
+        let said = aggregate_said(masked.get(seg_start..lit_at).unwrap_or(""));
         seg_start = (lit_at + lit.len()).min(masked.len());
         let d = lit.split_once('.').map_or(0, |(_, f)| f.len());
         let tol = 0.5 * 10f64.powi(-(d as i32));

@@ -175,12 +175,20 @@ fn tag_like(w: &str) -> bool {
     if b.get(i) == Some(&b'-') {
         i += 1;
     }
-    let nd = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-    let rest = b.len() - i - nd;
+    let nd = b
+        .get(i..)
+        .unwrap_or(&[])
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let rest = b.len().saturating_sub(i + nd);
     (1..=5).contains(&letters)
         && (1..=5).contains(&nd)
         && rest <= 1
-        && b[i + nd..].iter().all(u8::is_ascii_alphabetic)
+        && b.get(i + nd..)
+            .unwrap_or(&[])
+            .iter()
+            .all(u8::is_ascii_alphabetic)
         && !matches!(w, "m3" | "m2" | "co2" | "h2" | "o2" | "h2o")
 }
 
@@ -283,7 +291,9 @@ pub fn understand(
     let by_key = |key: &str| visible.iter().find(|k| tag_key(&k.tag) == key);
     let mut i = 0;
     while i < toks.len() {
-        let w = toks[i].as_str();
+        let Some(w) = toks.get(i).map(String::as_str) else {
+            break;
+        };
         let next = toks.get(i + 1).map(String::as_str);
         let next_digits = next.filter(|n| n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty());
         let kind_word = w.trim_end_matches('s');
@@ -397,7 +407,11 @@ pub fn understand(
     let any = |l: &[&str]| {
         toks.iter().enumerate().any(|(i, t)| {
             l.contains(&t.as_str())
-                && !(t == "min" && i > 0 && toks[i - 1].bytes().all(|b| b.is_ascii_digit()))
+                && !(t == "min"
+                    && i > 0
+                    && toks
+                        .get(i - 1)
+                        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
         })
     };
     let aggregate = if any(MAX_WORDS) || padded.contains(" how high ") {

@@ -279,6 +279,7 @@ pub fn this_shift(now_ns: i64, opts: &AskOptions) -> TimeRange {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn toks(s: &str) -> Vec<String> {

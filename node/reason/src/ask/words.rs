@@ -346,30 +346,34 @@ pub fn edit_distance(a: &str, b: &str, max: usize) -> usize {
     if a.len().abs_diff(b.len()) > max {
         return max + 1;
     }
-    let w = b.len() + 1;
-    let mut d = vec![0usize; (a.len() + 1) * w];
-    for (j, cell) in d.iter_mut().enumerate().take(w) {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        d[i * w] = i;
-        let mut row_min = usize::MAX;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[(i - 1) * w + j] + 1)
-                .min(d[i * w + j - 1] + 1)
-                .min(d[(i - 1) * w + j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[(i - 2) * w + j - 2] + 1);
+    const FAR: usize = usize::MAX / 4;
+    let at = |row: &[usize], k: usize| row.get(k).copied().unwrap_or(FAR);
+    // Rows i − 2, i − 1 and i of the distance table.
+    let mut before: Vec<usize> = Vec::new();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        let mut row_min = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let mut v = (at(&prev, j + 1) + 1)
+                .min(at(&cur, j) + 1)
+                .min(at(&prev, j) + cost);
+            let swapped = i > 0 && j > 0 && a.get(i - 1) == Some(cb) && b.get(j - 1) == Some(ca);
+            if swapped {
+                v = v.min(at(&before, j - 1) + 1);
             }
-            d[i * w + j] = v;
+            if let Some(c) = cur.get_mut(j + 1) {
+                *c = v;
+            }
             row_min = row_min.min(v);
         }
         if row_min > max {
             return max + 1;
         }
+        before = std::mem::replace(&mut prev, cur);
     }
-    d[a.len() * w + b.len()]
+    at(&prev, b.len())
 }
 
 /// Edits allowed for a word of this length: none below 4 letters, 1 up to 6, 2 from 7.
