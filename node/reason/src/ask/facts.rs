@@ -185,6 +185,22 @@ fn value(c: &mut Ctx) -> Result<Built, Answer> {
             }
         }
     }
+    // Without a named asset, only the assets that have data for the signal.
+    if u.assets.is_empty() {
+        let has = |a: &AssetContext, s: &str| {
+            let sensor = SensorId::new(a.asset.as_str(), s);
+            if u.range.is_now() {
+                c.history.last(&sensor).is_some()
+            } else {
+                c.history
+                    .stats(&sensor, u.range.from_ns, u.range.to_ns)
+                    .is_some()
+            }
+        };
+        if pairs.iter().any(|(a, s)| has(a, s)) {
+            pairs.retain(|(a, s)| has(a, s));
+        }
+    }
     if pairs.is_empty() {
         let list = scope
             .iter()

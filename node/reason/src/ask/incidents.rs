@@ -109,7 +109,12 @@ pub(super) fn why(c: &mut Ctx) -> Built {
         let sig = a.and_then(|a| {
             signals
                 .iter()
-                .find(|x| known(a, c.history).signals.contains(x))
+                .find(|x| {
+                    known(a, c.history).signals.contains(x)
+                        && c.history
+                            .last(&SensorId::new(a.asset.as_str(), x.as_str()))
+                            .is_some()
+                })
                 .cloned()
         });
         let tail = match (a, sig) {

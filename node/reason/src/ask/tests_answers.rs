@@ -505,3 +505,48 @@ fn status_of_everything_kind_filters_and_the_payload_asset() {
         "I have no asset called P-101 that you may ask about."
     );
 }
+
+#[test]
+fn every_template_passes_its_own_check() {
+    let h = store();
+    let questions = [
+        "max vibration P-101 last 2 hours",
+        "min flow of the pump since 07:00",
+        "average motor current of M-201 today",
+        "winding temperature trend of M-201 in the last hour",
+        "what's the discharge pressure of C-301 right now",
+        "C-301 discharge pressure max yesterday",
+        "how hot is the winding of motor 201",
+        "flow of P-101 in the last 10 minutes",
+        "any anomalies on the compressor today?",
+        "how many alarms this shift",
+        "why is M-201 hot?",
+        "what is wrong with the pump",
+        "how is C-301",
+        "how are things",
+        "which machine needs attention most urgently",
+        "temperature now",
+        "vibration now",
+        "P-101 vibraton trend last 30 min",
+        "peak bearing temp on P-101 in the last 3 hours",
+        "how's the pump's flow",
+    ];
+    for q in questions {
+        match ask(q, ALL, &h) {
+            Ok(r) => {
+                let a = r.template();
+                let p = answer::problems(&r, &a.answer);
+                assert!(p.is_empty(), "{q}: {p:?}\n{}", a.answer);
+                println!("{q}\n  -> {}", a.answer);
+            }
+            Err(a) => {
+                assert!(
+                    matches!(a.source, AnswerSource::Refusal | AnswerSource::Template),
+                    "{q}"
+                );
+                assert!(a.evidence.is_empty(), "{q}");
+                println!("{q}\n  => [{:?}] {}", a.source, a.answer);
+            }
+        }
+    }
+}

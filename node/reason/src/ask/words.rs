@@ -302,6 +302,16 @@ pub const PLAIN_WORDS: &[&str] = &[
     "tell",
     "stop",
     "running",
+    "urgent",
+    "urgently",
+    "currently",
+    "recently",
+    "recent",
+    "quickly",
+    "really",
+    "still",
+    "again",
+    "being",
 ];
 
 /// Number words.
