@@ -3,7 +3,10 @@
 //! Loading reports *every* problem it can find, each with its dotted path and line:
 //! syntax and shape errors from the TOML reader (an offending line is set aside and reading
 //! goes on, so one typo does not hide the next), then the semantic checks of each section.
-//! Secrets (`password`, `token`) are never printed.
+//! Secrets (`password`, `token`) are never printed; `password_file` / `token_file` and
+//! `${VAR}` in them are resolved by [`secrets`] before the text is deserialized.
+
+pub mod secrets;
 
 use millwright_core::ValidationError;
 use millwright_ingest::mqtt::MqttConfig;
@@ -236,13 +239,24 @@ impl Config {
                 message: format!("cannot read: {e}"),
             }],
         })?;
-        Self::parse(&text).map_err(|problems| ConfigErrors { file, problems })
+        Self::parse_in(&text, path.parent(), &secrets::process_env)
+            .map_err(|problems| ConfigErrors { file, problems })
     }
 
-    /// Parses and checks config text.
+    /// Parses and checks config text (secret files relative to the working directory).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
-        let mut problems = Vec::new();
-        let mut src = text.to_string();
+        Self::parse_in(text, None, &secrets::process_env)
+    }
+
+    /// Parses and checks config text; `base` is the directory relative secret files are in,
+    /// `env` the environment `${VAR}` is expanded from.
+    pub fn parse_in(
+        text: &str,
+        base: Option<&Path>,
+        env: secrets::Env<'_>,
+    ) -> Result<Config, Vec<ConfigProblem>> {
+        let (mut src, resolved, mut problems) = secrets::resolve(text, base, env);
         let mut parsed = None;
         for _ in 0..50 {
             match deserialize(&src) {
@@ -262,8 +276,10 @@ impl Config {
                 }
             }
         }
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         match parsed {
-            Some(cfg) if problems.is_empty() => {
+            Some(mut cfg) if problems.is_empty() => {
+                secrets::apply(&mut cfg, resolved);
                 let semantic = cfg.validate();
                 if semantic.is_empty() {
                     Ok(cfg)

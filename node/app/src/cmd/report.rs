@@ -30,7 +30,8 @@ pub async fn run(a: &ReportArgs) -> anyhow::Result<ExitCode> {
     let opts = m
         .connection()
         .with_client_id(format!("{}-report-{}", m.client_id, std::process::id()))
-        .v4_options()?;
+        .v4_options()?
+        .into_inner();
     let (client, mut el) = rumqttc::AsyncClient::new(opts, 16);
     let deadline = Instant::now() + Duration::from_secs(a.timeout_s);
     let mut requested = false;

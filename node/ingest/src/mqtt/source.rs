@@ -217,7 +217,7 @@ impl MqttSource {
             MqttProtocol::V311 => {
                 let mut opts = conn.v4_options()?;
                 opts.set_clean_session(cfg.clean_session).set_inflight(100);
-                tokio::spawn(run_v311(cfg, opts, router))
+                tokio::spawn(run_v311(cfg, opts.into_inner(), router))
             }
             MqttProtocol::V5 => {
                 let mut opts = conn.v5_options()?;
@@ -226,7 +226,7 @@ impl MqttSource {
                     // Keep the session (and queued QoS 1 messages) for an hour of disconnection.
                     opts.set_session_expiry_interval(Some(3600));
                 }
-                tokio::spawn(run_v5(cfg, opts, router))
+                tokio::spawn(run_v5(cfg, opts.into_inner(), router))
             }
         };
         Ok(Self { status, task })

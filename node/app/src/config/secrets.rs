@@ -1,0 +1,252 @@
+//! Secrets of the config file from outside it: `password_file` / `token_file` (a file whose
+//! content, without its trailing newline, is the secret — e.g. a systemd credential at
+//! `${CREDENTIALS_DIRECTORY}/token`; a relative path is relative to the config file) and `${VAR}` in `password` / `token` (expanded from the
+//! environment; `$${` is a literal `${`).
+//!
+//! Runs on the config text before it is deserialized: a `*_file` key is read and blanked out
+//! of the text (offsets and line numbers stay), so the sections' own types need no `*_file`
+//! field; the resolved values are set on the parsed config afterwards ([`apply`]). A missing
+//! file or variable is a [`ConfigProblem`] naming the field, the file or variable and the line.
+//! No secret value ever goes into a problem's message.
+
+use super::{line_of, Config, ConfigProblem};
+use millwright_core::Secret;
+use std::path::Path;
+
+/// The secret fields: section and key. `<key>_file` is accepted next to each.
+pub const SECRET_FIELDS: [(&str, &str); 2] = [("mqtt", "password"), ("influxdb", "token")];
+
+/// Secrets found in the config text, to set on the parsed config.
+#[derive(Default)]
+pub struct Resolved {
+    /// (section, key, value).
+    values: Vec<(&'static str, &'static str, Secret)>,
+}
+
+/// The environment to expand `${VAR}` from.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads the `*_file` keys and expands `${VAR}` in the secret fields of `text`. Returns the
+/// text with the `*_file` keys blanked out, the secrets, and every problem found. Text that
+/// is not valid TOML is returned as it is (the TOML reader reports it).
+pub fn resolve(
+    text: &str,
+    base: Option<&Path>,
+    env: Env<'_>,
+) -> (String, Resolved, Vec<ConfigProblem>) {
+    let mut out = text.to_string();
+    let mut res = Resolved::default();
+    let mut problems = Vec::new();
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return (out, res, problems);
+    };
+    for (section, key) in SECRET_FIELDS {
+        let Some(item) = doc.get(section) else {
+            continue;
+        };
+        let Some(table) = item.as_table_like() else {
+            continue;
+        };
+        let file_key = format!("{key}_file");
+        let problem = |k: &str, span: Option<std::ops::Range<usize>>, message: String| {
+            ConfigProblem {
+                path: format!("{section}.{k}"),
+                line: span.map(|s| line_of(text, s.start)),
+                message,
+            }
+        };
+        if let Some((k, v)) = table.get_key_value(&file_key) {
+            let span = k.span();
+            if table.contains_key(key) {
+                problems.push(problem(
+                    &file_key,
+                    span.clone(),
+                    format!("`{key}` and `{file_key}` are both set; keep one"),
+                ));
+            }
+            let Some(raw) = v.as_str() else {
+                problems.push(problem(
+                    &file_key,
+                    span,
+                    "must be a file path (a string)".into(),
+                ));
+                continue;
+            };
+            let Some(value_span) = v.span() else {
+                continue;
+            };
+            if item.as_table().is_none() {
+                problems.push(problem(
+                    &file_key,
+                    span,
+                    format!("is read only in a `[{section}]` table, not an inline table"),
+                ));
+                continue;
+            }
+            let read = |path: String| match base {
+                Some(b) if Path::new(&path).is_relative() => {
+                    read_secret_file(&b.join(&path).display().to_string())
+                }
+                _ => read_secret_file(&path),
+            };
+            match expand(raw, env).and_then(read) {
+                Ok(secret) => res.values.push((section, key, secret)),
+                Err(why) => problems.push(problem(&file_key, span.clone(), why)),
+            }
+            // Blank `key_file = "…"` so the section's type never sees it.
+            if let Some(s) = span {
+                blank(&mut out, s.start..value_span.end);
+            }
+        } else if let Some((k, v)) = table.get_key_value(key) {
+            let Some(raw) = v.as_str() else {
+                continue; // the section's type reports the wrong type
+            };
+            if !raw.contains('$') {
+                continue;
+            }
+            match expand(raw, env) {
+                Ok(value) => res.values.push((section, key, Secret::new(value))),
+                Err(why) => problems.push(problem(key, k.span(), why)),
+            }
+        }
+    }
+    (out, res, problems)
+}
+
+/// Sets the resolved secrets on the parsed config.
+pub fn apply(cfg: &mut Config, res: Resolved) {
+    for (section, key, value) in res.values {
+        match (section, key) {
+            ("mqtt", "password") => {
+                if let Some(m) = cfg.mqtt.as_mut() {
+                    m.password = Some(value);
+                }
+            }
+            ("influxdb", "token") => {
+                if let Some(i) = cfg.influxdb.as_mut() {
+                    i.token = value;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `${VAR}` replaced by the variable's value; `$${` is a literal `${`. The error names the
+/// variable, never a value.
+pub fn expand(raw: &str, env: Env<'_>) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(lit) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = lit;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let Some(end) = body.find('}') else {
+                return Err("has `${` without a closing `}`".into());
+            };
+            let name = &body[..end];
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(format!("`${{{name}}}` is not a variable name"));
+            }
+            match env(name) {
+                Some(v) => out.push_str(&v),
+                None => return Err(format!("environment variable `{name}` is not set")),
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The file's content without its trailing newline (`\n` or `\r\n`).
+fn read_secret_file(path: &str) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let value = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if value.is_empty() {
+        return Err(format!("`{path}` is empty"));
+    }
+    Ok(Secret::new(value))
+}
+
+/// Replaces `range` of `src` with spaces (newlines kept).
+fn blank(src: &mut String, range: std::ops::Range<usize>) {
+    let Some(part) = src.get(range.clone()) else {
+        return;
+    };
+    let spaces: String = part
+        .chars()
+        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .collect();
+    src.replace_range(range, &spaces);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "MQTT_PW" => Some("s3cr3t-pw".into()),
+            "CREDS" => Some("/nonexistent-creds".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_variables_and_escapes() {
+        assert_eq!(expand("a${MQTT_PW}b", &env).unwrap(), "as3cr3t-pwb");
+        assert_eq!(expand("$${MQTT_PW}", &env).unwrap(), "${MQTT_PW}");
+        assert_eq!(expand("pa$$word", &env).unwrap(), "pa$$word");
+        let e = expand("${NOPE}", &env).unwrap_err();
+        assert_eq!(e, "environment variable `NOPE` is not set");
+        assert!(expand("${A", &env).is_err());
+        assert!(expand("${A-B}", &env).is_err());
+    }
+
+    #[test]
+    fn file_keys_are_blanked_and_problems_have_lines() {
+        let text = "[site]\nname = \"s\"\n[mqtt]\nhost = \"h\"\nusername = \"u\"\n\
+                    password_file = \"${CREDS}/pw\"\n[influxdb]\nurl = \"http://x\"\n\
+                    org = \"o\"\nbucket = \"b\"\ntoken = \"${NOPE}\"\n";
+        let (out, res, probs) = resolve(text, None, &env);
+        assert_eq!(out.len(), text.len());
+        assert!(!out.contains("password_file"));
+        assert_eq!(out.lines().count(), text.lines().count());
+        assert!(res.values.is_empty());
+        let got: Vec<_> = probs
+            .iter()
+            .map(|p| (p.path.as_str(), p.line, p.message.as_str()))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].0, "mqtt.password_file");
+        assert_eq!(got[0].1, Some(6));
+        assert!(got[0].2.contains("/nonexistent-creds/pw"), "{got:?}");
+        assert_eq!(
+            got[1],
+            (
+                "influxdb.token",
+                Some(11),
+                "environment variable `NOPE` is not set"
+            )
+        );
+    }
+}
