@@ -117,6 +117,11 @@ pub struct NodeSection {
     /// `millwright_node` (0: never; needs `[influxdb]`).
     #[serde(default = "default_metrics_interval_s")]
     pub metrics_interval_s: u64,
+    /// Allow endpoints (broker, InfluxDB, Modbus devices) that resolve to public addresses.
+    /// `false` (default): every endpoint must be loopback, private, link-local or CGNAT
+    /// (`egress.rs`), checked by `check-config` and again when the node connects.
+    #[serde(default)]
+    pub allow_public_endpoints: bool,
 }
 
 fn default_metrics_interval_s() -> u64 {
@@ -144,6 +149,7 @@ impl Default for NodeSection {
             metrics_listen: None,
             shutdown_drain_s: default_shutdown_drain_s(),
             metrics_interval_s: default_metrics_interval_s(),
+            allow_public_endpoints: false,
         }
     }
 }
