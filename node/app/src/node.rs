@@ -72,6 +72,10 @@ impl Node {
         egress
             .check_all()
             .map_err(|why| anyhow::anyhow!("egress refused: {why}"))?;
+        match serde_json::to_string(&egress.summary()) {
+            Ok(policy) => tracing::info!(%policy, "egress policy"),
+            Err(e) => tracing::warn!(error = %e, "egress policy not printable"),
+        }
         let egress_watch = tokio::spawn(egress.clone().watch(crate::egress::WATCH_EVERY));
         let (tx, mut rx) = mpsc::channel::<Batch>(cfg.node.bus_capacity);
         let store = Arc::new(Mutex::new(Store::new(cfg.store.clone())));
