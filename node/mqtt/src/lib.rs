@@ -309,6 +309,42 @@ impl std::fmt::Debug for ClientOptions<rumqttc::v5::MqttOptions> {
     }
 }
 
+/// What to fix for a connection error, from its text (rumqttc's errors name the protocol's
+/// reason, e.g. ``return code: `NotAuthorized` ``, but not the config field to look at);
+/// `None` when there is nothing more to say than the error itself.
+pub fn connect_error_hint(error: &str) -> Option<&'static str> {
+    const HINTS: [(&[&str], &str); 6] = [
+        (
+            &["BadUserNamePassword", "NotAuthorized", "BadUserNameOrPassword"],
+            "the broker refused the login: check mqtt.username and mqtt.password (or password_file)",
+        ),
+        (
+            &["UnknownIssuer", "BadSignature"],
+            "the broker's certificate is not signed by a CA in mqtt.tls.ca_file",
+        ),
+        (
+            &["NotValidForName", "certificate not valid for name"],
+            "the broker's certificate does not name mqtt.host",
+        ),
+        (
+            &["Expired", "NotValidYet"],
+            "the broker's certificate is expired or not yet valid (check the clock too)",
+        ),
+        (
+            &["CertificateRequired", "HandshakeFailure", "BadCertificate", "UnknownCA"],
+            "the broker wants a client certificate it accepts: check mqtt.tls.client_cert_file and client_key_file",
+        ),
+        (
+            &["InvalidDnsName", "invalid dns name"],
+            "mqtt.host is not a valid name for TLS",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(keys, _)| keys.iter().any(|k| error.contains(k)))
+        .map(|(_, hint)| *hint)
+}
+
 /// Installs the process-wide TLS crypto provider (ring) once; TLS connections need it.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -509,6 +545,15 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn connect_errors_get_a_hint_naming_the_setting() {
+        let hint = |e: &str| connect_error_hint(e).unwrap_or("");
+        assert!(hint("Connection refused, return code: `NotAuthorized`").contains("mqtt.password"));
+        assert!(hint("TLS: I/O: invalid peer certificate: UnknownIssuer").contains("ca_file"));
+        assert!(hint("IO: received fatal alert: CertificateRequired").contains("client_cert_file"));
+        assert_eq!(connect_error_hint("I/O: Connection refused (os error 111)"), None);
     }
 
     #[test]

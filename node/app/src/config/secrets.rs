@@ -249,4 +249,34 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn resolved_secrets_reach_the_config_and_never_its_debug_or_serialized_form() {
+        let dir = std::env::temp_dir().join(format!("mw-secret-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "tok-3141\r\n").unwrap();
+        let text = "[site]\nname = \"s\"\n[mqtt]\nhost = \"127.0.0.1\"\nusername = \"u\"\n\
+                    password = \"x${MQTT_PW}y\"\n[[mqtt.subscriptions]]\ntopic = \"a/{asset}/{signal}\"\n\
+                    [influxdb]\nurl = \"http://127.0.0.1:8086\"\norg = \"o\"\nbucket = \"b\"\n\
+                    token_file = \"token\"\n";
+        let cfg = Config::parse_in(text, Some(&dir), &env).unwrap();
+        let m = cfg.mqtt.as_ref().unwrap();
+        assert_eq!(m.password.as_ref().unwrap().expose(), "xs3cr3t-pwy");
+        assert_eq!(cfg.influxdb.as_ref().unwrap().token.expose(), "tok-3141");
+        let debug = format!("{cfg:?} {:?}", m.connection());
+        let json = serde_json::to_string(&cfg).unwrap();
+        for shown in [&debug, &json] {
+            assert!(!shown.contains("s3cr3t") && !shown.contains("tok-3141"), "{shown}");
+            assert!(shown.contains("**redacted**"), "{shown}");
+        }
+        // Both forms at once is a problem; so is an empty file.
+        let both = text.replace("token_file", "token = \"t\"\ntoken_file");
+        let probs = Config::parse_in(&both, Some(&dir), &env).unwrap_err();
+        assert_eq!(probs[0].path, "influxdb.token_file", "{probs:?}");
+        assert!(probs[0].message.contains("both set"), "{probs:?}");
+        std::fs::write(dir.join("token"), "\n").unwrap();
+        let probs = Config::parse_in(text, Some(&dir), &env).unwrap_err();
+        assert!(probs[0].message.ends_with("is empty"), "{probs:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -250,13 +250,15 @@ fn on_error(
 ) {
     let was = status.connected.swap(false, Ordering::Relaxed);
     status.connection_errors.fetch_add(1, Ordering::Relaxed);
+    let text = err.to_string();
+    let hint = millwright_mqtt::connect_error_hint(&text).unwrap_or("");
     if let Ok(mut g) = status.last_error.lock() {
-        *g = Some(err.to_string());
+        *g = Some(if hint.is_empty() { text } else { format!("{text} ({hint})") });
     }
     if was {
-        tracing::warn!(broker = %format!("{host}:{port}"), error = %err, "mqtt connection lost; reconnecting");
+        tracing::warn!(broker = %format!("{host}:{port}"), error = %err, hint, "mqtt connection lost; reconnecting");
     } else {
-        tracing::warn!(broker = %format!("{host}:{port}"), error = %err, retry_in_ms = delay.as_millis() as u64, "mqtt connect failed");
+        tracing::warn!(broker = %format!("{host}:{port}"), error = %err, hint, retry_in_ms = delay.as_millis() as u64, "mqtt connect failed");
     }
 }
 
