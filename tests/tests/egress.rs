@@ -64,7 +64,13 @@ fn run_inside(flags: &str, name: &str) {
         .arg(flags)
         .args(["sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
         .arg(&exe)
-        .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INNER, "1")
         // The shared services live outside the namespace: the inner test starts its own.
         .env_remove("MILLWRIGHT_TEST_MQTT")
@@ -132,7 +138,10 @@ status_interval_s = 0
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "check-config passed a public endpoint");
+    assert!(
+        !out.status.success(),
+        "check-config passed a public endpoint"
+    );
     for want in [
         "line 4: mqtt.host: mqtt.host (8.8.8.8:1883) resolves to 8.8.8.8, a public address",
         "line 8: influxdb.url: influxdb.url ([2001:4860:4860::8888]:8086) resolves to 2001:4860:4860::8888",
@@ -164,11 +173,22 @@ status_interval_s = 0
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!out.status.success(), "run started with public endpoints:\n{log}");
-    assert!(t0.elapsed() < Duration::from_secs(10), "run took long to refuse");
+    assert!(
+        !out.status.success(),
+        "run started with public endpoints:\n{log}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "run took long to refuse"
+    );
     assert!(log.contains("egress refused"), "{log}");
     assert!(log.contains("8.8.8.8"), "{log}");
-    for never in ["mqtt connect failed", "mqtt connected", "unreachable", "mqtt 5 connected"] {
+    for never in [
+        "mqtt connect failed",
+        "mqtt connected",
+        "unreachable",
+        "mqtt 5 connected",
+    ] {
         assert!(
             !log.to_lowercase().contains(never),
             "`{never}`: the node tried to connect:\n{log}"
@@ -238,7 +258,14 @@ fn sockets_of(pid: u32) -> (Vec<Sock>, Vec<String>) {
     }
     let mut socks = Vec::new();
     let mut seen = HashSet::new();
-    for (table, v6) in [("tcp", false), ("tcp6", true), ("udp", false), ("udp6", true), ("raw", false), ("raw6", true)] {
+    for (table, v6) in [
+        ("tcp", false),
+        ("tcp6", true),
+        ("udp", false),
+        ("udp6", true),
+        ("raw", false),
+        ("raw6", true),
+    ] {
         let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
@@ -279,7 +306,9 @@ fn pump_fields() -> String {
             millwright_sim::Function::Holding => "holding",
         };
         let ty = match d.data_type {
-            millwright_sim::RegisterValueType::U16 | millwright_sim::RegisterValueType::Bits16 => "u16",
+            millwright_sim::RegisterValueType::U16 | millwright_sim::RegisterValueType::Bits16 => {
+                "u16"
+            }
             millwright_sim::RegisterValueType::I16 => "i16",
             millwright_sim::RegisterValueType::U32 => "u32",
             millwright_sim::RegisterValueType::I32 => "i32",
@@ -309,7 +338,11 @@ async fn inner_whole_job_in_a_loopback_namespace() {
     );
     // Only loopback here: nothing can leave even if the node tried.
     let routes = std::fs::read_to_string("/proc/net/route").unwrap();
-    assert_eq!(routes.lines().count(), 1, "a route besides loopback: {routes}");
+    assert_eq!(
+        routes.lines().count(),
+        1,
+        "a route besides loopback: {routes}"
+    );
     let devs = std::fs::read_to_string("/proc/net/dev").unwrap();
     let ifaces: Vec<&str> = devs
         .lines()
@@ -406,7 +439,10 @@ timeout_ms = 150
     tokio::task::spawn_blocking(move || {
         let t0 = Instant::now();
         while node_metric(&b, "millwright_mqtt_connected", "") != Some(1.0) {
-            assert!(t0.elapsed() < Duration::from_secs(30), "the node's MQTT connection");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the node's MQTT connection"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     })
@@ -447,15 +483,28 @@ timeout_ms = 150
     let url = vm.url.clone();
     let (ma, a) = (mqtt_asset.clone(), asset.clone());
     let (mqtt_pts, modbus_pts) = tokio::task::spawn_blocking(move || {
-        let m = vm_wait_for(&url, &format!("{{asset=\"{ma}\"}}"), n, Duration::from_secs(30));
-        let d = vm_wait_for(&url, &format!("{{asset=\"{a}\"}}"), 20, Duration::from_secs(30));
+        let m = vm_wait_for(
+            &url,
+            &format!("{{asset=\"{ma}\"}}"),
+            n,
+            Duration::from_secs(30),
+        );
+        let d = vm_wait_for(
+            &url,
+            &format!("{{asset=\"{a}\"}}"),
+            20,
+            Duration::from_secs(30),
+        );
         let count = |s: &[VmSeries]| s.iter().map(|x| x.values.len()).sum::<usize>();
         (count(&m), count(&d))
     })
     .await
     .unwrap();
     assert_eq!(mqtt_pts, n, "MQTT readings in VictoriaMetrics");
-    assert!(modbus_pts >= 20, "Modbus readings in VictoriaMetrics: {modbus_pts}");
+    assert!(
+        modbus_pts >= 20,
+        "Modbus readings in VictoriaMetrics: {modbus_pts}"
+    );
     // Let the metrics writer, the status lines and the model thread run a while longer.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let _ = ureq::get(&format!("{base}/health")).call();
@@ -490,7 +539,14 @@ timeout_ms = 150
         } else {
             None
         };
-        eprintln!("  {} {} -> {} state {}: {}", s.kind, s.local, s.remote, s.state, why.unwrap_or("NOT IN THE CONFIG"));
+        eprintln!(
+            "  {} {} -> {} state {}: {}",
+            s.kind,
+            s.local,
+            s.remote,
+            s.state,
+            why.unwrap_or("NOT IN THE CONFIG")
+        );
         match why {
             Some(f) if !f.starts_with("node.") && !f.starts_with("a /") => {
                 peers_used.insert(f);
@@ -500,9 +556,15 @@ timeout_ms = 150
         }
     }
     eprintln!("other sockets (sampled): {other:?}");
-    assert!(bad.is_empty(), "sockets to peers the config does not name: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "sockets to peers the config does not name: {bad:?}"
+    );
     let not_local: Vec<&String> = other.keys().filter(|k| k.as_str() != "unix").collect();
-    assert!(not_local.is_empty(), "non-inet, non-unix sockets: {not_local:?}");
+    assert!(
+        not_local.is_empty(),
+        "non-inet, non-unix sockets: {not_local:?}"
+    );
     assert_eq!(
         peers_used.into_iter().collect::<Vec<_>>(),
         ["influxdb.url", "modbus.devices[0].host", "mqtt.host"],

@@ -24,7 +24,9 @@ fn tool(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{name} is not installed (needed for the broker TLS test; it comes with mosquitto/openssl)")
+    panic!(
+        "{name} is not installed (needed for the broker TLS test; it comes with mosquitto/openssl)"
+    )
 }
 
 fn sh(cmd: &mut Command) {
@@ -40,10 +42,22 @@ fn sh(cmd: &mut Command) {
 fn make_ca(dir: &Path, name: &str) {
     sh(Command::new(tool("openssl"))
         .current_dir(dir)
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "2", "-subj"])
         .arg(format!("/CN=millwright test {name} CA"))
-        .args(["-keyout", &format!("{name}-ca.key"), "-out", &format!("{name}-ca.pem")])
+        .args([
+            "-keyout",
+            &format!("{name}-ca.key"),
+            "-out",
+            &format!("{name}-ca.pem"),
+        ])
         .args(["-addext", "basicConstraints=critical,CA:TRUE"])
         .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
 }
@@ -52,14 +66,31 @@ fn make_ca(dir: &Path, name: &str) {
 fn make_leaf(dir: &Path, ca: &str, name: &str, ext: &str) {
     sh(Command::new(tool("openssl"))
         .current_dir(dir)
-        .args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
         .args(["-subj", &format!("/CN={name}")])
-        .args(["-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr")]));
+        .args([
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ]));
     std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
     sh(Command::new(tool("openssl"))
         .current_dir(dir)
         .args(["x509", "-req", "-in", &format!("{name}.csr"), "-days", "2"])
-        .args(["-CA", &format!("{ca}-ca.pem"), "-CAkey", &format!("{ca}-ca.key")])
+        .args([
+            "-CA",
+            &format!("{ca}-ca.pem"),
+            "-CAkey",
+            &format!("{ca}-ca.key"),
+        ])
         .args(["-CAcreateserial", "-out", &format!("{name}.pem")])
         .args(["-extfile", &format!("{name}.ext")]));
 }
@@ -81,7 +112,10 @@ impl Drop for Broker {
 fn wait_port(port: u16) {
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "mosquitto port {port}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "mosquitto port {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -135,7 +169,14 @@ fn start_broker(dir: &Path) -> Broker {
 
 /// The node's config: MQTT on `port` with the given `[mqtt]` extras and `[mqtt.tls]`, InfluxDB
 /// to `vm`, `/metrics` on `mport`.
-fn node_config(dir: &Path, name: &str, port: u16, mqtt_extra: &str, tls: &str, mport: u16) -> PathBuf {
+fn node_config(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    mqtt_extra: &str,
+    tls: &str,
+    mport: u16,
+) -> PathBuf {
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
@@ -186,7 +227,10 @@ fn start_node(cfg: &Path, log: &Path) -> KillOnDrop {
         String::from_utf8_lossy(&check.stderr)
     );
     assert!(check.status.success(), "{out}");
-    assert!(!out.contains(PASSWORD), "check-config printed the password: {out}");
+    assert!(
+        !out.contains(PASSWORD),
+        "check-config printed the password: {out}"
+    );
     let child = Command::new(millwright_bin())
         .args(["run", "--config"])
         .arg(cfg)
@@ -254,7 +298,14 @@ fn metrics_text(mport: u16) -> String {
 }
 
 /// Runs the node against a TLS listener and checks readings reach VictoriaMetrics.
-async fn readings_arrive(dir: &Path, name: &str, port: u16, mqtt_extra: &str, tls: &str, plain: u16) {
+async fn readings_arrive(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    mqtt_extra: &str,
+    tls: &str,
+    plain: u16,
+) {
     const N: usize = 20;
     let mport = free_port();
     let cfg = node_config(dir, name, port, mqtt_extra, tls, mport);
@@ -283,7 +334,12 @@ async fn readings_arrive(dir: &Path, name: &str, port: u16, mqtt_extra: &str, tl
     let vm = victoria();
     let a = asset.clone();
     let series = tokio::task::spawn_blocking(move || {
-        vm_wait_for(&vm, &format!("{{asset=\"{a}\"}}"), N, Duration::from_secs(30))
+        vm_wait_for(
+            &vm,
+            &format!("{{asset=\"{a}\"}}"),
+            N,
+            Duration::from_secs(30),
+        )
     })
     .await
     .unwrap();
@@ -297,7 +353,10 @@ async fn readings_arrive(dir: &Path, name: &str, port: u16, mqtt_extra: &str, tl
     let _ = node.0.wait();
     let logtext = std::fs::read_to_string(&log).unwrap();
     assert!(logtext.contains("DEBUG"), "the node ran at debug level");
-    assert!(!logtext.contains(PASSWORD), "{name}: the log shows the password");
+    assert!(
+        !logtext.contains(PASSWORD),
+        "{name}: the log shows the password"
+    );
 }
 
 /// Runs the node with a bad setting: it keeps running, counts connection errors and logs an
@@ -312,24 +371,36 @@ async fn refused(dir: &Path, name: &str, port: u16, mqtt_extra: &str, tls: &str,
     let name_owned = name.to_string();
     tokio::task::spawn_blocking(move || {
         let name = name_owned;
-        wait_for(&format!("{name}: connection errors"), Duration::from_secs(20), || {
-            metric(mport, "millwright_mqtt_connection_errors_total").unwrap_or(0.0) >= 2.0
-        });
-        wait_for(&format!("{name}: the cause in the log"), Duration::from_secs(10), || {
-            let t = std::fs::read_to_string(&l).unwrap_or_default();
-            causes_owned.iter().any(|c| t.contains(c.as_str()))
-        });
+        wait_for(
+            &format!("{name}: connection errors"),
+            Duration::from_secs(20),
+            || metric(mport, "millwright_mqtt_connection_errors_total").unwrap_or(0.0) >= 2.0,
+        );
+        wait_for(
+            &format!("{name}: the cause in the log"),
+            Duration::from_secs(10),
+            || {
+                let t = std::fs::read_to_string(&l).unwrap_or_default();
+                causes_owned.iter().any(|c| t.contains(c.as_str()))
+            },
+        );
     })
     .await
     .unwrap();
     assert_eq!(metric(mport, "millwright_mqtt_connected"), Some(0.0));
-    assert!(node.0.try_wait().unwrap().is_none(), "{name}: the node exited");
+    assert!(
+        node.0.try_wait().unwrap().is_none(),
+        "{name}: the node exited"
+    );
     let text = metrics_text(mport);
     assert!(!text.contains(PASSWORD));
     node.0.kill().unwrap();
     let _ = node.0.wait();
     let logtext = std::fs::read_to_string(&log).unwrap();
-    assert!(!logtext.contains(PASSWORD), "{name}: the log shows the password");
+    assert!(
+        !logtext.contains(PASSWORD),
+        "{name}: the log shows the password"
+    );
     assert!(!logtext.contains("panicked"), "{name}: {logtext}");
     let line = logtext
         .lines()

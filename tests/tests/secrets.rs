@@ -66,7 +66,10 @@ fn text(o: &Output) -> String {
 }
 
 fn assert_clean(what: &str, t: &str) {
-    assert!(!t.contains(PASSWORD), "{what} shows the MQTT password:\n{t}");
+    assert!(
+        !t.contains(PASSWORD),
+        "{what} shows the MQTT password:\n{t}"
+    );
     assert!(!t.contains(TOKEN), "{what} shows the InfluxDB token:\n{t}");
 }
 
@@ -93,7 +96,9 @@ fn secrets_from_env_and_credential_files_never_show() {
     assert!(!bad.status.success());
     let t = text(&bad);
     assert!(
-        t.contains("line 8: mqtt.password: environment variable `MW_TEST_MQTT_PASSWORD` is not set"),
+        t.contains(
+            "line 8: mqtt.password: environment variable `MW_TEST_MQTT_PASSWORD` is not set"
+        ),
         "{t}"
     );
     assert_clean("check-config (missing variable)", &t);
@@ -103,8 +108,14 @@ fn secrets_from_env_and_credential_files_never_show() {
     let bad = check_config(&cfg, &empty, true);
     assert!(!bad.status.success());
     let t = text(&bad);
-    assert!(t.contains("line 16: influxdb.token_file: cannot read"), "{t}");
-    assert!(t.contains(&format!("{}/influx-token", empty.display())), "{t}");
+    assert!(
+        t.contains("line 16: influxdb.token_file: cannot read"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("{}/influx-token", empty.display())),
+        "{t}"
+    );
     assert_clean("check-config (missing file)", &t);
 
     // The node at debug level with both secrets: connected, writing, and never showing them.

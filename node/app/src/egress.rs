@@ -194,9 +194,9 @@ pub fn check_config(cfg: &Config, resolve: &Resolver) -> (Vec<(String, String)>,
         match judge(&ep, resolve) {
             Verdict::Allowed(_) => {}
             Verdict::Refused(why) => problems.push((ep.field.clone(), why)),
-            Verdict::Unresolved(why) => warnings.push(format!(
-                "{why} (checked again when the node connects)"
-            )),
+            Verdict::Unresolved(why) => {
+                warnings.push(format!("{why} (checked again when the node connects)"))
+            }
         }
     }
     (problems, warnings)
@@ -456,10 +456,7 @@ unit = "C"
             host: "no-such-host.invalid".into(),
             port: 1883,
         };
-        assert!(matches!(
-            judge(&unresolved, &fake),
-            Verdict::Unresolved(_)
-        ));
+        assert!(matches!(judge(&unresolved, &fake), Verdict::Unresolved(_)));
         assert_eq!(guard.refused_total(), 0);
     }
 }

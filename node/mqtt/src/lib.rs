@@ -273,7 +273,10 @@ fn fmt_options(
         .field("broker", &format!("{host}:{port}"))
         .field("client_id", &client_id)
         .field("username", &username)
-        .field("password", &username.map(|_| millwright_core::secret::REDACTED))
+        .field(
+            "password",
+            &username.map(|_| millwright_core::secret::REDACTED),
+        )
         .field("transport", &transport_name(transport))
         .field("keep_alive", &keep_alive)
         .finish()
@@ -508,8 +511,14 @@ mod tests {
             assert!(!text.contains(&format!("{:?}", b"PRIVATE")[1..8]), "{text}");
         }
         for text in [&v4, &v5] {
-            assert!(text.contains("broker.local:1883") && text.contains("edge"), "{text}");
-            assert!(text.contains("tls") && text.contains("**redacted**"), "{text}");
+            assert!(
+                text.contains("broker.local:1883") && text.contains("edge"),
+                "{text}"
+            );
+            assert!(
+                text.contains("tls") && text.contains("**redacted**"),
+                "{text}"
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -553,7 +562,10 @@ mod tests {
         assert!(hint("Connection refused, return code: `NotAuthorized`").contains("mqtt.password"));
         assert!(hint("TLS: I/O: invalid peer certificate: UnknownIssuer").contains("ca_file"));
         assert!(hint("IO: received fatal alert: CertificateRequired").contains("client_cert_file"));
-        assert_eq!(connect_error_hint("I/O: Connection refused (os error 111)"), None);
+        assert_eq!(
+            connect_error_hint("I/O: Connection refused (os error 111)"),
+            None
+        );
     }
 
     #[test]

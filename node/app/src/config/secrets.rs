@@ -53,13 +53,12 @@ pub fn resolve(
             continue;
         };
         let file_key = format!("{key}_file");
-        let problem = |k: &str, span: Option<std::ops::Range<usize>>, message: String| {
-            ConfigProblem {
+        let problem =
+            |k: &str, span: Option<std::ops::Range<usize>>, message: String| ConfigProblem {
                 path: format!("{section}.{k}"),
                 line: span.map(|s| line_of(text, s.start)),
                 message,
-            }
-        };
+            };
         if let Some((k, v)) = table.get_key_value(&file_key) {
             let span = k.span();
             if table.contains_key(key) {
@@ -153,11 +152,7 @@ pub fn expand(raw: &str, env: Env<'_>) -> Result<String, String> {
                 return Err("has `${` without a closing `}`".into());
             };
             let name = &body[..end];
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{name}}}` is not a variable name"));
             }
             match env(name) {
@@ -266,7 +261,10 @@ mod tests {
         let debug = format!("{cfg:?} {:?}", m.connection());
         let json = serde_json::to_string(&cfg).unwrap();
         for shown in [&debug, &json] {
-            assert!(!shown.contains("s3cr3t") && !shown.contains("tok-3141"), "{shown}");
+            assert!(
+                !shown.contains("s3cr3t") && !shown.contains("tok-3141"),
+                "{shown}"
+            );
             assert!(shown.contains("**redacted**"), "{shown}");
         }
         // Both forms at once is a problem; so is an empty file.

@@ -253,7 +253,11 @@ fn on_error(
     let text = err.to_string();
     let hint = millwright_mqtt::connect_error_hint(&text).unwrap_or("");
     if let Ok(mut g) = status.last_error.lock() {
-        *g = Some(if hint.is_empty() { text } else { format!("{text} ({hint})") });
+        *g = Some(if hint.is_empty() {
+            text
+        } else {
+            format!("{text} ({hint})")
+        });
     }
     if was {
         tracing::warn!(broker = %format!("{host}:{port}"), error = %err, hint, "mqtt connection lost; reconnecting");
