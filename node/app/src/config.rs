@@ -282,6 +282,7 @@ impl Config {
                 }
             }
         }
+        problems.iter_mut().for_each(secrets::redact_problem);
         problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         match parsed {
             Some(mut cfg) if problems.is_empty() => {

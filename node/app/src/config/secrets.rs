@@ -117,6 +117,17 @@ pub fn resolve(
     (out, res, problems)
 }
 
+/// A problem the TOML reader found in a secret field may quote the value (`invalid type:
+/// integer `1234``): its message is replaced by one that does not.
+pub fn redact_problem(p: &mut ConfigProblem) {
+    if SECRET_FIELDS
+        .iter()
+        .any(|(section, key)| p.path == format!("{section}.{key}"))
+    {
+        p.message = "must be a string (the value is not shown: it is a secret)".into();
+    }
+}
+
 /// Sets the resolved secrets on the parsed config.
 pub fn apply(cfg: &mut Config, res: Resolved) {
     for (section, key, value) in res.values {
@@ -267,6 +278,12 @@ mod tests {
             );
             assert!(shown.contains("**redacted**"), "{shown}");
         }
+        // A secret of the wrong type is reported without its value.
+        let numeric = text.replace("\"x${MQTT_PW}y\"", "918273");
+        let probs = Config::parse_in(&numeric, Some(&dir), &env).unwrap_err();
+        assert_eq!(probs[0].path, "mqtt.password", "{probs:?}");
+        assert_eq!(probs[0].line, Some(6), "{probs:?}");
+        assert!(!probs[0].to_string().contains("918273"), "{probs:?}");
         // Both forms at once is a problem; so is an empty file.
         let both = text.replace("token_file", "token = \"t\"\ntoken_file");
         let probs = Config::parse_in(&both, Some(&dir), &env).unwrap_err();
