@@ -505,8 +505,25 @@ timeout_ms = 150
         modbus_pts >= 20,
         "Modbus readings in VictoriaMetrics: {modbus_pts}"
     );
-    // Let the metrics writer, the status lines and the model thread run a while longer.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let the metrics writer, the status lines and the model thread run a while longer: the
+    // model is loaded from its local file.
+    let l = log.clone();
+    tokio::task::spawn_blocking(move || {
+        let t0 = Instant::now();
+        while !std::fs::read_to_string(&l)
+            .unwrap_or_default()
+            .contains("language model for explanations")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "the model did not load"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = ureq::get(&format!("{base}/health")).call();
     stop_tx.send(()).unwrap();
     let (socks, other) = sampler.join().unwrap();
@@ -572,6 +589,14 @@ timeout_ms = 150
     );
     let logtext = std::fs::read_to_string(&log).unwrap();
     assert!(logtext.contains("egress policy"), "{logtext}");
+    let model_line = logtext
+        .lines()
+        .find(|l| l.contains("language model for explanations"))
+        .unwrap();
+    assert!(
+        !model_line.contains("fallback"),
+        "the model fell back: {model_line}"
+    );
     drop(sim);
     let _ = std::fs::remove_dir_all(Path::new(&dir));
 }
