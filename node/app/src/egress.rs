@@ -300,7 +300,7 @@ impl EgressGuard {
     }
 
     /// Resolves the host-name endpoints again every `every` (literal addresses cannot change)
-    /// until the task is aborted; a refusal is logged once per change and counted.
+    /// until the task is aborted; each refusal is logged and counted (once per round).
     pub async fn watch(self: Arc<Self>, every: Duration) {
         if self.allow_public {
             return;

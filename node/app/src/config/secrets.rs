@@ -79,7 +79,7 @@ pub fn resolve(
             let Some(value_span) = v.span() else {
                 continue;
             };
-            if item.as_table().is_none() {
+            if item.as_table().is_none_or(toml_edit::Table::is_dotted) {
                 problems.push(problem(
                     &file_key,
                     span,
