@@ -270,7 +270,8 @@ impl Config {
                     parsed = Some(c);
                     break;
                 }
-                Err((p, span)) => {
+                Err((mut p, span)) => {
+                    secrets::redact_problem(&mut p);
                     let missing = p.message.starts_with("missing field");
                     let syntax = p.path.is_empty() && span.is_none();
                     problems.push(p);
@@ -282,7 +283,6 @@ impl Config {
                 }
             }
         }
-        problems.iter_mut().for_each(secrets::redact_problem);
         problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         match parsed {
             Some(mut cfg) if problems.is_empty() => {

@@ -284,6 +284,13 @@ mod tests {
         assert_eq!(probs[0].path, "mqtt.password", "{probs:?}");
         assert_eq!(probs[0].line, Some(6), "{probs:?}");
         assert!(!probs[0].to_string().contains("918273"), "{probs:?}");
+        // A missing variable is named (not redacted: it holds no secret).
+        let unset = text.replace("MQTT_PW", "UNSET_PW");
+        let probs = Config::parse_in(&unset, Some(&dir), &env).unwrap_err();
+        assert_eq!(
+            probs[0].to_string(),
+            "line 6: mqtt.password: environment variable `UNSET_PW` is not set"
+        );
         // Both forms at once is a problem; so is an empty file.
         let both = text.replace("token_file", "token = \"t\"\ntoken_file");
         let probs = Config::parse_in(&both, Some(&dir), &env).unwrap_err();
