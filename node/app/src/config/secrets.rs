@@ -152,17 +152,15 @@ pub fn apply(cfg: &mut Config, res: Resolved) {
 pub fn expand(raw: &str, env: Env<'_>) -> Result<String, String> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
+    while let Some((head, after)) = rest.split_once('$') {
+        out.push_str(head);
         if let Some(lit) = after.strip_prefix("${") {
             out.push_str("${");
             rest = lit;
         } else if let Some(body) = after.strip_prefix('{') {
-            let Some(end) = body.find('}') else {
+            let Some((name, tail)) = body.split_once('}') else {
                 return Err("has `${` without a closing `}`".into());
             };
-            let name = &body[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{name}}}` is not a variable name"));
             }
@@ -170,7 +168,7 @@ pub fn expand(raw: &str, env: Env<'_>) -> Result<String, String> {
                 Some(v) => out.push_str(&v),
                 None => return Err(format!("environment variable `{name}` is not set")),
             }
-            rest = &body[end + 1..];
+            rest = tail;
         } else {
             out.push('$');
             rest = after;
