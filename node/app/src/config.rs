@@ -3,7 +3,10 @@
 //! Loading reports *every* problem it can find, each with its dotted path and line:
 //! syntax and shape errors from the TOML reader (an offending line is set aside and reading
 //! goes on, so one typo does not hide the next), then the semantic checks of each section.
-//! Secrets (`password`, `token`) are never printed.
+//! Secrets (`password`, `token`) are never printed; `password_file` / `token_file` and
+//! `${VAR}` in them are resolved by [`secrets`] before the text is deserialized.
+
+pub mod secrets;
 
 use millwright_core::ValidationError;
 use millwright_ingest::mqtt::MqttConfig;
@@ -114,6 +117,11 @@ pub struct NodeSection {
     /// `millwright_node` (0: never; needs `[influxdb]`).
     #[serde(default = "default_metrics_interval_s")]
     pub metrics_interval_s: u64,
+    /// Allow endpoints (broker, InfluxDB, Modbus devices) that resolve to public addresses.
+    /// `false` (default): every endpoint must be loopback, private, link-local or CGNAT
+    /// (`egress.rs`), checked by `check-config` and again when the node connects.
+    #[serde(default)]
+    pub allow_public_endpoints: bool,
 }
 
 fn default_metrics_interval_s() -> u64 {
@@ -141,6 +149,7 @@ impl Default for NodeSection {
             metrics_listen: None,
             shutdown_drain_s: default_shutdown_drain_s(),
             metrics_interval_s: default_metrics_interval_s(),
+            allow_public_endpoints: false,
         }
     }
 }
@@ -236,13 +245,24 @@ impl Config {
                 message: format!("cannot read: {e}"),
             }],
         })?;
-        Self::parse(&text).map_err(|problems| ConfigErrors { file, problems })
+        Self::parse_in(&text, path.parent(), &secrets::process_env)
+            .map_err(|problems| ConfigErrors { file, problems })
     }
 
-    /// Parses and checks config text.
+    /// Parses and checks config text (secret files relative to the working directory).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
-        let mut problems = Vec::new();
-        let mut src = text.to_string();
+        Self::parse_in(text, None, &secrets::process_env)
+    }
+
+    /// Parses and checks config text; `base` is the directory relative secret files are in,
+    /// `env` the environment `${VAR}` is expanded from.
+    pub fn parse_in(
+        text: &str,
+        base: Option<&Path>,
+        env: secrets::Env<'_>,
+    ) -> Result<Config, Vec<ConfigProblem>> {
+        let (mut src, resolved, mut problems) = secrets::resolve(text, base, env);
         let mut parsed = None;
         for _ in 0..50 {
             match deserialize(&src) {
@@ -250,7 +270,8 @@ impl Config {
                     parsed = Some(c);
                     break;
                 }
-                Err((p, span)) => {
+                Err((mut p, span)) => {
+                    secrets::redact_problem(&mut p);
                     let missing = p.message.starts_with("missing field");
                     let syntax = p.path.is_empty() && span.is_none();
                     problems.push(p);
@@ -262,8 +283,10 @@ impl Config {
                 }
             }
         }
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         match parsed {
-            Some(cfg) if problems.is_empty() => {
+            Some(mut cfg) if problems.is_empty() => {
+                secrets::apply(&mut cfg, resolved);
                 let semantic = cfg.validate();
                 if semantic.is_empty() {
                     Ok(cfg)

@@ -12,6 +12,7 @@ mod broker;
 mod cli;
 mod cmd;
 mod config;
+mod egress;
 mod metrics;
 mod node;
 // Peak RSS, CPU time and load average serve the benchmarks only.

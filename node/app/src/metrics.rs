@@ -30,6 +30,13 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
     let mut one = |m: NodeMetric, v: f64| out.push((m, vec![(Vec::new(), v)]));
     let ld = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
     one(nm::READINGS_TOTAL, ld(&node.readings));
+    if let Some(g) = &node.egress {
+        one(
+            nm::EGRESS_ALLOW_PUBLIC_ENDPOINTS,
+            f64::from(u8::from(g.allow_public())),
+        );
+        one(nm::EGRESS_REFUSED_TOTAL, g.refused_total() as f64);
+    }
     let mut fams: Vec<(NodeMetric, Vec<Row>)> = Vec::new();
     if let Some(m) = &node.mqtt {
         one(
@@ -306,6 +313,8 @@ pub struct NodeMetrics {
     pub modbus: Option<std::sync::Arc<millwright_ingest::modbus::ModbusMetrics>>,
     /// Analytics counters.
     pub analytics: Option<std::sync::Arc<crate::analytics::AnalyticsStatus>>,
+    /// The egress policy and its refusals.
+    pub egress: Option<std::sync::Arc<crate::egress::EgressGuard>>,
 }
 
 impl NodeMetrics {
@@ -317,6 +326,7 @@ impl NodeMetrics {
             influx: node.influx.clone(),
             modbus: node.modbus.as_ref().map(|m| m.metrics.clone()),
             analytics: None,
+            egress: Some(node.egress.clone()),
         }
     }
 }

@@ -43,6 +43,10 @@ pub struct Node {
     writer_task: Option<JoinHandle<()>>,
     /// Longest time the writer may spend on its backlog at shutdown.
     drain: Duration,
+    /// The egress policy: endpoints checked at start and resolved again while running.
+    pub egress: Arc<crate::egress::EgressGuard>,
+    /// The task that resolves the endpoints again ([`crate::egress::EgressGuard::watch`]).
+    egress_watch: JoinHandle<()>,
 }
 
 /// Optional extras of the pipeline (used by the demo).
@@ -63,6 +67,16 @@ impl Node {
 
     /// Starts every configured part, with pipeline extras.
     pub fn start_with(cfg: &Config, hooks: Hooks) -> anyhow::Result<Node> {
+        // No client starts before its endpoint passed the egress policy (resolved now).
+        let egress = Arc::new(crate::egress::EgressGuard::new(cfg));
+        egress
+            .check_all()
+            .map_err(|why| anyhow::anyhow!("egress refused: {why}"))?;
+        match serde_json::to_string(&egress.summary()) {
+            Ok(policy) => tracing::info!(%policy, "egress policy"),
+            Err(e) => tracing::warn!(error = %e, "egress policy not printable"),
+        }
+        let egress_watch = tokio::spawn(egress.clone().watch(crate::egress::WATCH_EVERY));
         let (tx, mut rx) = mpsc::channel::<Batch>(cfg.node.bus_capacity);
         let store = Arc::new(Mutex::new(Store::new(cfg.store.clone())));
         let mut sources = Vec::new();
@@ -124,6 +138,8 @@ impl Node {
             pipeline,
             writer_task,
             drain: Duration::from_secs(cfg.node.shutdown_drain_s),
+            egress,
+            egress_watch,
         })
     }
 
@@ -158,6 +174,7 @@ impl Node {
         let t0 = Instant::now();
         let deadline = t0 + self.drain;
         let readings = self.readings.load(Ordering::Relaxed);
+        self.egress_watch.abort();
         // 1. Sources: their tasks hold the only senders of the bus.
         for t in &self.sources {
             t.abort();

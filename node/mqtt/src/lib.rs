@@ -10,6 +10,9 @@
 //!   `[mqtt.tls]`), so every section that names a broker spells them the same way.
 //! - [`Backoff`]: the reconnect delays (exponential, capped).
 //! - [`install_crypto_provider`]: the process-wide rustls provider TLS connections need.
+//! - [`ClientOptions`]: the built rumqttc options behind a `Debug` that shows no password and
+//!   no key material (rumqttc's own `Debug` prints the password); hand them to rumqttc with
+//!   [`into_inner`](ClientOptions::into_inner) at the one place the client is made.
 //!
 //! The shape of config sections belongs to the crates that own them (ingest's `[mqtt]`); they
 //! hand their connection part over as a [`ConnectOptions`]. Session and subscription choices
@@ -161,7 +164,7 @@ impl ConnectOptions {
 
     /// MQTT 3.1.1 client options: address, client id, keep-alive, packet limit, credentials
     /// and TLS (files read now). Session settings are left at rumqttc's defaults.
-    pub fn v4_options(&self) -> Result<rumqttc::MqttOptions, ConnectError> {
+    pub fn v4_options(&self) -> Result<ClientOptions<rumqttc::MqttOptions>, ConnectError> {
         let mut opts =
             rumqttc::MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
         opts.set_keep_alive(Duration::from_secs(self.keep_alive_s))
@@ -172,11 +175,11 @@ impl ConnectOptions {
         if let Some(t) = self.load_tls()? {
             opts.set_transport(rumqttc::Transport::tls_with_config(t));
         }
-        Ok(opts)
+        Ok(ClientOptions(opts))
     }
 
     /// MQTT 5 client options, the same settings as [`v4_options`](Self::v4_options).
-    pub fn v5_options(&self) -> Result<rumqttc::v5::MqttOptions, ConnectError> {
+    pub fn v5_options(&self) -> Result<ClientOptions<rumqttc::v5::MqttOptions>, ConnectError> {
         let mut opts =
             rumqttc::v5::MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
         let max_packet = u32::try_from(self.max_packet_bytes).unwrap_or(u32::MAX);
@@ -190,7 +193,7 @@ impl ConnectOptions {
         if let Some(t) = self.load_tls()? {
             opts.set_transport(rumqttc::Transport::tls_with_config(t));
         }
-        Ok(opts)
+        Ok(ClientOptions(opts))
     }
 
     fn password_text(&self) -> String {
@@ -221,6 +224,128 @@ impl ConnectOptions {
             client_auth,
         }))
     }
+}
+
+/// Built rumqttc client options (`rumqttc::MqttOptions` or `rumqttc::v5::MqttOptions`) whose
+/// `Debug` shows the broker, client id, user name and transport but never the password or key
+/// material. Derefs to the options for further settings (session, inflight, last will).
+#[derive(Clone)]
+pub struct ClientOptions<T>(T);
+
+impl<T> ClientOptions<T> {
+    /// The rumqttc options, for `AsyncClient::new`; do not log them (rumqttc's `Debug` prints
+    /// the password).
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for ClientOptions<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for ClientOptions<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+fn transport_name(t: &rumqttc::Transport) -> &'static str {
+    match t {
+        rumqttc::Transport::Tcp => "tcp",
+        rumqttc::Transport::Tls(_) => "tls",
+        _ => "other",
+    }
+}
+
+fn fmt_options(
+    f: &mut std::fmt::Formatter<'_>,
+    (host, port): (String, u16),
+    client_id: &str,
+    username: Option<&str>,
+    transport: &rumqttc::Transport,
+    keep_alive: Duration,
+) -> std::fmt::Result {
+    f.debug_struct("ClientOptions")
+        .field("broker", &format!("{host}:{port}"))
+        .field("client_id", &client_id)
+        .field("username", &username)
+        .field(
+            "password",
+            &username.map(|_| millwright_core::secret::REDACTED),
+        )
+        .field("transport", &transport_name(transport))
+        .field("keep_alive", &keep_alive)
+        .finish()
+}
+
+impl std::fmt::Debug for ClientOptions<rumqttc::MqttOptions> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let o = &self.0;
+        let user = o.credentials().map(|l| l.username);
+        fmt_options(
+            f,
+            o.broker_address(),
+            &o.client_id(),
+            user.as_deref(),
+            &o.transport(),
+            o.keep_alive(),
+        )
+    }
+}
+
+impl std::fmt::Debug for ClientOptions<rumqttc::v5::MqttOptions> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let o = &self.0;
+        let user = o.credentials().map(|l| l.username);
+        fmt_options(
+            f,
+            o.broker_address(),
+            &o.client_id(),
+            user.as_deref(),
+            &o.transport(),
+            o.keep_alive(),
+        )
+    }
+}
+
+/// What to fix for a connection error, from its text (rumqttc's errors name the protocol's
+/// reason, e.g. ``return code: `NotAuthorized` ``, but not the config field to look at);
+/// `None` when there is nothing more to say than the error itself.
+pub fn connect_error_hint(error: &str) -> Option<&'static str> {
+    const HINTS: [(&[&str], &str); 6] = [
+        (
+            &["BadUserNamePassword", "NotAuthorized", "BadUserNameOrPassword"],
+            "the broker refused the login: check mqtt.username and mqtt.password (or password_file)",
+        ),
+        (
+            &["UnknownIssuer", "BadSignature"],
+            "the broker's certificate is not signed by a CA in mqtt.tls.ca_file",
+        ),
+        (
+            &["NotValidForName", "certificate not valid for name"],
+            "the broker's certificate does not name mqtt.host",
+        ),
+        (
+            &["Expired", "NotValidYet"],
+            "the broker's certificate is expired or not yet valid (check the clock too)",
+        ),
+        (
+            &["CertificateRequired", "HandshakeFailure", "BadCertificate", "UnknownCA"],
+            "the broker wants a client certificate it accepts: check mqtt.tls.client_cert_file and client_key_file",
+        ),
+        (
+            &["InvalidDnsName", "invalid dns name"],
+            "mqtt.host is not a valid name for TLS",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(keys, _)| keys.iter().any(|k| error.contains(k)))
+        .map(|(_, hint)| *hint)
 }
 
 /// Installs the process-wide TLS crypto provider (ring) once; TLS connections need it.
@@ -355,6 +480,50 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_built_options_shows_no_password_or_key() {
+        let dir = std::env::temp_dir().join(format!("millwright-mqtt-dbg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, body) in [
+            ("ca.pem", "CA-PEM-TEXT"),
+            ("c.pem", "CLIENT-CERT"),
+            ("k.pem", "PRIVATE-KEY-BYTES"),
+        ] {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+        let o = ConnectOptions {
+            username: Some("edge".into()),
+            password: Some(Secret::new("hunter2")),
+            tls: Some(TlsConfig {
+                ca_file: dir.join("ca.pem"),
+                client_cert_file: Some(dir.join("c.pem")),
+                client_key_file: Some(dir.join("k.pem")),
+            }),
+            ..opts()
+        };
+        // rumqttc's own Debug prints the password: that is why the options are wrapped.
+        assert!(format!("{:?}", *o.v4_options().unwrap()).contains("hunter2"));
+        let v4 = format!("{:?}", o.v4_options().unwrap());
+        let v5 = format!("{:?}", o.v5_options().unwrap());
+        let conn = format!("{o:?}");
+        for text in [&v4, &v5, &conn] {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains("PRIVATE-KEY"), "{text}");
+            assert!(!text.contains(&format!("{:?}", b"PRIVATE")[1..8]), "{text}");
+        }
+        for text in [&v4, &v5] {
+            assert!(
+                text.contains("broker.local:1883") && text.contains("edge"),
+                "{text}"
+            );
+            assert!(
+                text.contains("tls") && text.contains("**redacted**"),
+                "{text}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn tls_files_are_read_when_building() {
         let dir = std::env::temp_dir().join(format!("millwright-mqtt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -385,6 +554,18 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn connect_errors_get_a_hint_naming_the_setting() {
+        let hint = |e: &str| connect_error_hint(e).unwrap_or("");
+        assert!(hint("Connection refused, return code: `NotAuthorized`").contains("mqtt.password"));
+        assert!(hint("TLS: I/O: invalid peer certificate: UnknownIssuer").contains("ca_file"));
+        assert!(hint("IO: received fatal alert: CertificateRequired").contains("client_cert_file"));
+        assert_eq!(
+            connect_error_hint("I/O: Connection refused (os error 111)"),
+            None
+        );
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub fn alert_client(cfg: &Config, requests: Requests) -> Option<MqttPublisher> {
         .with_client_id(format!("{}-out", m.client_id))
         .v4_options()
     {
-        Ok(o) => o,
+        Ok(o) => o.into_inner(),
         Err(e) => {
             tracing::error!(error = %e, "alert publisher not started");
             return None;

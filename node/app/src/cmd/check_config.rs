@@ -1,4 +1,6 @@
 //! `millwright check-config FILE`: reports every problem with its path and line; exit 1 on any.
+//! Includes the egress policy (`egress.rs`): an endpoint resolving to a public address is a
+//! problem unless `[node] allow_public_endpoints = true`. Secrets are never printed.
 
 use crate::config::Config;
 use std::path::Path;
@@ -19,7 +21,25 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
+            let (refused, unresolved) =
+                crate::egress::check_config(&cfg, &crate::egress::system_resolve);
+            if !refused.is_empty() {
+                let text = std::fs::read_to_string(file).unwrap_or_default();
+                eprintln!("{}: {} problem(s)", file.display(), refused.len());
+                for (field, why) in refused {
+                    let p = crate::config::ConfigProblem {
+                        line: crate::config::locate(&text, &field),
+                        path: field,
+                        message: why,
+                    };
+                    eprintln!("  {}: {p}", file.display());
+                }
+                return Ok(ExitCode::FAILURE);
+            }
             println!("{}: OK", file.display());
+            for w in unresolved {
+                println!("  warning: {w}");
+            }
             for (asset, p) in &profiles {
                 println!(
                     "  asset {asset}: profile {} ({} signals)",
@@ -28,6 +48,14 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
                 );
             }
             println!("  site: {}", cfg.site.name);
+            println!(
+                "  egress: {}",
+                if cfg.node.allow_public_endpoints {
+                    "public endpoints allowed"
+                } else {
+                    "on-site endpoints only (loopback, private, link-local, CGNAT)"
+                }
+            );
             if let Some(m) = &cfg.mqtt {
                 println!(
                     "  mqtt: {}:{} ({} subscription(s), protocol {:?})",

@@ -27,10 +27,15 @@ pub async fn run(a: &ReportArgs) -> anyhow::Result<ExitCode> {
         millwright_core::schema::topics::REPORTS
     );
     let answer = format!("{base}/{}/markdown", a.asset);
+    // The same egress policy as the node's: the broker must be on site unless allowed.
+    crate::egress::EgressGuard::new(&cfg)
+        .check_all()
+        .map_err(|why| anyhow::anyhow!("egress refused: {why}"))?;
     let opts = m
         .connection()
         .with_client_id(format!("{}-report-{}", m.client_id, std::process::id()))
-        .v4_options()?;
+        .v4_options()?
+        .into_inner();
     let (client, mut el) = rumqttc::AsyncClient::new(opts, 16);
     let deadline = Instant::now() + Duration::from_secs(a.timeout_s);
     let mut requested = false;

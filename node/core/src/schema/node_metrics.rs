@@ -87,6 +87,8 @@ metrics! {
     MQTT_CONNECTED = "millwright_mqtt_connected", Gauge, "", &[], "1 while connected to the broker.";
     MQTT_CONNECTIONS_TOTAL = "millwright_mqtt_connections_total", Counter, "connections", &[], "Successful broker connections (reconnects add up).";
     MQTT_CONNECTION_ERRORS_TOTAL = "millwright_mqtt_connection_errors_total", Counter, "errors", &[], "Failed or lost broker connections.";
+    EGRESS_ALLOW_PUBLIC_ENDPOINTS = "millwright_egress_allow_public_endpoints", Gauge, "", &[], "1 when `[node] allow_public_endpoints` lets the node connect to public addresses (default 0: on-site endpoints only).";
+    EGRESS_REFUSED_TOTAL = "millwright_egress_refused_total", Counter, "endpoints", &[], "Endpoints refused because they resolved to a public address (at start or when resolved again).";
     MQTT_MESSAGES_TOTAL = "millwright_mqtt_messages_total", Counter, "messages", SUB, "MQTT messages received per subscription.";
     MQTT_READINGS_TOTAL = "millwright_mqtt_readings_total", Counter, "readings", SUB, "Readings decoded per subscription.";
     MQTT_REJECTED_TOTAL = "millwright_mqtt_rejected_total", Counter, "messages", SUB_REASON, "Rejected MQTT messages per subscription and reason.";

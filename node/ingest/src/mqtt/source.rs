@@ -217,7 +217,7 @@ impl MqttSource {
             MqttProtocol::V311 => {
                 let mut opts = conn.v4_options()?;
                 opts.set_clean_session(cfg.clean_session).set_inflight(100);
-                tokio::spawn(run_v311(cfg, opts, router))
+                tokio::spawn(run_v311(cfg, opts.into_inner(), router))
             }
             MqttProtocol::V5 => {
                 let mut opts = conn.v5_options()?;
@@ -226,7 +226,7 @@ impl MqttSource {
                     // Keep the session (and queued QoS 1 messages) for an hour of disconnection.
                     opts.set_session_expiry_interval(Some(3600));
                 }
-                tokio::spawn(run_v5(cfg, opts, router))
+                tokio::spawn(run_v5(cfg, opts.into_inner(), router))
             }
         };
         Ok(Self { status, task })
@@ -250,13 +250,19 @@ fn on_error(
 ) {
     let was = status.connected.swap(false, Ordering::Relaxed);
     status.connection_errors.fetch_add(1, Ordering::Relaxed);
+    let text = err.to_string();
+    let hint = millwright_mqtt::connect_error_hint(&text).unwrap_or("");
     if let Ok(mut g) = status.last_error.lock() {
-        *g = Some(err.to_string());
+        *g = Some(if hint.is_empty() {
+            text
+        } else {
+            format!("{text} ({hint})")
+        });
     }
     if was {
-        tracing::warn!(broker = %format!("{host}:{port}"), error = %err, "mqtt connection lost; reconnecting");
+        tracing::warn!(broker = %format!("{host}:{port}"), error = %err, hint, "mqtt connection lost; reconnecting");
     } else {
-        tracing::warn!(broker = %format!("{host}:{port}"), error = %err, retry_in_ms = delay.as_millis() as u64, "mqtt connect failed");
+        tracing::warn!(broker = %format!("{host}:{port}"), error = %err, hint, retry_in_ms = delay.as_millis() as u64, "mqtt connect failed");
     }
 }
 
