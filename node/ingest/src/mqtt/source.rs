@@ -132,6 +132,8 @@ impl Router {
     async fn handle(&mut self, topic: &[u8], payload: &[u8]) -> bool {
         let now = millwright_core::time::now_ns();
         let topic = String::from_utf8_lossy(topic);
+        #[cfg(feature = "fault-inject")]
+        crate::fault::mqtt_message(&topic);
         let Some(i) = self
             .subs
             .iter()
@@ -195,8 +197,27 @@ pub struct MqttSource {
 impl MqttSource {
     /// Starts the client task. Readings go to `tx` (bounded: back-pressure, never drops).
     pub fn spawn(cfg: &MqttConfig, tx: mpsc::Sender<Batch>) -> Result<Self, MqttSetupError> {
+        let statuses = cfg.subscriptions.iter().map(|s| {
+            SubscriptionStatus::new(
+                &s.topic,
+                SubWatch::new(s.expected_interval_s, s.silence_factor),
+            )
+        });
+        let status = Arc::new(SourceStatus {
+            subscriptions: statuses.collect(),
+            ..Default::default()
+        });
+        Self::spawn_with(cfg, tx, status)
+    }
+
+    /// Starts the client task with an existing `status` (a restart after a panic keeps the
+    /// counters); `status` must have been made for `cfg` ([`MqttSource::spawn`]).
+    pub fn spawn_with(
+        cfg: &MqttConfig,
+        tx: mpsc::Sender<Batch>,
+        status: Arc<SourceStatus>,
+    ) -> Result<Self, MqttSetupError> {
         let mut subs = Vec::with_capacity(cfg.subscriptions.len());
-        let mut statuses = Vec::with_capacity(cfg.subscriptions.len());
         for s in &cfg.subscriptions {
             subs.push(Sub {
                 pattern: TopicPattern::parse(&s.topic)?,
@@ -206,15 +227,8 @@ impl MqttSource {
                     suppressed: 0,
                 },
             });
-            statuses.push(SubscriptionStatus::new(
-                &s.topic,
-                SubWatch::new(s.expected_interval_s, s.silence_factor),
-            ));
         }
-        let status = Arc::new(SourceStatus {
-            subscriptions: statuses,
-            ..Default::default()
-        });
+        status.connected.store(false, Ordering::Relaxed);
         let conn = cfg.connection();
         let router = Router {
             subs,
