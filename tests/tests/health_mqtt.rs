@@ -141,12 +141,16 @@ silence_factor = 5
     t.join().unwrap();
     // (While the node reconnects, for a moment, it is `failing`: not connected.)
     let mut got = None;
-    wait_for("the silence reported, connected again", Duration::from_secs(15), || {
-        got = health(&base).filter(|(_, h)| {
-            sub_health(h, &pattern)["silent"] == true && h["mqtt"]["connected"] == true
-        });
-        got.is_some()
-    });
+    wait_for(
+        "the silence reported, connected again",
+        Duration::from_secs(15),
+        || {
+            got = health(&base).filter(|(_, h)| {
+                sub_health(h, &pattern)["silent"] == true && h["mqtt"]["connected"] == true
+            });
+            got.is_some()
+        },
+    );
     let (code, h) = got.unwrap();
     assert_eq!(code, 200, "silence degrades, it does not fail: {h}");
     assert_eq!(h["status"], "degraded", "{h}");
