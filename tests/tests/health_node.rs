@@ -211,3 +211,74 @@ fn check_config_refuses_a_public_metrics_address_unless_told() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// utime + stime of `pid` in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn accept_errors_back_off_instead_of_spinning() {
+    // The node gets few file descriptors; 200 connections exhaust them, so `accept` fails
+    // (EMFILE) with connections waiting: a loop without back-off would spin a core.
+    let broker = mqtt_broker();
+    let run = unique("emfile");
+    let dir = std::env::temp_dir().join(unique("mw-emfile-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mport = free_port();
+    let cfg = dir.join("millwright.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[site]\nname = \"e2e\"\n[mqtt]\nhost = \"{}\"\nport = {}\nclient_id = \"{}\"\n[[mqtt.subscriptions]]\ntopic = \"{run}/{{asset}}/{{signal}}\"\n[node]\nmetrics_listen = \"127.0.0.1:{mport}\"\nstatus_interval_s = 0\nmetrics_interval_s = 0\n",
+            broker.host,
+            broker.port,
+            unique("node-")
+        ),
+    )
+    .unwrap();
+    let log = dir.join("node.log");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec {} run --config {}",
+            millwright_bin().display(),
+            cfg.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut node = KillOnDrop(child);
+    let base = format!("http://127.0.0.1:{mport}");
+    wait_for("the node connected", Duration::from_secs(20), || {
+        health(&base).is_some_and(|(_, h)| h["mqtt"]["connected"] == true)
+    });
+    let pid = node.0.id();
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", mport)).ok())
+        .collect();
+    wait_for("an accept error logged", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("accept failed; backing off")
+    });
+    // While descriptors are exhausted: well under a tenth of a core (a spinning loop: ~1 core).
+    let (c0, t0) = (cpu_ticks(pid), Instant::now());
+    std::thread::sleep(Duration::from_millis(1500));
+    let ticks = cpu_ticks(pid) - c0;
+    let secs = ticks as f64 / 100.0; // USER_HZ
+    assert!(
+        secs < 0.5 * t0.elapsed().as_secs_f64(),
+        "the node used {secs} s CPU in {:?} while accept failed",
+        t0.elapsed()
+    );
+    assert!(node.0.try_wait().unwrap().is_none(), "the node died");
+    drop(idle);
+    wait_for("/health after the storm", Duration::from_secs(15), || {
+        health(&base).is_some_and(|(c, _)| c == 200)
+    });
+}

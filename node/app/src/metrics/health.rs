@@ -265,3 +265,92 @@ pub fn health(m: &NodeMetrics, now_ms: i64) -> Health {
         doc: Value::Object(doc),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millwright_ingest::mqtt::source::SubscriptionStatus;
+    use millwright_ingest::mqtt::watch::SubWatch;
+    use millwright_ingest::mqtt::SourceStatus;
+    use std::sync::Arc;
+
+    fn node() -> NodeMetrics {
+        let mqtt = SourceStatus {
+            subscriptions: vec![SubscriptionStatus::new(
+                "plant/{asset}/{signal}",
+                SubWatch::new(Some(1.0), 5),
+            )],
+            ..Default::default()
+        };
+        mqtt.connected.store(true, Ordering::Relaxed);
+        NodeMetrics {
+            readings: Default::default(),
+            mqtt: Some(Arc::new(mqtt)),
+            influx: Some(Arc::new(millwright_sinks::SinkStatus::default())),
+            modbus: None,
+            analytics: Some(Default::default()),
+            tasks: Default::default(),
+        }
+    }
+
+    #[test]
+    fn every_part_well_is_ok_and_200() {
+        let h = health(&node(), 1_000);
+        assert_eq!(h.overall, Overall::Ok, "{}", h.doc);
+        assert_eq!(h.overall.http_status(), "200 OK");
+        assert_eq!(h.doc["status"], "ok");
+        assert_eq!(h.doc["mqtt"]["subscriptions"][0]["silence_window_s"], 5.0);
+        assert!(h.doc["mqtt"]["subscriptions"][0]["last_message_age_s"].is_null());
+    }
+
+    #[test]
+    fn a_silent_or_refused_subscription_or_a_fallback_model_degrades_with_reasons() {
+        let m = node();
+        let sub = &m.mqtt.as_ref().unwrap().subscriptions[0];
+        sub.watch.silent.store(true, Ordering::Relaxed);
+        sub.watch
+            .last_message_unix_ms
+            .store(1_000, Ordering::Relaxed);
+        let h = health(&m, 9_000);
+        assert_eq!(h.overall, Overall::Degraded);
+        assert_eq!(h.overall.http_status(), "200 OK");
+        assert!(h.reasons[0].contains("silent"), "{:?}", h.reasons);
+        assert_eq!(h.doc["mqtt"]["subscriptions"][0]["last_message_age_s"], 8.0);
+        let a = m.analytics.as_ref().unwrap();
+        a.model
+            .set_state(super::super::model::ModelState::Fallback("no file".into()));
+        let h = health(&m, 9_000);
+        assert_eq!(h.reasons.len(), 2, "{:?}", h.reasons);
+        assert!(h.reasons[1].contains("fallback") && h.reasons[1].contains("no file"));
+        assert_eq!(h.doc["model"]["state"], "fallback");
+    }
+
+    #[test]
+    fn a_disconnected_broker_failing_writes_or_a_fatal_task_fail_with_503() {
+        let m = node();
+        m.mqtt
+            .as_ref()
+            .unwrap()
+            .connected
+            .store(false, Ordering::Relaxed);
+        let h = health(&m, 1);
+        assert_eq!(h.overall, Overall::Failing);
+        assert_eq!(h.overall.http_status(), "503 Service Unavailable");
+        let m = node();
+        let i = m.influx.as_ref().unwrap();
+        i.failed_requests.store(3, Ordering::Relaxed);
+        i.backlog_points.store(42, Ordering::Relaxed);
+        let h = health(&m, 1);
+        assert_eq!(h.overall, Overall::Failing);
+        assert!(
+            h.reasons[0].contains("42 points waiting"),
+            "{:?}",
+            h.reasons
+        );
+        let m = node();
+        let _ = m.tasks.fatal("the pipeline task panicked: boom".into());
+        let h = health(&m, 1);
+        assert_eq!(h.overall, Overall::Failing);
+        assert_eq!(h.doc["tasks"]["fatal"], "the pipeline task panicked: boom");
+    }
+}
