@@ -59,6 +59,8 @@ pub struct AnalyticsStatus {
     pub publisher: OnceLock<Arc<millwright_sinks::mqtt::PublisherStatus>>,
     /// The model's figures (generations via the loader's `Metered` wrapper; queue here).
     pub model: Arc<crate::metrics::model::ModelStats>,
+    /// Wall-clock time (Unix ms) the driver thread last went round its loop (`/health`).
+    pub heartbeat_unix_ms: std::sync::atomic::AtomicI64,
 }
 
 impl AnalyticsStatus {
@@ -304,6 +306,9 @@ impl<D: Deliver> Driver<D> {
         let mut drain_until: Option<Instant> = None;
         loop {
             let now = Instant::now();
+            self.status
+                .heartbeat_unix_ms
+                .store(crate::time_ns() / 1_000_000, Ordering::Relaxed);
             if self.closed.load(Ordering::Acquire) {
                 let until = *drain_until.get_or_insert(now + self.opts.drain);
                 if self.in_flight == 0 || now >= until {

@@ -106,8 +106,13 @@ pub struct NodeSection {
     #[serde(default = "default_report_interval_s")]
     pub report_interval_s: u64,
     /// Where to serve Prometheus `/metrics` and `/health` (e.g. `127.0.0.1:9464`); omit for none.
+    /// A loopback address unless `metrics_public = true`.
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Allow `metrics_listen` on a non-loopback address (e.g. `0.0.0.0` inside a container
+    /// whose port is published to the host's loopback only). Default false.
+    #[serde(default)]
+    pub metrics_public: bool,
     /// On SIGTERM/SIGINT, the longest time spent writing what the InfluxDB writer still holds
     /// before the node exits, in seconds (1–600; keep it below the service manager's stop
     /// timeout).
@@ -147,6 +152,7 @@ impl Default for NodeSection {
             status_interval_s: default_status_interval_s(),
             report_interval_s: default_report_interval_s(),
             metrics_listen: None,
+            metrics_public: false,
             shutdown_drain_s: default_shutdown_drain_s(),
             metrics_interval_s: default_metrics_interval_s(),
             allow_public_endpoints: false,
@@ -363,6 +369,17 @@ impl Config {
                 "node.shutdown_drain_s",
                 "must be 1–600 (seconds)",
             ));
+        }
+        if let Some(a) = self.node.metrics_listen {
+            if !a.ip().is_loopback() && !self.node.metrics_public {
+                e.push(ValidationError::new(
+                    "node.metrics_listen",
+                    format!(
+                        "{a} is not a loopback address: /metrics and /health would be open to the \
+                         network; use 127.0.0.1 or set node.metrics_public = true"
+                    ),
+                ));
+            }
         }
         if self.node.metrics_interval_s > 86_400 {
             e.push(ValidationError::new(

@@ -1,8 +1,8 @@
 //! Prometheus text metrics and a health answer on a local HTTP port (`[node] metrics_listen`).
 //!
-//! A deliberately tiny HTTP/1.1 responder: `GET /metrics` (Prometheus text format) and
-//! `GET /health` (`OK` or `DEGRADED` with reasons). It binds only where the config says
-//! (loopback by default) and never connects anywhere. The same values go to InfluxDB as
+//! A deliberately tiny HTTP/1.1 responder ([`server`]): `GET /metrics` (Prometheus text
+//! format) and `GET /health` (JSON per part, [`health`]). It binds only where the config says
+//! (loopback unless `metrics_public`) and never connects anywhere. The same values go to InfluxDB as
 //! `millwright_node` records every `[node] metrics_interval_s` ([`write_every`]). Every name
 //! comes from the one list in `millwright_core::schema::node_metrics`; the model's figures
 //! are counted in [`model`].
@@ -13,10 +13,12 @@ use millwright_core::{NodeMetricsPoint, Record};
 use millwright_ingest::modbus::DeviceMetrics;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
+pub mod health;
 pub mod model;
+pub mod server;
+
+pub use server::serve;
 
 /// Reads one value of a Modbus device's counters.
 type DeviceValue = fn(&DeviceMetrics) -> f64;
@@ -37,6 +39,8 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         );
         one(nm::EGRESS_REFUSED_TOTAL, g.refused_total() as f64);
     }
+    one(nm::TASK_PANICS_TOTAL, ld(&node.tasks.panics));
+    one(nm::TASK_RESTARTS_TOTAL, ld(&node.tasks.restarts));
     let mut fams: Vec<(NodeMetric, Vec<Row>)> = Vec::new();
     if let Some(m) = &node.mqtt {
         one(
@@ -47,8 +51,16 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         one(nm::MQTT_CONNECTION_ERRORS_TOTAL, ld(&m.connection_errors));
         let (mut msgs, mut rds, mut rej) = (Vec::new(), Vec::new(), Vec::new());
         let (mut skip, mut gaps, mut rebirths) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut silent, mut silences, mut refusals) = (Vec::new(), Vec::new(), Vec::new());
         for s in &m.subscriptions {
             let l = vec![(nm::LABEL_SUBSCRIPTION, s.topic.clone())];
+            let w = &s.watch;
+            silent.push((
+                l.clone(),
+                f64::from(u8::from(w.silent.load(Ordering::Relaxed))),
+            ));
+            silences.push((l.clone(), ld(&w.silences)));
+            refusals.push((l.clone(), ld(&w.suback_failures)));
             msgs.push((l.clone(), ld(&s.counters.messages)));
             rds.push((l.clone(), ld(&s.counters.readings)));
             gaps.push((l.clone(), ld(&s.counters.sequence_gaps)));
@@ -86,6 +98,9 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         fams.push((nm::MQTT_SKIPPED_TOTAL, skip));
         fams.push((nm::MQTT_SPARKPLUG_SEQUENCE_GAPS_TOTAL, gaps));
         fams.push((nm::MQTT_SPARKPLUG_REBIRTH_REQUESTS_TOTAL, rebirths));
+        fams.push((nm::MQTT_SUBSCRIPTION_SILENT, silent));
+        fams.push((nm::MQTT_SUBSCRIPTION_SILENCES_TOTAL, silences));
+        fams.push((nm::MQTT_SUBACK_FAILURES_TOTAL, refusals));
     }
     if let Some(mb) = &node.modbus {
         let per: [(NodeMetric, DeviceValue); 9] = [
@@ -315,6 +330,8 @@ pub struct NodeMetrics {
     pub analytics: Option<std::sync::Arc<crate::analytics::AnalyticsStatus>>,
     /// The egress policy and its refusals.
     pub egress: Option<std::sync::Arc<crate::egress::EgressGuard>>,
+    /// Panics, restarts and fatal failures of the node's tasks.
+    pub tasks: std::sync::Arc<crate::node::TaskHealth>,
 }
 
 impl NodeMetrics {
@@ -327,60 +344,7 @@ impl NodeMetrics {
             modbus: node.modbus.as_ref().map(|m| m.metrics.clone()),
             analytics: None,
             egress: Some(node.egress.clone()),
+            tasks: node.tasks.clone(),
         }
-    }
-}
-
-/// Serves `/metrics` and `/health` on `listen` until the task is aborted.
-pub async fn serve(listener: TcpListener, m: std::sync::Arc<NodeMetrics>) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let m = m.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n =
-                match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
-                    .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let path = req.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body) = match path {
-                "/metrics" => ("200 OK", render(&m)),
-                "/health" => {
-                    let mut problems = Vec::new();
-                    if let Some(s) = &m.mqtt {
-                        if !s.connected.load(Ordering::Relaxed) {
-                            problems.push("mqtt disconnected");
-                        }
-                    }
-                    if let Some(i) = &m.influx {
-                        if i.failed_requests.load(Ordering::Relaxed) > 0
-                            && !i.healthy.load(Ordering::Relaxed)
-                        {
-                            problems.push("influxdb writes failing");
-                        }
-                    }
-                    if problems.is_empty() {
-                        ("200 OK", "OK\n".to_string())
-                    } else {
-                        (
-                            "503 Service Unavailable",
-                            format!("DEGRADED: {}\n", problems.join(", ")),
-                        )
-                    }
-                }
-                _ => ("404 Not Found", "not found\n".to_string()),
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-        });
     }
 }

@@ -8,6 +8,12 @@
 //! [`Node::shutdown`] drains instead of aborting: it stops the sources (MQTT, Modbus), which
 //! closes the bus; the pipeline task ends after the last batch; then the writer gets up to
 //! `[node] shutdown_drain_s` to write its backlog. What was and was not written is logged.
+//!
+//! [`Node::supervise`] (called about once a second by `run`) notices a task that ended by a
+//! panic: the MQTT source is restarted with its counters (at most [`MAX_RESTARTS`] within
+//! [`RESTART_WINDOW`]); a panicked pipeline or InfluxDB writer, or a source that keeps
+//! panicking, is fatal: the caller shuts down and exits non-zero so the service manager
+//! restarts the node. Panics and restarts are counted in [`TaskHealth`].
 
 use crate::config::Config;
 use anyhow::Context;
@@ -15,7 +21,7 @@ use millwright_core::Batch;
 use millwright_ingest::mqtt::{MqttSource, SourceStatus};
 use millwright_sinks::{InfluxWriter, SinkStatus};
 use millwright_store::Store;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -35,8 +41,14 @@ pub struct Node {
     pub readings: Arc<AtomicU64>,
     /// Modbus pollers (their counters), when Modbus is configured.
     pub modbus: Option<millwright_ingest::modbus::ModbusPollers>,
+    /// Panics, restarts and fatal task failures (for `/health`).
+    pub tasks: Arc<TaskHealth>,
     /// Source tasks that hold a sender of the bus (the MQTT client).
     sources: Vec<JoinHandle<()>>,
+    /// What a restart of the MQTT source (`sources[0]`) needs; dropped at shutdown.
+    mqtt_restart: Option<(millwright_ingest::mqtt::MqttConfig, mpsc::Sender<Batch>)>,
+    /// Times of the MQTT source's restarts within [`RESTART_WINDOW`].
+    restarts: Vec<Instant>,
     /// The pipeline task (bus → store, tap, writer).
     pipeline: JoinHandle<()>,
     /// The InfluxDB writer task.
@@ -47,6 +59,55 @@ pub struct Node {
     pub egress: Arc<crate::egress::EgressGuard>,
     /// The task that resolves the endpoints again ([`crate::egress::EgressGuard::watch`]).
     egress_watch: JoinHandle<()>,
+}
+
+/// Most restarts of a source within [`RESTART_WINDOW`]; one more is fatal.
+pub const MAX_RESTARTS: usize = 5;
+/// The window of [`MAX_RESTARTS`].
+pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
+
+/// What the node's supervision saw (read by `/health` and the status topic).
+#[derive(Debug, Default)]
+pub struct TaskHealth {
+    /// Tasks and threads that ended by a panic.
+    pub panics: AtomicU64,
+    /// Tasks restarted after a panic.
+    pub restarts: AtomicU64,
+    /// Wall-clock time (Unix ms) of the last panic; 0: none.
+    pub last_panic_unix_ms: AtomicI64,
+    /// The last panic: which task and its message.
+    pub last_panic: Mutex<Option<String>>,
+    /// A task that failed for good: the node is stopping to be restarted.
+    pub fatal: Mutex<Option<String>>,
+}
+
+impl TaskHealth {
+    /// Records a panic of `task` with `message`.
+    pub fn panicked(&self, task: &str, message: &str) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+        self.last_panic_unix_ms
+            .store(crate::time_ns() / 1_000_000, Ordering::Relaxed);
+        if let Ok(mut g) = self.last_panic.lock() {
+            *g = Some(format!("{task}: {message}"));
+        }
+        tracing::error!(task, panic = message, "a task of the node panicked");
+    }
+
+    /// Records that `what` failed for good; returns it as the error.
+    pub fn fatal(&self, what: String) -> String {
+        if let Ok(mut g) = self.fatal.lock() {
+            *g = Some(what.clone());
+        }
+        what
+    }
+}
+
+/// The message of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// Optional extras of the pipeline (used by the demo).
@@ -80,6 +141,7 @@ impl Node {
         let (tx, mut rx) = mpsc::channel::<Batch>(cfg.node.bus_capacity);
         let store = Arc::new(Mutex::new(Store::new(cfg.store.clone())));
         let mut sources = Vec::new();
+        let mut mqtt_restart = None;
         let (influx, writer_task) = match &cfg.influxdb {
             Some(ic) => {
                 let (w, t) = InfluxWriter::spawn(ic.clone(), cfg.site.name.clone())
@@ -92,6 +154,7 @@ impl Node {
             Some(mc) => {
                 let src = MqttSource::spawn(mc, tx.clone()).context("starting the MQTT source")?;
                 sources.push(src.task);
+                mqtt_restart = Some((mc.clone(), tx.clone()));
                 Some(src.status)
             }
             None => None,
@@ -108,6 +171,8 @@ impl Node {
         let (st, rd, writer) = (store.clone(), readings.clone(), influx.clone());
         let pipeline = tokio::spawn(async move {
             while let Some(mut batch) = rx.recv().await {
+                #[cfg(feature = "fault-inject")]
+                fault_pipeline(&batch);
                 rd.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 if let Some((t0, scale)) = hooks.time_lapse {
                     for r in &mut batch {
@@ -134,13 +199,79 @@ impl Node {
             influx_writer: influx,
             readings,
             modbus,
+            tasks: Arc::new(TaskHealth::default()),
             sources,
+            mqtt_restart,
+            restarts: Vec::new(),
             pipeline,
             writer_task,
             drain: Duration::from_secs(cfg.node.shutdown_drain_s),
             egress,
             egress_watch,
         })
+    }
+
+    /// Looks at the node's tasks: restarts a panicked MQTT source; returns what failed for
+    /// good (a panicked pipeline or writer, a source panicking too often), after which the
+    /// caller shuts the node down and exits non-zero.
+    pub async fn supervise(&mut self) -> Result<(), String> {
+        if self.pipeline.is_finished() {
+            let r = (&mut self.pipeline).await;
+            if let Err(e) = r {
+                let msg = e.try_into_panic().map(|p| panic_message(&*p));
+                let msg = msg.unwrap_or_else(|_| "cancelled".into());
+                self.tasks.panicked("pipeline", &msg);
+                return Err(self
+                    .tasks
+                    .fatal(format!("the pipeline task panicked: {msg}")));
+            }
+            // Ended normally: the bus closed (no source left); nothing more to supervise here.
+            self.pipeline = tokio::spawn(std::future::pending());
+        }
+        if let Some(t) = self.writer_task.as_mut().filter(|t| t.is_finished()) {
+            let msg = match t.await {
+                Err(e) => e
+                    .try_into_panic()
+                    .map(|p| panic_message(&*p))
+                    .unwrap_or_else(|_| "cancelled".into()),
+                Ok(()) => "ended".into(),
+            };
+            self.writer_task = None;
+            self.tasks.panicked("influxdb writer", &msg);
+            return Err(self
+                .tasks
+                .fatal(format!("the InfluxDB writer task failed: {msg}")));
+        }
+        if let (Some(t), Some((cfg, tx))) = (self.sources.first_mut(), &self.mqtt_restart) {
+            if t.is_finished() {
+                let msg = match t.await {
+                    Err(e) => e
+                        .try_into_panic()
+                        .map(|p| panic_message(&*p))
+                        .unwrap_or_else(|_| "cancelled".into()),
+                    Ok(()) => "ended (reading bus closed)".into(),
+                };
+                self.tasks.panicked("mqtt source", &msg);
+                let now = Instant::now();
+                self.restarts
+                    .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+                if self.restarts.len() >= MAX_RESTARTS {
+                    return Err(self.tasks.fatal(format!(
+                        "the MQTT source failed {} times within {} s (last: {msg})",
+                        self.restarts.len() + 1,
+                        RESTART_WINDOW.as_secs()
+                    )));
+                }
+                let status = self.mqtt.clone().unwrap_or_default();
+                let src = MqttSource::spawn_with(cfg, tx.clone(), status)
+                    .map_err(|e| self.tasks.fatal(format!("restarting the MQTT source: {e}")))?;
+                self.restarts.push(now);
+                self.tasks.restarts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(restarts = self.restarts.len(), "mqtt source restarted");
+                self.sources[0] = src.task;
+            }
+        }
+        Ok(())
     }
 
     /// One-line status for logs.
@@ -176,6 +307,7 @@ impl Node {
         let readings = self.readings.load(Ordering::Relaxed);
         self.egress_watch.abort();
         // 1. Sources: their tasks hold the only senders of the bus.
+        drop(self.mqtt_restart);
         for t in &self.sources {
             t.abort();
         }
@@ -242,6 +374,24 @@ impl Node {
                 took_ms,
                 "shutdown: drain deadline passed; points not written to InfluxDB are lost"
             );
+        }
+    }
+}
+
+/// Test-only fault: with `MILLWRIGHT_FAULT_INJECT=pipeline:<asset>`, a reading of `<asset>`
+/// makes the pipeline task panic (feature `fault-inject`; never in a production build).
+#[cfg(feature = "fault-inject")]
+#[allow(clippy::panic)] // the whole point: a test-only panic
+fn fault_pipeline(batch: &Batch) {
+    static T: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let t = T.get_or_init(|| {
+        std::env::var(millwright_ingest::fault::ENV)
+            .ok()
+            .and_then(|v| v.strip_prefix("pipeline:").map(str::to_string))
+    });
+    if let Some(a) = t {
+        if batch.iter().any(|r| &*r.sensor.asset == a.as_str()) {
+            panic!("fault injected: pipeline panics on a reading of {a}");
         }
     }
 }

@@ -10,6 +10,8 @@
 //!
 //! Sources only produce readings into a bounded channel; they never write to sinks themselves.
 
+#[cfg(feature = "fault-inject")]
+pub mod fault;
 pub mod metrics;
 pub mod modbus;
 pub mod mqtt;

@@ -21,6 +21,9 @@ use tokio::task::JoinHandle;
 pub const STATUS_ONLINE: &str = "online";
 /// Retained payload of the status topic after the node went away (last will, clean close).
 pub const STATUS_OFFLINE: &str = "offline";
+/// Topic (relative to the prefix) of the node's retained health document (JSON per part,
+/// built by the app), next to the `online`/`offline` status topic.
+pub const STATUS_HEALTH_SUFFIX: &str = "status/health";
 
 /// Counters of the publisher (for `/metrics`).
 #[derive(Debug, Default)]
@@ -129,6 +132,15 @@ impl MqttPublisher {
     /// The shared counters.
     pub fn status(&self) -> &Arc<PublisherStatus> {
         &self.status
+    }
+
+    /// False once the client's event-loop task has ended (closed, aborted or panicked).
+    pub fn is_running(&self) -> bool {
+        self.shared
+            .task
+            .lock()
+            .ok()
+            .is_some_and(|t| t.as_ref().is_some_and(|h| !h.is_finished()))
     }
 
     /// The topic prefix `<root>/<site>/`.

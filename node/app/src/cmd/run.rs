@@ -40,8 +40,23 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
     )
     .context("starting the node")?;
     let limit_profiles = profiles.clone();
+    // The node's publisher (status topic, alerts, reports) runs whether or not assets are
+    // configured, so the status topic always exists.
+    let publisher = crate::analytics::deliver::alert_client(&cfg, inbox.requests());
+    if let Some(p) = &publisher {
+        let _ = analytics_status.publisher.set(p.status().clone());
+    }
+    let mut analytics_thread = None;
     if !profiles.is_empty() {
-        start_analytics(&cfg, &base, profiles, &node, inbox, &analytics_status)?;
+        analytics_thread = Some(start_analytics(
+            &cfg,
+            &base,
+            profiles,
+            &node,
+            inbox,
+            &analytics_status,
+            publisher.clone(),
+        )?);
     }
     let metrics = std::sync::Arc::new(crate::metrics::NodeMetrics {
         analytics: Some(analytics_status.clone()),
@@ -69,12 +84,28 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
     let every = Duration::from_secs(cfg.node.status_interval_s.max(1));
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
+    let mut watch = tokio::time::interval(Duration::from_secs(1));
+    let mut health_topic = HealthTopic::default();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
+    let mut node = node;
+    let mut failed = None;
     loop {
         tokio::select! {
             _ = tick.tick(), if cfg.node.status_interval_s > 0 => {
                 tracing::info!(status = %node.status_line(), "status");
+            }
+            _ = watch.tick() => {
+                if let Err(e) = supervise(&mut node, &mut analytics_thread, publisher.as_ref()).await {
+                    tracing::error!(error = %e, "a task of the node failed; stopping so the service manager restarts it");
+                    failed = Some(e);
+                }
+                if let Some(p) = &publisher {
+                    health_topic.publish(p, &metrics, every);
+                }
+                if failed.is_some() {
+                    break;
+                }
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
@@ -85,7 +116,77 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         t.abort();
     }
     node.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The node's supervision round: the node's own tasks ([`crate::node::Node::supervise`]), the
+/// analytics thread and the MQTT publisher's task. Either of the last two ending before shutdown
+/// is fatal (they hold state a restart in place would not rebuild); the caller exits non-zero.
+async fn supervise(
+    node: &mut crate::node::Node,
+    analytics: &mut Option<std::thread::JoinHandle<()>>,
+    publisher: Option<&millwright_sinks::mqtt::MqttPublisher>,
+) -> Result<(), String> {
+    node.supervise().await?;
+    if analytics.as_ref().is_some_and(|t| t.is_finished()) {
+        let msg = match analytics.take().map(|t| t.join()) {
+            Some(Err(p)) => crate::node::panic_message(&*p),
+            _ => "ended".into(),
+        };
+        node.tasks.panicked("analytics thread", &msg);
+        return Err(node
+            .tasks
+            .fatal(format!("the analytics thread stopped: {msg}")));
+    }
+    if publisher.is_some_and(|p| !p.is_running()) {
+        node.tasks
+            .panicked("mqtt publisher", "its event loop ended");
+        return Err(node
+            .tasks
+            .fatal("the MQTT publisher's event loop ended".into()));
+    }
+    Ok(())
+}
+
+/// Publishes the health document retained on `status/health`: when the overall state or its
+/// reasons change, after every (re)connection of the publisher, and at least every status
+/// interval.
+#[derive(Default)]
+struct HealthTopic {
+    last: Option<(crate::metrics::health::Overall, Vec<String>, u64)>,
+    at: Option<std::time::Instant>,
+}
+
+impl HealthTopic {
+    fn publish(
+        &mut self,
+        p: &millwright_sinks::mqtt::MqttPublisher,
+        m: &crate::metrics::NodeMetrics,
+        every: Duration,
+    ) {
+        use std::sync::atomic::Ordering;
+        let conns = p.status().connections.load(Ordering::Relaxed);
+        if conns == 0 {
+            return;
+        }
+        let h = crate::metrics::health::health(m, crate::time_ns() / 1_000_000);
+        let key = (h.overall, h.reasons, conns);
+        let due = self.at.is_none_or(|t| t.elapsed() >= every);
+        if self.last.as_ref() == Some(&key) && !due {
+            return;
+        }
+        if p.publish_retained(
+            millwright_sinks::mqtt::STATUS_HEALTH_SUFFIX,
+            h.doc.to_string(),
+        ) {
+            self.last = Some(key);
+            self.at = Some(std::time::Instant::now());
+        }
+    }
 }
 
 /// Starts the analytics thread; the model loads on its own thread, never on the runtime.
@@ -96,7 +197,8 @@ fn start_analytics(
     node: &crate::node::Node,
     inbox: crate::analytics::Inbox,
     status: &std::sync::Arc<crate::analytics::AnalyticsStatus>,
-) -> anyhow::Result<()> {
+    publisher: Option<millwright_sinks::mqtt::MqttPublisher>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
     use crate::analytics::{deliver, Driver, DriverOptions, SharedStore};
     let model = match &cfg.model {
         Some(m) => {
@@ -107,9 +209,11 @@ fn start_analytics(
                 ..Default::default()
             };
             let stats = status.model.clone();
+            stats.set_state(crate::metrics::model::ModelState::Loading);
             let loader = move || -> Box<dyn millwright_core::LanguageModel> {
                 let rss0 = crate::procinfo::rss_mb();
-                let model = millwright_slm::load_best(&files, &opts);
+                let mut model = millwright_slm::load_best(&files, &opts);
+                stats.set_state(crate::metrics::model::ModelState::of(model.as_mut()));
                 if let (Some(a), Some(b)) = (rss0, crate::procinfo::rss_mb()) {
                     let bytes = ((b - a).max(0.0) * 1024.0 * 1024.0) as u64;
                     stats
@@ -129,10 +233,6 @@ fn start_analytics(
     let mut opts = millwright_analytics::Options::new(cfg.site.name.clone());
     opts.report_interval_s = cfg.node.report_interval_s;
     let machine = millwright_analytics::Analytics::new(opts, profiles);
-    let publisher = deliver::alert_client(cfg, inbox.requests());
-    if let Some(p) = &publisher {
-        let _ = status.publisher.set(p.status().clone());
-    }
     let deliver = deliver::NodeDeliver {
         mqtt: publisher,
         influx: node.influx_writer.clone(),
@@ -153,6 +253,5 @@ fn start_analytics(
         .spawn(move || {
             driver.run();
         })
-        .context("starting the analytics thread")?;
-    Ok(())
+        .context("starting the analytics thread")
 }

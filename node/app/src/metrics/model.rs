@@ -54,9 +54,65 @@ pub struct ModelStats {
     pub queue_depth: AtomicU64,
     /// Resident memory the model added when it loaded, bytes.
     pub resident_bytes: AtomicU64,
+    /// Loaded, in fallback (and why), loading; None: no model configured.
+    pub state: std::sync::Mutex<Option<ModelState>>,
+}
+
+/// Whether explanations come from a model (for `/health`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelState {
+    /// No `[model]` section: the template explains.
+    NotConfigured,
+    /// The model thread is loading the model.
+    Loading,
+    /// Loaded: its name.
+    Loaded(String),
+    /// No model could be loaded: why (the template explains).
+    Fallback(String),
+}
+
+impl ModelState {
+    /// `{"state": "...", "name"|"reason": ...}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            ModelState::NotConfigured => json!({"state": "not_configured"}),
+            ModelState::Loading => json!({"state": "loading"}),
+            ModelState::Loaded(n) => json!({"state": "loaded", "name": n}),
+            ModelState::Fallback(r) => json!({"state": "fallback", "reason": r}),
+        }
+    }
+
+    /// The state of a freshly loaded model: a fallback answers every request with why.
+    pub fn of(model: &mut dyn LanguageModel) -> Self {
+        if !model.name().starts_with("fallback") {
+            return ModelState::Loaded(model.name().to_string());
+        }
+        match model.generate(&Prompt::default(), &GenParams::default(), &mut |_| {}) {
+            Err(SlmError::Unavailable(why)) => ModelState::Fallback(why),
+            Err(e) => ModelState::Fallback(e.to_string()),
+            Ok(_) => ModelState::Loaded(model.name().to_string()),
+        }
+    }
 }
 
 impl ModelStats {
+    /// The model's state (not configured until the loader says otherwise).
+    pub fn state(&self) -> ModelState {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .unwrap_or(ModelState::NotConfigured)
+    }
+
+    /// Sets the model's state.
+    pub fn set_state(&self, s: ModelState) {
+        if let Ok(mut g) = self.state.lock() {
+            *g = Some(s);
+        }
+    }
+
     /// Records one finished generation that used `cpu_s` CPU seconds (process-wide).
     pub fn record(&self, c: &Completion, cpu_s: Option<f64>) {
         let ttft_s = (c.ttft_ms / 1e3).max(0.0);

@@ -95,6 +95,11 @@ metrics! {
     MQTT_SKIPPED_TOTAL = "millwright_mqtt_skipped_total", Counter, "metrics", SUB_REASON, "Parts of accepted MQTT messages that gave no reading (Sparkplug B metrics), per reason.";
     MQTT_SPARKPLUG_SEQUENCE_GAPS_TOTAL = "millwright_mqtt_sparkplug_sequence_gaps_total", Counter, "gaps", SUB, "Sparkplug B sequence gaps and DATA before BIRTH.";
     MQTT_SPARKPLUG_REBIRTH_REQUESTS_TOTAL = "millwright_mqtt_sparkplug_rebirth_requests_total", Counter, "requests", SUB, "Sparkplug B rebirth requests sent (NCMD Node Control/Rebirth).";
+    MQTT_SUBSCRIPTION_SILENT = "millwright_mqtt_subscription_silent", Gauge, "", SUB, "1 while the subscription is silent beyond expected_interval_s × silence_factor while connected.";
+    MQTT_SUBSCRIPTION_SILENCES_TOTAL = "millwright_mqtt_subscription_silences_total", Counter, "silences", SUB, "Times the subscription was found silent while connected (each forced a reconnect and re-subscribe).";
+    MQTT_SUBACK_FAILURES_TOTAL = "millwright_mqtt_suback_failures_total", Counter, "refusals", SUB, "SUBACKs refusing the subscription (retried with back-off).";
+    TASK_PANICS_TOTAL = "millwright_task_panics_total", Counter, "panics", &[], "Tasks of the node that ended by a panic.";
+    TASK_RESTARTS_TOTAL = "millwright_task_restarts_total", Counter, "restarts", &[], "Tasks restarted after a panic.";
     MODBUS_DEVICE_ONLINE = "millwright_modbus_device_online", Gauge, "", DEV, "1 while the device answers.";
     MODBUS_REQUESTS_TOTAL = "millwright_modbus_requests_total", Counter, "requests", DEV, "Read requests sent.";
     MODBUS_EXCEPTIONS_TOTAL = "millwright_modbus_exceptions_total", Counter, "requests", DEV, "Requests answered with a Modbus exception.";

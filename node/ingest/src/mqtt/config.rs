@@ -95,6 +95,14 @@ pub struct SubscriptionConfig {
     /// Sparkplug B options (`[mqtt.subscriptions.sparkplug]`, with `format = "sparkplug_b"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparkplug: Option<SparkplugOptions>,
+    /// How often messages are expected on this subscription, in seconds; omit to not watch it.
+    /// Silent for `silence_factor` × this while connected: reported and the client reconnects
+    /// and re-subscribes (`watch.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_interval_s: Option<f64>,
+    /// Intervals without a message before the subscription counts as silent (≥ 2).
+    #[serde(default = "default_silence_factor")]
+    pub silence_factor: u32,
 }
 
 fn default_port() -> u16 {
@@ -118,6 +126,9 @@ fn default_max_packet_bytes() -> usize {
 fn default_qos() -> u8 {
     1
 }
+fn default_silence_factor() -> u32 {
+    5
+}
 fn default_max_payload_bytes() -> usize {
     1024 * 1024
 }
@@ -136,6 +147,8 @@ impl SubscriptionConfig {
             max_payload_bytes: default_max_payload_bytes(),
             json: None,
             sparkplug: None,
+            expected_interval_s: None,
+            silence_factor: default_silence_factor(),
         }
     }
 }
@@ -242,6 +255,20 @@ impl MqttConfig {
                          asset and signal come from the edge node, device and metric names",
                         s.topic
                     ),
+                ));
+            }
+            if let Some(iv) = s.expected_interval_s {
+                if !(iv.is_finite() && iv > 0.0 && iv <= 86_400.0) {
+                    e.push(ValidationError::new(
+                        sp("expected_interval_s"),
+                        format!("{iv} is not a number of seconds in (0, 86400]"),
+                    ));
+                }
+            }
+            if !(2..=1000).contains(&s.silence_factor) {
+                e.push(ValidationError::new(
+                    sp("silence_factor"),
+                    format!("{} is not 2..=1000", s.silence_factor),
                 ));
             }
             if s.max_payload_bytes == 0 || s.max_payload_bytes > self.max_packet_bytes {

@@ -4,6 +4,7 @@ pub mod codec;
 pub mod config;
 pub mod source;
 pub mod topic;
+pub mod watch;
 
 pub use codec::{Decoder, PayloadError, PayloadFormat};
 pub use config::{MqttConfig, MqttProtocol, SubscriptionConfig, TlsConfig};

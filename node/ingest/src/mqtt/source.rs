@@ -10,6 +10,7 @@ use super::codec::sparkplug::Outgoing;
 use super::codec::Decoder;
 use super::config::{MqttConfig, MqttProtocol};
 use super::topic::TopicPattern;
+use super::watch::{self, SubWatch};
 use crate::metrics::{RejectReason, SourceCounters};
 use millwright_core::Batch;
 use millwright_mqtt::Backoff;
@@ -37,6 +38,19 @@ pub struct SubscriptionStatus {
     pub topic: String,
     /// Counters (messages, readings, rejects by reason).
     pub counters: SourceCounters,
+    /// Silence and SUBACK state (`watch.rs`).
+    pub watch: SubWatch,
+}
+
+impl SubscriptionStatus {
+    /// Fresh status of the subscription to `topic`.
+    pub fn new(topic: &str, watch: SubWatch) -> Self {
+        Self {
+            topic: topic.to_string(),
+            counters: SourceCounters::default(),
+            watch,
+        }
+    }
 }
 
 /// Live state of the MQTT source, shared with health reporting.
@@ -118,6 +132,8 @@ impl Router {
     async fn handle(&mut self, topic: &[u8], payload: &[u8]) -> bool {
         let now = millwright_core::time::now_ns();
         let topic = String::from_utf8_lossy(topic);
+        #[cfg(feature = "fault-inject")]
+        crate::fault::mqtt_message(&topic);
         let Some(i) = self
             .subs
             .iter()
@@ -181,8 +197,27 @@ pub struct MqttSource {
 impl MqttSource {
     /// Starts the client task. Readings go to `tx` (bounded: back-pressure, never drops).
     pub fn spawn(cfg: &MqttConfig, tx: mpsc::Sender<Batch>) -> Result<Self, MqttSetupError> {
+        let statuses = cfg.subscriptions.iter().map(|s| {
+            SubscriptionStatus::new(
+                &s.topic,
+                SubWatch::new(s.expected_interval_s, s.silence_factor),
+            )
+        });
+        let status = Arc::new(SourceStatus {
+            subscriptions: statuses.collect(),
+            ..Default::default()
+        });
+        Self::spawn_with(cfg, tx, status)
+    }
+
+    /// Starts the client task with an existing `status` (a restart after a panic keeps the
+    /// counters); `status` must have been made for `cfg` ([`MqttSource::spawn`]).
+    pub fn spawn_with(
+        cfg: &MqttConfig,
+        tx: mpsc::Sender<Batch>,
+        status: Arc<SourceStatus>,
+    ) -> Result<Self, MqttSetupError> {
         let mut subs = Vec::with_capacity(cfg.subscriptions.len());
-        let mut statuses = Vec::with_capacity(cfg.subscriptions.len());
         for s in &cfg.subscriptions {
             subs.push(Sub {
                 pattern: TopicPattern::parse(&s.topic)?,
@@ -192,15 +227,8 @@ impl MqttSource {
                     suppressed: 0,
                 },
             });
-            statuses.push(SubscriptionStatus {
-                topic: s.topic.clone(),
-                counters: SourceCounters::default(),
-            });
         }
-        let status = Arc::new(SourceStatus {
-            subscriptions: statuses,
-            ..Default::default()
-        });
+        status.connected.store(false, Ordering::Relaxed);
         let conn = cfg.connection();
         let router = Router {
             subs,
@@ -278,6 +306,27 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
                 .map(|p| SubscribeFilter::new(p.filter(), qos_v311(s.qos)))
         })
         .collect();
+    let tracker = watch::Tracker::default();
+    let sub = {
+        let (c, f, t) = (client.clone(), filters.clone(), tracker.clone());
+        move |i: usize| {
+            watch::subscribe_with(&t, i, || match f.get(i) {
+                Some(f) => c
+                    .try_subscribe(f.path.clone(), f.qos)
+                    .map_err(|e| e.to_string()),
+                None => Err("no such subscription".into()),
+            })
+        }
+    };
+    let c = client.clone();
+    let _watch = watch::spawn(
+        router.status.clone(),
+        tracker.clone(),
+        watch::Actions {
+            disconnect: Box::new(move || c.try_disconnect().is_ok()),
+            subscribe: Box::new(sub.clone()),
+        },
+    );
     let mut backoff = Backoff::new(&cfg.connection());
     loop {
         match eventloop.poll().await {
@@ -300,17 +349,29 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
                 router.status.connections.fetch_add(1, Ordering::Relaxed);
                 backoff.reset();
                 tracing::info!(broker = %format!("{}:{}", cfg.host, cfg.port), session_present = ack.session_present, "mqtt connected; subscribing");
-                if !filters.is_empty() {
-                    if let Err(e) = client.try_subscribe_many(filters.clone()) {
-                        tracing::error!(error = %e, "mqtt subscribe could not be queued");
-                    }
+                if let Ok(mut t) = tracker.lock() {
+                    t.connected(ack.session_present);
+                }
+                for i in 0..filters.len() {
+                    sub(i);
+                }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Subscribe(pkid))) => {
+                if let Ok(mut t) = tracker.lock() {
+                    t.outgoing(pkid);
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                for (i, rc) in ack.return_codes.iter().enumerate() {
-                    if matches!(rc, rumqttc::SubscribeReasonCode::Failure) {
-                        tracing::error!(filter = ?filters.get(i).map(|f| &f.path), "broker refused the subscription");
-                    }
+                let refused = ack
+                    .return_codes
+                    .iter()
+                    .any(|rc| matches!(rc, rumqttc::SubscribeReasonCode::Failure));
+                if let Ok(mut t) = tracker.lock() {
+                    t.suback(
+                        ack.pkid,
+                        refused.then(|| "Failure (0x80)".to_string()),
+                        &router.status,
+                    );
                 }
             }
             Ok(_) => {}
@@ -344,6 +405,27 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
             })
         })
         .collect();
+    let tracker = watch::Tracker::default();
+    let sub = {
+        let (c, f, t) = (client.clone(), filters.clone(), tracker.clone());
+        move |i: usize| {
+            watch::subscribe_with(&t, i, || match f.get(i) {
+                Some(f) => c
+                    .try_subscribe(f.path.clone(), f.qos)
+                    .map_err(|e| e.to_string()),
+                None => Err("no such subscription".into()),
+            })
+        }
+    };
+    let c = client.clone();
+    let _watch = watch::spawn(
+        router.status.clone(),
+        tracker.clone(),
+        watch::Actions {
+            disconnect: Box::new(move || c.try_disconnect().is_ok()),
+            subscribe: Box::new(sub.clone()),
+        },
+    );
     let mut backoff = Backoff::new(&cfg.connection());
     loop {
         match eventloop.poll().await {
@@ -366,10 +448,29 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
                 router.status.connections.fetch_add(1, Ordering::Relaxed);
                 backoff.reset();
                 tracing::info!(broker = %format!("{}:{}", cfg.host, cfg.port), session_present = ack.session_present, "mqtt 5 connected; subscribing");
-                if !filters.is_empty() {
-                    if let Err(e) = client.try_subscribe_many(filters.clone()) {
-                        tracing::error!(error = %e, "mqtt subscribe could not be queued");
-                    }
+                if let Ok(mut t) = tracker.lock() {
+                    t.connected(ack.session_present);
+                }
+                for i in 0..filters.len() {
+                    sub(i);
+                }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Subscribe(pkid))) => {
+                if let Ok(mut t) = tracker.lock() {
+                    t.outgoing(pkid);
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                // MQTT 5: reason codes from 0x80 up are failures.
+                let refused = ack.return_codes.iter().find(|rc| {
+                    !matches!(
+                        rc,
+                        rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)
+                    )
+                });
+                let why = refused.map(|rc| format!("{rc:?}"));
+                if let Ok(mut t) = tracker.lock() {
+                    t.suback(ack.pkid, why, &router.status);
                 }
             }
             Ok(_) => {}
