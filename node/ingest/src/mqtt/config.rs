@@ -95,6 +95,18 @@ pub struct SubscriptionConfig {
     /// Sparkplug B options (`[mqtt.subscriptions.sparkplug]`, with `format = "sparkplug_b"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparkplug: Option<SparkplugOptions>,
+    /// Longest asset or signal name accepted, in bytes; longer ones are counted as `bad_name`.
+    #[serde(default = "default_max_name_bytes")]
+    pub max_name_bytes: usize,
+    /// Readings dated more than this many seconds ahead of the node's clock are counted as
+    /// `bad_time` and dropped (0: no limit).
+    #[serde(default = "default_max_future_skew_s")]
+    pub max_future_skew_s: u64,
+    /// Readings dated more than this many seconds before the node's clock are counted as
+    /// `bad_time` and dropped (0, the default: no limit, so buffered data can be back-filled;
+    /// set it to the bucket's retention, as InfluxDB refuses points older than that).
+    #[serde(default = "default_max_past_age_s")]
+    pub max_past_age_s: u64,
 }
 
 fn default_port() -> u16 {
@@ -121,6 +133,15 @@ fn default_qos() -> u8 {
 fn default_max_payload_bytes() -> usize {
     1024 * 1024
 }
+fn default_max_name_bytes() -> usize {
+    millwright_core::validate::DEFAULT_MAX_NAME_BYTES
+}
+fn default_max_future_skew_s() -> u64 {
+    300
+}
+fn default_max_past_age_s() -> u64 {
+    0
+}
 
 impl SubscriptionConfig {
     /// A subscription to `topic` with payloads in `format`, defaults for everything else (QoS 1).
@@ -136,6 +157,9 @@ impl SubscriptionConfig {
             max_payload_bytes: default_max_payload_bytes(),
             json: None,
             sparkplug: None,
+            max_name_bytes: default_max_name_bytes(),
+            max_future_skew_s: default_max_future_skew_s(),
+            max_past_age_s: default_max_past_age_s(),
         }
     }
 }
@@ -151,6 +175,11 @@ impl SubscriptionConfig {
             max_payload_bytes: self.max_payload_bytes,
             mapping: self.json.clone(),
             sparkplug: self.sparkplug.clone().unwrap_or_default(),
+            max_name_bytes: self.max_name_bytes,
+            time_window: millwright_core::TimeWindow::from_secs(
+                self.max_future_skew_s,
+                self.max_past_age_s,
+            ),
         }
     }
 }
@@ -243,6 +272,9 @@ impl MqttConfig {
                         s.topic
                     ),
                 ));
+            }
+            if !(1..=65_536).contains(&s.max_name_bytes) {
+                e.push(ValidationError::new(sp("max_name_bytes"), "must be 1..=65536"));
             }
             if s.max_payload_bytes == 0 || s.max_payload_bytes > self.max_packet_bytes {
                 e.push(ValidationError::new(
