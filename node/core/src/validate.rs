@@ -192,12 +192,12 @@ impl TimeWindow {
     pub fn check(&self, ts_ns: i64, now_ns: i64) -> Result<(), TimeProblem> {
         let d = i128::from(ts_ns) - i128::from(now_ns);
         let s = |v: i128| i64::try_from(v / 1_000_000_000).unwrap_or(i64::MAX);
-        if d > i128::from(self.max_future_ns) {
+        if self.max_future_ns != i64::MAX && d > i128::from(self.max_future_ns) {
             Err(TimeProblem::Future {
                 ahead_s: s(d),
                 max_s: self.max_future_ns / 1_000_000_000,
             })
-        } else if -d > i128::from(self.max_past_ns) {
+        } else if self.max_past_ns != i64::MAX && -d > i128::from(self.max_past_ns) {
             Err(TimeProblem::Past {
                 behind_s: s(-d),
                 max_s: self.max_past_ns / 1_000_000_000,
