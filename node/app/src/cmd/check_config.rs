@@ -1,4 +1,5 @@
 //! `millwright check-config FILE`: reports every problem with its path and line; exit 1 on any.
+//! Besides the config itself: the asset profiles load, and the model files exist and parse.
 
 use crate::config::Config;
 use std::path::Path;
@@ -19,7 +20,34 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
+            // Configured model files must exist and parse (header, metadata, tensor table);
+            // at run time a bad one only means the template explains, here it is an error.
+            let mut models = Vec::new();
+            let mut bad = Vec::new();
+            for (i, f) in cfg.model.iter().flat_map(|m| m.files.iter()).enumerate() {
+                let path = base.join(f);
+                match millwright_slm::gguf::GgufFile::open(&path) {
+                    Ok(g) => models.push(format!(
+                        "  model {}: {} ({} tensors, {} MiB)",
+                        path.display(),
+                        g.architecture().unwrap_or_else(|_| "unknown architecture".into()),
+                        g.content.tensor_infos.len(),
+                        g.size / (1024 * 1024)
+                    )),
+                    Err(e) => bad.push(format!("model.files[{i}]: {e}")),
+                }
+            }
+            if !bad.is_empty() {
+                eprintln!("{}: {} problem(s)", file.display(), bad.len());
+                for e in bad {
+                    eprintln!("  {}: {e}", file.display());
+                }
+                return Ok(ExitCode::FAILURE);
+            }
             println!("{}: OK", file.display());
+            for m in models {
+                println!("{m}");
+            }
             for (asset, p) in &profiles {
                 println!(
                     "  asset {asset}: profile {} ({} signals)",

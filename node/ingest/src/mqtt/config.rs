@@ -107,6 +107,10 @@ pub struct SubscriptionConfig {
     /// set it to the bucket's retention, as InfluxDB refuses points older than that).
     #[serde(default = "default_max_past_age_s")]
     pub max_past_age_s: u64,
+    /// Most readings one message may give; a message with more is counted as `too_large`
+    /// (with `max_payload_bytes`, this bounds what one message puts on the reading bus).
+    #[serde(default = "default_max_readings_per_message")]
+    pub max_readings_per_message: usize,
 }
 
 fn default_port() -> u16 {
@@ -142,6 +146,9 @@ fn default_max_future_skew_s() -> u64 {
 fn default_max_past_age_s() -> u64 {
     0
 }
+fn default_max_readings_per_message() -> usize {
+    10_000
+}
 
 impl SubscriptionConfig {
     /// A subscription to `topic` with payloads in `format`, defaults for everything else (QoS 1).
@@ -160,6 +167,7 @@ impl SubscriptionConfig {
             max_name_bytes: default_max_name_bytes(),
             max_future_skew_s: default_max_future_skew_s(),
             max_past_age_s: default_max_past_age_s(),
+            max_readings_per_message: default_max_readings_per_message(),
         }
     }
 }
@@ -180,6 +188,7 @@ impl SubscriptionConfig {
                 self.max_future_skew_s,
                 self.max_past_age_s,
             ),
+            max_readings: self.max_readings_per_message,
         }
     }
 }
@@ -272,6 +281,9 @@ impl MqttConfig {
                         s.topic
                     ),
                 ));
+            }
+            if s.max_readings_per_message == 0 {
+                e.push(ValidationError::new(sp("max_readings_per_message"), "must be > 0"));
             }
             if !(1..=65_536).contains(&s.max_name_bytes) {
                 e.push(ValidationError::new(sp("max_name_bytes"), "must be 1..=65536"));

@@ -133,3 +133,21 @@ fn long_names_are_not_interned() {
     }
     assert!(d.names.len() <= 1, "{}", d.names.len());
 }
+
+#[test]
+fn a_message_with_more_readings_than_the_cap_is_too_large() {
+    let mut d = Decoder::new(
+        PayloadFormat::Json,
+        DecodeDefaults {
+            max_payload_bytes: 1 << 20,
+            max_readings: 3,
+            ..Default::default()
+        },
+    );
+    let p = r#"[{"value":1},{"value":2},{"value":3},{"value":4}]"#;
+    let e = d.decode(tm(Some("A"), Some("s")), p.as_bytes(), NOW, &mut vec![]).unwrap_err();
+    assert_eq!(e.reason, RejectReason::TooLarge);
+    assert!(e.detail.contains("max_readings_per_message = 3"), "{e}");
+    let p = r#"[{"value":1},{"value":2},{"value":3}]"#;
+    assert_eq!(d.decode(tm(Some("A"), Some("s")), p.as_bytes(), NOW, &mut vec![]).unwrap(), 3);
+}

@@ -125,6 +125,8 @@ pub struct DecodeDefaults {
     pub max_name_bytes: usize,
     /// How far from the node's clock a reading may be dated.
     pub time_window: TimeWindow,
+    /// Most readings one message may give (a count cap on what one message puts on the bus).
+    pub max_readings: usize,
 }
 
 impl Default for DecodeDefaults {
@@ -139,6 +141,7 @@ impl Default for DecodeDefaults {
             sparkplug: sparkplug::SparkplugOptions::default(),
             max_name_bytes: DEFAULT_MAX_NAME_BYTES,
             time_window: TimeWindow::unlimited(),
+            max_readings: usize::MAX,
         }
     }
 }
@@ -258,7 +261,19 @@ impl Decoder {
             PayloadFormat::LineProtocol => self.decode_line_protocol(topic, payload, now_ns, out),
             PayloadFormat::SparkplugB => self.decode_sparkplug(topic, payload, now_ns, out),
         };
-        let res = res.and_then(|()| self.check(out, start, now_ns));
+        let res = res.and_then(|()| {
+            let n = out.len().saturating_sub(start);
+            if n > self.defaults.max_readings {
+                return Err(PayloadError::new(
+                    RejectReason::TooLarge,
+                    format!(
+                        "{n} readings, limit is max_readings_per_message = {}",
+                        self.defaults.max_readings
+                    ),
+                ));
+            }
+            self.check(out, start, now_ns)
+        });
         match res {
             Ok(()) => Ok(out.len() - start),
             Err(e) => {
