@@ -138,10 +138,10 @@ max_past_age_s = 3600
     let long = "x".repeat(300);
     // (topic suffix, payload) that must be refused as bad_name.
     let bad_names: Vec<(String, String)> = vec![
-        (format!("/temp"), r#"{"value":1}"#.into()),
+        ("/temp".to_string(), r#"{"value":1}"#.into()),
         (format!("{asset}/x"), r#"{"signal":"","value":1}"#.into()),
         (format!("{asset}/x"), r#"{"signal":"a\nb","value":1}"#.into()),
-        (format!("{asset}/x"), r#"{"signal":"#temp","value":1}"#.into()),
+        (format!("{asset}/x"), r##"{"signal":"#temp","value":1}"##.into()),
         (format!("{asset}/x"), r#"{"signal":"tab\there","value":1}"#.into()),
         (format!("{asset}/x"), format!(r#"{{"signal":"{long}","value":1}}"#)),
         (format!("{asset}/x"), r#"{"asset":"P+1","value":1}"#.into()),
@@ -149,7 +149,7 @@ max_past_age_s = 3600
     ];
     let mut sent = 0;
     let mut good = 0i64;
-    let mut publish = |topic: String, p: String| {
+    let publish = |topic: String, p: String| {
         let c = c.clone();
         async move { c.publish(topic, QoS::AtLeastOnce, false, p).await.unwrap() }
     };
