@@ -58,7 +58,10 @@ status_interval_s = 0
     };
     let t0 = Instant::now();
     while node_metric(&node.metrics, "millwright_mqtt_connected", "").unwrap_or(0.0) != 1.0 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "node did not connect");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "node did not connect"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -90,7 +93,11 @@ async fn publisher(port: u16) -> (AsyncClient, Arc<AtomicUsize>) {
 async fn wait_acked(acked: &AtomicUsize, n: usize) {
     let t = Instant::now();
     while acked.load(Ordering::Relaxed) < n {
-        assert!(t.elapsed() < Duration::from_secs(120), "broker acked {} of {n}", acked.load(Ordering::Relaxed));
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "broker acked {} of {n}",
+            acked.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -109,7 +116,10 @@ fn wait_metric(node: &NodeProc, name: &str, filter: &str, want: f64) {
         if got == want {
             return;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "{name}{{{filter}}}: {got}, expected {want}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{name}{{{filter}}}: {got}, expected {want}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -140,12 +150,27 @@ max_past_age_s = 3600
     let bad_names: Vec<(String, String)> = vec![
         ("/temp".to_string(), r#"{"value":1}"#.into()),
         (format!("{asset}/x"), r#"{"signal":"","value":1}"#.into()),
-        (format!("{asset}/x"), r#"{"signal":"a\nb","value":1}"#.into()),
-        (format!("{asset}/x"), r##"{"signal":"#temp","value":1}"##.into()),
-        (format!("{asset}/x"), r#"{"signal":"tab\there","value":1}"#.into()),
-        (format!("{asset}/x"), format!(r#"{{"signal":"{long}","value":1}}"#)),
+        (
+            format!("{asset}/x"),
+            r#"{"signal":"a\nb","value":1}"#.into(),
+        ),
+        (
+            format!("{asset}/x"),
+            r##"{"signal":"#temp","value":1}"##.into(),
+        ),
+        (
+            format!("{asset}/x"),
+            r#"{"signal":"tab\there","value":1}"#.into(),
+        ),
+        (
+            format!("{asset}/x"),
+            format!(r#"{{"signal":"{long}","value":1}}"#),
+        ),
         (format!("{asset}/x"), r#"{"asset":"P+1","value":1}"#.into()),
-        (format!("{asset}/x"), r#"{"fields":{"ok":1,"nul\u0000":2}}"#.into()),
+        (
+            format!("{asset}/x"),
+            r#"{"fields":{"ok":1,"nul\u0000":2}}"#.into(),
+        ),
     ];
     let mut sent = 0;
     let mut good = 0i64;
@@ -165,7 +190,10 @@ max_past_age_s = 3600
             .await;
             publish(
                 format!("{run}/{asset}/x"),
-                format!(r#"{{"signal":"we ird,sig=nal\\","value":2.5,"ts_ms":{}}}"#, t0 + good),
+                format!(
+                    r#"{{"signal":"we ird,sig=nal\\","value":2.5,"ts_ms":{}}}"#,
+                    t0 + good
+                ),
             )
             .await;
             sent += 2;
@@ -177,7 +205,11 @@ max_past_age_s = 3600
             format!(r#"{{"value":999,"ts_ms":{}}}"#, now_ms() + 3_600_000),
         )
         .await;
-        publish(format!("{run}-lp"), format!("m,asset={asset} good=999 {}", now_ms() - 7_200_000)).await;
+        publish(
+            format!("{run}-lp"),
+            format!("m,asset={asset} good=999 {}", now_ms() - 7_200_000),
+        )
+        .await;
         sent += 2;
     }
     wait_acked(&acked, sent).await;
@@ -185,13 +217,36 @@ max_past_age_s = 3600
     let series = vm_wait_for(&vm, &sel, 2 * good as usize, Duration::from_secs(60));
     let points: usize = series.iter().map(|s| s.values.len()).sum();
     assert_eq!(points, 2 * good as usize, "{series:#?}");
-    assert!(series.iter().all(|s| s.values.iter().all(|v| *v != 999.0 && *v != 1.0)));
+    assert!(series
+        .iter()
+        .all(|s| s.values.iter().all(|v| *v != 999.0 && *v != 1.0)));
     let sub = format!("subscription=\"{run}/{{asset}}/{{signal}}\"");
-    wait_metric(&node, "millwright_mqtt_rejected_total", &format!("{sub},reason=\"bad_name\""), 5.0 * bad_names.len() as f64);
-    wait_metric(&node, "millwright_mqtt_rejected_total", &format!("{sub},reason=\"bad_time\""), 5.0);
-    wait_metric(&node, "millwright_mqtt_rejected_total", &format!("subscription=\"{run}-lp\",reason=\"bad_time\""), 5.0);
-    assert_eq!(node_metric(&node.metrics, "millwright_influx_rejected_points_total", ""), Some(0.0));
-    assert_eq!(node_metric(&node.metrics, "millwright_influx_failed_requests_total", ""), Some(0.0));
+    wait_metric(
+        &node,
+        "millwright_mqtt_rejected_total",
+        &format!("{sub},reason=\"bad_name\""),
+        5.0 * bad_names.len() as f64,
+    );
+    wait_metric(
+        &node,
+        "millwright_mqtt_rejected_total",
+        &format!("{sub},reason=\"bad_time\""),
+        5.0,
+    );
+    wait_metric(
+        &node,
+        "millwright_mqtt_rejected_total",
+        &format!("subscription=\"{run}-lp\",reason=\"bad_time\""),
+        5.0,
+    );
+    assert_eq!(
+        node_metric(&node.metrics, "millwright_influx_rejected_points_total", ""),
+        Some(0.0)
+    );
+    assert_eq!(
+        node_metric(&node.metrics, "millwright_influx_failed_requests_total", ""),
+        Some(0.0)
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -242,7 +297,10 @@ format = "json"
         s.push(']');
         s
     };
-    let over: String = format!("[{}]", vec![r#"{"signal":"o","value":1}"#; 40_000].join(","));
+    let over: String = format!(
+        "[{}]",
+        vec![r#"{"signal":"o","value":1}"#; 40_000].join(",")
+    );
     assert!(over.len() < 1 << 20);
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(start));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -256,18 +314,43 @@ format = "json"
     const N: usize = 100;
     let mut n_big = 0;
     for k in 0..N {
-        let p = if k % 5 == 4 { over.clone() } else { n_big += 1; big(k) };
-        c.publish(format!("{run}/{run}-F"), QoS::AtLeastOnce, false, p).await.unwrap();
+        let p = if k % 5 == 4 {
+            over.clone()
+        } else {
+            n_big += 1;
+            big(k)
+        };
+        c.publish(format!("{run}/{run}-F"), QoS::AtLeastOnce, false, p)
+            .await
+            .unwrap();
     }
     wait_acked(&acked, N).await;
     let sub = format!("subscription=\"{run}/{{asset}}\"");
-    wait_metric(&node, "millwright_mqtt_rejected_total", &format!("{sub},reason=\"too_large\""), (N - n_big) as f64);
-    wait_metric(&node, "millwright_mqtt_readings_total", &sub, (n_big * 9_000) as f64);
+    wait_metric(
+        &node,
+        "millwright_mqtt_rejected_total",
+        &format!("{sub},reason=\"too_large\""),
+        (N - n_big) as f64,
+    );
+    wait_metric(
+        &node,
+        "millwright_mqtt_readings_total",
+        &sub,
+        (n_big * 9_000) as f64,
+    );
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     let peak = peak.load(Ordering::Relaxed);
-    eprintln!("node RSS: start {} MiB, peak {} MiB during {N} payloads of ~1 MiB", start / 1024, peak / 1024);
-    assert!(peak / 1024 < FLOOD_RSS_BUDGET_MIB, "peak RSS {} MiB over the {FLOOD_RSS_BUDGET_MIB} MiB budget", peak / 1024);
+    eprintln!(
+        "node RSS: start {} MiB, peak {} MiB during {N} payloads of ~1 MiB",
+        start / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak / 1024 < FLOOD_RSS_BUDGET_MIB,
+        "peak RSS {} MiB over the {FLOOD_RSS_BUDGET_MIB} MiB budget",
+        peak / 1024
+    );
 }
 
 #[test]
@@ -287,8 +370,14 @@ fn check_config_names_a_missing_or_corrupt_model_file() {
     std::fs::write(dir.join("corrupt.gguf"), &g).unwrap();
     let real = model_path();
     for (files, want) in [
-        (format!(r#"["missing.gguf"]"#), "model.files[0]: model file"),
-        (format!(r#"["{}", "corrupt.gguf"]"#, real.display()), "general.alignment = 0"),
+        (
+            r#"["missing.gguf"]"#.to_string(),
+            "model.files[0]: model file",
+        ),
+        (
+            format!(r#"["{}", "corrupt.gguf"]"#, real.display()),
+            "general.alignment = 0",
+        ),
         (format!(r#"["{}"]"#, real.display()), ""),
     ] {
         let cfg = dir.join("millwright.toml");
@@ -307,7 +396,10 @@ fn check_config_names_a_missing_or_corrupt_model_file() {
         let err = String::from_utf8_lossy(&out.stderr);
         if want.is_empty() {
             assert!(out.status.success(), "{err}");
-            assert!(String::from_utf8_lossy(&out.stdout).contains("model "), "model not listed");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("model "),
+                "model not listed"
+            );
         } else {
             assert!(!out.status.success(), "{files}: accepted");
             assert!(err.contains(want), "{files}: {err}");

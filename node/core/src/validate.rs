@@ -64,7 +64,10 @@ impl fmt::Display for NameProblem {
         match self {
             NameProblem::Empty => f.write_str("is empty"),
             NameProblem::TooLong { len, max } => {
-                write!(f, "is {len} bytes long, the limit is max_name_bytes = {max}")
+                write!(
+                    f,
+                    "is {len} bytes long, the limit is max_name_bytes = {max}"
+                )
             }
             NameProblem::Control { at } => write!(f, "has a control character at byte {at}"),
             NameProblem::LeadingHash => f.write_str("starts with `#`"),
@@ -220,10 +223,22 @@ mod tests {
             check_name("abcdefghi", k, 8),
             Err(NameProblem::TooLong { len: 9, max: 8 })
         );
-        assert_eq!(check_name("a\nb", k, 8), Err(NameProblem::Control { at: 1 }));
-        assert_eq!(check_name("a\tb", k, 8), Err(NameProblem::Control { at: 1 }));
-        assert_eq!(check_name("a\u{7f}", k, 8), Err(NameProblem::Control { at: 1 }));
-        assert_eq!(check_name("é\u{85}", k, 8), Err(NameProblem::Control { at: 2 }));
+        assert_eq!(
+            check_name("a\nb", k, 8),
+            Err(NameProblem::Control { at: 1 })
+        );
+        assert_eq!(
+            check_name("a\tb", k, 8),
+            Err(NameProblem::Control { at: 1 })
+        );
+        assert_eq!(
+            check_name("a\u{7f}", k, 8),
+            Err(NameProblem::Control { at: 1 })
+        );
+        assert_eq!(
+            check_name("é\u{85}", k, 8),
+            Err(NameProblem::Control { at: 2 })
+        );
         assert_eq!(check_name("#temp", k, 8), Err(NameProblem::LeadingHash));
         assert_eq!(check_name("a#b+", k, 8), Ok(()));
         assert_eq!(
@@ -250,11 +265,13 @@ mod tests {
             })
         );
         assert!(matches!(
-            w.check(now - 3601_000_000_000, now),
+            w.check(now - 3_601_000_000_000, now),
             Err(TimeProblem::Past { behind_s: 3601, .. })
         ));
         assert!(w.check(i64::MAX, now).is_err() && w.check(i64::MIN, now).is_err());
         assert!(TimeWindow::unlimited().check(i64::MIN, i64::MAX).is_ok());
-        assert!(TimeWindow::from_secs(0, 0).check(i64::MAX, i64::MIN).is_ok());
+        assert!(TimeWindow::from_secs(0, 0)
+            .check(i64::MAX, i64::MIN)
+            .is_ok());
     }
 }

@@ -99,7 +99,15 @@ proptest! {
 fn a_non_ascii_timestamp_is_a_bad_row_named_by_its_line() {
     let input = "timestamp,bearing_temp_c\n1714564800,50\n２０２４-05-01,50\n1714564802,50\n";
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let sum = run(&profile(), &opts(), input.as_bytes(), &mut out, &mut err, None).unwrap();
+    let sum = run(
+        &profile(),
+        &opts(),
+        input.as_bytes(),
+        &mut out,
+        &mut err,
+        None,
+    )
+    .unwrap();
     assert_eq!((sum.rows, sum.bad_timestamp), (3, 1));
     let err = String::from_utf8(err).unwrap();
     assert!(err.contains("line 3"), "{err}");

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use millwright_core::{Limits, Quality};
-use millwright_detect::{Hysteresis, SignalDetector, SignalParams};
 use millwright_core::{SensorId, Unit};
+use millwright_detect::{Hysteresis, SignalDetector, SignalParams};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -69,7 +69,11 @@ fn hostile() -> impl Strategy<Value = f64> {
 fn feed(d: &mut SignalDetector, from: i64, values: &[f64]) {
     for (k, v) in values.iter().enumerate() {
         d.observe_value(T0 + (from + k as i64) * SEC, *v, Quality::Good);
-        assert!(d.is_sane(), "state not finite after {v} at {}", from + k as i64);
+        assert!(
+            d.is_sane(),
+            "state not finite after {v} at {}",
+            from + k as i64
+        );
     }
 }
 
@@ -135,10 +139,18 @@ fn one_reading_dated_hours_ahead_does_not_blind_the_detector() {
     feed(&mut d, 101, &(101..200).map(normal).collect::<Vec<_>>());
     let c = d.counters();
     assert_eq!(c.clock_resyncs, 1, "{c:?}");
-    assert!(c.readings - before >= 95, "only {} of 99 readings used: {c:?}", c.readings - before);
+    assert!(
+        c.readings - before >= 95,
+        "only {} of 99 readings used: {c:?}",
+        c.readings - before
+    );
     assert_eq!(d.last_ts(), Some(T0 + 199 * SEC));
     // Events still open on a real step ...
-    feed(&mut d, 200, &(200..230).map(|i| normal(i) + 40.0).collect::<Vec<_>>());
+    feed(
+        &mut d,
+        200,
+        &(200..230).map(|i| normal(i) + 40.0).collect::<Vec<_>>(),
+    );
     assert!(d.event_open());
     // ... and the dropout check runs on the right clock.
     let mut d = detector(None);
@@ -148,7 +160,11 @@ fn one_reading_dated_hours_ahead_does_not_blind_the_detector() {
     feed(&mut d, 101, &(101..200).map(normal).collect::<Vec<_>>());
     assert!(!d.event_open(), "{:?}", d.sub_scores());
     let a = d.tick(T0 + 290 * SEC);
-    assert!(a.is_some() && d.event_open(), "no dropout 90 s after the last reading: {:?}", d.counters());
+    assert!(
+        a.is_some() && d.event_open(),
+        "no dropout 90 s after the last reading: {:?}",
+        d.counters()
+    );
 }
 
 #[test]

@@ -31,8 +31,14 @@ time = "$.meta.time""#,
 fn check_out(out: &[Reading]) -> Result<(), TestCaseError> {
     let d: DecodeDefaults = SubscriptionConfig::new("x", PayloadFormat::Json).decode_defaults();
     for r in out {
-        prop_assert!(check_name(&r.sensor.asset, NameKind::Asset, d.max_name_bytes).is_ok(), "{r:?}");
-        prop_assert!(check_name(&r.sensor.signal, NameKind::Signal, d.max_name_bytes).is_ok(), "{r:?}");
+        prop_assert!(
+            check_name(&r.sensor.asset, NameKind::Asset, d.max_name_bytes).is_ok(),
+            "{r:?}"
+        );
+        prop_assert!(
+            check_name(&r.sensor.signal, NameKind::Signal, d.max_name_bytes).is_ok(),
+            "{r:?}"
+        );
         prop_assert!(d.time_window.check(r.ts_ns, NOW).is_ok(), "{r:?}");
         prop_assert!(r.value.is_finite());
     }
@@ -80,7 +86,9 @@ fn number() -> impl Strategy<Value = String> {
         Just("1e309".to_string()),
         Just("NaN".to_string()),
         Just("\"1\"".to_string()),
-        any::<f64>().prop_filter("finite", |v| v.is_finite()).prop_map(|v| format!("{v:?}")),
+        any::<f64>()
+            .prop_filter("finite", |v| v.is_finite())
+            .prop_map(|v| format!("{v:?}")),
     ]
 }
 

@@ -329,7 +329,11 @@ fn precheck<R: Read + Seek>(r: &mut R, size: u64) -> Result<(), String> {
             let a = match t {
                 4 => u64::from(c.u32(&what)?),
                 10 => c.u64(&what)?,
-                _ => return Err(format!("corrupt header: general.alignment has value type {t}")),
+                _ => {
+                    return Err(format!(
+                        "corrupt header: general.alignment has value type {t}"
+                    ))
+                }
             };
             if a == 0 || !a.is_power_of_two() || a > 1 << 20 {
                 return Err(format!(

@@ -74,7 +74,7 @@ impl Gguf {
         let n: u64 = dims.iter().product();
         let off = self.data.len() as u64;
         self.data.extend(vec![0u8; (n * 4) as usize]);
-        while self.data.len() % 32 != 0 {
+        while !self.data.len().is_multiple_of(32) {
             self.data.push(0);
         }
         self.tensors.push((name.into(), dims.to_vec(), 0, off));
@@ -101,7 +101,7 @@ impl Gguf {
             o.extend(t.to_le_bytes());
             o.extend(off.to_le_bytes());
         }
-        while o.len() % 32 != 0 {
+        while !o.len().is_multiple_of(32) {
             o.push(0);
         }
         o.extend(&self.data);

@@ -175,7 +175,9 @@ impl Store {
                 } else {
                     0
                 };
-                if series.behind_newest >= RESYNC_AFTER && series.samples.len() > RESYNC_AFTER as usize {
+                if series.behind_newest >= RESYNC_AFTER
+                    && series.samples.len() > RESYNC_AFTER as usize
+                {
                     series.samples.pop_back();
                     series.behind_newest = 0;
                 }
@@ -366,11 +368,18 @@ mod tests {
         // A publisher's clock ten hours ahead, once.
         st.insert(&[r("t", t0 + 36_000 * S, -1.0)]);
         let id = SensorId::new("A", "t");
-        assert_eq!(st.range(&id, t0, t0 + 100 * S).len(), 100, "history evicted");
+        assert_eq!(
+            st.range(&id, t0, t0 + 100 * S).len(),
+            100,
+            "history evicted"
+        );
         for i in 100..110 {
             st.insert(&[r("t", t0 + i * S, i as f64)]);
         }
-        assert_eq!(st.last(&id).map(|s| (s.ts_ns, s.value)), Some((t0 + 109 * S, 109.0)));
+        assert_eq!(
+            st.last(&id).map(|s| (s.ts_ns, s.value)),
+            Some((t0 + 109 * S, 109.0))
+        );
         assert_eq!(st.range(&id, t0, i64::MAX).len(), 110);
         // Ordinary reordering keeps every sample.
         let mut st = Store::new(StoreConfig::default());

@@ -30,7 +30,8 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
                     Ok(g) => models.push(format!(
                         "  model {}: {} ({} tensors, {} MiB)",
                         path.display(),
-                        g.architecture().unwrap_or_else(|_| "unknown architecture".into()),
+                        g.architecture()
+                            .unwrap_or_else(|_| "unknown architecture".into()),
                         g.content.tensor_infos.len(),
                         g.size / (1024 * 1024)
                     )),

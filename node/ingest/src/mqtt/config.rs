@@ -283,10 +283,16 @@ impl MqttConfig {
                 ));
             }
             if s.max_readings_per_message == 0 {
-                e.push(ValidationError::new(sp("max_readings_per_message"), "must be > 0"));
+                e.push(ValidationError::new(
+                    sp("max_readings_per_message"),
+                    "must be > 0",
+                ));
             }
             if !(1..=65_536).contains(&s.max_name_bytes) {
-                e.push(ValidationError::new(sp("max_name_bytes"), "must be 1..=65536"));
+                e.push(ValidationError::new(
+                    sp("max_name_bytes"),
+                    "must be 1..=65536",
+                ));
             }
             if s.max_payload_bytes == 0 || s.max_payload_bytes > self.max_packet_bytes {
                 e.push(ValidationError::new(

@@ -45,14 +45,25 @@ fn empty_names_from_topic_or_payload_are_refused() {
     // `plant//temp`: the asset level is empty.
     let e = json(Some(""), Some("temp"), r#"{"value":1}"#).unwrap_err();
     assert_eq!(e.reason, RejectReason::BadName);
-    assert!(e.detail.contains("asset") && e.detail.contains("empty"), "{e}");
+    assert!(
+        e.detail.contains("asset") && e.detail.contains("empty"),
+        "{e}"
+    );
     let e = json(Some("P1"), None, r#"{"signal":"","value":1}"#).unwrap_err();
-    assert!(e.detail.contains("signal") && e.detail.contains("empty"), "{e}");
+    assert!(
+        e.detail.contains("signal") && e.detail.contains("empty"),
+        "{e}"
+    );
     assert_eq!(
         reason(json(Some("P1"), None, r#"{"fields":{"":1}}"#)),
         RejectReason::BadName
     );
-    assert_eq!(json(Some("P1"), Some("temp"), r#"{"value":1}"#).unwrap().len(), 1);
+    assert_eq!(
+        json(Some("P1"), Some("temp"), r#"{"value":1}"#)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -65,14 +76,24 @@ fn newline_control_hash_and_long_names_are_refused_with_the_reason() {
         ("#temp", "starts with `#`"),
         ("a_name_longer_than_16", "max_name_bytes = 16"),
     ] {
-        let e = json(Some("P1"), None, &format!(r#"{{"signal":"{sig}","value":1}}"#)).unwrap_err();
+        let e = json(
+            Some("P1"),
+            None,
+            &format!(r#"{{"signal":"{sig}","value":1}}"#),
+        )
+        .unwrap_err();
         assert_eq!(e.reason, RejectReason::BadName, "{sig}: {e}");
         assert!(e.to_string().contains(why), "{sig}: {e}");
     }
     let e = json(None, Some("s"), r#"{"asset":"P+1","value":1}"#).unwrap_err();
     assert!(e.detail.contains("wildcard"), "{e}");
     // A name the line encoder escapes is fine: spaces, commas, equals, backslashes, Unicode.
-    let ok = json(None, None, r#"{"asset":"P 1,=\\","signal":"t °C/x","value":1}"#).unwrap();
+    let ok = json(
+        None,
+        None,
+        r#"{"asset":"P 1,=\\","signal":"t °C/x","value":1}"#,
+    )
+    .unwrap();
     assert_eq!(&*ok[0].sensor.asset, "P 1,=\\");
 }
 
@@ -102,24 +123,41 @@ fn line_protocol_names_are_checked() {
 #[test]
 fn readings_beyond_the_skew_are_refused_either_way() {
     let fut = NOW + 301_000_000_000;
-    let e = json(Some("P1"), Some("t"), &format!(r#"{{"value":1,"ts_ns":{fut}}}"#)).unwrap_err();
+    let e = json(
+        Some("P1"),
+        Some("t"),
+        &format!(r#"{{"value":1,"ts_ns":{fut}}}"#),
+    )
+    .unwrap_err();
     assert_eq!(e.reason, RejectReason::BadTime);
     assert!(e.detail.contains("301 s in the future"), "{e}");
     let old = NOW - 3_601_000_000_000;
     assert_eq!(
-        reason(json(Some("P1"), Some("t"), &format!(r#"{{"value":1,"ts_ns":{old}}}"#))),
+        reason(json(
+            Some("P1"),
+            Some("t"),
+            &format!(r#"{{"value":1,"ts_ns":{old}}}"#)
+        )),
         RejectReason::BadTime
     );
     assert_eq!(reason(lp(&format!("m t=1 {fut}"))), RejectReason::BadTime);
     assert_eq!(
-        reason(json(Some("P1"), Some("t"), r#"{"value":1,"time":"2200-01-01T00:00:00Z"}"#)),
+        reason(json(
+            Some("P1"),
+            Some("t"),
+            r#"{"value":1,"time":"2200-01-01T00:00:00Z"}"#
+        )),
         RejectReason::BadTime
     );
     let near = NOW + 299_000_000_000;
     assert_eq!(
-        json(Some("P1"), Some("t"), &format!(r#"{{"value":1,"ts_ns":{near}}}"#))
-            .unwrap()
-            .len(),
+        json(
+            Some("P1"),
+            Some("t"),
+            &format!(r#"{{"value":1,"ts_ns":{near}}}"#)
+        )
+        .unwrap()
+        .len(),
         1
     );
 }
@@ -128,8 +166,13 @@ fn readings_beyond_the_skew_are_refused_either_way() {
 fn long_names_are_not_interned() {
     let mut d = dec(PayloadFormat::Json);
     for i in 0..100 {
-        let p = format!(r#"{{"asset":"P1","signal":"{}{i}","value":1}}"#, "x".repeat(1000));
-        assert!(d.decode(tm(None, None), p.as_bytes(), NOW, &mut vec![]).is_err());
+        let p = format!(
+            r#"{{"asset":"P1","signal":"{}{i}","value":1}}"#,
+            "x".repeat(1000)
+        );
+        assert!(d
+            .decode(tm(None, None), p.as_bytes(), NOW, &mut vec![])
+            .is_err());
     }
     assert!(d.names.len() <= 1, "{}", d.names.len());
 }
@@ -145,9 +188,15 @@ fn a_message_with_more_readings_than_the_cap_is_too_large() {
         },
     );
     let p = r#"[{"value":1},{"value":2},{"value":3},{"value":4}]"#;
-    let e = d.decode(tm(Some("A"), Some("s")), p.as_bytes(), NOW, &mut vec![]).unwrap_err();
+    let e = d
+        .decode(tm(Some("A"), Some("s")), p.as_bytes(), NOW, &mut vec![])
+        .unwrap_err();
     assert_eq!(e.reason, RejectReason::TooLarge);
     assert!(e.detail.contains("max_readings_per_message = 3"), "{e}");
     let p = r#"[{"value":1},{"value":2},{"value":3}]"#;
-    assert_eq!(d.decode(tm(Some("A"), Some("s")), p.as_bytes(), NOW, &mut vec![]).unwrap(), 3);
+    assert_eq!(
+        d.decode(tm(Some("A"), Some("s")), p.as_bytes(), NOW, &mut vec![])
+            .unwrap(),
+        3
+    );
 }

@@ -286,7 +286,12 @@ impl Decoder {
     /// Checks the names and times of the readings decoded from one message (`out[start..]`).
     /// A bad one rejects the whole message, except in Sparkplug B, whose metrics are
     /// independent: there it is dropped and counted as skipped.
-    fn check(&mut self, out: &mut Vec<Reading>, start: usize, now_ns: i64) -> Result<(), PayloadError> {
+    fn check(
+        &mut self,
+        out: &mut Vec<Reading>,
+        start: usize,
+        now_ns: i64,
+    ) -> Result<(), PayloadError> {
         let max = self.defaults.max_name_bytes;
         let window = self.defaults.time_window;
         let problem = |r: &Reading| -> Option<PayloadError> {
@@ -299,18 +304,31 @@ impl Decoder {
             if let Err(p) = check_name(&r.sensor.signal, NameKind::Signal, max) {
                 return Some(PayloadError::new(
                     RejectReason::BadName,
-                    format!("signal `{}` of asset `{}` {p}", shorten(&r.sensor.signal), shorten(&r.sensor.asset)),
+                    format!(
+                        "signal `{}` of asset `{}` {p}",
+                        shorten(&r.sensor.signal),
+                        shorten(&r.sensor.asset)
+                    ),
                 ));
             }
             window.check(r.ts_ns, now_ns).err().map(|p| {
                 PayloadError::new(
                     RejectReason::BadTime,
-                    format!("reading of `{}/{}` {p}", shorten(&r.sensor.asset), shorten(&r.sensor.signal)),
+                    format!(
+                        "reading of `{}/{}` {p}",
+                        shorten(&r.sensor.asset),
+                        shorten(&r.sensor.signal)
+                    ),
                 )
             })
         };
         if self.format != PayloadFormat::SparkplugB {
-            return match out.get(start..).unwrap_or_default().iter().find_map(problem) {
+            return match out
+                .get(start..)
+                .unwrap_or_default()
+                .iter()
+                .find_map(problem)
+            {
                 Some(e) => Err(e),
                 None => Ok(()),
             };
@@ -318,7 +336,9 @@ impl Decoder {
         let tail = out.split_off(start);
         for r in tail {
             match problem(&r) {
-                Some(e) if e.reason == RejectReason::BadTime => self.tally.skip(SkipReason::BadTime),
+                Some(e) if e.reason == RejectReason::BadTime => {
+                    self.tally.skip(SkipReason::BadTime)
+                }
                 Some(_) => self.tally.skip(SkipReason::BadName),
                 None => out.push(r),
             }

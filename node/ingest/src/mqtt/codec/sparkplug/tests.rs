@@ -546,15 +546,35 @@ fn bad_metric_names_and_times_are_skipped_and_counted_the_rest_kept() {
     );
     run(&mut d, "spBv1.0/G/NBIRTH/E1", &nbirth(0, 3)).unwrap();
     d.take_tally();
-    let mut late = metric(Some("Late"), None, dt::DOUBLE, Some(MetricValue::DoubleValue(1.0)));
+    let mut late = metric(
+        Some("Late"),
+        None,
+        dt::DOUBLE,
+        Some(MetricValue::DoubleValue(1.0)),
+    );
     late.timestamp = Some(4_000_000_000_000);
     let p = payload(
         Some(1),
         1_500,
         vec![
-            metric(Some("Good"), None, dt::DOUBLE, Some(MetricValue::DoubleValue(2.0))),
-            metric(Some("Bad\nName"), None, dt::DOUBLE, Some(MetricValue::DoubleValue(3.0))),
-            metric(Some("#hash"), None, dt::DOUBLE, Some(MetricValue::DoubleValue(3.0))),
+            metric(
+                Some("Good"),
+                None,
+                dt::DOUBLE,
+                Some(MetricValue::DoubleValue(2.0)),
+            ),
+            metric(
+                Some("Bad\nName"),
+                None,
+                dt::DOUBLE,
+                Some(MetricValue::DoubleValue(3.0)),
+            ),
+            metric(
+                Some("#hash"),
+                None,
+                dt::DOUBLE,
+                Some(MetricValue::DoubleValue(3.0)),
+            ),
             late,
         ],
     );
