@@ -195,3 +195,52 @@ fn extreme_timestamps_do_not_overflow() {
     let _ = d.tick(i64::MIN);
     let _ = d.evidence();
 }
+
+fn pump() -> millwright_profile::Profile {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../pipelines/centrifugal-pump.toml");
+    millwright_profile::Profile::load(&p).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The whole asset monitor (states, dependent signals, correlation groups) on hostile
+    /// values of every signal: every score and statistic stays finite.
+    #[test]
+    fn the_asset_monitor_stays_finite_on_extremes(
+        seq in proptest::collection::vec((0usize..16, hostile()), 0..300),
+    ) {
+        use millwright_core::{Reading, SensorId, Unit};
+        let p = pump();
+        let mut m = millwright_detect::AssetMonitor::new("P-1", &p).unwrap();
+        let names: Vec<String> = p.signals.iter().map(|s| s.name.clone()).collect();
+        let mut ev = Vec::new();
+        let mut t = T0;
+        // Learn on plausible values first, then the hostile sequence.
+        for k in 0..400 {
+            for (i, n) in names.iter().enumerate() {
+                let v = 10.0 + i as f64 + normal(k) * 0.01;
+                m.observe(&Reading::new(SensorId::new("P-1", n.as_str()), t, v, Unit::none()), &mut ev);
+            }
+            t += SEC;
+        }
+        for (i, v) in seq {
+            let n = &names[i % names.len()];
+            m.observe(&Reading::new(SensorId::new("P-1", n.as_str()), t, v, Unit::none()), &mut ev);
+            t += SEC / 4;
+            m.tick(t, &mut ev);
+        }
+        m.flush(&mut ev);
+        prop_assert!(m.score().is_finite());
+        for s in m.signals() {
+            prop_assert!(s.is_sane(), "{}: {:?}", s.sensor(), s.sub_scores());
+        }
+        for g in m.groups() {
+            prop_assert!(g.score().is_finite(), "group {}", g.name());
+        }
+        for a in &ev {
+            prop_assert!(a.score.is_finite(), "{a:?}");
+        }
+    }
+}

@@ -85,6 +85,8 @@ fn newline_control_hash_and_long_names_are_refused_with_the_reason() {
         assert_eq!(e.reason, RejectReason::BadName, "{sig}: {e}");
         assert!(e.to_string().contains(why), "{sig}: {e}");
     }
+    let e = json(Some("P1"), Some("s"), r#"{"unit":"°C\n","value":1}"#).unwrap_err();
+    assert!(e.detail.contains("unit"), "{e}");
     let e = json(None, Some("s"), r#"{"asset":"P+1","value":1}"#).unwrap_err();
     assert!(e.detail.contains("wildcard"), "{e}");
     // A name the line encoder escapes is fine: spaces, commas, equals, backslashes, Unicode.

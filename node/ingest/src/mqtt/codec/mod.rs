@@ -224,6 +224,10 @@ impl Decoder {
                 if let Some(u) = self.units.get(s) {
                     return u.clone();
                 }
+                if s.len() > self.defaults.max_name_bytes {
+                    // Refused after decoding (`check`); not interned.
+                    return Unit::new(s);
+                }
                 if self.units.len() >= MAX_INTERNED {
                     self.units.clear();
                 }
@@ -308,6 +312,18 @@ impl Decoder {
                         "signal `{}` of asset `{}` {p}",
                         shorten(&r.sensor.signal),
                         shorten(&r.sensor.asset)
+                    ),
+                ));
+            }
+            let unit = r.unit.symbol();
+            // A unit is a tag value only: any text the encoder escapes, but bounded and on one line.
+            if unit.len() > max || unit.chars().any(char::is_control) {
+                return Some(PayloadError::new(
+                    RejectReason::BadName,
+                    format!(
+                        "unit `{}` of `{}` is longer than max_name_bytes = {max} or has a control character",
+                        shorten(unit),
+                        shorten(&r.sensor.signal)
                     ),
                 ));
             }
