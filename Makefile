@@ -2,7 +2,7 @@
 #   make demo   the whole node on embedded defaults (nothing to configure)
 #   make test   the whole test suite against real Mosquitto, VictoriaMetrics and the real model
 # `make lean` builds the production node alone: no demo, no benchmarks (Cargo features off).
-.PHONY: demo test deps model build release lean bench clean dashboards
+.PHONY: demo test deps model build release lean bench clean dashboards fuzz
 
 # Cargo features of the `millwright` binary that `make demo` and `make bench` build with.
 FEATURES ?= demo,bench
@@ -38,6 +38,15 @@ lean:
 bench: release deps
 	./target/release/millwright bench ingest --mode batch --readings 2000000 --batch 100
 	./target/release/millwright bench ingest --mode single --readings 500000
+
+# Longer fuzzing runs (fuzz/README.md): each cargo-fuzz target for FUZZ_SECONDS. Needs a nightly
+# toolchain and cargo-fuzz; `make test` runs the same entry points as bounded property tests.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= json_codec line_protocol sparkplug modbus_decode gguf config csv
+fuzz:
+	@rustup toolchain list | grep -q nightly || { echo "make fuzz: no nightly toolchain (rustup toolchain install nightly)"; exit 1; }
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || { echo "make fuzz: cargo-fuzz missing (cargo install cargo-fuzz)"; exit 1; }
+	for t in $(FUZZ_TARGETS); do cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 clean:
 	cargo clean

@@ -32,4 +32,4 @@ pub use llm::{
 pub use reading::{Batch, Limits, Quality, Reading, SensorId, SensorMeta, Unit};
 pub use record::{NodeMetricsPoint, Record, ReportRecord, SignalLimits};
 pub use secret::Secret;
-pub use validate::ValidationError;
+pub use validate::{check_name, NameKind, NameProblem, TimeProblem, TimeWindow, ValidationError};

@@ -90,6 +90,13 @@ impl EventTracker {
         }
     }
 
+    /// Time went back to `ts_ns` (a far-ahead reading was the odd one out): times after it
+    /// move back to it, so the close timer runs on the corrected clock.
+    pub fn rewind(&mut self, ts_ns: i64) {
+        self.since_ns = self.since_ns.min(ts_ns);
+        self.last_hot_ns = self.last_hot_ns.min(ts_ns);
+    }
+
     /// Closes an open event at once (re-learning); returns whether one was open.
     pub fn force_close(&mut self) -> bool {
         std::mem::replace(&mut self.open, false)

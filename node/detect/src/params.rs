@@ -170,6 +170,9 @@ pub struct SignalCounters {
     pub out_of_order: u64,
     /// Readings older than the previous one within the clock tolerance (used).
     pub clock_corrections: u64,
+    /// Times the detector re-anchored on readings that kept coming behind one far-ahead
+    /// reading (that reading's clock was wrong).
+    pub clock_resyncs: u64,
     /// Gaps longer than the gap threshold.
     pub gaps: u64,
     /// Events closed as the new normal (the baseline re-learned).

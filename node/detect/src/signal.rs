@@ -34,6 +34,18 @@ const MAD_TO_SIGMA: f64 = 1.253_314_137;
 const WINSOR_Z: f64 = 3.0;
 /// Residuals are clipped at this many σ before they enter the CUSUM.
 const CUSUM_CLIP_Z: f64 = 8.0;
+/// Values are clamped to ±this for the statistics (limits see the true value), so readings near
+/// ±f64::MAX, alternating, cannot overflow a mean, a difference or a square into inf or NaN.
+const VALUE_CAP: f64 = 1e100;
+/// Readings in order among themselves that keep arriving behind one far-ahead reading (but
+/// after the readings before it) re-anchor time after this many: one reading dated hours
+/// ahead must not make every later one `out_of_order` (blind the detector and its dropout check).
+const RESYNC_AFTER: u32 = 3;
+/// Once learned, a value further than this many σ (or 10 × `min_delta`) from the baseline that
+/// is not near the previous value (an isolated extreme, alternating extremes) enters the
+/// smoothers clipped there, so one absurd reading cannot hold them away for thousands of
+/// readings; a reading back inside that band pulls smoothers left outside it back at once.
+const SMOOTH_CLIP_Z: f64 = 100.0;
 /// No driver value yet.
 pub const NO_DRIVERS: [f64; MAX_DRIVERS] = [f64::NAN; MAX_DRIVERS];
 
@@ -63,7 +75,14 @@ pub struct SignalDetector {
     has_last: bool,
     last_ts: i64,
     max_ts: i64,
+    /// The latest time before the latest reading (the timeline without its newest step).
+    prev_ts: i64,
+    /// Readings in a row behind the latest one but after `prev_ts`, and the last of them.
+    behind_run: u32,
+    behind_last: i64,
     last_value: f64,
+    /// The previous baseline input (`value − expected`, capped), for the smoothers' clipping.
+    last_x: f64,
     last_expected: f64,
     driver_value: f64,
     dt_avg_s: f64,
@@ -101,7 +120,13 @@ fn alpha(n: u32) -> f64 {
 
 #[inline]
 fn ratio_score(stat: f64, threshold: f64) -> f64 {
-    (0.5 * stat / threshold).clamp(0.0, 1.0)
+    let r = 0.5 * stat / threshold;
+    // NaN (0/0, inf/inf) scores nothing rather than poisoning the maximum.
+    if r.is_nan() {
+        0.0
+    } else {
+        r.clamp(0.0, 1.0)
+    }
 }
 
 impl SignalDetector {
@@ -144,6 +169,10 @@ impl SignalDetector {
             has_last: false,
             last_ts: 0,
             max_ts: i64::MIN,
+            prev_ts: i64::MIN,
+            behind_run: 0,
+            behind_last: i64::MIN,
+            last_x: f64::NAN,
             last_value: 0.0,
             last_expected: 0.0,
             driver_value: f64::NAN,
@@ -293,6 +322,30 @@ impl SignalDetector {
         (self.mid - self.long) * self.inv_trend_lag_diff / self.dt_avg_s * 60.0
     }
 
+    /// True when every statistic of the state is finite (mean, spread, smoothers, CUSUM, score):
+    /// no sequence of readings may break this (the hostile-input property tests check it).
+    pub fn is_sane(&self) -> bool {
+        [
+            self.mean,
+            self.absdev,
+            self.recent_absdev,
+            self.fast,
+            self.mid,
+            self.long,
+            self.cusum_pos,
+            self.cusum_neg,
+            self.z,
+            self.z_fast,
+            self.score,
+            self.dt_avg_s,
+            self.rate_per_min(),
+            self.trend_per_min(),
+        ]
+        .iter()
+        .all(|v| v.is_finite())
+            && (0.0..=1.0).contains(&self.score)
+    }
+
     /// Holds the baseline (no learning) while `true`; the monitor sets it while a correlation
     /// group containing this signal has an open event, so the joint deviation is not absorbed.
     pub fn set_hold(&mut self, hold: bool) {
@@ -320,16 +373,16 @@ impl SignalDetector {
     /// The sensor's current state as evidence.
     pub fn evidence(&self) -> Evidence {
         let trend_ns = if self.cusum_pos > 0.0 && self.cusum_pos >= self.cusum_neg {
-            self.last_ts - self.cusum_pos_since
+            self.last_ts.saturating_sub(self.cusum_pos_since)
         } else if self.cusum_neg > 0.0 {
-            self.last_ts - self.cusum_neg_since
+            self.last_ts.saturating_sub(self.cusum_neg_since)
         } else if self.event.open {
-            self.last_ts - self.event.since_ns
+            self.last_ts.saturating_sub(self.event.since_ns)
         } else {
             0
         };
         let flat_s = if self.p.flatline.is_some() && self.flat_value.is_finite() {
-            (self.last_ts - self.flat_since) as f64 / 1e9
+            self.last_ts.saturating_sub(self.flat_since) as f64 / 1e9
         } else {
             0.0
         };
@@ -434,6 +487,8 @@ impl SignalDetector {
             self.counters.bad += 1;
             return None;
         }
+        let raw = value;
+        let value = value.clamp(-VALUE_CAP, VALUE_CAP);
         let mut gap_score = 0.0;
         let mut dt_s = 0.0;
         if self.has_last {
@@ -443,12 +498,31 @@ impl SignalDetector {
             if ts_ns < self.last_ts {
                 if latest.saturating_sub(ts_ns) > self.p.clock_tolerance_ns {
                     self.counters.out_of_order += 1;
-                    return None;
+                    let continues = ts_ns >= self.prev_ts
+                        && (self.behind_run == 0 || ts_ns >= self.behind_last);
+                    self.behind_run = if continues { self.behind_run + 1 } else { 0 };
+                    self.behind_last = ts_ns;
+                    if self.behind_run < RESYNC_AFTER {
+                        return None;
+                    }
+                    // The latest reading was the odd one out: time follows the others again.
+                    self.counters.clock_resyncs += 1;
+                    self.max_ts = ts_ns;
+                    self.last_ts = ts_ns;
+                    self.behind_run = 0;
+                    self.chk_ts = self.chk_ts.min(ts_ns);
+                    self.flat_since = self.flat_since.min(ts_ns);
+                    self.cusum_pos_since = self.cusum_pos_since.min(ts_ns);
+                    self.cusum_neg_since = self.cusum_neg_since.min(ts_ns);
+                    self.event.rewind(ts_ns);
+                } else {
+                    // A clock correction: accepted in arrival order, no time passes.
+                    self.counters.clock_corrections += 1;
                 }
-                // A clock correction: accepted in arrival order, no time passes.
-                self.counters.clock_corrections += 1;
             } else if ts_ns > latest {
-                dt_s = (ts_ns - latest) as f64 * 1e-9;
+                self.behind_run = 0;
+                self.prev_ts = latest;
+                dt_s = ts_ns.saturating_sub(latest) as f64 * 1e-9;
                 self.last_gap_s = dt_s;
                 match self.p.gap_s {
                     Some(g) if dt_s > g => {
@@ -477,6 +551,26 @@ impl SignalDetector {
             None => 0.0,
         };
         let x = value - expected;
+        let x_raw = x;
+        let x = if self.learned && !gated {
+            let c = (SMOOTH_CLIP_Z * self.sigma()).max(10.0 * self.p.min_delta);
+            let base = self.mean;
+            if (x - base).abs() <= c {
+                for sm in [&mut self.fast, &mut self.mid, &mut self.long] {
+                    if (*sm - base).abs() > c {
+                        *sm = x;
+                    }
+                }
+                x
+            } else if (x - self.last_x).abs() <= c {
+                x
+            } else {
+                base + (x - base).clamp(-c, c)
+            }
+        } else {
+            x
+        };
+        self.last_x = x_raw;
 
         // Smoothers for level shift, rate and trend (re-seeded when the baseline resumes).
         let resume = self.was_gated && !gated;
@@ -599,12 +693,12 @@ impl SignalDetector {
                 self.flat_value = value;
                 self.flat_since = ts_ns;
             } else {
-                let flat_s = (ts_ns - self.flat_since) as f64 * 1e-9;
+                let flat_s = ts_ns.saturating_sub(self.flat_since) as f64 * 1e-9;
                 sub.flatline = ratio_score(flat_s, after_s);
             }
         }
         if let Some(l) = self.p.limits {
-            sub.limit = limit_score_sided(value, &l, self.p.normal, !gated);
+            sub.limit = limit_score_sided(raw, &l, self.p.normal, !gated);
         }
         if sub.spike < 0.5 && value >= self.driver_range[0] && value <= self.driver_range[1] {
             self.driver_value = value;
@@ -613,7 +707,7 @@ impl SignalDetector {
         self.has_last = true;
         self.max_ts = self.max_ts.max(ts_ns);
         self.last_ts = ts_ns;
-        self.last_value = value;
+        self.last_value = raw;
         self.last_expected = expected;
 
         // Re-learning: an event open long enough on a stable level closes as the new normal.
@@ -683,7 +777,7 @@ impl SignalDetector {
         if !self.has_last || now_ns <= latest {
             return None;
         }
-        let gap_s = (now_ns - latest) as f64 * 1e-9;
+        let gap_s = now_ns.saturating_sub(latest) as f64 * 1e-9;
         if gap_s <= g {
             return None;
         }

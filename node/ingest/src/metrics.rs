@@ -25,11 +25,16 @@ pub enum RejectReason {
     NoBirth,
     /// Mapped JSON: a path of the subscription's mapping matched nothing in the payload.
     NoMatch,
+    /// An asset or signal name is empty, too long, has a control character, starts with `#`
+    /// (or, for an asset, has an MQTT wildcard).
+    BadName,
+    /// A reading is dated further into the future or the past than the subscription allows.
+    BadTime,
 }
 
 impl RejectReason {
     /// All reasons, for iteration in reports.
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::InvalidUtf8,
         RejectReason::Syntax,
         RejectReason::Schema,
@@ -39,6 +44,8 @@ impl RejectReason {
         RejectReason::Dropped,
         RejectReason::NoBirth,
         RejectReason::NoMatch,
+        RejectReason::BadName,
+        RejectReason::BadTime,
     ];
     /// Snake-case name used in metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -52,6 +59,8 @@ impl RejectReason {
             RejectReason::Dropped => "dropped",
             RejectReason::NoBirth => "no_birth",
             RejectReason::NoMatch => "no_match",
+            RejectReason::BadName => "bad_name",
+            RejectReason::BadTime => "bad_time",
         }
     }
     fn index(self) -> usize {
@@ -73,16 +82,22 @@ pub enum SkipReason {
     NonFinite,
     /// `is_null`: no value at this time (not an error; counted to be visible).
     Null,
+    /// The metric's asset or signal name cannot be carried (see [`RejectReason::BadName`]).
+    BadName,
+    /// The metric is dated beyond the subscription's allowed skew.
+    BadTime,
 }
 
 impl SkipReason {
     /// All reasons, for iteration in reports.
-    pub const ALL: [SkipReason; 5] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::UnknownAlias,
         SkipReason::Unsupported,
         SkipReason::WrongType,
         SkipReason::NonFinite,
         SkipReason::Null,
+        SkipReason::BadName,
+        SkipReason::BadTime,
     ];
     /// Snake-case name used in metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -92,6 +107,8 @@ impl SkipReason {
             SkipReason::WrongType => "wrong_type",
             SkipReason::NonFinite => "non_finite",
             SkipReason::Null => "null",
+            SkipReason::BadName => "bad_name",
+            SkipReason::BadTime => "bad_time",
         }
     }
     fn index(self) -> usize {

@@ -40,10 +40,54 @@ pub struct PublisherStatus {
     pub requests: AtomicU64,
     /// Request payloads dropped because the request channel was full or gone.
     pub requests_dropped: AtomicU64,
+    /// Request payloads dropped because requests came faster than [`REQUEST_RATE_PER_S`]
+    /// (after a burst of [`REQUEST_BURST`]).
+    pub requests_rate_limited: AtomicU64,
+    /// Request payloads dropped because they were larger than [`MAX_REQUEST_BYTES`].
+    pub requests_too_large: AtomicU64,
     /// Connections made (ConnAck received).
     pub connections: AtomicU64,
     /// True while connected.
     pub connected: AtomicBool,
+}
+
+/// Requests (all request topics together) accepted per second on average ...
+pub const REQUEST_RATE_PER_S: f64 = 1.0;
+/// ... and in a burst: a publisher flooding `reports/request` or `ask` costs the node at most
+/// this, the rest is counted in `requests_rate_limited`.
+pub const REQUEST_BURST: f64 = 10.0;
+/// Largest request payload forwarded, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A token bucket: `take` is true while tokens are left; they refill at `rate` per second.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            tokens: burst,
+            rate,
+            burst,
+            at: Instant::now(),
+        }
+    }
+    fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// A payload that arrived on one of the request topics.
@@ -243,6 +287,7 @@ async fn event_loop(
     status: Arc<PublisherStatus>,
 ) {
     let log = RateLimitedLog::new(Duration::from_secs(10));
+    let mut bucket = Bucket::new(REQUEST_RATE_PER_S, REQUEST_BURST);
     loop {
         match el.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -270,6 +315,20 @@ async fn event_loop(
                 if !request_topics.iter().any(|t| t == suffix) {
                     continue;
                 }
+                if p.payload.len() > MAX_REQUEST_BYTES {
+                    status.requests_too_large.fetch_add(1, Ordering::Relaxed);
+                    if let Some(suppressed) = log.allow() {
+                        tracing::warn!(topic = %p.topic, bytes = p.payload.len(), suppressed, "MQTT request dropped: larger than {MAX_REQUEST_BYTES} bytes");
+                    }
+                    continue;
+                }
+                if !bucket.take(Instant::now()) {
+                    status.requests_rate_limited.fetch_add(1, Ordering::Relaxed);
+                    if let Some(suppressed) = log.allow() {
+                        tracing::warn!(topic = %p.topic, suppressed, "MQTT request dropped: more than {REQUEST_RATE_PER_S}/s");
+                    }
+                    continue;
+                }
                 let req = MqttRequest {
                     topic_suffix: suffix.to_string(),
                     payload: String::from_utf8_lossy(&p.payload).into_owned(),
@@ -295,6 +354,26 @@ async fn event_loop(
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn the_request_bucket_allows_a_burst_then_the_rate() {
+        let mut b = Bucket::new(2.0, 3.0);
+        let t = b.at;
+        assert_eq!((0..5).filter(|_| b.take(t)).count(), 3);
+        assert!(b.take(t + Duration::from_millis(500)));
+        assert!(!b.take(t + Duration::from_millis(600)));
+        assert_eq!(
+            (0..10)
+                .filter(|_| b.take(t + Duration::from_secs(100)))
+                .count(),
+            3
+        );
     }
 }
 

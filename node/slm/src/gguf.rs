@@ -65,6 +65,7 @@ impl GgufFile {
                 file_error(path, format!("not a valid GGUF file: {msg}"))
             }
         })?;
+        check_metadata(&content).map_err(|e| file_error(path, e))?;
         let mut end_needed = content.tensor_data_offset;
         let mut worst: Option<String> = None;
         for (name, info) in &content.tensor_infos {
@@ -156,6 +157,67 @@ impl GgufFile {
     }
 }
 
+/// Largest context length a model file may claim.
+const MAX_CONTEXT: u64 = 1 << 24;
+
+/// Metadata values the loader sizes things by, checked against the tensor table: a block count
+/// beyond the tensors, a vocabulary larger than the embedding, an absurd context length.
+fn check_metadata(c: &Content) -> Result<(), String> {
+    let int = |k: &str| -> Option<u64> {
+        match c.metadata.get(k)? {
+            Value::U8(x) => Some(u64::from(*x)),
+            Value::U16(x) => Some(u64::from(*x)),
+            Value::U32(x) => Some(u64::from(*x)),
+            Value::U64(x) => Some(*x),
+            Value::I32(x) => u64::try_from(*x).ok(),
+            Value::I64(x) => u64::try_from(*x).ok(),
+            _ => None,
+        }
+    };
+    let arch = match c.metadata.get("general.architecture") {
+        Some(Value::String(a)) => a.as_str(),
+        _ => "",
+    };
+    let n_tensors = c.tensor_infos.len() as u64;
+    if let Some(n) = int(&format!("{arch}.block_count")) {
+        if n == 0 || n > n_tensors {
+            return Err(format!(
+                "corrupt metadata: {arch}.block_count = {n} but the file has {n_tensors} tensors"
+            ));
+        }
+        if let Some(i) = (0..n).find(|i| {
+            let p = format!("blk.{i}.");
+            !c.tensor_infos.keys().any(|k| k.starts_with(&p))
+        }) {
+            return Err(format!(
+                "corrupt metadata: {arch}.block_count = {n} but there is no tensor of block {i}"
+            ));
+        }
+    }
+    if let Some(n) = int(&format!("{arch}.context_length")) {
+        if n == 0 || n > MAX_CONTEXT {
+            return Err(format!(
+                "corrupt metadata: {arch}.context_length = {n} (must be 1..={MAX_CONTEXT})"
+            ));
+        }
+    }
+    if let Some(Value::Array(tokens)) = c.metadata.get("tokenizer.ggml.tokens") {
+        if tokens.is_empty() {
+            return Err("corrupt metadata: tokenizer.ggml.tokens is empty".into());
+        }
+        if let Some(emb) = c.tensor_infos.get("token_embd.weight") {
+            let rows = emb.shape.dims().first().copied().unwrap_or(0);
+            if tokens.len() > rows {
+                return Err(format!(
+                    "corrupt metadata: {} tokens in tokenizer.ggml.tokens but token_embd.weight has {rows} rows",
+                    tokens.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads a GGUF header without allocating from untrusted lengths; returns what is wrong.
 fn precheck<R: Read + Seek>(r: &mut R, size: u64) -> Result<(), String> {
     struct Cur<'a, R> {
@@ -199,12 +261,29 @@ fn precheck<R: Read + Seek>(r: &mut R, size: u64) -> Result<(), String> {
             Ok(())
         }
         fn string(&mut self, v1: bool, what: &str) -> Result<(), String> {
-            let len = if v1 {
-                u64::from(self.u32(what)?)
-            } else {
-                self.u64(what)?
-            };
+            let len = self.len(v1, what)?;
             self.skip(len, what)
+        }
+        fn len(&mut self, v1: bool, what: &str) -> Result<u64, String> {
+            if v1 {
+                self.u32(what).map(u64::from)
+            } else {
+                self.u64(what)
+            }
+        }
+        /// A metadata key: read when short (the keys the checks look at), else skipped.
+        fn key(&mut self, v1: bool, what: &str) -> Result<Option<Vec<u8>>, String> {
+            let len = self.len(v1, what)?;
+            if len > 64 {
+                return self.skip(len, what).map(|()| None);
+            }
+            self.need(len, what)?;
+            let mut b = vec![0u8; len as usize];
+            self.r
+                .read_exact(&mut b)
+                .map_err(|e| format!("{what}: {e}"))?;
+            self.pos += len;
+            Ok(Some(b))
         }
     }
     let mut c = Cur { r, pos: 0, size };
@@ -243,8 +322,26 @@ fn precheck<R: Read + Seek>(r: &mut R, size: u64) -> Result<(), String> {
     }
     for i in 0..n_kv {
         let what = format!("metadata entry {i}");
-        c.string(v1, &what)?;
+        let key = c.key(v1, &what)?;
         let t = c.u32(&what)?;
+        if key.as_deref() == Some(b"general.alignment".as_slice()) {
+            // The parser rounds the data offset up to it: 0 would divide by zero.
+            let a = match t {
+                4 => u64::from(c.u32(&what)?),
+                10 => c.u64(&what)?,
+                _ => {
+                    return Err(format!(
+                        "corrupt header: general.alignment has value type {t}"
+                    ))
+                }
+            };
+            if a == 0 || !a.is_power_of_two() || a > 1 << 20 {
+                return Err(format!(
+                    "corrupt metadata: general.alignment = {a} (must be a power of two up to 1 MiB)"
+                ));
+            }
+            continue;
+        }
         match t {
             8 => c.string(v1, &what)?,
             9 => {

@@ -83,7 +83,16 @@ struct Series {
     bad: u64,
     out_of_order: u64,
     largest_gap_ns: i64,
+    /// Out-of-order samples in a row that landed just before the newest one.
+    behind_newest: u32,
 }
+
+/// Samples that keep landing just before the newest one make it the odd one out (a reading
+/// dated far ahead): after this many in a row it is dropped, so the sensor's history follows
+/// the other readings again.
+const RESYNC_AFTER: u32 = 3;
+/// ... when the newest is at least this far ahead of them (ordinary reordering is kept).
+const RESYNC_MIN_AHEAD_NS: i64 = 300 * 1_000_000_000;
 
 /// Recent history of every sensor.
 #[derive(Debug)]
@@ -138,6 +147,7 @@ impl Store {
                         bad: 0,
                         out_of_order: 0,
                         largest_gap_ns: 0,
+                        behind_newest: 0,
                     })
             }
         };
@@ -157,15 +167,39 @@ impl Store {
             Some(last) if last.ts_ns > r.ts_ns => {
                 series.out_of_order += 1;
                 let pos = series.samples.partition_point(|x| x.ts_ns <= r.ts_ns);
+                let just_before_newest = pos + 1 == series.samples.len()
+                    && last.ts_ns.saturating_sub(r.ts_ns) > RESYNC_MIN_AHEAD_NS;
                 series.samples.insert(pos, s);
+                series.behind_newest = if just_before_newest {
+                    series.behind_newest + 1
+                } else {
+                    0
+                };
+                if series.behind_newest >= RESYNC_AFTER
+                    && series.samples.len() > RESYNC_AFTER as usize
+                {
+                    series.samples.pop_back();
+                    series.behind_newest = 0;
+                }
             }
             Some(last) => {
-                series.largest_gap_ns = series.largest_gap_ns.max(r.ts_ns - last.ts_ns);
+                series.behind_newest = 0;
+                series.largest_gap_ns = series
+                    .largest_gap_ns
+                    .max(r.ts_ns.saturating_sub(last.ts_ns));
                 series.samples.push_back(s);
             }
             None => series.samples.push_back(s),
         }
-        let newest = series.samples.back().map(|x| x.ts_ns).unwrap_or(r.ts_ns);
+        // A newest sample more than the window ahead of the one before it does not evict the
+        // history by itself: it may be dated far ahead, which the next readings show.
+        let n = series.samples.len();
+        let at = |i: usize| series.samples.get(i).map(|x| x.ts_ns);
+        let newest = match (at(n.wrapping_sub(1)), at(n.wrapping_sub(2))) {
+            (Some(a), Some(b)) if a.saturating_sub(b) > window_ns => b,
+            (Some(a), _) => a,
+            _ => r.ts_ns,
+        };
         let horizon = newest.saturating_sub(window_ns);
         while series.samples.len() > max_points
             || series.samples.front().is_some_and(|x| x.ts_ns < horizon)
@@ -319,6 +353,45 @@ mod tests {
         Reading::new(SensorId::new("A", sig), ts, v, Unit::new("°C"))
     }
     const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn one_sample_dated_far_ahead_neither_evicts_nor_hides_the_history() {
+        let cfg = StoreConfig {
+            window_s: 3600,
+            ..StoreConfig::default()
+        };
+        let mut st = Store::new(cfg);
+        let t0 = 1_800_000_000 * S;
+        for i in 0..100 {
+            st.insert(&[r("t", t0 + i * S, i as f64)]);
+        }
+        // A publisher's clock ten hours ahead, once.
+        st.insert(&[r("t", t0 + 36_000 * S, -1.0)]);
+        let id = SensorId::new("A", "t");
+        assert_eq!(
+            st.range(&id, t0, t0 + 100 * S).len(),
+            100,
+            "history evicted"
+        );
+        for i in 100..110 {
+            st.insert(&[r("t", t0 + i * S, i as f64)]);
+        }
+        assert_eq!(
+            st.last(&id).map(|s| (s.ts_ns, s.value)),
+            Some((t0 + 109 * S, 109.0))
+        );
+        assert_eq!(st.range(&id, t0, i64::MAX).len(), 110);
+        // Ordinary reordering keeps every sample.
+        let mut st = Store::new(StoreConfig::default());
+        for ts in [10, 14, 11, 12, 13, 15] {
+            st.insert(&[r("t", ts * S, 0.0)]);
+        }
+        assert_eq!(st.range(&id, 0, i64::MAX).len(), 6);
+        // Extreme times do not overflow.
+        for ts in [i64::MIN, i64::MAX, 0, i64::MIN] {
+            st.insert(&[r("x", ts, 0.0)]);
+        }
+    }
 
     #[test]
     fn history_trait_answers_like_the_store() {

@@ -1,4 +1,5 @@
 //! `millwright check-config FILE`: reports every problem with its path and line; exit 1 on any.
+//! Besides the config itself: the asset profiles load, and the model files exist and parse.
 //! Includes the egress policy (`egress.rs`): an endpoint resolving to a public address is a
 //! problem unless `[node] allow_public_endpoints = true`. Secrets are never printed.
 
@@ -23,15 +24,38 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
             };
             let (refused, unresolved) =
                 crate::egress::check_config(&cfg, &crate::egress::system_resolve);
-            if !refused.is_empty() {
-                let text = std::fs::read_to_string(file).unwrap_or_default();
-                eprintln!("{}: {} problem(s)", file.display(), refused.len());
-                for (field, why) in refused {
-                    let p = crate::config::ConfigProblem {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let mut problems: Vec<String> = refused
+                .into_iter()
+                .map(|(field, why)| {
+                    crate::config::ConfigProblem {
                         line: crate::config::locate(&text, &field),
                         path: field,
                         message: why,
-                    };
+                    }
+                    .to_string()
+                })
+                .collect();
+            // Configured model files must exist and parse (header, metadata, tensor table);
+            // at run time a bad one only means the template explains, here it is an error.
+            let mut models = Vec::new();
+            for (i, f) in cfg.model.iter().flat_map(|m| m.files.iter()).enumerate() {
+                let path = base.join(f);
+                match millwright_slm::gguf::GgufFile::open(&path) {
+                    Ok(g) => models.push(format!(
+                        "  model {}: {} ({} tensors, {} MiB)",
+                        path.display(),
+                        g.architecture()
+                            .unwrap_or_else(|_| "unknown architecture".into()),
+                        g.content.tensor_infos.len(),
+                        g.size / (1024 * 1024)
+                    )),
+                    Err(e) => problems.push(format!("model.files[{i}]: {e}")),
+                }
+            }
+            if !problems.is_empty() {
+                eprintln!("{}: {} problem(s)", file.display(), problems.len());
+                for p in problems {
                     eprintln!("  {}: {p}", file.display());
                 }
                 return Ok(ExitCode::FAILURE);
@@ -39,6 +63,9 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
             println!("{}: OK", file.display());
             for w in unresolved {
                 println!("  warning: {w}");
+            }
+            for m in models {
+                println!("{m}");
             }
             for (asset, p) in &profiles {
                 println!(

@@ -131,6 +131,8 @@ fn explain(r: SkipReason) -> &'static str {
         SkipReason::WrongType => "the value does not match the metric's datatype, or is missing",
         SkipReason::NonFinite => "NaN or infinite",
         SkipReason::Null => "is_null: no value at this time",
+        SkipReason::BadName => "the asset or signal name cannot be carried (empty, too long, control character, leading `#`)",
+        SkipReason::BadTime => "dated beyond the allowed skew from the node's clock",
     }
 }
 

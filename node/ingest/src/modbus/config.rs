@@ -438,6 +438,24 @@ mod tests {
     }
 
     #[test]
+    fn names_line_protocol_cannot_carry_are_config_errors() {
+        let mut c = parse(GOOD);
+        c.devices[0].asset = "P+1".into();
+        c.devices[0].fields[0].signal = "#temp".into();
+        let e: Vec<String> = c.validate().iter().map(|e| e.to_string()).collect();
+        assert!(
+            e.iter()
+                .any(|m| m.contains("asset") && m.contains("wildcard")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("signal") && m.contains("starts with `#`")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let bad = GOOD.replace("unit = \"°C\"", "unit = \"°C\"\nunits = \"x\"");
         #[derive(Debug, Deserialize)]

@@ -9,7 +9,8 @@
 
 use super::config::{DataType, DeviceConfig, Endpoint, FieldConfig, ModbusConfig, TransportKind};
 use super::plan::{MAX_COILS_PER_REQUEST, MAX_REGISTERS_PER_REQUEST};
-use millwright_core::ValidationError;
+use millwright_core::validate::DEFAULT_MAX_NAME_BYTES;
+use millwright_core::{check_name, NameKind, ValidationError};
 use std::collections::{BTreeMap, HashSet};
 
 impl ModbusConfig {
@@ -85,6 +86,8 @@ fn device_identity(d: &DeviceConfig, seen: &mut Seen, at: &mut At<'_>) {
     }
     if d.asset.trim().is_empty() {
         at.push("asset", "must not be empty");
+    } else if let Err(p) = check_name(&d.asset, NameKind::Asset, DEFAULT_MAX_NAME_BYTES) {
+        at.push("asset", format!("{:?} {p}", d.asset));
     }
 }
 
@@ -220,9 +223,20 @@ fn request_limits(d: &DeviceConfig, at: &mut At<'_>) {
 fn field_names(d: &DeviceConfig, f: &FieldConfig, seen: &mut Seen, at: &mut At<'_>) {
     if f.signal.trim().is_empty() {
         at.push("signal", "must not be empty");
+    } else if let Err(p) = check_name(&f.signal, NameKind::Signal, DEFAULT_MAX_NAME_BYTES) {
+        at.push("signal", format!("{:?} {p}", f.signal));
     }
     if matches!(&f.asset, Some(a) if a.trim().is_empty()) {
         at.push("asset", "must not be empty when set");
+    } else if let Some(Err(p)) = f
+        .asset
+        .as_deref()
+        .map(|a| check_name(a, NameKind::Asset, DEFAULT_MAX_NAME_BYTES))
+    {
+        at.push(
+            "asset",
+            format!("{:?} {p}", f.asset.as_deref().unwrap_or_default()),
+        );
     }
     let asset = f.asset.clone().unwrap_or_else(|| d.asset.clone());
     if f.data_type != DataType::String && !f.signal.trim().is_empty() {

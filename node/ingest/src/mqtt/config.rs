@@ -103,6 +103,22 @@ pub struct SubscriptionConfig {
     /// Intervals without a message before the subscription counts as silent (≥ 2).
     #[serde(default = "default_silence_factor")]
     pub silence_factor: u32,
+    /// Longest asset or signal name accepted, in bytes; longer ones are counted as `bad_name`.
+    #[serde(default = "default_max_name_bytes")]
+    pub max_name_bytes: usize,
+    /// Readings dated more than this many seconds ahead of the node's clock are counted as
+    /// `bad_time` and dropped (0: no limit).
+    #[serde(default = "default_max_future_skew_s")]
+    pub max_future_skew_s: u64,
+    /// Readings dated more than this many seconds before the node's clock are counted as
+    /// `bad_time` and dropped (0, the default: no limit, so buffered data can be back-filled;
+    /// set it to the bucket's retention, as InfluxDB refuses points older than that).
+    #[serde(default = "default_max_past_age_s")]
+    pub max_past_age_s: u64,
+    /// Most readings one message may give; a message with more is counted as `too_large`
+    /// (with `max_payload_bytes`, this bounds what one message puts on the reading bus).
+    #[serde(default = "default_max_readings_per_message")]
+    pub max_readings_per_message: usize,
 }
 
 fn default_port() -> u16 {
@@ -132,6 +148,18 @@ fn default_silence_factor() -> u32 {
 fn default_max_payload_bytes() -> usize {
     1024 * 1024
 }
+fn default_max_name_bytes() -> usize {
+    millwright_core::validate::DEFAULT_MAX_NAME_BYTES
+}
+fn default_max_future_skew_s() -> u64 {
+    300
+}
+fn default_max_past_age_s() -> u64 {
+    0
+}
+fn default_max_readings_per_message() -> usize {
+    10_000
+}
 
 impl SubscriptionConfig {
     /// A subscription to `topic` with payloads in `format`, defaults for everything else (QoS 1).
@@ -149,6 +177,10 @@ impl SubscriptionConfig {
             sparkplug: None,
             expected_interval_s: None,
             silence_factor: default_silence_factor(),
+            max_name_bytes: default_max_name_bytes(),
+            max_future_skew_s: default_max_future_skew_s(),
+            max_past_age_s: default_max_past_age_s(),
+            max_readings_per_message: default_max_readings_per_message(),
         }
     }
 }
@@ -164,6 +196,12 @@ impl SubscriptionConfig {
             max_payload_bytes: self.max_payload_bytes,
             mapping: self.json.clone(),
             sparkplug: self.sparkplug.clone().unwrap_or_default(),
+            max_name_bytes: self.max_name_bytes,
+            time_window: millwright_core::TimeWindow::from_secs(
+                self.max_future_skew_s,
+                self.max_past_age_s,
+            ),
+            max_readings: self.max_readings_per_message,
         }
     }
 }
@@ -269,6 +307,18 @@ impl MqttConfig {
                 e.push(ValidationError::new(
                     sp("silence_factor"),
                     format!("{} is not 2..=1000", s.silence_factor),
+                ));
+            }
+            if s.max_readings_per_message == 0 {
+                e.push(ValidationError::new(
+                    sp("max_readings_per_message"),
+                    "must be > 0",
+                ));
+            }
+            if !(1..=65_536).contains(&s.max_name_bytes) {
+                e.push(ValidationError::new(
+                    sp("max_name_bytes"),
+                    "must be 1..=65536",
                 ));
             }
             if s.max_payload_bytes == 0 || s.max_payload_bytes > self.max_packet_bytes {

@@ -22,8 +22,9 @@ pub mod mapped;
 pub mod sparkplug;
 
 pub use crate::metrics::DecodeTally;
-use crate::metrics::RejectReason;
-use millwright_core::{Reading, Unit};
+use crate::metrics::{RejectReason, SkipReason};
+use millwright_core::validate::DEFAULT_MAX_NAME_BYTES;
+use millwright_core::{check_name, NameKind, Reading, TimeWindow, Unit};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,6 +93,8 @@ impl PayloadError {
             RejectReason::Dropped => "dropped",
             RejectReason::NoBirth => "no birth certificate",
             RejectReason::NoMatch => "mapping matched nothing",
+            RejectReason::BadName => "bad name",
+            RejectReason::BadTime => "time out of range",
         };
         Self {
             reason,
@@ -102,7 +105,7 @@ impl PayloadError {
 }
 
 /// Static context of one subscription that the decoder applies to every message.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct DecodeDefaults {
     /// Asset when neither payload nor topic names one.
     pub asset: Option<String>,
@@ -118,6 +121,29 @@ pub struct DecodeDefaults {
     pub mapping: Option<mapped::JsonMapping>,
     /// Sparkplug B options (`[mqtt.subscriptions.sparkplug]`).
     pub sparkplug: sparkplug::SparkplugOptions,
+    /// Longest asset or signal name accepted, in bytes.
+    pub max_name_bytes: usize,
+    /// How far from the node's clock a reading may be dated.
+    pub time_window: TimeWindow,
+    /// Most readings one message may give (a count cap on what one message puts on the bus).
+    pub max_readings: usize,
+}
+
+impl Default for DecodeDefaults {
+    fn default() -> Self {
+        Self {
+            asset: None,
+            signal: None,
+            unit: None,
+            precision: Precision::default(),
+            max_payload_bytes: 0,
+            mapping: None,
+            sparkplug: sparkplug::SparkplugOptions::default(),
+            max_name_bytes: DEFAULT_MAX_NAME_BYTES,
+            time_window: TimeWindow::unlimited(),
+            max_readings: usize::MAX,
+        }
+    }
 }
 
 /// Decodes payloads of one subscription, interning names so readings share their strings.
@@ -179,6 +205,10 @@ impl Decoder {
         if let Some(a) = self.names.get(s) {
             return a.clone();
         }
+        if s.len() > self.defaults.max_name_bytes {
+            // Refused after decoding (`check`); not interned, so long names cannot fill memory.
+            return Arc::from(s);
+        }
         if self.names.len() >= MAX_INTERNED {
             self.names.clear();
         }
@@ -193,6 +223,10 @@ impl Decoder {
             Some(s) => {
                 if let Some(u) = self.units.get(s) {
                     return u.clone();
+                }
+                if s.len() > self.defaults.max_name_bytes {
+                    // Refused after decoding (`check`); not interned.
+                    return Unit::new(s);
                 }
                 if self.units.len() >= MAX_INTERNED {
                     self.units.clear();
@@ -231,6 +265,19 @@ impl Decoder {
             PayloadFormat::LineProtocol => self.decode_line_protocol(topic, payload, now_ns, out),
             PayloadFormat::SparkplugB => self.decode_sparkplug(topic, payload, now_ns, out),
         };
+        let res = res.and_then(|()| {
+            let n = out.len().saturating_sub(start);
+            if n > self.defaults.max_readings {
+                return Err(PayloadError::new(
+                    RejectReason::TooLarge,
+                    format!(
+                        "{n} readings, limit is max_readings_per_message = {}",
+                        self.defaults.max_readings
+                    ),
+                ));
+            }
+            self.check(out, start, now_ns)
+        });
         match res {
             Ok(()) => Ok(out.len() - start),
             Err(e) => {
@@ -239,6 +286,90 @@ impl Decoder {
             }
         }
     }
+
+    /// Checks the names and times of the readings decoded from one message (`out[start..]`).
+    /// A bad one rejects the whole message, except in Sparkplug B, whose metrics are
+    /// independent: there it is dropped and counted as skipped.
+    fn check(
+        &mut self,
+        out: &mut Vec<Reading>,
+        start: usize,
+        now_ns: i64,
+    ) -> Result<(), PayloadError> {
+        let max = self.defaults.max_name_bytes;
+        let window = self.defaults.time_window;
+        let problem = |r: &Reading| -> Option<PayloadError> {
+            if let Err(p) = check_name(&r.sensor.asset, NameKind::Asset, max) {
+                return Some(PayloadError::new(
+                    RejectReason::BadName,
+                    format!("asset `{}` {p}", shorten(&r.sensor.asset)),
+                ));
+            }
+            if let Err(p) = check_name(&r.sensor.signal, NameKind::Signal, max) {
+                return Some(PayloadError::new(
+                    RejectReason::BadName,
+                    format!(
+                        "signal `{}` of asset `{}` {p}",
+                        shorten(&r.sensor.signal),
+                        shorten(&r.sensor.asset)
+                    ),
+                ));
+            }
+            let unit = r.unit.symbol();
+            // A unit is a tag value only: any text the encoder escapes, but bounded and on one line.
+            if unit.len() > max || unit.chars().any(char::is_control) {
+                return Some(PayloadError::new(
+                    RejectReason::BadName,
+                    format!(
+                        "unit `{}` of `{}` is longer than max_name_bytes = {max} or has a control character",
+                        shorten(unit),
+                        shorten(&r.sensor.signal)
+                    ),
+                ));
+            }
+            window.check(r.ts_ns, now_ns).err().map(|p| {
+                PayloadError::new(
+                    RejectReason::BadTime,
+                    format!(
+                        "reading of `{}/{}` {p}",
+                        shorten(&r.sensor.asset),
+                        shorten(&r.sensor.signal)
+                    ),
+                )
+            })
+        };
+        if self.format != PayloadFormat::SparkplugB {
+            return match out
+                .get(start..)
+                .unwrap_or_default()
+                .iter()
+                .find_map(problem)
+            {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+        }
+        let tail = out.split_off(start);
+        for r in tail {
+            match problem(&r) {
+                Some(e) if e.reason == RejectReason::BadTime => {
+                    self.tally.skip(SkipReason::BadTime)
+                }
+                Some(_) => self.tally.skip(SkipReason::BadName),
+                None => out.push(r),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A name as shown in an error: control characters escaped, at most 64 characters.
+fn shorten(s: &str) -> String {
+    let mut o: String = s.chars().take(64).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 64 {
+        o.push('…');
+    }
+    o
 }
 
 fn check_finite(v: f64, what: &str) -> Result<(), PayloadError> {
@@ -294,3 +425,6 @@ mod tests {
         assert_eq!(e.reason, RejectReason::TooLarge);
     }
 }
+
+#[cfg(test)]
+mod hostile_tests;

@@ -533,3 +533,57 @@ proptest::proptest! {
         proptest::prop_assert_eq!(out[0].ts_ns, ts as i64 * 1_000_000);
     }
 }
+
+#[test]
+fn bad_metric_names_and_times_are_skipped_and_counted_the_rest_kept() {
+    let mut d = Decoder::new(
+        PayloadFormat::SparkplugB,
+        DecodeDefaults {
+            max_payload_bytes: 1 << 20,
+            time_window: millwright_core::TimeWindow::from_secs(300, 0),
+            ..Default::default()
+        },
+    );
+    run(&mut d, "spBv1.0/G/NBIRTH/E1", &nbirth(0, 3)).unwrap();
+    d.take_tally();
+    let mut late = metric(
+        Some("Late"),
+        None,
+        dt::DOUBLE,
+        Some(MetricValue::DoubleValue(1.0)),
+    );
+    late.timestamp = Some(4_000_000_000_000);
+    let p = payload(
+        Some(1),
+        1_500,
+        vec![
+            metric(
+                Some("Good"),
+                None,
+                dt::DOUBLE,
+                Some(MetricValue::DoubleValue(2.0)),
+            ),
+            metric(
+                Some("Bad\nName"),
+                None,
+                dt::DOUBLE,
+                Some(MetricValue::DoubleValue(3.0)),
+            ),
+            metric(
+                Some("#hash"),
+                None,
+                dt::DOUBLE,
+                Some(MetricValue::DoubleValue(3.0)),
+            ),
+            late,
+        ],
+    );
+    let out = run(&mut d, "spBv1.0/G/DBIRTH/E1/P1", &p).unwrap();
+    assert!(out.iter().any(|r| &*r.sensor.signal == "Good"), "{out:?}");
+    assert!(out.iter().all(|r| !r.sensor.signal.contains('\n')
+        && !r.sensor.signal.starts_with('#')
+        && &*r.sensor.signal != "Late"));
+    let t = d.take_tally();
+    assert_eq!(t.skipped(SkipReason::BadName), 2);
+    assert_eq!(t.skipped(SkipReason::BadTime), 1);
+}
