@@ -7,5 +7,5 @@ pub mod topic;
 
 pub use codec::{Decoder, PayloadError, PayloadFormat};
 pub use config::{MqttConfig, MqttProtocol, SubscriptionConfig, TlsConfig};
-pub use source::{MqttSetupError, MqttSource, SourceStatus};
+pub use source::{Ack, AckMode, Delivery, MqttSetupError, MqttSource, SourceStatus};
 pub use topic::TopicPattern;
