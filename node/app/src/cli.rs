@@ -198,6 +198,10 @@ pub struct BenchIngestArgs {
     /// NDATA by alias; birth readings are not counted in `readings`).
     #[arg(long, default_value = "json")]
     pub format: String,
+    /// With the disk outbox (needs `--influx-url`): also measures the burst into a database
+    /// that is down (outbox bytes per reading, peak RSS) and the replay rate after it.
+    #[arg(long)]
+    pub outbox: bool,
 }
 
 /// Options of `millwright detect`.

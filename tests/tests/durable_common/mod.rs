@@ -312,11 +312,21 @@ impl OwnVictoria {
         }
     }
 
-    /// Stops it (SIGKILL: as abrupt as an outage gets; its data is flushed by then).
+    /// Stops it with SIGTERM (a SIGKILL would lose the points it had accepted but not yet
+    /// flushed — the database's loss, not the node's), SIGKILL after 30 s.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = ureq::get(&format!("{}/internal/force_flush", self.url)).call();
-            let _ = c.kill();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let t0 = Instant::now();
+            while c.try_wait().ok().flatten().is_none() {
+                if t0.elapsed() > Duration::from_secs(30) {
+                    let _ = c.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.wait();
         }
     }
