@@ -33,7 +33,9 @@ async fn drop_oldest_loses_exactly_the_counted_readings_and_keeps_the_newest() {
     let _node = run_checked_node(&cfg, &log);
     let base = format!("http://127.0.0.1:{mport}");
     let b = base.clone();
-    tokio::task::spawn_blocking(move || wait_connected(&b)).await.unwrap();
+    tokio::task::spawn_blocking(move || wait_connected(&b))
+        .await
+        .unwrap();
 
     let t0_ms = now_ms() - 600_000;
     let publisher = Publisher::connect("budget-pub-");
@@ -44,11 +46,15 @@ async fn drop_oldest_loses_exactly_the_counted_readings_and_keeps_the_newest() {
     publisher.wait_acked(MSGS, Duration::from_secs(30)).await;
     let b = base.clone();
     let (kept, dropped) = tokio::task::spawn_blocking(move || {
-        wait_for("every reading in the outbox or dropped", Duration::from_secs(30), || {
-            metric(&b, "millwright_influx_backlog_points")
-                + metric(&b, "millwright_influx_dropped_points_total")
-                == N as f64
-        });
+        wait_for(
+            "every reading in the outbox or dropped",
+            Duration::from_secs(30),
+            || {
+                metric(&b, "millwright_influx_backlog_points")
+                    + metric(&b, "millwright_influx_dropped_points_total")
+                    == N as f64
+            },
+        );
         (
             metric(&b, "millwright_influx_backlog_points"),
             metric(&b, "millwright_influx_dropped_points_total"),

@@ -34,7 +34,9 @@ async fn an_unpaced_burst_of_three_million_readings_arrives_complete() {
     let _node = run_checked_node(&cfg, &log);
     let base = format!("http://127.0.0.1:{mport}");
     let b = base.clone();
-    tokio::task::spawn_blocking(move || wait_connected(&b)).await.unwrap();
+    tokio::task::spawn_blocking(move || wait_connected(&b))
+        .await
+        .unwrap();
 
     let t0_ms = now_ms() - 3_600_000;
     let publisher = Publisher::connect("burst-pub-");
@@ -52,7 +54,12 @@ async fn an_unpaced_burst_of_three_million_readings_arrives_complete() {
         wait_for("every reading written", Duration::from_secs(240), || {
             let w = metric(&b, "millwright_influx_written_points_total");
             let d = metric(&b, "millwright_influx_dropped_points_total");
-            assert_eq!(d, 0.0, "the outbox dropped points; log:\n{}", log_tail(&l, 30));
+            assert_eq!(
+                d,
+                0.0,
+                "the outbox dropped points; log:\n{}",
+                log_tail(&l, 30)
+            );
             w >= N as f64
         });
     })

@@ -38,7 +38,9 @@ async fn sigkill_during_a_qos1_stream_loses_nothing_the_broker_sent() {
     let mut node = run_checked_node(&cfg, &log1);
     let base = format!("http://127.0.0.1:{mport}");
     let b = base.clone();
-    tokio::task::spawn_blocking(move || wait_connected(&b)).await.unwrap();
+    tokio::task::spawn_blocking(move || wait_connected(&b))
+        .await
+        .unwrap();
 
     let t0_ms = now_ms() - 600_000;
     let publisher = Publisher::connect("kill-pub-");
@@ -55,7 +57,11 @@ async fn sigkill_during_a_qos1_stream_loses_nothing_the_broker_sent() {
             .await
             .unwrap();
             let pid = node.0.id().to_string();
-            assert!(Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+            assert!(Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap()
+                .success());
             let _ = node.0.wait();
             eprintln!(
                 "kill: SIGKILL at {:.1} s with {written_at_kill} points written",
@@ -64,7 +70,10 @@ async fn sigkill_during_a_qos1_stream_loses_nothing_the_broker_sent() {
         }
         if m == RATE_MSGS * 6 {
             node = run_checked_node(&cfg, &log2);
-            eprintln!("kill: restarted at {:.1} s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "kill: restarted at {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
         }
         let (_, (topic, payload)) = stream_message(&run, t0_ms, m, PER_MSG);
         publisher.publish(topic, payload).await;
@@ -99,7 +108,10 @@ async fn sigkill_during_a_qos1_stream_loses_nothing_the_broker_sent() {
     // Unacknowledged window: the broker's in-flight messages (Mosquitto's default 20, plus
     // what rumqttc had read but not acked) and one write request sent again.
     let window = (100 * PER_MSG + BATCH) as usize;
-    assert!(dups <= window, "{dups} duplicates, more than the window of {window}");
+    assert!(
+        dups <= window,
+        "{dups} duplicates, more than the window of {window}"
+    );
     let second = std::fs::read_to_string(&log2).unwrap_or_default();
     assert!(
         second.contains("influxdb outbox open"),

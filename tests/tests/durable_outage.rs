@@ -39,7 +39,9 @@ async fn a_sixty_second_database_outage_loses_nothing() {
     let _node = run_checked_node(&cfg, &log);
     let base = format!("http://127.0.0.1:{mport}");
     let b = base.clone();
-    tokio::task::spawn_blocking(move || wait_connected(&b)).await.unwrap();
+    tokio::task::spawn_blocking(move || wait_connected(&b))
+        .await
+        .unwrap();
 
     let t0_ms = now_ms() - 600_000;
     let publisher = Publisher::connect("outage-pub-");
@@ -51,15 +53,17 @@ async fn a_sixty_second_database_outage_loses_nothing() {
         tick.tick().await;
         if m == RATE_MSGS * BEFORE_S {
             vm.stop();
-            eprintln!("outage: VictoriaMetrics stopped at {:.1} s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "outage: VictoriaMetrics stopped at {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
         }
         if m == RATE_MSGS * (BEFORE_S + OUTAGE_S) {
             let b = base.clone();
-            peak_backlog = tokio::task::spawn_blocking(move || {
-                metric(&b, "millwright_influx_backlog_points")
-            })
-            .await
-            .unwrap();
+            peak_backlog =
+                tokio::task::spawn_blocking(move || metric(&b, "millwright_influx_backlog_points"))
+                    .await
+                    .unwrap();
             vm.start();
             restarted_at = Some(Instant::now());
             eprintln!(

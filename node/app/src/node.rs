@@ -101,8 +101,8 @@ impl Node {
                 {
                     tracing::warn!("mqtt: acknowledgements wait for the outbox, but a clean session or a QoS 0 subscription lets the broker forget unacknowledged messages when the node stops; set clean_session = false and qos = 1 for at-least-once");
                 }
-                let src = MqttSource::spawn(mc, tx.clone(), acks)
-                    .context("starting the MQTT source")?;
+                let src =
+                    MqttSource::spawn(mc, tx.clone(), acks).context("starting the MQTT source")?;
                 sources.push(src.task);
                 Some(src.status)
             }
@@ -244,7 +244,10 @@ impl Node {
         );
         let left = deadline.saturating_duration_since(Instant::now());
         // The inbox may be full (an outbox blocking ingest): the close waits at most `left`.
-        if matches!(tokio::time::timeout(left, writer.close(left)).await, Ok(Ok(()))) {
+        if matches!(
+            tokio::time::timeout(left, writer.close(left)).await,
+            Ok(Ok(()))
+        ) {
             // The writer ends itself at the deadline; the extra second covers a stuck request.
             if tokio::time::timeout(left + Duration::from_secs(1), &mut task)
                 .await

@@ -37,7 +37,9 @@ pub fn message(run: &str, t0_ms: i64, ks: &[u64]) -> (String, String) {
         if i > 0 {
             p.push(',');
         }
-        p.push_str(&format!(r#"{{"signal":"{signal}","value":{v:?},"ts_ms":{ts}}}"#));
+        p.push_str(&format!(
+            r#"{{"signal":"{signal}","value":{v:?},"ts_ms":{ts}}}"#
+        ));
     }
     p.push(']');
     (format!("{run}/{asset}"), p)
@@ -134,9 +136,11 @@ pub fn metric(base: &str, name: &str) -> f64 {
 
 /// Waits until the node at `base` is connected and subscribed.
 pub fn wait_connected(base: &str) {
-    wait_for("the node's MQTT connection", Duration::from_secs(20), || {
-        node_metric(base, "millwright_mqtt_connected", "") == Some(1.0)
-    });
+    wait_for(
+        "the node's MQTT connection",
+        Duration::from_secs(20),
+        || node_metric(base, "millwright_mqtt_connected", "") == Some(1.0),
+    );
     std::thread::sleep(Duration::from_millis(500));
 }
 
@@ -226,7 +230,9 @@ pub fn stored(vm: &str, run: &str) -> HashMap<(String, String, i64), Vec<f64>> {
         let name = s.metric.get("__name__").cloned().unwrap_or_default();
         let asset = s.metric.get("asset").cloned().unwrap_or_default();
         for (t, v) in s.timestamps_ms.iter().zip(&s.values) {
-            m.entry((name.clone(), asset.clone(), *t)).or_default().push(*v);
+            m.entry((name.clone(), asset.clone(), *t))
+                .or_default()
+                .push(*v);
         }
     }
     m
@@ -307,7 +313,10 @@ impl OwnVictoria {
         self.child = Some(child);
         let t0 = Instant::now();
         while ureq::get(&format!("{}/health", self.url)).call().is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(30), "victoria-metrics did not start");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "victoria-metrics did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -259,8 +259,7 @@ async fn outbox_phases(
     let node = Node::start(&cfg)?;
     let st = node.influx.clone().context("no influx writer")?;
     let recovered = st.outbox_recovered_points.load(Ordering::Relaxed);
-    while st.backlog_points.load(Ordering::Relaxed) > 0 && t0.elapsed() < Duration::from_secs(600)
-    {
+    while st.backlog_points.load(Ordering::Relaxed) > 0 && t0.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let replay_s = t0.elapsed().as_secs_f64();

@@ -376,9 +376,10 @@ fn on_error(
 async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Router) {
     use rumqttc::{AsyncClient, Event, Packet, SubscribeFilter};
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    let acker = router.acker(client.clone(), |c: AsyncClient, p: rumqttc::Publish| async move {
-        c.ack(&p).await.is_ok()
-    });
+    let acker = router.acker(
+        client.clone(),
+        |c: AsyncClient, p: rumqttc::Publish| async move { c.ack(&p).await.is_ok() },
+    );
     let filters: Vec<SubscribeFilter> = cfg
         .subscriptions
         .iter()
@@ -442,12 +443,13 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
     use rumqttc::v5::mqttbytes::QoS;
     use rumqttc::v5::{AsyncClient, Event};
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    let acker = router.acker(
-        client.clone(),
-        |c: AsyncClient, p: rumqttc::v5::mqttbytes::v5::Publish| async move {
-            c.ack(&p).await.is_ok()
-        },
-    );
+    let acker =
+        router.acker(
+            client.clone(),
+            |c: AsyncClient, p: rumqttc::v5::mqttbytes::v5::Publish| async move {
+                c.ack(&p).await.is_ok()
+            },
+        );
     let filters: Vec<Filter> = cfg
         .subscriptions
         .iter()

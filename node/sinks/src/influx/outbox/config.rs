@@ -81,7 +81,10 @@ impl OutboxConfig {
             e.push(ValidationError::new(p("max_age_s"), "must be > 0"));
         }
         if !(4096..=1 << 30).contains(&self.segment_bytes) {
-            e.push(ValidationError::new(p("segment_bytes"), "must be 4096–1073741824"));
+            e.push(ValidationError::new(
+                p("segment_bytes"),
+                "must be 4096–1073741824",
+            ));
         }
         if self.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
             e.push(ValidationError::new(p("dir"), "is empty"));

@@ -32,7 +32,9 @@ use tokio::time::Instant;
 pub const ROUND_ITEMS: usize = 4096;
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
-type Send = Pin<Box<dyn Future<Output = Result<(), (WriteResult, &'static str, String)>> + std::marker::Send>>;
+type Send = Pin<
+    Box<dyn Future<Output = Result<(), (WriteResult, &'static str, String)>> + std::marker::Send>,
+>;
 
 /// At most one line per [`LOG_EVERY`]; the suppressed ones are counted into the next.
 #[derive(Default)]
@@ -142,11 +144,15 @@ fn publish(status: &SinkStatus, ob: &Outbox, c: &BacklogCounters) {
     status.backlog_points.store(ob.pending_points(), r);
     status.outbox_bytes.store(ob.pending_bytes(), r);
     status.outbox_disk_bytes.store(ob.disk_bytes(), r);
-    status.outbox_oldest_ms.store(ob.oldest_ms().unwrap_or(0), r);
+    status
+        .outbox_oldest_ms
+        .store(ob.oldest_ms().unwrap_or(0), r);
     status.outbox_torn_records.store(oc.torn_records, r);
     status.outbox_recovered_points.store(oc.recovered_points, r);
     status.outbox_replayed_points.store(oc.replayed_points, r);
-    status.outbox_dropped_age_points.store(oc.dropped_age_points, r);
+    status
+        .outbox_dropped_age_points
+        .store(oc.dropped_age_points, r);
 }
 
 async fn sleep_opt(t: Option<Instant>) {
@@ -185,8 +191,12 @@ pub(crate) async fn run(
     let mut in_flight: Option<(Send, OutRequest)> = None;
     let mut failing = false;
     let mut io_failed = false;
-    let (mut g_fail, mut g_full, mut g_slow, mut g_io) =
-        (Gate::default(), Gate::default(), Gate::default(), Gate::default());
+    let (mut g_fail, mut g_full, mut g_slow, mut g_io) = (
+        Gate::default(),
+        Gate::default(),
+        Gate::default(),
+        Gate::default(),
+    );
     let mut last_pending = ob.pending_points();
     loop {
         publish(&status, &ob, &counters);
@@ -211,7 +221,10 @@ pub(crate) async fn run(
         }
         if !open && in_flight.is_none() && intake.is_empty() && ob.pending_points() == 0 {
             if drain_until.is_some() {
-                tracing::info!(written_points = counters.written_points, "influxdb writer drained (outbox empty)");
+                tracing::info!(
+                    written_points = counters.written_points,
+                    "influxdb writer drained (outbox empty)"
+                );
             }
             return;
         }
@@ -219,7 +232,12 @@ pub(crate) async fn run(
         if full != status.outbox_blocking.swap(full, Ordering::Relaxed) && full {
             status.outbox_block_events.fetch_add(1, Ordering::Relaxed);
             if let Some(sup) = g_full.allow() {
-                tracing::warn!(outbox_bytes = ob.pending_bytes(), max_bytes = cfg.outbox.as_ref().map_or(0, |o| o.max_bytes), suppressed = sup, "influxdb outbox full: blocking ingest (the broker holds the data)");
+                tracing::warn!(
+                    outbox_bytes = ob.pending_bytes(),
+                    max_bytes = cfg.outbox.as_ref().map_or(0, |o| o.max_bytes),
+                    suppressed = sup,
+                    "influxdb outbox full: blocking ingest (the broker holds the data)"
+                );
             }
         }
         let accepting = open && !full && !io_failed;

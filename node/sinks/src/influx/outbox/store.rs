@@ -330,21 +330,36 @@ impl Outbox {
     /// The next request of at most `max_points` points (at least one record), or None when
     /// nothing waits, a request is out, or the replay budget must refill first
     /// ([`Outbox::replay_wait`]).
-    pub fn next_request(&mut self, max_points: usize, now: Instant) -> io::Result<Option<OutRequest>> {
+    pub fn next_request(
+        &mut self,
+        max_points: usize,
+        now: Instant,
+    ) -> io::Result<Option<OutRequest>> {
         if self.records.iter().any(|e| e.state == State::InFlight) {
             return Ok(None);
         }
         if let Some(m) = self.live_mark {
             let split = usize::try_from(m.saturating_sub(self.front_id)).unwrap_or(usize::MAX);
-            if !self.records.iter().take(split).any(|e| e.state == State::Pending) {
+            if !self
+                .records
+                .iter()
+                .take(split)
+                .any(|e| e.state == State::Pending)
+            {
                 self.live_mark = None;
             }
         }
         let (start, end, replay) = match self.live_mark {
             None => (0, self.records.len(), false),
             Some(m) => {
-                let split = usize::try_from(m.saturating_sub(self.front_id)).unwrap_or(usize::MAX).min(self.records.len());
-                let live = self.records.iter().skip(split).any(|e| e.state == State::Pending);
+                let split = usize::try_from(m.saturating_sub(self.front_id))
+                    .unwrap_or(usize::MAX)
+                    .min(self.records.len());
+                let live = self
+                    .records
+                    .iter()
+                    .skip(split)
+                    .any(|e| e.state == State::Pending);
                 if live {
                     (split, self.records.len(), false)
                 } else {
@@ -382,10 +397,15 @@ impl Outbox {
         }
         let mut body = Vec::new();
         for &i in &picked {
-            let Some(e) = self.records.get(i).copied() else { continue };
+            let Some(e) = self.records.get(i).copied() else {
+                continue;
+            };
             body.extend_from_slice(&self.read(&e.meta)?);
         }
-        let ids = picked.iter().map(|&i| self.front_id + i as u64).collect::<Vec<_>>();
+        let ids = picked
+            .iter()
+            .map(|&i| self.front_id + i as u64)
+            .collect::<Vec<_>>();
         for &i in &picked {
             if let Some(e) = self.records.get_mut(i) {
                 e.state = State::InFlight;

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::segment;
-use super::{OutboxConfig, OutboxPolicy, Outbox};
+use super::{Outbox, OutboxConfig, OutboxPolicy};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,9 @@ fn body(i: usize) -> String {
 }
 
 fn ids(s: &str) -> Vec<usize> {
-    s.lines().map(|l| l.rsplit(' ').next().unwrap().parse().unwrap()).collect()
+    s.lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -39,10 +41,17 @@ fn records_come_back_in_order_and_leave_once_delivered() {
     let t = Instant::now();
     let r = o.next_request(4, t).unwrap().unwrap();
     assert_eq!(ids(&r.body), vec![0, 1, 2, 3]);
-    assert!(o.next_request(4, t).unwrap().is_none(), "one request at a time");
+    assert!(
+        o.next_request(4, t).unwrap().is_none(),
+        "one request at a time"
+    );
     o.on_retry(&r);
     let r = o.next_request(4, t).unwrap().unwrap();
-    assert_eq!(ids(&r.body), vec![0, 1, 2, 3], "a retry sends the same records");
+    assert_eq!(
+        ids(&r.body),
+        vec![0, 1, 2, 3],
+        "a retry sends the same records"
+    );
     o.on_ok(&r);
     assert_eq!(o.pending_points(), 6);
     drop(o);
@@ -78,7 +87,11 @@ fn a_torn_tail_is_cut_off_and_counted_and_the_rest_survives() {
     let mut o = Outbox::open(&d, cfg(&d)).unwrap();
     assert_eq!(o.counters().torn_records, 1);
     assert_eq!(o.pending_points(), 3);
-    assert_eq!(std::fs::metadata(&p).unwrap().len(), whole, "cut back to the last whole record");
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().len(),
+        whole,
+        "cut back to the last whole record"
+    );
     let r = o.next_request(100, Instant::now()).unwrap().unwrap();
     assert_eq!(ids(&r.body), vec![0, 1, 2]);
     drop(o);
@@ -106,7 +119,11 @@ fn drop_oldest_drops_exactly_the_oldest_and_keeps_the_newest() {
     }
     let kept = o.pending_points();
     assert!(o.pending_bytes() <= 64 * 1024);
-    assert_eq!(o.counters().dropped_points + kept, 20, "every point kept or counted");
+    assert_eq!(
+        o.counters().dropped_points + kept,
+        20,
+        "every point kept or counted"
+    );
     assert_eq!(kept, 6);
     // Block-ingest never drops; it only says full.
     let d2 = tmp("block");
@@ -156,10 +173,19 @@ fn after_an_outage_live_data_goes_first_and_the_backlog_is_throttled() {
     assert!(r.replay);
     assert_eq!(ids(&r.body), (0..10).collect::<Vec<_>>());
     o.on_ok(&r);
-    assert!(o.next_request(10, t).unwrap().is_none(), "the replay budget is spent");
+    assert!(
+        o.next_request(10, t).unwrap().is_none(),
+        "the replay budget is spent"
+    );
     let wait = o.replay_wait(10).unwrap();
-    assert!(wait > Duration::from_millis(500) && wait <= Duration::from_secs(1), "{wait:?}");
-    let r = o.next_request(10, t + Duration::from_secs(1)).unwrap().unwrap();
+    assert!(
+        wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
+        "{wait:?}"
+    );
+    let r = o
+        .next_request(10, t + Duration::from_secs(1))
+        .unwrap()
+        .unwrap();
     assert_eq!(ids(&r.body), (10..20).collect::<Vec<_>>());
     o.on_ok(&r);
     assert_eq!(o.counters().replayed_points, 20);
@@ -186,5 +212,9 @@ fn segments_rotate_and_delivered_ones_are_deleted() {
     let r = o.next_request(100, Instant::now()).unwrap().unwrap();
     assert_eq!(r.points, 20);
     o.on_ok(&r);
-    assert_eq!(segment::list_segments(&d).unwrap().len(), 1, "only the active segment is left");
+    assert_eq!(
+        segment::list_segments(&d).unwrap().len(),
+        1,
+        "only the active segment is left"
+    );
 }
