@@ -94,6 +94,10 @@ pub struct Outbox {
     unsynced: bool,
     dir_unsynced: bool,
     live_mark: Option<u64>,
+    /// Id from which the next pending live record is looked for.
+    live_next: u64,
+    /// True while a request is out.
+    in_flight: bool,
     tokens: f64,
     refilled: Instant,
     counters: OutboxCounters,
@@ -174,6 +178,8 @@ impl Outbox {
             unsynced: false,
             dir_unsynced: true,
             live_mark: None,
+            live_next: 0,
+            in_flight: false,
             refilled: Instant::now(),
             counters,
             scratch: Vec::new(),
@@ -182,6 +188,7 @@ impl Outbox {
         // Recovered records are a backlog: replayed throttled behind live data.
         if !o.records.is_empty() {
             o.live_mark = Some(o.next_id());
+            o.live_next = o.next_id();
         }
         o.collect();
         Ok(o)
@@ -315,6 +322,7 @@ impl Outbox {
     pub fn on_recovered(&mut self) {
         if self.pending_points > 0 {
             self.live_mark = Some(self.next_id());
+            self.live_next = self.next_id();
             self.refilled = Instant::now();
             self.tokens = self.tokens.min(self.cfg.replay_points_per_s as f64);
         }
@@ -335,55 +343,37 @@ impl Outbox {
         max_points: usize,
         now: Instant,
     ) -> io::Result<Option<OutRequest>> {
-        if self.records.iter().any(|e| e.state == State::InFlight) {
+        if self.in_flight {
             return Ok(None);
         }
-        if let Some(m) = self.live_mark {
-            let split = usize::try_from(m.saturating_sub(self.front_id)).unwrap_or(usize::MAX);
-            if !self
-                .records
-                .iter()
-                .take(split)
-                .any(|e| e.state == State::Pending)
-            {
-                self.live_mark = None;
-            }
+        // The front is never a delivered record: past the mark, no backlog is left.
+        if self.live_mark.is_some_and(|m| self.front_id >= m) {
+            self.live_mark = None;
         }
-        let (start, end, replay) = match self.live_mark {
-            None => (0, self.records.len(), false),
+        let len = self.records.len();
+        let (picked, points, replay) = match self.live_mark {
             Some(m) => {
                 let split = usize::try_from(m.saturating_sub(self.front_id))
                     .unwrap_or(usize::MAX)
-                    .min(self.records.len());
-                let live = self
-                    .records
-                    .iter()
-                    .skip(split)
-                    .any(|e| e.state == State::Pending);
-                if live {
-                    (split, self.records.len(), false)
+                    .min(len);
+                let hint = usize::try_from(self.live_next.saturating_sub(self.front_id))
+                    .unwrap_or(usize::MAX)
+                    .min(len);
+                let (picked, points) = self.pick(split.max(hint), len, max_points);
+                if let Some(&last) = picked.last() {
+                    self.live_next = self.front_id + last as u64 + 1;
+                    (picked, points, false)
                 } else {
-                    (0, split, true)
+                    self.live_next = self.front_id + len as u64;
+                    let (picked, points) = self.pick(0, split, max_points);
+                    (picked, points, true)
                 }
             }
+            None => {
+                let (picked, points) = self.pick(0, len, max_points);
+                (picked, points, false)
+            }
         };
-        let mut picked = Vec::new();
-        let mut points = 0usize;
-        for i in start..end {
-            let Some(e) = self.records.get(i) else { break };
-            if e.state != State::Pending {
-                continue;
-            }
-            let p = e.meta.points as usize;
-            if !picked.is_empty() && points + p > max_points {
-                break;
-            }
-            picked.push(i);
-            points += p;
-            if points >= max_points {
-                break;
-            }
-        }
         if picked.is_empty() {
             return Ok(None);
         }
@@ -411,6 +401,7 @@ impl Outbox {
                 e.state = State::InFlight;
             }
         }
+        self.in_flight = true;
         let body = String::from_utf8(body).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidData, "outbox record is not UTF-8")
         })?;
@@ -420,6 +411,29 @@ impl Outbox {
             replay,
             ids,
         }))
+    }
+
+    /// Pending records in `start..end`, consecutive but for delivered ones, up to
+    /// `max_points` (at least one).
+    fn pick(&self, start: usize, end: usize, max_points: usize) -> (Vec<usize>, usize) {
+        let mut picked = Vec::new();
+        let mut points = 0usize;
+        for i in start..end {
+            let Some(e) = self.records.get(i) else { break };
+            if e.state != State::Pending {
+                continue;
+            }
+            let p = e.meta.points as usize;
+            if !picked.is_empty() && points + p > max_points {
+                break;
+            }
+            picked.push(i);
+            points += p;
+            if points >= max_points {
+                break;
+            }
+        }
+        (picked, points)
     }
 
     /// When the replay budget allows the next replay request (None: not waiting on it).
@@ -445,6 +459,7 @@ impl Outbox {
     }
 
     fn finish(&mut self, req: &OutRequest, delivered: bool) {
+        self.in_flight = false;
         for &id in &req.ids {
             let Some(e) = usize::try_from(id.wrapping_sub(self.front_id))
                 .ok()
@@ -477,6 +492,10 @@ impl Outbox {
 
     /// The request failed transiently: its records wait again.
     pub fn on_retry(&mut self, req: &OutRequest) {
+        self.in_flight = false;
+        if let Some(&first) = req.ids.first() {
+            self.live_next = self.live_next.min(first);
+        }
         for &id in &req.ids {
             if let Some(e) = usize::try_from(id.wrapping_sub(self.front_id))
                 .ok()
