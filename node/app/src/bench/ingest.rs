@@ -407,8 +407,9 @@ pub async fn publish(a: &BenchPublisherArgs) -> anyhow::Result<()> {
     let total = a.readings;
     let spb = a.format == "sparkplug_b";
     let msgs = total.div_ceil(per_msg as u64) + if spb { SPB_NODES } else { 0 };
+    let first = i64::try_from(a.first).unwrap_or(0);
     let sender = tokio::spawn(async move {
-        let ts0: i64 = 1_700_000_000_000;
+        let ts0: i64 = 1_700_000_000_000 + first;
         let mut sent = 0u64;
         if spb {
             for node in 0..SPB_NODES {
