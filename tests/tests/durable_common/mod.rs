@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Readings per message in these tests' streams (except where a test says otherwise).
+/// Assets of a stream (`{run}A0` …); reading `k` belongs to asset `k % ASSETS`.
 pub const ASSETS: u64 = 20;
 
 /// One reading of a stream, numbered `k`: its asset, signal, time (ms) and value.
@@ -45,8 +45,8 @@ pub fn message(run: &str, t0_ms: i64, ks: &[u64]) -> (String, String) {
     (format!("{run}/{asset}"), p)
 }
 
-/// Message `m` of a stream of `per_msg` readings per message: readings `m*per_msg ..`, of asset
-/// `m % 20` only (k ≡ m mod 20 needs per_msg steps of 20).
+/// Message `m` of a stream of `per_msg` readings per message, all of asset `m % ASSETS`; the
+/// first `M` messages (M a multiple of ASSETS) carry readings `0 .. M * per_msg` exactly once.
 pub fn stream_message(run: &str, t0_ms: i64, m: u64, per_msg: u64) -> (Vec<u64>, (String, String)) {
     // Readings of one asset: k = asset + 20 * j.
     let asset = m % ASSETS;
