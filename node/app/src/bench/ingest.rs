@@ -245,16 +245,18 @@ async fn outbox_phases(
     let rss_down = procinfo::peak_rss_mb();
     node.shutdown().await;
 
-    // Replay into the real database.
-    let mut cfg = Config::for_site("bench");
-    let mut i = InfluxConfig::new(url, "bench", "bench", "");
-    i.batch_size = 10_000;
-    i.outbox = Some(oc);
-    cfg.influxdb = Some(i);
-    cfg.node.status_interval_s = 0;
-    let cfg = cfg
-        .checked()
+    // Replay into the real database (the node's only input a topic nobody publishes on).
+    let mut cfg = bench_config(host, port, Some(url), a.readings, spb)
         .map_err(|p| anyhow::anyhow!("bench config: {p}"))?;
+    if let Some(m) = &mut cfg.mqtt {
+        m.client_id = format!("millwright-bench-replay-{}", std::process::id());
+        for s in &mut m.subscriptions {
+            s.topic = "bench-replay-idle/{asset}".into();
+        }
+    }
+    if let Some(i) = &mut cfg.influxdb {
+        i.outbox = Some(oc);
+    }
     let t0 = Instant::now();
     let node = Node::start(&cfg)?;
     let st = node.influx.clone().context("no influx writer")?;
