@@ -160,6 +160,20 @@ impl InfluxWriter {
                     .map_err(|e| SinkError::Outbox(e.to_string()))?;
                 tracing::info!(dir = %dir.display(), pending_points = ob.pending_points(), torn_records = ob.counters().torn_records, "influxdb outbox open");
                 status.outbox_enabled.store(true, Ordering::Relaxed);
+                // What was recovered is visible before the task's first turn.
+                let c = ob.counters();
+                status
+                    .backlog_points
+                    .store(ob.pending_points(), Ordering::Relaxed);
+                status
+                    .outbox_bytes
+                    .store(ob.pending_bytes(), Ordering::Relaxed);
+                status
+                    .outbox_recovered_points
+                    .store(c.recovered_points, Ordering::Relaxed);
+                status
+                    .outbox_torn_records
+                    .store(c.torn_records, Ordering::Relaxed);
                 tokio::spawn(super::outbox::driver::run(
                     cfg,
                     site,
