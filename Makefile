@@ -2,7 +2,7 @@
 #   make demo   the whole node on embedded defaults (nothing to configure)
 #   make test   the whole test suite against real Mosquitto, VictoriaMetrics and the real model
 # `make lean` builds the production node alone: no demo, no benchmarks (Cargo features off).
-.PHONY: demo test deps model build release lean bench clean dashboards fuzz
+.PHONY: demo test deps model build release lean bench clean dashboards fuzz soak
 
 # Cargo features of the `millwright` binary that `make demo` and `make bench` build with.
 FEATURES ?= demo,bench
@@ -47,6 +47,12 @@ fuzz:
 	@rustup toolchain list | grep -q nightly || { echo "make fuzz: no nightly toolchain (rustup toolchain install nightly)"; exit 1; }
 	@cargo +nightly fuzz --version >/dev/null 2>&1 || { echo "make fuzz: cargo-fuzz missing (cargo install cargo-fuzz)"; exit 1; }
 	for t in $(FUZZ_TARGETS); do cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+# 10 minutes of mixed MQTT and Modbus load with a broker restart, a database outage and a dead
+# device (SOAK_SECONDS to change); zero MQTT readings lost, RSS at start and end. Not in `make test`.
+soak: release deps
+	cargo build --release -p millwright-sim
+	bash scripts/soak.sh
 
 clean:
 	cargo clean

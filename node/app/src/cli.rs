@@ -198,6 +198,10 @@ pub struct BenchIngestArgs {
     /// NDATA by alias; birth readings are not counted in `readings`).
     #[arg(long, default_value = "json")]
     pub format: String,
+    /// With the disk outbox (needs `--influx-url`): also measures the burst into a database
+    /// that is down (outbox bytes per reading, peak RSS) and the replay rate after it.
+    #[arg(long)]
+    pub outbox: bool,
 }
 
 /// Options of `millwright detect`.
@@ -360,6 +364,10 @@ pub struct BenchPublisherArgs {
     /// Payload format: `json` or `sparkplug_b` (as `bench ingest --format`).
     #[arg(long, default_value = "json")]
     pub format: String,
+    /// Number of the first reading (JSON): its time is 1,700,000,000,000 ms + this, so rounds
+    /// of `scripts/soak.sh` never overwrite each other.
+    #[arg(long, default_value_t = 0)]
+    pub first: u64,
 }
 
 /// Options of the hidden `millwright bench modbus-serve` (the child of `bench modbus`): serves

@@ -1,9 +1,12 @@
 //! Wiring of a running node: sources → reading bus → local store and sinks.
 //!
-//! One bounded channel (the reading bus) carries batches from every source to the pipeline
-//! task, which stores them and forwards them to the InfluxDB writer. The writer never blocks
-//! the pipeline (it buffers and retries on its own), so the local store stays current when the
-//! database is down.
+//! Bounded channels (the reading bus: one for MQTT deliveries, one for Modbus batches) carry
+//! batches from the sources to the pipeline task, which stores them and forwards them to the
+//! InfluxDB writer. Without a disk outbox the writer never blocks the pipeline (it buffers in
+//! memory and retries), and MQTT messages are acknowledged on receipt. With
+//! `[influxdb.outbox]` every MQTT batch carries its acknowledgement to the writer, which fires
+//! it once the readings are durable on disk; when the outbox is full under `block_ingest` the
+//! writer's inbox fills, the pipeline waits, the bus fills and the MQTT source stops reading.
 //!
 //! [`Node::shutdown`] drains instead of aborting: it stops the sources (MQTT, Modbus), which
 //! closes the bus; the pipeline task ends after the last batch; then the writer gets up to
@@ -18,7 +21,7 @@
 use crate::config::Config;
 use anyhow::Context;
 use millwright_core::Batch;
-use millwright_ingest::mqtt::{MqttSource, SourceStatus};
+use millwright_ingest::mqtt::{AckMode, Delivery, MqttSource, SourceStatus};
 use millwright_sinks::{InfluxWriter, SinkStatus};
 use millwright_store::Store;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -46,7 +49,7 @@ pub struct Node {
     /// Source tasks that hold a sender of the bus (the MQTT client).
     sources: Vec<JoinHandle<()>>,
     /// What a restart of the MQTT source (`sources[0]`) needs; dropped at shutdown.
-    mqtt_restart: Option<(millwright_ingest::mqtt::MqttConfig, mpsc::Sender<Batch>)>,
+    mqtt_restart: Option<(millwright_ingest::mqtt::MqttConfig, mpsc::Sender<Delivery>, AckMode)>,
     /// Times of the MQTT source's restarts within [`RESTART_WINDOW`].
     restarts: Vec<Instant>,
     /// The pipeline task (bus → store, tap, writer).
@@ -117,6 +120,9 @@ pub struct Hooks {
     pub time_lapse: Option<(i64, f64)>,
     /// Every batch is also sent here (after the time-lapse), e.g. to the detectors.
     pub tap: Option<crate::analytics::Tap>,
+    /// The config file's folder: relative paths in the config (the outbox `dir`) are relative
+    /// to it. None: the working folder.
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 impl Node {
@@ -138,13 +144,27 @@ impl Node {
             Err(e) => tracing::warn!(error = %e, "egress policy not printable"),
         }
         let egress_watch = tokio::spawn(egress.clone().watch(crate::egress::WATCH_EVERY));
-        let (tx, mut rx) = mpsc::channel::<Batch>(cfg.node.bus_capacity);
+        let (tx, mut rx) = mpsc::channel::<Delivery>(cfg.node.bus_capacity);
+        let (mtx, mut mrx) = mpsc::channel::<Batch>(cfg.node.bus_capacity);
         let store = Arc::new(Mutex::new(Store::new(cfg.store.clone())));
         let mut sources = Vec::new();
+        let mut acks = AckMode::OnReceipt;
         let mut mqtt_restart = None;
         let (influx, writer_task) = match &cfg.influxdb {
             Some(ic) => {
-                let (w, t) = InfluxWriter::spawn(ic.clone(), cfg.site.name.clone())
+                let mut ic = ic.clone();
+                if let Some(o) = &mut ic.outbox {
+                    let base = hooks.base_dir.clone().unwrap_or_default();
+                    let state = std::env::var_os("STATE_DIRECTORY").and_then(|v| {
+                        v.to_string_lossy()
+                            .split(':')
+                            .next()
+                            .map(std::path::PathBuf::from)
+                    });
+                    o.dir = Some(o.resolve_dir(&base, state));
+                    acks = AckMode::AfterStorage;
+                }
+                let (w, t) = InfluxWriter::spawn(ic, cfg.site.name.clone())
                     .context("starting the InfluxDB writer")?;
                 (Some(w), Some(t))
             }
@@ -152,25 +172,37 @@ impl Node {
         };
         let mqtt = match &cfg.mqtt {
             Some(mc) => {
-                let src = MqttSource::spawn(mc, tx.clone()).context("starting the MQTT source")?;
+                if acks == AckMode::AfterStorage
+                    && (mc.clean_session || mc.subscriptions.iter().any(|s| s.qos == 0))
+                {
+                    tracing::warn!("mqtt: acknowledgements wait for the outbox, but a clean session or a QoS 0 subscription lets the broker forget unacknowledged messages when the node stops; set clean_session = false and qos = 1 for at-least-once");
+                }
+                let src =
+                    MqttSource::spawn(mc, tx.clone(), acks).context("starting the MQTT source")?;
                 sources.push(src.task);
-                mqtt_restart = Some((mc.clone(), tx.clone()));
+                mqtt_restart = Some((mc.clone(), tx.clone(), acks));
                 Some(src.status)
             }
             None => None,
         };
         let modbus = match &cfg.modbus {
             Some(mc) if !mc.devices.is_empty() => Some(
-                millwright_ingest::modbus::spawn_devices(mc, tx.clone())
+                millwright_ingest::modbus::spawn_devices(mc, mtx.clone())
                     .map_err(|e| anyhow::anyhow!("starting the Modbus pollers: {e}"))?,
             ),
             _ => None,
         };
         drop(tx);
+        drop(mtx);
         let readings = Arc::new(AtomicU64::new(0));
         let (st, rd, writer) = (store.clone(), readings.clone(), influx.clone());
         let pipeline = tokio::spawn(async move {
-            while let Some(mut batch) = rx.recv().await {
+            loop {
+                let (mut batch, ack) = tokio::select! {
+                    Some(d) = rx.recv() => (d.batch, d.ack),
+                    Some(b) = mrx.recv() => (b, None),
+                    else => break,
+                };
                 #[cfg(feature = "fault-inject")]
                 fault_pipeline(&batch);
                 rd.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -185,10 +217,18 @@ impl Node {
                 if let Ok(mut s) = st.lock() {
                     s.insert(&batch);
                 }
-                if let Some(w) = &writer {
-                    if w.write(batch).await.is_err() {
-                        tracing::error!("influxdb writer stopped; readings are kept only locally");
+                let sent = match (&writer, ack) {
+                    (Some(w), Some(a)) => w.write_acked(batch, Box::new(move || a.done())).await,
+                    (Some(w), None) => w.write(batch).await,
+                    // No database: stored locally is all there is to wait for.
+                    (None, Some(a)) => {
+                        a.done();
+                        Ok(())
                     }
+                    (None, None) => Ok(()),
+                };
+                if sent.is_err() {
+                    tracing::error!("influxdb writer stopped; readings are kept only locally");
                 }
             }
         });
@@ -242,7 +282,7 @@ impl Node {
                 .tasks
                 .fatal(format!("the InfluxDB writer task failed: {msg}")));
         }
-        if let (Some(t), Some((cfg, tx))) = (self.sources.first_mut(), &self.mqtt_restart) {
+        if let (Some(t), Some((cfg, tx, acks))) = (self.sources.first_mut(), &self.mqtt_restart) {
             if t.is_finished() {
                 let msg = match t.await {
                     Err(e) => e
@@ -263,7 +303,7 @@ impl Node {
                     )));
                 }
                 let status = self.mqtt.clone().unwrap_or_default();
-                let src = MqttSource::spawn_with(cfg, tx.clone(), status)
+                let src = MqttSource::spawn_with(cfg, tx.clone(), *acks, status)
                     .map_err(|e| self.tasks.fatal(format!("restarting the MQTT source: {e}")))?;
                 self.restarts.push(now);
                 self.tasks.restarts.fetch_add(1, Ordering::Relaxed);
@@ -293,6 +333,14 @@ impl Node {
                 i.failed_requests.load(Ordering::Relaxed),
                 i.dropped_points.load(Ordering::Relaxed)
             );
+            if i.outbox_enabled.load(Ordering::Relaxed) {
+                s += &format!(
+                    " outbox_bytes={} outbox_blocking={} outbox_torn={}",
+                    i.outbox_bytes.load(Ordering::Relaxed),
+                    i.outbox_blocking.load(Ordering::Relaxed),
+                    i.outbox_torn_records.load(Ordering::Relaxed)
+                );
+            }
         }
         s
     }
@@ -344,7 +392,11 @@ impl Node {
             st.dropped_points.load(Ordering::Relaxed),
         );
         let left = deadline.saturating_duration_since(Instant::now());
-        if writer.close(left).await.is_ok() {
+        // The inbox may be full (an outbox blocking ingest): the close waits at most `left`.
+        if matches!(
+            tokio::time::timeout(left, writer.close(left)).await,
+            Ok(Ok(()))
+        ) {
             // The writer ends itself at the deadline; the extra second covers a stuck request.
             if tokio::time::timeout(left + Duration::from_secs(1), &mut task)
                 .await
@@ -356,8 +408,20 @@ impl Node {
             task.abort();
         }
         let written = st.written_points.load(Ordering::Relaxed) - written0;
-        let lost = (st.dropped_points.load(Ordering::Relaxed) - dropped0)
-            + st.backlog_points.load(Ordering::Relaxed);
+        let kept = st.backlog_points.load(Ordering::Relaxed);
+        if st.outbox_enabled.load(Ordering::Relaxed) {
+            // On disk: nothing is lost, the next start sends it.
+            tracing::info!(
+                pending_points = pending,
+                written_points = written,
+                outbox_points = kept,
+                dropped_points = st.dropped_points.load(Ordering::Relaxed) - dropped0,
+                took_ms = t0.elapsed().as_millis() as u64,
+                "shutdown complete: what was not written waits in the outbox"
+            );
+            return;
+        }
+        let lost = (st.dropped_points.load(Ordering::Relaxed) - dropped0) + kept;
         let took_ms = t0.elapsed().as_millis() as u64;
         if lost == 0 {
             tracing::info!(

@@ -13,5 +13,5 @@ pub mod influx;
 pub mod line;
 pub mod mqtt;
 
-pub use influx::{InfluxConfig, InfluxWriter, SinkStatus};
+pub use influx::{InfluxConfig, InfluxWriter, OutboxConfig, OutboxPolicy, SinkStatus};
 pub use mqtt::{MqttPublisher, MqttRequest, PublisherConfig, PublisherStatus};

@@ -11,6 +11,11 @@
 //! an NBIRTH of [`SPB_METRICS`] Double metrics, then NDATA by alias (seq in order); the node
 //! decodes them through the same Sparkplug B codec as in production. Birth readings (and the
 //! `device_online` ones) are waited for but not counted in `readings`.
+//!
+//! `--outbox` (with `--influx-url`): the node writes through the disk outbox (acks after
+//! storage). Before the live run, the same burst goes into a database that is down (outbox
+//! bytes per reading, peak RSS), then a node without MQTT replays that outbox into the real
+//! database (replay rate); `outbox_phases` in the JSON line.
 
 use crate::broker;
 use crate::cli::{BenchIngestArgs, BenchPublisherArgs};
@@ -19,7 +24,7 @@ use crate::node::Node;
 use crate::procinfo;
 use anyhow::Context;
 use millwright_ingest::mqtt::{MqttConfig, PayloadFormat, SubscriptionConfig};
-use millwright_sinks::InfluxConfig;
+use millwright_sinks::{InfluxConfig, OutboxConfig};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -63,42 +68,6 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let cfg = bench_config(&host, port, a.influx_url.as_deref(), a.readings, spb)
-        .map_err(|p| anyhow::anyhow!("bench config: {p}"))?;
-    let node = Node::start(&cfg)?;
-    // Wait for the subscription.
-    let t0 = Instant::now();
-    while !node
-        .mqtt
-        .as_ref()
-        .is_some_and(|m| m.connected.load(Ordering::Relaxed))
-    {
-        if t0.elapsed() > Duration::from_secs(10) {
-            anyhow::bail!("could not connect to the broker at {host}:{port}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    tracing::info!("subscribed; starting the publisher");
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .args([
-            "bench",
-            "ingest-publisher",
-            "--broker",
-            &format!("{host}:{port}"),
-            "--mode",
-            &a.mode,
-            "--readings",
-            &a.readings.to_string(),
-            "--batch",
-            &a.batch.to_string(),
-            "--format",
-            &a.format,
-        ])
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the publisher process")?;
     let total = a.readings;
     // Sparkplug births: one `device_online` and one reading per metric, per edge node.
     let births = if spb {
@@ -106,9 +75,25 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
     } else {
         0
     };
-    let cpu0 = procinfo::cpu_seconds().unwrap_or(0.0);
+    let mut outbox_figures = serde_json::Value::Null;
+    let outbox_dir = a.outbox.then(|| {
+        std::env::temp_dir().join(format!("millwright-bench-outbox-{}", std::process::id()))
+    });
+    if let (Some(dir), Some(url)) = (&outbox_dir, &a.influx_url) {
+        outbox_figures = outbox_phases(a, &host, port, url, dir, spb, total + births).await?;
+    } else if a.outbox {
+        anyhow::bail!("--outbox needs --influx-url");
+    }
+    let mut cfg = bench_config(&host, port, a.influx_url.as_deref(), a.readings, spb)
+        .map_err(|p| anyhow::anyhow!("bench config: {p}"))?;
+    if let (Some(i), Some(dir)) = (&mut cfg.influxdb, &outbox_dir) {
+        i.outbox = Some(OutboxConfig::in_dir(dir.join("live")));
+    }
+    let node = Node::start(&cfg)?;
+    let (mut child, cpu0) = start_publisher(a, &node, &host, port).await?;
     let mut first: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
+    let mut max_outbox = (0u64, 0u64);
     let done = loop {
         let got = node.readings.load(Ordering::Relaxed);
         if first.is_none() && got > 0 {
@@ -116,6 +101,10 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
         }
         let sunk = match &node.influx {
             Some(s) => {
+                let b = s.outbox_bytes.load(Ordering::Relaxed);
+                if b > max_outbox.0 {
+                    max_outbox = (b, s.backlog_points.load(Ordering::Relaxed));
+                }
                 s.written_points.load(Ordering::Relaxed)
                     + s.dropped_points.load(Ordering::Relaxed)
                     + s.rejected_points.load(Ordering::Relaxed)
@@ -146,22 +135,152 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
         "messages_per_s": if elapsed > 0.0 { total as f64 / elapsed / if a.mode == "batch" { a.batch as f64 } else { 1.0 } } else { 0.0 },
         "peak_rss_mb": procinfo::peak_rss_mb(),
         "node_cpu_s": cpu,
+        "node_cpu_us_per_reading": if total > 0 { cpu * 1e6 / total as f64 } else { 0.0 },
         "rejected": rejected,
         "sink": if a.influx_url.is_some() { "influxdb-v2-write" } else { "null" },
         "sink_written": node.influx.as_ref().map(|s| s.written_points.load(Ordering::Relaxed)),
         "sink_dropped": node.influx.as_ref().map(|s| s.dropped_points.load(Ordering::Relaxed)),
         "sink_rejected": node.influx.as_ref().map(|s| s.rejected_points.load(Ordering::Relaxed)),
         "sink_requests": node.influx.as_ref().map(|s| s.write_requests.load(Ordering::Relaxed)),
+        "outbox": a.outbox,
+        "outbox_peak_points": a.outbox.then_some(max_outbox.1),
+        "outbox_peak_bytes": a.outbox.then_some(max_outbox.0),
+        "outbox_phases": outbox_figures,
         "broker": broker_kind,
         "loadavg": procinfo::loadavg(),
     });
     println!("{out}");
     node.shutdown().await;
+    if let Some(d) = &outbox_dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
     Ok(if done {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Waits for the node's subscription, then starts the publisher child process; returns it and
+/// this process's CPU seconds at that moment.
+async fn start_publisher(
+    a: &BenchIngestArgs,
+    node: &Node,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<(tokio::process::Child, f64)> {
+    let t0 = Instant::now();
+    while !node
+        .mqtt
+        .as_ref()
+        .is_some_and(|m| m.connected.load(Ordering::Relaxed))
+    {
+        if t0.elapsed() > Duration::from_secs(10) {
+            anyhow::bail!("could not connect to the broker at {host}:{port}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tracing::info!("subscribed; starting the publisher");
+    let exe = std::env::current_exe()?;
+    let child = tokio::process::Command::new(exe)
+        .args([
+            "bench",
+            "ingest-publisher",
+            "--broker",
+            &format!("{host}:{port}"),
+            "--mode",
+            &a.mode,
+            "--readings",
+            &a.readings.to_string(),
+            "--batch",
+            &a.batch.to_string(),
+            "--format",
+            &a.format,
+        ])
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the publisher process")?;
+    Ok((child, procinfo::cpu_seconds().unwrap_or(0.0)))
+}
+
+/// `--outbox`, before the live run: (1) the burst into a database that is down (nothing
+/// listens at the URL) until every reading is in the outbox — outbox bytes per reading and the
+/// node's peak RSS; (2) a node without MQTT on the same outbox and the real database, replay
+/// unthrottled — the replay rate.
+async fn outbox_phases(
+    a: &BenchIngestArgs,
+    host: &str,
+    port: u16,
+    url: &str,
+    dir: &std::path::Path,
+    spb: bool,
+    expect: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let down_url = format!("http://127.0.0.1:{}", broker::free_port()?);
+    let mut cfg = bench_config(host, port, Some(&down_url), a.readings, spb)
+        .map_err(|p| anyhow::anyhow!("bench config: {p}"))?;
+    cfg.node.shutdown_drain_s = 0;
+    let mut oc = OutboxConfig::in_dir(dir.join("down"));
+    oc.replay_points_per_s = 0;
+    if let Some(i) = &mut cfg.influxdb {
+        i.outbox = Some(oc.clone());
+        i.retry_min_ms = 1000;
+        i.retry_max_ms = 1000;
+    }
+    let node = Node::start(&cfg)?;
+    let (mut child, cpu0) = start_publisher(a, &node, host, port).await?;
+    let st = node.influx.clone().context("no influx writer")?;
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(600);
+    while st.backlog_points.load(Ordering::Relaxed) < expect && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let down_s = t0.elapsed().as_secs_f64();
+    let down_cpu = procinfo::cpu_seconds().unwrap_or(0.0) - cpu0;
+    let _ = child.wait().await;
+    let points = st.backlog_points.load(Ordering::Relaxed);
+    let bytes = st.outbox_bytes.load(Ordering::Relaxed);
+    let disk = st.outbox_disk_bytes.load(Ordering::Relaxed);
+    let rss_down = procinfo::peak_rss_mb();
+    node.shutdown().await;
+
+    // Replay into the real database (the node's only input a topic nobody publishes on).
+    let mut cfg = bench_config(host, port, Some(url), a.readings, spb)
+        .map_err(|p| anyhow::anyhow!("bench config: {p}"))?;
+    if let Some(m) = &mut cfg.mqtt {
+        m.client_id = format!("millwright-bench-replay-{}", std::process::id());
+        for s in &mut m.subscriptions {
+            s.topic = "bench-replay-idle/{asset}".into();
+        }
+    }
+    if let Some(i) = &mut cfg.influxdb {
+        i.outbox = Some(oc);
+    }
+    let t0 = Instant::now();
+    let node = Node::start(&cfg)?;
+    let st = node.influx.clone().context("no influx writer")?;
+    let recovered = st.outbox_recovered_points.load(Ordering::Relaxed);
+    while st.backlog_points.load(Ordering::Relaxed) > 0 && t0.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let replay_s = t0.elapsed().as_secs_f64();
+    let replayed = st.written_points.load(Ordering::Relaxed);
+    node.shutdown().await;
+    Ok(serde_json::json!({
+        "db_down_points_in_outbox": points,
+        "db_down_complete": points >= expect,
+        "db_down_s": down_s,
+        "db_down_readings_per_s": if down_s > 0.0 { points as f64 / down_s } else { 0.0 },
+        "db_down_cpu_us_per_reading": if points > 0 { down_cpu * 1e6 / points as f64 } else { 0.0 },
+        "outbox_bytes_per_reading": if points > 0 { bytes as f64 / points as f64 } else { 0.0 },
+        "outbox_disk_bytes": disk,
+        "peak_rss_mb_db_down": rss_down,
+        "replay_recovered_points": recovered,
+        "replay_written_points": replayed,
+        "replay_s": replay_s,
+        "replay_readings_per_s": if replay_s > 0.0 { replayed as f64 / replay_s } else { 0.0 },
+    }))
 }
 
 /// The node's config: the broker at `host:port` (clean session, `bench/{asset}` in JSON at
@@ -176,7 +295,7 @@ fn bench_config(
     let mut cfg = Config::for_site("bench");
     let mut mqtt = MqttConfig::new(host, port);
     mqtt.client_id = format!("millwright-bench-{}", std::process::id());
-    mqtt.clean_session = true;
+    mqtt.clean_session = false;
     let mut sub = if sparkplug {
         SubscriptionConfig::new("spBv1.0/bench/#", PayloadFormat::SparkplugB)
     } else {
@@ -290,8 +409,9 @@ pub async fn publish(a: &BenchPublisherArgs) -> anyhow::Result<()> {
     let total = a.readings;
     let spb = a.format == "sparkplug_b";
     let msgs = total.div_ceil(per_msg as u64) + if spb { SPB_NODES } else { 0 };
+    let first = i64::try_from(a.first).unwrap_or(0);
     let sender = tokio::spawn(async move {
-        let ts0: i64 = 1_700_000_000_000;
+        let ts0: i64 = 1_700_000_000_000 + first;
         let mut sent = 0u64;
         if spb {
             for node in 0..SPB_NODES {

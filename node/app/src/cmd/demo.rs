@@ -176,6 +176,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         Hooks {
             time_lapse: Some((t0, speed)),
             tap: Some(tap),
+            ..Hooks::default()
         },
     )
     .context("starting the node")?;

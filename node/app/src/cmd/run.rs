@@ -36,6 +36,7 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         crate::node::Hooks {
             time_lapse: None,
             tap: (!profiles.is_empty()).then_some(tap),
+            base_dir: Some(base.clone()),
         },
     )
     .context("starting the node")?;

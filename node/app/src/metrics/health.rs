@@ -171,8 +171,34 @@ pub fn health(m: &NodeMetrics, now_ms: i64) -> Health {
                 ),
             );
         }
-        // Hooks for the disk outbox (`outbox`: depth, bytes, oldest age) and the write errors by
-        // kind (`write_errors`): filled from `SinkStatus` once it carries them.
+        // The disk outbox: depth, bytes, oldest age, what it dropped, whether it holds ingest.
+        let outbox = if i.outbox_enabled.load(Ordering::Relaxed) {
+            let oldest = ld(&i.outbox_oldest_ms) as f64;
+            let age_s = if oldest > 0.0 {
+                Some(((now_ms as f64 - oldest) / 1000.0).max(0.0))
+            } else {
+                None
+            };
+            let blocking = i.outbox_blocking.load(Ordering::Relaxed);
+            if blocking {
+                v.add(
+                    Overall::Degraded,
+                    "influxdb: outbox full, ingest held back (block_ingest)".to_string(),
+                );
+            }
+            json!({
+                "points": ld(&i.backlog_points),
+                "bytes": ld(&i.outbox_bytes),
+                "disk_bytes": ld(&i.outbox_disk_bytes),
+                "oldest_age_s": age_s,
+                "blocking_ingest": blocking,
+                "dropped_by_age": ld(&i.outbox_dropped_age_points),
+                "torn_records": ld(&i.outbox_torn_records),
+                "io_errors": ld(&i.outbox_io_errors),
+            })
+        } else {
+            Value::Null
+        };
         doc.insert(
             "influxdb".into(),
             json!({
@@ -182,7 +208,7 @@ pub fn health(m: &NodeMetrics, now_ms: i64) -> Health {
                 "failed_requests": failed,
                 "dropped_points": ld(&i.dropped_points),
                 "rejected_points": ld(&i.rejected_points),
-                "outbox": Value::Null,
+                "outbox": outbox,
                 "write_errors": Value::Null,
                 "last_error": last_error,
             }),

@@ -5,6 +5,13 @@
 //! bus (back-pressure: when the node cannot keep up, the broker buffers, nothing is dropped).
 //! After any connection failure it waits with exponential back-off and reconnects; every new
 //! connection re-subscribes, so ingest resumes after a broker restart without a node restart.
+//!
+//! Acknowledgements ([`AckMode`]): by default rumqttc acknowledges a QoS 1 message on receipt.
+//! With [`AckMode::AfterStorage`] (the node's disk outbox is on) acks are manual: a message
+//! whose readings go on the bus carries an [`Ack`] token in its [`Delivery`], and is
+//! acknowledged only once the token is fired (its readings are durable); a message rejected as
+//! bad (counted) or with no readings is complete at once. Acks go out in the order the messages
+//! came (a small task per connection waits on the tokens' watermark).
 
 use super::codec::sparkplug::Outgoing;
 use super::codec::Decoder;
@@ -17,8 +24,56 @@ use millwright_mqtt::Backoff;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch as tokio_watch};
 use tokio::task::JoinHandle;
+
+/// When QoS 1 messages are acknowledged to the broker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AckMode {
+    /// On receipt (rumqttc's automatic acks): a crash loses what the node held in memory.
+    #[default]
+    OnReceipt,
+    /// Once the message's readings are stored ([`Ack::done`]); the broker keeps (and, with a
+    /// persistent session, redelivers) what is unacknowledged.
+    AfterStorage,
+}
+
+/// A batch on the reading bus, with the acknowledgement its message waits for.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The readings.
+    pub batch: Batch,
+    /// Fire once the readings are stored (only with [`AckMode::AfterStorage`]).
+    pub ack: Option<Ack>,
+}
+
+/// The acknowledgement of one MQTT message: [`Ack::done`] once its readings are stored.
+/// Tokens fire in bus order; dropping one unfired leaves the message unacknowledged (the broker
+/// redelivers it on the next session).
+#[derive(Debug)]
+pub struct Ack {
+    seq: u64,
+    watermark: Arc<tokio_watch::Sender<u64>>,
+}
+
+impl Ack {
+    /// The readings are stored: the message (and every earlier one) may be acknowledged.
+    pub fn done(self) {
+        self.watermark.send_if_modified(|w| {
+            let moved = self.seq > *w;
+            if moved {
+                *w = self.seq;
+            }
+            moved
+        });
+    }
+}
+
+/// Numbers the messages whose readings go on the bus; their tokens move the watermark.
+struct AckTracker {
+    next: u64,
+    watermark: Arc<tokio_watch::Sender<u64>>,
+}
 
 /// Why the MQTT source could not start.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +177,11 @@ struct Router {
     subs: Vec<Sub>,
     status: Arc<SourceStatus>,
     unknown_gate: LogGate,
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Delivery>,
+    /// Set with [`AckMode::AfterStorage`].
+    acks: Option<AckTracker>,
+    /// Sequence number of the last message routed with a token (0: none, ack at once).
+    last_seq: u64,
     /// Messages the decoders asked to publish (Sparkplug B rebirth requests).
     outbox: Vec<Outgoing>,
 }
@@ -130,6 +189,7 @@ struct Router {
 impl Router {
     /// Handles one publish. Returns false when the reading bus is closed.
     async fn handle(&mut self, topic: &[u8], payload: &[u8]) -> bool {
+        self.last_seq = 0;
         let now = millwright_core::time::now_ns();
         let topic = String::from_utf8_lossy(topic);
         #[cfg(feature = "fault-inject")]
@@ -163,7 +223,18 @@ impl Router {
         match res {
             Ok(n) => {
                 counters.readings.fetch_add(n as u64, Ordering::Relaxed);
-                if n > 0 && self.tx.send(batch).await.is_err() {
+                let ack = match (&mut self.acks, n > 0) {
+                    (Some(t), true) => {
+                        t.next += 1;
+                        self.last_seq = t.next;
+                        Some(Ack {
+                            seq: t.next,
+                            watermark: t.watermark.clone(),
+                        })
+                    }
+                    _ => None,
+                };
+                if n > 0 && self.tx.send(Delivery { batch, ack }).await.is_err() {
                     counters.reject(RejectReason::Dropped);
                     return false;
                 }
@@ -186,6 +257,34 @@ impl Router {
     }
 }
 
+impl Router {
+    /// With [`AckMode::AfterStorage`]: starts the task that acknowledges messages in order,
+    /// each once the watermark reached its sequence number (0: at once), and returns its inbox.
+    fn acker<C, P, F, Fut>(&self, client: C, ack: F) -> Option<mpsc::UnboundedSender<(u64, P)>>
+    where
+        C: Clone + Send + 'static,
+        P: Send + 'static,
+        F: Fn(C, P) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
+        let t = self.acks.as_ref()?;
+        let mut wm = t.watermark.subscribe();
+        // Unbounded, but holds at most the broker's in-flight window (payloads stripped).
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u64, P)>();
+        tokio::spawn(async move {
+            while let Some((seq, p)) = rx.recv().await {
+                if seq > 0 && wm.wait_for(|w| *w >= seq).await.is_err() {
+                    return;
+                }
+                if !ack(client.clone(), p).await {
+                    return;
+                }
+            }
+        });
+        Some(tx)
+    }
+}
+
 /// A running MQTT source.
 pub struct MqttSource {
     /// Shared live status.
@@ -195,8 +294,13 @@ pub struct MqttSource {
 }
 
 impl MqttSource {
-    /// Starts the client task. Readings go to `tx` (bounded: back-pressure, never drops).
-    pub fn spawn(cfg: &MqttConfig, tx: mpsc::Sender<Batch>) -> Result<Self, MqttSetupError> {
+    /// Starts the client task. Readings go to `tx` (bounded: back-pressure, never drops);
+    /// `acks` says when QoS 1 messages are acknowledged.
+    pub fn spawn(
+        cfg: &MqttConfig,
+        tx: mpsc::Sender<Delivery>,
+        acks: AckMode,
+    ) -> Result<Self, MqttSetupError> {
         let statuses = cfg.subscriptions.iter().map(|s| {
             SubscriptionStatus::new(
                 &s.topic,
@@ -207,14 +311,15 @@ impl MqttSource {
             subscriptions: statuses.collect(),
             ..Default::default()
         });
-        Self::spawn_with(cfg, tx, status)
+        Self::spawn_with(cfg, tx, acks, status)
     }
 
     /// Starts the client task with an existing `status` (a restart after a panic keeps the
     /// counters); `status` must have been made for `cfg` ([`MqttSource::spawn`]).
     pub fn spawn_with(
         cfg: &MqttConfig,
-        tx: mpsc::Sender<Batch>,
+        tx: mpsc::Sender<Delivery>,
+        acks: AckMode,
         status: Arc<SourceStatus>,
     ) -> Result<Self, MqttSetupError> {
         let mut subs = Vec::with_capacity(cfg.subscriptions.len());
@@ -238,18 +343,27 @@ impl MqttSource {
                 suppressed: 0,
             },
             tx,
+            acks: (acks == AckMode::AfterStorage).then(|| AckTracker {
+                next: 0,
+                watermark: Arc::new(tokio_watch::channel(0).0),
+            }),
+            last_seq: 0,
             outbox: Vec::new(),
         };
+        let manual = acks == AckMode::AfterStorage;
         let cfg = cfg.clone();
         let task = match cfg.protocol {
             MqttProtocol::V311 => {
                 let mut opts = conn.v4_options()?;
-                opts.set_clean_session(cfg.clean_session).set_inflight(100);
+                opts.set_clean_session(cfg.clean_session)
+                    .set_inflight(100)
+                    .set_manual_acks(manual);
                 tokio::spawn(run_v311(cfg, opts.into_inner(), router))
             }
             MqttProtocol::V5 => {
                 let mut opts = conn.v5_options()?;
-                opts.set_clean_start(cfg.clean_session);
+                opts.set_clean_start(cfg.clean_session)
+                    .set_manual_acks(manual);
                 if !cfg.clean_session {
                     // Keep the session (and queued QoS 1 messages) for an hour of disconnection.
                     opts.set_session_expiry_interval(Some(3600));
@@ -297,6 +411,10 @@ fn on_error(
 async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Router) {
     use rumqttc::{AsyncClient, Event, Packet, SubscribeFilter};
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let acker = router.acker(
+        client.clone(),
+        |c: AsyncClient, p: rumqttc::Publish| async move { c.ack(&p).await.is_ok() },
+    );
     let filters: Vec<SubscribeFilter> = cfg
         .subscriptions
         .iter()
@@ -330,9 +448,13 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
     let mut backoff = Backoff::new(&cfg.connection());
     loop {
         match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(p))) => {
+            Ok(Event::Incoming(Packet::Publish(mut p))) => {
                 if !router.handle(p.topic.as_bytes(), &p.payload).await {
                     return;
+                }
+                if let (Some(a), true) = (&acker, p.qos != rumqttc::QoS::AtMostOnce) {
+                    p.payload = Default::default();
+                    let _ = a.send((router.last_seq, p));
                 }
                 for o in router.outbox.drain(..) {
                     if let Err(e) =
@@ -389,6 +511,13 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
     use rumqttc::v5::mqttbytes::QoS;
     use rumqttc::v5::{AsyncClient, Event};
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let acker =
+        router.acker(
+            client.clone(),
+            |c: AsyncClient, p: rumqttc::v5::mqttbytes::v5::Publish| async move {
+                c.ack(&p).await.is_ok()
+            },
+        );
     let filters: Vec<Filter> = cfg
         .subscriptions
         .iter()
@@ -429,9 +558,13 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
     let mut backoff = Backoff::new(&cfg.connection());
     loop {
         match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(p))) => {
+            Ok(Event::Incoming(Packet::Publish(mut p))) => {
                 if !router.handle(&p.topic, &p.payload).await {
                     return;
+                }
+                if let (Some(a), true) = (&acker, p.qos != QoS::AtMostOnce) {
+                    p.payload = Default::default();
+                    let _ = a.send((router.last_seq, p));
                 }
                 for o in router.outbox.drain(..) {
                     if let Err(e) =

@@ -39,6 +39,10 @@ pub struct InfluxConfig {
     /// Most points held in memory while the database is unreachable.
     #[serde(default = "default_max_backlog_points")]
     pub max_backlog_points: usize,
+    /// The durable disk outbox (`[influxdb.outbox]`); without it the backlog is memory only
+    /// and MQTT messages are acknowledged on receipt.
+    #[serde(default)]
+    pub outbox: Option<super::outbox::OutboxConfig>,
 }
 
 fn default_batch_size() -> usize {
@@ -78,6 +82,7 @@ impl InfluxConfig {
             retry_min_ms: default_retry_min_ms(),
             retry_max_ms: default_retry_max_ms(),
             max_backlog_points: default_max_backlog_points(),
+            outbox: None,
         }
     }
 
@@ -128,6 +133,9 @@ impl InfluxConfig {
                 p("max_backlog_points"),
                 "must be ≥ batch_size",
             ));
+        }
+        if let Some(o) = &self.outbox {
+            e.extend(o.validate(&p("outbox")));
         }
         e
     }

@@ -8,13 +8,17 @@
 //! Failed batches wait in a bounded backlog and are retried oldest first with exponential
 //! back-off, so ingest, detection and the local store never stall on the database. Only when
 //! the backlog exceeds `max_backlog_points` are the oldest batches dropped — counted in
-//! `dropped_points` and logged as an error. (Store-and-forward to disk lifts that limit; see the
-//! outbox in `millwright-store`.) Encoding is `crate::line`'s, never here.
+//! `dropped_points` and logged as an error. With `[influxdb.outbox]` every batch goes through
+//! the durable disk outbox instead (`outbox/`): acknowledged to the source once on disk, bounded
+//! in bytes and age, with `block_ingest` or `drop_oldest` when full. Encoding is
+//! `crate::line`'s, never here.
 
 pub mod backlog;
 pub mod config;
+pub mod outbox;
 pub mod writer;
 
 pub use backlog::{Backlog, BacklogCounters, BacklogLimits, Outcome, Request, WriteResult};
 pub use config::InfluxConfig;
-pub use writer::{InfluxWriter, SinkError, SinkItem, SinkStatus};
+pub use outbox::{OutboxConfig, OutboxPolicy};
+pub use writer::{AckFn, InfluxWriter, SinkError, SinkItem, SinkStatus};

@@ -4,7 +4,9 @@
 //! result back. Counters go to [`SinkStatus`].
 //!
 //! The task keeps receiving while a write is failing, so ingest, detection and the local store
-//! never stall on the database. On [`InfluxWriter::close`] (or when every handle is gone) it
+//! never stall on the database. With `[influxdb.outbox]` the loop is `outbox/driver.rs`'s
+//! instead (disk outbox, acknowledgements after storage, back-pressure under `block_ingest`);
+//! both send through [`post`]. On [`InfluxWriter::close`] (or when every handle is gone) it
 //! stops taking new data, writes what it holds — within the given deadline — and ends.
 //! Batching, retry and drop rules live in `backlog.rs`, not here.
 
@@ -40,13 +42,41 @@ pub struct SinkStatus {
     pub healthy: AtomicBool,
     /// Last write error.
     pub last_error: Mutex<Option<String>>,
+    /// True when the disk outbox is on (the fields below are then live).
+    pub outbox_enabled: AtomicBool,
+    /// Bytes of undelivered records in the outbox.
+    pub outbox_bytes: AtomicU64,
+    /// Bytes of outbox segment files on disk.
+    pub outbox_disk_bytes: AtomicU64,
+    /// Append time (Unix ms) of the oldest undelivered record; 0 when empty.
+    pub outbox_oldest_ms: AtomicU64,
+    /// Torn records cut off when the outbox was opened (after a crash).
+    pub outbox_torn_records: AtomicU64,
+    /// Points recovered from the outbox at start.
+    pub outbox_recovered_points: AtomicU64,
+    /// Points replayed (throttled) after an outage.
+    pub outbox_replayed_points: AtomicU64,
+    /// Of `dropped_points`, those dropped for age (`max_age_s`).
+    pub outbox_dropped_age_points: AtomicU64,
+    /// True while the outbox is full under `block_ingest` (the node stops reading).
+    pub outbox_blocking: AtomicBool,
+    /// Times the outbox began blocking ingest.
+    pub outbox_block_events: AtomicU64,
+    /// Disk errors (append or sync failed; the data stays in memory, unacknowledged).
+    pub outbox_io_errors: AtomicU64,
 }
 
+/// Called once the items it came with are durable in the outbox (or, without an outbox, on
+/// receipt): the MQTT source acknowledges the message then.
+pub type AckFn = Box<dyn FnOnce() + Send + 'static>;
+
 /// What the writer task is sent.
-#[derive(Debug)]
 pub enum SinkItem {
     /// Readings to write with the readings schema (the hot path: no conversion to records).
     Readings(Vec<Reading>),
+    /// Readings whose source waits for them to be stored: `ack` runs once they are durable in
+    /// the outbox (without an outbox: on receipt).
+    ReadingsAcked(Vec<Reading>, AckFn),
     /// Anything else that leaves the node (anomaly events, cards, reports; readings too).
     Records(Vec<Record>),
     /// Stop taking data, write what is held within `deadline`, then end.
@@ -54,6 +84,17 @@ pub enum SinkItem {
         /// Longest time to spend writing the backlog.
         deadline: Duration,
     },
+}
+
+impl std::fmt::Debug for SinkItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Readings(r) => write!(f, "Readings({})", r.len()),
+            Self::ReadingsAcked(r, _) => write!(f, "ReadingsAcked({})", r.len()),
+            Self::Records(r) => write!(f, "Records({})", r.len()),
+            Self::Close { deadline } => write!(f, "Close({deadline:?})"),
+        }
+    }
 }
 
 /// Handle to the writer task.
@@ -73,6 +114,9 @@ pub enum SinkError {
     /// The writer task has stopped (or is closing).
     #[error("influxdb writer stopped")]
     Closed,
+    /// The disk outbox could not be opened.
+    #[error("influxdb outbox: {0}")]
+    Outbox(String),
 }
 
 /// Pre-formatted line protocol as one "data point" for the influxdb2 client's streaming,
@@ -109,13 +153,50 @@ impl InfluxWriter {
             .map_err(|e| SinkError::Config(format!("influxdb client: {e}")))?;
         let (tx, rx) = mpsc::channel(1024);
         let status = Arc::new(SinkStatus::default());
-        let task = tokio::spawn(run(cfg, site, client, rx, status.clone()));
+        let task = match &cfg.outbox {
+            Some(oc) => {
+                let dir = oc.resolve_dir(std::path::Path::new("."), None);
+                let ob = super::outbox::Outbox::open(&dir, oc.clone())
+                    .map_err(|e| SinkError::Outbox(e.to_string()))?;
+                tracing::info!(dir = %dir.display(), pending_points = ob.pending_points(), torn_records = ob.counters().torn_records, "influxdb outbox open");
+                status.outbox_enabled.store(true, Ordering::Relaxed);
+                // What was recovered is visible before the task's first turn.
+                let c = ob.counters();
+                status
+                    .backlog_points
+                    .store(ob.pending_points(), Ordering::Relaxed);
+                status
+                    .outbox_bytes
+                    .store(ob.pending_bytes(), Ordering::Relaxed);
+                status
+                    .outbox_recovered_points
+                    .store(c.recovered_points, Ordering::Relaxed);
+                status
+                    .outbox_torn_records
+                    .store(c.torn_records, Ordering::Relaxed);
+                tokio::spawn(super::outbox::driver::run(
+                    cfg,
+                    site,
+                    client,
+                    rx,
+                    status.clone(),
+                    ob,
+                ))
+            }
+            None => tokio::spawn(run(cfg, site, client, rx, status.clone())),
+        };
         Ok((Self { tx, status }, task))
     }
 
     /// Queues readings (waits only if the task's small inbox is full).
     pub async fn write(&self, readings: Vec<Reading>) -> Result<(), SinkError> {
         self.send(SinkItem::Readings(readings)).await
+    }
+
+    /// Queues readings; `ack` runs once they are durable in the outbox (without an outbox: on
+    /// receipt). Waits while the inbox is full (back-pressure under `block_ingest`).
+    pub async fn write_acked(&self, readings: Vec<Reading>, ack: AckFn) -> Result<(), SinkError> {
+        self.send(SinkItem::ReadingsAcked(readings, ack)).await
     }
 
     /// Queues records (anomaly events, cards, reports, readings).
@@ -162,6 +243,28 @@ fn classify(e: &influxdb2::RequestError) -> WriteResult {
         }
         _ => WriteResult::Retry,
     }
+}
+
+/// How a failed write is described in logs: the server answered with an error status
+/// (`rejecting`) or could not be reached / timed out (`unreachable`).
+pub(crate) fn failure_kind(e: &influxdb2::RequestError) -> &'static str {
+    match e {
+        influxdb2::RequestError::Http { .. } => "rejecting",
+        _ => "unreachable",
+    }
+}
+
+/// One write request of a ready body. Err: the classification, a short kind for logs
+/// (`rejecting` / `unreachable`) and the message.
+pub(crate) async fn post(
+    client: influxdb2::Client,
+    bucket: String,
+    body: Arc<String>,
+) -> Result<(), (WriteResult, &'static str, String)> {
+    client
+        .write(&bucket, stream::iter([Body(body)]))
+        .await
+        .map_err(|e| (classify(&e), failure_kind(&e), e.to_string()))
 }
 
 /// Copies the backlog's counters to the shared status (this task is their only writer).
@@ -260,6 +363,13 @@ async fn run(
                     for r in &rs {
                         backlog.push_with(1, |b| usize::from(write_reading(b, &site, r)));
                     }
+                }
+                Some(SinkItem::ReadingsAcked(rs, ack)) => {
+                    // No outbox: memory only, acknowledged on receipt.
+                    for r in &rs {
+                        backlog.push_with(1, |b| usize::from(write_reading(b, &site, r)));
+                    }
+                    ack();
                 }
                 Some(SinkItem::Records(recs)) => {
                     for r in &recs {
