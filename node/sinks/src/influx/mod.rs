@@ -3,8 +3,8 @@
 //!
 //! - `config`: [`InfluxConfig`] (`[influxdb]`) and its validation.
 //! - `backlog`: [`Backlog`], the pure batching / retry / drop state machine (unit-tested).
-//! - `http`: [`HttpWriter`], the write call and what InfluxDB's answers mean ([`Answer`],
-//!   [`Delivery`]); `split`: [`Splitter`], the pure rule that isolates bad points (400) and cuts
+//! - `http`: [`HttpWriter`], the write call; `answer`: what InfluxDB's answers mean
+//!   ([`Answer`], [`Delivery`], error counters by kind); `split`: [`Splitter`], the pure rule that isolates bad points (400) and cuts
 //!   bodies that are too large (413).
 //! - `writer`: [`InfluxWriter`], the thin async task that drives the backlog.
 //!
@@ -14,14 +14,16 @@
 //! `dropped_points` and logged as an error. (Store-and-forward to disk lifts that limit; see the
 //! outbox in `millwright-store`.) Encoding is `crate::line`'s, never here.
 
+pub mod answer;
 pub mod backlog;
 pub mod config;
 pub mod http;
 pub mod split;
 pub mod writer;
 
+pub use answer::{Answer, Delivery, ErrorKind, WriteErrors};
 pub use backlog::{Backlog, BacklogCounters, BacklogLimits, Outcome, Request, WriteResult};
 pub use config::InfluxConfig;
-pub use http::{Answer, Delivery, ErrorKind, HttpWriter, WriteErrors};
+pub use http::HttpWriter;
 pub use split::{Rejection, Splitter};
 pub use writer::{InfluxWriter, SinkError, SinkItem, SinkStatus};

@@ -8,9 +8,10 @@
 //! stops taking new data, writes what it holds — within the given deadline — and ends.
 //! Batching, retry and drop rules live in `backlog.rs`, not here.
 
+use super::answer::{Delivery, WriteErrors};
 use super::backlog::{Backlog, BacklogLimits, Outcome, Request};
 use super::config::InfluxConfig;
-use super::http::{Delivery, HttpWriter, WriteErrors};
+use super::http::HttpWriter;
 use crate::line::{write_reading, write_record};
 use millwright_core::{Reading, Record};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,7 +40,7 @@ pub struct SinkStatus {
     pub healthy: AtomicBool,
     /// Last write error.
     pub last_error: Mutex<Option<String>>,
-    /// Failed requests and rejected points by kind, and the `config_error` flag (`http.rs`).
+    /// Failed requests and rejected points by kind, and the `config_error` flag (`answer.rs`).
     pub errors: WriteErrors,
 }
 
