@@ -5,7 +5,12 @@
 //! server. Checks exactly which lines arrived, the counters, that a 401 keeps the data and
 //! reports it, and that `Retry-After` is honoured (timing with a tolerance; not a benchmark).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use millwright_core::{Reading, SensorId, Unit};
 use millwright_sinks::influx::ErrorKind;
@@ -80,7 +85,9 @@ async fn server(handler: Handler) -> Server {
     let lg = log.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((sock, _)) = l.accept().await else { return };
+            let Ok((sock, _)) = l.accept().await else {
+                return;
+            };
             let (h, lg) = (handler.clone(), lg.clone());
             tokio::spawn(async move {
                 let (rd, mut wr) = sock.into_split();
@@ -183,18 +190,33 @@ fn readings(n: usize) -> Vec<Reading> {
 
 /// The reading index of a line (its value).
 fn index_of(line: &str) -> usize {
-    let v = line.split(" value=").nth(1).unwrap().split(' ').next().unwrap();
+    let v = line
+        .split(" value=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
     v.parse::<f64>().unwrap() as usize
 }
 
 fn stored_indices(s: &Server) -> BTreeSet<usize> {
-    s.log.lock().unwrap().stored.iter().map(|l| index_of(l)).collect()
+    s.log
+        .lock()
+        .unwrap()
+        .stored
+        .iter()
+        .map(|l| index_of(l))
+        .collect()
 }
 
 async fn wait_until(what: &str, secs: u64, f: impl Fn() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -207,7 +229,9 @@ fn done(st: &SinkStatus) -> u64 {
 /// `line N:` (1-based within that request).
 fn partial_write(bad: impl Fn(usize) -> bool + Send + Sync + 'static, name: bool) -> Handler {
     Arc::new(move |r: &Req| {
-        let bad_pos: Vec<usize> = (0..r.lines.len()).filter(|&p| bad(index_of(&r.lines[p]))).collect();
+        let bad_pos: Vec<usize> = (0..r.lines.len())
+            .filter(|&p| bad(index_of(&r.lines[p])))
+            .collect();
         if bad_pos.is_empty() {
             return Resp::ok(r);
         }
@@ -216,7 +240,10 @@ fn partial_write(bad: impl Fn(usize) -> bool + Send + Sync + 'static, name: bool
                 .iter()
                 .map(|p| format!("line {}: field type conflict: input field \\\"value\\\" is type float, already exists as type integer", p + 1))
                 .collect();
-            format!("partial write: errors encountered on line(s):\\n{}", each.join("\\n"))
+            format!(
+                "partial write: errors encountered on line(s):\\n{}",
+                each.join("\\n")
+            )
         } else {
             "partial write: field type conflict dropped=1".into()
         };
@@ -238,21 +265,39 @@ async fn a_partial_write_costs_only_the_bad_points_and_counts_them() {
         w.write(readings(200)).await.unwrap();
         wait_until("all points done", 20, || done(&w.status) == 200).await;
         let want: BTreeSet<usize> = (0..200).filter(|&i| !bad(i)).collect();
-        assert_eq!(stored_indices(&s), want, "named={name}: exactly the good lines arrived");
+        assert_eq!(
+            stored_indices(&s),
+            want,
+            "named={name}: exactly the good lines arrived"
+        );
         let st = &w.status;
         assert_eq!(st.written_points.load(Ordering::Relaxed), 197);
         assert_eq!(st.rejected_points.load(Ordering::Relaxed), 3);
         assert_eq!(st.dropped_points.load(Ordering::Relaxed), 0);
         assert_eq!(st.errors.points(ErrorKind::BadData), 3);
-        assert!(st.errors.requests(ErrorKind::BadData) >= 2, "two batches had bad lines");
+        assert!(
+            st.errors.requests(ErrorKind::BadData) >= 2,
+            "two batches had bad lines"
+        );
         let last = st.last_error.lock().unwrap().clone().unwrap();
-        assert!(last.contains("rejected") && last.contains("partial write"), "{last}");
+        assert!(
+            last.contains("rejected") && last.contains("partial write"),
+            "{last}"
+        );
         assert!(!st.errors.config_error.load(Ordering::Relaxed));
         let log = s.log.lock().unwrap();
         let r0 = &log.requests[0];
         assert_eq!(r0.auth.as_deref(), Some("Token s3cret-token"));
-        assert_eq!(r0.target, "/api/v2/write?org=plant&bucket=readings&precision=ns");
-        assert!(r0.lines[0].starts_with("flow,asset=pump-1,quality=good,site=site-a,unit=m3/h value=0.0 "), "{}", r0.lines[0]);
+        assert_eq!(
+            r0.target,
+            "/api/v2/write?org=plant&bucket=readings&precision=ns"
+        );
+        assert!(
+            r0.lines[0]
+                .starts_with("flow,asset=pump-1,quality=good,site=site-a,unit=m3/h value=0.0 "),
+            "{}",
+            r0.lines[0]
+        );
         if name {
             // Named lines: the refused batch, then its good lines once more — per bad batch.
             assert_eq!(log.requests.len(), 4 + 2, "{}", log.requests.len());
@@ -271,29 +316,52 @@ async fn unauthorized_keeps_the_data_and_reports_it_until_the_token_is_accepted(
         if *o.lock().unwrap() {
             Resp::ok(r)
         } else {
-            Resp::err(401, r#"{"code":"unauthorized","message":"unauthorized access"}"#)
+            Resp::err(
+                401,
+                r#"{"code":"unauthorized","message":"unauthorized access"}"#,
+            )
         }
     }))
     .await;
     let (w, task) = InfluxWriter::spawn(cfg(&s.url), "site-a".into()).unwrap();
     w.write(readings(120)).await.unwrap();
     let st = w.status.clone();
-    wait_until("three refusals", 10, || st.errors.requests(ErrorKind::Auth) >= 3).await;
-    assert!(st.errors.config_error.load(Ordering::Relaxed), "reported as a config error");
+    wait_until("three refusals", 10, || {
+        st.errors.requests(ErrorKind::Auth) >= 3
+    })
+    .await;
+    assert!(
+        st.errors.config_error.load(Ordering::Relaxed),
+        "reported as a config error"
+    );
     assert!(!st.healthy.load(Ordering::Relaxed));
     let last = st.last_error.lock().unwrap().clone().unwrap();
     assert_eq!(last, "HTTP 401: unauthorized: unauthorized access");
     assert!(!last.contains("s3cret"));
     assert_eq!(st.written_points.load(Ordering::Relaxed), 0);
-    assert_eq!(st.rejected_points.load(Ordering::Relaxed), 0, "nothing thrown away");
+    assert_eq!(
+        st.rejected_points.load(Ordering::Relaxed),
+        0,
+        "nothing thrown away"
+    );
     assert_eq!(st.dropped_points.load(Ordering::Relaxed), 0);
-    assert_eq!(st.backlog_points.load(Ordering::Relaxed), 120, "the data waits");
+    assert_eq!(
+        st.backlog_points.load(Ordering::Relaxed),
+        120,
+        "the data waits"
+    );
     assert!(s.log.lock().unwrap().stored.is_empty());
     // The token is fixed (here: the server starts accepting it): everything arrives.
     *open.lock().unwrap() = true;
-    wait_until("all written", 10, || st.written_points.load(Ordering::Relaxed) == 120).await;
+    wait_until("all written", 10, || {
+        st.written_points.load(Ordering::Relaxed) == 120
+    })
+    .await;
     assert_eq!(stored_indices(&s), (0..120).collect());
-    assert!(!st.errors.config_error.load(Ordering::Relaxed), "cleared by a success");
+    assert!(
+        !st.errors.config_error.load(Ordering::Relaxed),
+        "cleared by a success"
+    );
     assert!(st.healthy.load(Ordering::Relaxed));
     w.close(Duration::from_secs(2)).await.unwrap();
     task.await.unwrap();
@@ -302,14 +370,23 @@ async fn unauthorized_keeps_the_data_and_reports_it_until_the_token_is_accepted(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_bucket_is_a_config_error_and_the_data_waits() {
     let s = server(Arc::new(|_: &Req| {
-        Resp::err(404, r#"{"code":"not found","message":"bucket \"readings\" not found"}"#)
+        Resp::err(
+            404,
+            r#"{"code":"not found","message":"bucket \"readings\" not found"}"#,
+        )
     }))
     .await;
     let (w, task) = InfluxWriter::spawn(cfg(&s.url), "site-a".into()).unwrap();
     w.write(readings(10)).await.unwrap();
     let st = w.status.clone();
-    wait_until("a refusal", 10, || st.errors.requests(ErrorKind::NotFound) >= 1).await;
-    wait_until("the flag", 10, || st.errors.config_error.load(Ordering::Relaxed)).await;
+    wait_until("a refusal", 10, || {
+        st.errors.requests(ErrorKind::NotFound) >= 1
+    })
+    .await;
+    wait_until("the flag", 10, || {
+        st.errors.config_error.load(Ordering::Relaxed)
+    })
+    .await;
     let last = st.last_error.lock().unwrap().clone().unwrap();
     assert!(last.contains("bucket \"readings\" not found"), "{last}");
     assert_eq!(st.backlog_points.load(Ordering::Relaxed), 10);
@@ -335,7 +412,10 @@ async fn too_large_bodies_are_halved_until_they_fit() {
     let (w, task) = InfluxWriter::spawn(c, "site-a".into()).unwrap();
     w.write(readings(300)).await.unwrap();
     let st = w.status.clone();
-    wait_until("all written", 20, || st.written_points.load(Ordering::Relaxed) == 300).await;
+    wait_until("all written", 20, || {
+        st.written_points.load(Ordering::Relaxed) == 300
+    })
+    .await;
     assert_eq!(stored_indices(&s), (0..300).collect());
     let log = s.log.lock().unwrap();
     assert_eq!(log.stores, 300, "every line stored exactly once");
@@ -353,10 +433,16 @@ async fn too_large_bodies_are_halved_until_they_fit() {
 
 /// The first request gets `status` with `Retry-After: <header>`, the rest 204; returns the gap
 /// between the first two requests.
-async fn retry_after_gap(status: u16, header: impl Fn() -> String + Send + Sync + 'static) -> Duration {
+async fn retry_after_gap(
+    status: u16,
+    header: impl Fn() -> String + Send + Sync + 'static,
+) -> Duration {
     let s = server(Arc::new(move |r: &Req| {
         if r.n == 0 {
-            let mut resp = Resp::err(status, r#"{"code":"too many requests","message":"slow down"}"#);
+            let mut resp = Resp::err(
+                status,
+                r#"{"code":"too many requests","message":"slow down"}"#,
+            );
             resp.headers.push(("Retry-After", header()));
             resp
         } else {
@@ -371,9 +457,16 @@ async fn retry_after_gap(status: u16, header: impl Fn() -> String + Send + Sync 
     let (w, task) = InfluxWriter::spawn(c, "site-a".into()).unwrap();
     w.write(readings(10)).await.unwrap();
     let st = w.status.clone();
-    wait_until("written", 15, || st.written_points.load(Ordering::Relaxed) == 10).await;
+    wait_until("written", 15, || {
+        st.written_points.load(Ordering::Relaxed) == 10
+    })
+    .await;
     assert_eq!(stored_indices(&s), (0..10).collect());
-    let kind = if status == 429 { ErrorKind::Throttled } else { ErrorKind::Server };
+    let kind = if status == 429 {
+        ErrorKind::Throttled
+    } else {
+        ErrorKind::Server
+    };
     assert_eq!(st.errors.requests(kind), 1);
     assert!(!st.errors.config_error.load(Ordering::Relaxed));
     let log = s.log.lock().unwrap();
@@ -415,7 +508,10 @@ async fn server_errors_without_retry_after_back_off_and_keep_the_data() {
     let (w, task) = InfluxWriter::spawn(cfg(&s.url), "site-a".into()).unwrap();
     w.write(readings(30)).await.unwrap();
     let st = w.status.clone();
-    wait_until("written", 10, || st.written_points.load(Ordering::Relaxed) == 30).await;
+    wait_until("written", 10, || {
+        st.written_points.load(Ordering::Relaxed) == 30
+    })
+    .await;
     assert_eq!(st.errors.requests(ErrorKind::Server), 3);
     assert_eq!(stored_indices(&s), (0..30).collect());
     let log = s.log.lock().unwrap();
@@ -433,12 +529,19 @@ async fn a_refused_connection_is_counted_and_the_data_waits() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let (w, task) = InfluxWriter::spawn(cfg(&format!("http://127.0.0.1:{port}")), "s".into()).unwrap();
+    let (w, task) =
+        InfluxWriter::spawn(cfg(&format!("http://127.0.0.1:{port}")), "s".into()).unwrap();
     w.write(readings(5)).await.unwrap();
     let st = w.status.clone();
-    wait_until("connect errors", 10, || st.errors.requests(ErrorKind::Connect) >= 2).await;
+    wait_until("connect errors", 10, || {
+        st.errors.requests(ErrorKind::Connect) >= 2
+    })
+    .await;
     assert_eq!(st.backlog_points.load(Ordering::Relaxed), 5);
-    assert!(!st.errors.config_error.load(Ordering::Relaxed), "transient, not config");
+    assert!(
+        !st.errors.config_error.load(Ordering::Relaxed),
+        "transient, not config"
+    );
     w.close(Duration::from_millis(50)).await.unwrap();
     task.await.unwrap();
 }
