@@ -350,7 +350,7 @@ fn check_config_warns_when_a_token_goes_over_plain_http_to_another_host() {
         std::fs::write(
             &p,
             format!(
-                "[site]\nname = \"e2e\"\n[influxdb]\nurl = \"{url}\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"never-printed-token\"\n"
+                "[site]\nname = \"e2e\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = 1883\n[[mqtt.subscriptions]]\ntopic = \"x/{{asset}}/{{signal}}\"\nformat = \"json\"\n[influxdb]\nurl = \"{url}\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"never-printed-token\"\n"
             ),
         )
         .unwrap();
