@@ -285,24 +285,25 @@ async fn a_partial_write_costs_only_the_bad_points_and_counts_them() {
             "{last}"
         );
         assert!(!st.errors.config_error.load(Ordering::Relaxed));
-        let log = s.log.lock().unwrap();
-        let r0 = &log.requests[0];
-        assert_eq!(r0.auth.as_deref(), Some("Token s3cret-token"));
-        assert_eq!(
-            r0.target,
-            "/api/v2/write?org=plant&bucket=readings&precision=ns"
-        );
-        assert!(
-            r0.lines[0]
-                .starts_with("flow,asset=pump-1,quality=good,site=site-a,unit=m3/h value=0.0 "),
-            "{}",
-            r0.lines[0]
-        );
-        if name {
-            // Named lines: the refused batch, then its good lines once more — per bad batch.
-            assert_eq!(log.requests.len(), 4 + 2, "{}", log.requests.len());
+        {
+            let log = s.log.lock().unwrap();
+            let r0 = &log.requests[0];
+            assert_eq!(r0.auth.as_deref(), Some("Token s3cret-token"));
+            assert_eq!(
+                r0.target,
+                "/api/v2/write?org=plant&bucket=readings&precision=ns"
+            );
+            assert!(
+                r0.lines[0]
+                    .starts_with("flow,asset=pump-1,quality=good,site=site-a,unit=m3/h value=0.0 "),
+                "{}",
+                r0.lines[0]
+            );
+            if name {
+                // Named lines: the refused batch, then its good lines once more — per bad batch.
+                assert_eq!(log.requests.len(), 4 + 2, "{}", log.requests.len());
+            }
         }
-        drop(log);
         w.close(Duration::from_secs(2)).await.unwrap();
         task.await.unwrap();
     }
@@ -417,16 +418,17 @@ async fn too_large_bodies_are_halved_until_they_fit() {
     })
     .await;
     assert_eq!(stored_indices(&s), (0..300).collect());
-    let log = s.log.lock().unwrap();
-    assert_eq!(log.stores, 300, "every line stored exactly once");
-    assert_eq!(st.rejected_points.load(Ordering::Relaxed), 0);
-    let too_large = st.errors.requests(ErrorKind::TooLarge);
-    // The first batch is halved 100 → 50 → 25 → 12 + 13: 1 + 2 + 4 refusals and 8 writes;
-    // later batches are cut to the size that fit (13) before they are sent: 8 writes each.
-    assert_eq!(too_large, 7, "{too_large}");
-    assert_eq!(log.requests.len(), 15 + 8 + 8);
-    assert!(log.requests.iter().skip(15).all(|r| r.lines.len() <= 13));
-    drop(log);
+    {
+        let log = s.log.lock().unwrap();
+        assert_eq!(log.stores, 300, "every line stored exactly once");
+        assert_eq!(st.rejected_points.load(Ordering::Relaxed), 0);
+        let too_large = st.errors.requests(ErrorKind::TooLarge);
+        // The first batch is halved 100 → 50 → 25 → 12 + 13: 1 + 2 + 4 refusals and 8 writes;
+        // later batches are cut to the size that fit (13) before they are sent: 8 writes each.
+        assert_eq!(too_large, 7, "{too_large}");
+        assert_eq!(log.requests.len(), 15 + 8 + 8);
+        assert!(log.requests.iter().skip(15).all(|r| r.lines.len() <= 13));
+    }
     w.close(Duration::from_secs(2)).await.unwrap();
     task.await.unwrap();
 }
@@ -469,9 +471,10 @@ async fn retry_after_gap(
     };
     assert_eq!(st.errors.requests(kind), 1);
     assert!(!st.errors.config_error.load(Ordering::Relaxed));
-    let log = s.log.lock().unwrap();
-    let gap = log.requests[1].at - log.requests[0].at;
-    drop(log);
+    let gap = {
+        let log = s.log.lock().unwrap();
+        log.requests[1].at - log.requests[0].at
+    };
     w.close(Duration::from_secs(2)).await.unwrap();
     task.await.unwrap();
     gap
@@ -514,10 +517,11 @@ async fn server_errors_without_retry_after_back_off_and_keep_the_data() {
     .await;
     assert_eq!(st.errors.requests(ErrorKind::Server), 3);
     assert_eq!(stored_indices(&s), (0..30).collect());
-    let log = s.log.lock().unwrap();
-    // Back-off 50, 100, 200 ms between the tries.
-    assert!(log.requests[3].at - log.requests[0].at >= Duration::from_millis(340));
-    drop(log);
+    {
+        let log = s.log.lock().unwrap();
+        // Back-off 50, 100, 200 ms between the tries.
+        assert!(log.requests[3].at - log.requests[0].at >= Duration::from_millis(340));
+    }
     w.close(Duration::from_secs(2)).await.unwrap();
     task.await.unwrap();
 }
