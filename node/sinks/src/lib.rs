@@ -1,8 +1,8 @@
 //! Millwright sinks: where readings, anomalies, cards and reports leave the node.
 //!
 //! - [`line`]: the one InfluxDB line-protocol encoder, for every [`millwright_core::Record`].
-//! - [`influx`]: InfluxDB 2 writer (influxdb2 crate, gzip, rustls), batched, retried, counted,
-//!   drained on close.
+//! - [`influx`]: InfluxDB 2 writer (reqwest, gzip, rustls, custom CA), batched, retried,
+//!   split around bad points, counted, drained on close.
 //! - [`mqtt`]: the node's MQTT publisher (alerts, reports, retained status with last will,
 //!   request topics in), counted.
 //!

@@ -102,6 +102,9 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
             }
             if let Some(i) = &cfg.influxdb {
                 println!("  influxdb: {} org={} bucket={}", i.url, i.org, i.bucket);
+                for w in i.warnings("influxdb") {
+                    eprintln!("  warning: {w}");
+                }
             }
             println!(
                 "  store: {} s window, ≤ {} points/sensor, ≤ {} sensors (≤ {} MiB)",

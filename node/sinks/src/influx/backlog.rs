@@ -44,8 +44,16 @@ pub enum WriteResult {
     Ok,
     /// A transient failure (connection, timeout, 5xx, 429): keep the batch and retry later.
     Retry,
+    /// Like `Retry`, but the server said when (`Retry-After`): wait exactly this long.
+    RetryAfter(Duration),
     /// The server rejected the batch as malformed (HTTP 400): retrying cannot help.
     Reject,
+    /// The batch is done: all of it stored but `rejected` points refused for good (the writer
+    /// split it around the bad points, `split.rs`).
+    Partial {
+        /// Points refused for good.
+        rejected: usize,
+    },
 }
 
 /// What [`Backlog::on_result`] did.
@@ -178,6 +186,23 @@ impl Backlog {
                 self.retry_delay = self.limits.retry_min;
                 self.retry_at = None;
                 Outcome::Written(n)
+            }
+            WriteResult::RetryAfter(wait) => {
+                self.counters.failed_requests += 1;
+                self.retry_at = Some(now + wait);
+                self.enforce_bound();
+                Outcome::RetryIn(wait)
+            }
+            WriteResult::Partial { rejected } => {
+                let n = self.pop_front();
+                let rejected = rejected.min(n);
+                self.counters.written_points += (n - rejected) as u64;
+                self.counters.rejected_points += rejected as u64;
+                self.counters.write_requests += 1;
+                self.counters.failed_requests += u64::from(rejected > 0);
+                self.retry_delay = self.limits.retry_min;
+                self.retry_at = None;
+                Outcome::Written(n - rejected)
             }
             WriteResult::Retry => {
                 self.counters.failed_requests += 1;
@@ -438,6 +463,34 @@ mod tests {
             b.counters(),
             c,
             "a result without a request changes nothing"
+        );
+    }
+
+    #[test]
+    fn partial_counts_the_rejected_and_retry_after_waits_what_the_server_said() {
+        let t = Instant::now();
+        let mut b = Backlog::new(limits(5, 100));
+        push_points(&mut b, 0..10);
+        b.next_request(t).unwrap();
+        assert_eq!(
+            b.on_result(WriteResult::Partial { rejected: 2 }, t),
+            Outcome::Written(3)
+        );
+        let c = b.counters();
+        assert_eq!((c.written_points, c.rejected_points), (3, 2));
+        b.next_request(t).unwrap();
+        assert_eq!(
+            b.on_result(WriteResult::RetryAfter(7000 * MS), t),
+            Outcome::RetryIn(7000 * MS),
+            "the server's delay, not the back-off"
+        );
+        assert_eq!(b.next_request(t + 6999 * MS), None);
+        let r = b.next_request(t + 7000 * MS).unwrap();
+        assert_eq!(ids(&r), vec![5, 6, 7, 8, 9], "the same batch");
+        assert_eq!(
+            b.on_result(WriteResult::Retry, t),
+            Outcome::RetryIn(100 * MS),
+            "the back-off was not raised by Retry-After"
         );
     }
 

@@ -1,7 +1,7 @@
 //! The InfluxDB writer task: a thin async driver around the pure [`Backlog`]. It receives
 //! readings and records, encodes them (`crate::line`), seals a batch every flush interval,
-//! sends the backlog's next request with the influxdb2 client (gzip, rustls) and feeds the
-//! result back. Counters go to [`SinkStatus`].
+//! hands the backlog's next batch to `http.rs` (which writes it, splitting on 400/413) and
+//! feeds the result back. Counters go to [`SinkStatus`].
 //!
 //! The task keeps receiving while a write is failing, so ingest, detection and the local store
 //! never stall on the database. With `[influxdb.outbox]` the loop is `outbox/driver.rs`'s
@@ -10,12 +10,12 @@
 //! stops taking new data, writes what it holds — within the given deadline — and ends.
 //! Batching, retry and drop rules live in `backlog.rs`, not here.
 
-use super::backlog::{Backlog, BacklogLimits, Outcome, Request, WriteResult};
+use super::answer::{Delivery, WriteErrors};
+use super::backlog::{Backlog, BacklogLimits, Outcome, Request};
 use super::config::InfluxConfig;
+use super::http::HttpWriter;
 use crate::line::{write_reading, write_record};
-use futures::stream;
 use millwright_core::{Reading, Record};
-use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,6 +64,8 @@ pub struct SinkStatus {
     pub outbox_block_events: AtomicU64,
     /// Disk errors (append or sync failed; the data stays in memory, unacknowledged).
     pub outbox_io_errors: AtomicU64,
+    /// Failed requests and rejected points by kind, and the `config_error` flag (`answer.rs`).
+    pub errors: WriteErrors,
 }
 
 /// Called once the items it came with are durable in the outbox (or, without an outbox, on
@@ -119,20 +121,8 @@ pub enum SinkError {
     Outbox(String),
 }
 
-/// Pre-formatted line protocol as one "data point" for the influxdb2 client's streaming,
-/// gzip-compressing write.
-struct Body(Arc<String>);
-
-impl influxdb2::models::WriteDataPoint for Body {
-    fn write_data_point_to<W: io::Write>(&self, mut w: W) -> io::Result<()> {
-        w.write_all(self.0.as_bytes())
-    }
-}
-
-/// One write request in flight.
-type WriteFuture = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<(), influxdb2::RequestError>> + Send>,
->;
+/// One batch being written.
+type WriteFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Delivery> + Send>>;
 
 impl InfluxWriter {
     /// Starts the writer task. `site` goes into every reading's `site` tag.
@@ -141,16 +131,10 @@ impl InfluxWriter {
         if let Some(e) = errs.first() {
             return Err(SinkError::Config(e.to_string()));
         }
-        let http = influxdb2::ClientBuilder::with_builder(
-            reqwest_builder(cfg.timeout_ms),
-            cfg.url.clone(),
-            cfg.org.clone(),
-            cfg.token.expose(),
-        );
-        let http = if cfg.gzip { http.gzip(true) } else { http };
-        let client = http
-            .build()
-            .map_err(|e| SinkError::Config(format!("influxdb client: {e}")))?;
+        let client = HttpWriter::new(&cfg).map_err(SinkError::Config)?;
+        for w in cfg.warnings("influxdb") {
+            tracing::warn!("{w}");
+        }
         let (tx, rx) = mpsc::channel(1024);
         let status = Arc::new(SinkStatus::default());
         let task = match &cfg.outbox {
@@ -229,44 +213,6 @@ impl InfluxWriter {
     }
 }
 
-fn reqwest_builder(timeout_ms: u64) -> reqwest::ClientBuilder {
-    reqwest::ClientBuilder::new()
-        .timeout(Duration::from_millis(timeout_ms))
-        .no_proxy()
-}
-
-/// Transient or permanent: HTTP 400 means the data is malformed, everything else may pass later.
-fn classify(e: &influxdb2::RequestError) -> WriteResult {
-    match e {
-        influxdb2::RequestError::Http { status, .. } if status.as_u16() == 400 => {
-            WriteResult::Reject
-        }
-        _ => WriteResult::Retry,
-    }
-}
-
-/// How a failed write is described in logs: the server answered with an error status
-/// (`rejecting`) or could not be reached / timed out (`unreachable`).
-pub(crate) fn failure_kind(e: &influxdb2::RequestError) -> &'static str {
-    match e {
-        influxdb2::RequestError::Http { .. } => "rejecting",
-        _ => "unreachable",
-    }
-}
-
-/// One write request of a ready body. Err: the classification, a short kind for logs
-/// (`rejecting` / `unreachable`) and the message.
-pub(crate) async fn post(
-    client: influxdb2::Client,
-    bucket: String,
-    body: Arc<String>,
-) -> Result<(), (WriteResult, &'static str, String)> {
-    client
-        .write(&bucket, stream::iter([Body(body)]))
-        .await
-        .map_err(|e| (classify(&e), failure_kind(&e), e.to_string()))
-}
-
 /// Copies the backlog's counters to the shared status (this task is their only writer).
 fn publish(status: &SinkStatus, b: &Backlog) {
     let c = b.counters();
@@ -293,7 +239,7 @@ fn publish(status: &SinkStatus, b: &Backlog) {
 async fn run(
     cfg: InfluxConfig,
     site: String,
-    client: influxdb2::Client,
+    client: HttpWriter,
     mut rx: mpsc::Receiver<SinkItem>,
     status: Arc<SinkStatus>,
 ) {
@@ -316,10 +262,8 @@ async fn run(
         publish(&status, &backlog);
         if in_flight.is_none() {
             if let Some(Request { body, .. }) = backlog.next_request(Instant::now().into_std()) {
-                let (c, bucket) = (client.clone(), cfg.bucket.clone());
-                in_flight = Some(Box::pin(async move {
-                    c.write(&bucket, stream::iter([Body(body)])).await
-                }));
+                let (c, st) = (client.clone(), status.clone());
+                in_flight = Some(Box::pin(async move { c.deliver(&body, &st.errors).await }));
             } else if !open && backlog.is_empty() {
                 if drain_until.is_some() {
                     let written = backlog.counters().written_points - drain_from;
@@ -333,27 +277,36 @@ async fn run(
             res = async { match in_flight.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
                 in_flight = None;
                 let now = Instant::now().into_std();
+                let result = res.write_result();
+                let outcome = backlog.on_result(result, now);
                 match res {
-                    Ok(()) => {
-                        backlog.on_result(WriteResult::Ok, now);
+                    Delivery::Done { rejected, .. } => {
+                        status.errors.config_error.store(false, Ordering::Relaxed);
                         if !status.healthy.swap(true, Ordering::Relaxed) {
                             tracing::info!(url = %cfg.url, "influxdb writes succeeding");
                         }
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        if let Ok(mut g) = status.last_error.lock() {
-                            *g = Some(msg.clone());
+                        if let Some(first) = rejected.first() {
+                            let msg = format!("influxdb rejected {} point(s): {}", rejected.len(), first.reason);
+                            tracing::error!(points = rejected.len(), reason = %first.reason, "influxdb rejected points; the rest of the batch was written");
+                            if let Ok(mut g) = status.last_error.lock() {
+                                *g = Some(msg);
+                            }
                         }
-                        match backlog.on_result(classify(&e), now) {
-                            Outcome::Rejected(points) => {
-                                tracing::error!(error = %msg, points, "influxdb rejected a batch as malformed");
-                            }
-                            Outcome::RetryIn(wait) => {
-                                let was = status.healthy.swap(false, Ordering::Relaxed);
-                                tracing::warn!(url = %cfg.url, error = %msg, retry_in_ms = wait.as_millis() as u64, backlog_points = backlog.pending_points(), first_failure = was, "influxdb write failed; will retry");
-                            }
-                            Outcome::Written(_) | Outcome::NotInFlight => {}
+                    }
+                    Delivery::Failed { kind, message, .. } => {
+                        if let Ok(mut g) = status.last_error.lock() {
+                            *g = Some(message.clone());
+                        }
+                        let was = status.healthy.swap(false, Ordering::Relaxed);
+                        let wait = match outcome {
+                            Outcome::RetryIn(w) => w.as_millis() as u64,
+                            _ => 0,
+                        };
+                        if kind.is_config() {
+                            status.errors.config_error.store(true, Ordering::Relaxed);
+                            tracing::error!(url = %cfg.url, kind = kind.as_str(), error = %message, retry_in_ms = wait, backlog_points = backlog.pending_points(), "influxdb refuses the node's writes until its configuration is fixed (token, org, bucket, certificate or url); the data waits");
+                        } else {
+                            tracing::warn!(url = %cfg.url, kind = kind.as_str(), error = %message, retry_in_ms = wait, backlog_points = backlog.pending_points(), first_failure = was, "influxdb write failed; will retry");
                         }
                     }
                 }

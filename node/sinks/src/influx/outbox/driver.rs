@@ -15,9 +15,11 @@
 
 use super::store::{OutRequest, Outbox};
 use super::OutboxPolicy;
-use crate::influx::backlog::{BacklogCounters, WriteResult};
+use crate::influx::answer::Delivery;
+use crate::influx::backlog::BacklogCounters;
 use crate::influx::config::InfluxConfig;
-use crate::influx::writer::{post, AckFn, SinkItem, SinkStatus};
+use crate::influx::http::HttpWriter;
+use crate::influx::writer::{AckFn, SinkItem, SinkStatus};
 use crate::line::{write_reading, write_record};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -32,9 +34,7 @@ use tokio::time::Instant;
 pub const ROUND_ITEMS: usize = 4096;
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
-type Send = Pin<
-    Box<dyn Future<Output = Result<(), (WriteResult, &'static str, String)>> + std::marker::Send>,
->;
+type Send = Pin<Box<dyn Future<Output = Delivery> + std::marker::Send>>;
 
 /// At most one line per [`LOG_EVERY`]; the suppressed ones are counted into the next.
 #[derive(Default)]
@@ -166,7 +166,7 @@ async fn sleep_opt(t: Option<Instant>) {
 pub(crate) async fn run(
     cfg: InfluxConfig,
     site: String,
-    client: influxdb2::Client,
+    client: HttpWriter,
     mut rx: mpsc::Receiver<SinkItem>,
     status: Arc<SinkStatus>,
     mut ob: Outbox,
@@ -205,8 +205,9 @@ pub(crate) async fn run(
             retry_at = None;
             match ob.next_request(cfg.batch_size, now.into_std()) {
                 Ok(Some(mut req)) => {
-                    let body = Arc::new(std::mem::take(&mut req.body));
-                    let fut = Box::pin(post(client.clone(), cfg.bucket.clone(), body));
+                    let body = std::mem::take(&mut req.body);
+                    let (c, st) = (client.clone(), status.clone());
+                    let fut: Send = Box::pin(async move { c.deliver(&body, &st.errors).await });
                     in_flight = Some((fut, req));
                 }
                 Ok(None) => {}
@@ -249,11 +250,23 @@ pub(crate) async fn run(
             res = async { match in_flight.as_mut() { Some((f, _)) => f.await, None => std::future::pending().await } } => {
                 let Some((_, req)) = in_flight.take() else { continue };
                 match res {
-                    Ok(()) => {
+                    Delivery::Done { rejected, .. } => {
+                        // Written, apart from the points the database refused for good (isolated
+                        // by splitting, counted by reason): the record leaves the outbox.
                         ob.on_ok(&req);
-                        counters.written_points += req.points as u64;
+                        let bad = rejected.len().min(req.points);
+                        counters.written_points += (req.points - bad) as u64;
+                        counters.rejected_points += bad as u64;
                         counters.write_requests += 1;
                         retry_delay = retry_min;
+                        status.errors.config_error.store(false, Ordering::Relaxed);
+                        if let Some(first) = rejected.first() {
+                            let msg = format!("influxdb rejected {} point(s): {}", rejected.len(), first.reason);
+                            tracing::error!(points = rejected.len(), reason = %first.reason, "influxdb rejected points; the rest of the batch was written");
+                            if let Ok(mut g) = status.last_error.lock() {
+                                *g = Some(msg);
+                            }
+                        }
                         if failing {
                             failing = false;
                             ob.on_recovered();
@@ -261,28 +274,31 @@ pub(crate) async fn run(
                         }
                         status.healthy.store(true, Ordering::Relaxed);
                     }
-                    Err((WriteResult::Reject, kind, msg)) => {
-                        ob.on_reject(&req);
-                        counters.failed_requests += 1;
-                        counters.rejected_points += req.points as u64;
-                        if let Ok(mut g) = status.last_error.lock() {
-                            *g = Some(msg.clone());
-                        }
-                        tracing::error!(error = %msg, kind, points = req.points, "influxdb rejected a batch as malformed");
-                    }
-                    Err((_, kind, msg)) => {
+                    Delivery::Failed { kind, message, after } => {
                         ob.on_retry(&req);
                         counters.failed_requests += 1;
                         failing = true;
                         status.healthy.store(false, Ordering::Relaxed);
                         if let Ok(mut g) = status.last_error.lock() {
-                            *g = Some(msg.clone());
+                            *g = Some(message.clone());
                         }
-                        let wait = retry_delay;
+                        // The server's Retry-After is honoured as given; otherwise back off.
+                        let wait = match after {
+                            Some(d) => d,
+                            None => {
+                                let w = retry_delay;
+                                retry_delay = (retry_delay * 2).min(retry_max);
+                                w
+                            }
+                        };
                         retry_at = Some(Instant::now() + wait);
-                        retry_delay = (retry_delay * 2).min(retry_max);
-                        if let Some(sup) = g_fail.allow() {
-                            tracing::warn!(url = %cfg.url, kind, error = %msg, retry_in_ms = wait.as_millis() as u64, outbox_points = ob.pending_points(), suppressed = sup, "influxdb {kind}; data waits in the outbox");
+                        if kind.is_config() {
+                            status.errors.config_error.store(true, Ordering::Relaxed);
+                            if let Some(sup) = g_fail.allow() {
+                                tracing::error!(url = %cfg.url, kind = kind.as_str(), error = %message, retry_in_ms = wait.as_millis() as u64, outbox_points = ob.pending_points(), suppressed = sup, "influxdb refuses the node's writes until its configuration is fixed (token, org, bucket, certificate or url); the data waits in the outbox");
+                            }
+                        } else if let Some(sup) = g_fail.allow() {
+                            tracing::warn!(url = %cfg.url, kind = kind.as_str(), error = %message, retry_in_ms = wait.as_millis() as u64, outbox_points = ob.pending_points(), suppressed = sup, "influxdb write failed; data waits in the outbox");
                         }
                     }
                 }
