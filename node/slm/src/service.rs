@@ -8,9 +8,16 @@
 //! [`ModelJob`] handed over with [`ModelHandle::try_run`]. The model may be loaded on the
 //! thread itself ([`ModelHandle::spawn_with`]), so loading never runs on the caller's thread
 //! either. The thread ends when the last handle is dropped.
+//!
+//! Batching: when the thread takes a generation request off the queue it also takes the
+//! generation requests already waiting behind it (up to [`MAX_BATCH`], stopping at the first
+//! [`ModelJob`], which runs alone after them) and runs them together with
+//! [`LanguageModel::generate_batch`]; a lone request runs with [`LanguageModel::generate`].
+//! Queue capacity and `Busy` are unchanged: a request counts against the queue until the
+//! thread takes it.
 
 use millwright_core::{Completion, GenParams, LanguageModel, Prompt, SlmError};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 
 type Reply = Box<dyn FnOnce(Result<Completion, SlmError>) + Send>;
@@ -19,10 +26,89 @@ pub type TokenSink = Box<dyn FnMut(&str) + Send>;
 /// Work run on the model thread with the model (send results out through a channel).
 pub type ModelJob = Box<dyn FnOnce(&mut dyn LanguageModel) + Send>;
 
+/// Most generation requests run together in one batch.
+pub const MAX_BATCH: usize = 16;
+
+/// A generation request waiting on the queue.
+struct GenRequest {
+    prompt: Prompt,
+    params: GenParams,
+    on_token: Option<TokenSink>,
+    reply: Reply,
+}
+
+/// What the queue holds.
+enum Work {
+    Generate(GenRequest),
+    Job(ModelJob),
+}
+
+/// The model thread's loop: batches waiting generation requests, runs jobs alone.
+fn serve(model: &mut dyn LanguageModel, rx: &Receiver<Work>, max_batch: usize) {
+    let mut next = rx.recv().ok();
+    while let Some(work) = next.take() {
+        match work {
+            Work::Job(job) => job(model),
+            Work::Generate(first) => {
+                let mut batch = vec![first];
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(Work::Generate(g)) => batch.push(g),
+                        Ok(job) => {
+                            next = Some(job);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                run_batch(model, batch);
+            }
+        }
+        if next.is_none() {
+            next = rx.recv().ok();
+        }
+    }
+}
+
+fn run_batch(model: &mut dyn LanguageModel, mut batch: Vec<GenRequest>) {
+    if batch.len() == 1 {
+        if let Some(mut g) = batch.pop() {
+            let mut sink = |s: &str| {
+                if let Some(f) = g.on_token.as_mut() {
+                    f(s);
+                }
+            };
+            (g.reply)(model.generate(&g.prompt, &g.params, &mut sink));
+        }
+        return;
+    }
+    let mut requests = Vec::with_capacity(batch.len());
+    let mut sinks = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
+    for g in batch {
+        requests.push((g.prompt, g.params));
+        sinks.push(g.on_token);
+        replies.push(g.reply);
+    }
+    let results = model.generate_batch(&requests, &mut |i, s| {
+        if let Some(Some(f)) = sinks.get_mut(i) {
+            f(s);
+        }
+    });
+    let mut results = results.into_iter();
+    for reply in replies {
+        reply(results.next().unwrap_or_else(|| {
+            Err(SlmError::Inference(
+                "the model returned fewer answers than requests".into(),
+            ))
+        }));
+    }
+}
+
 /// A cloneable handle to a model running on its own thread behind a bounded queue.
 #[derive(Clone)]
 pub struct ModelHandle {
-    tx: SyncSender<ModelJob>,
+    tx: SyncSender<Work>,
     capacity: usize,
     name: Arc<OnceLock<String>>,
 }
@@ -45,16 +131,14 @@ impl ModelHandle {
         F: FnOnce() -> Box<dyn LanguageModel> + Send + 'static,
     {
         let name: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
-        let (tx, rx) = sync_channel::<ModelJob>(queue);
+        let (tx, rx) = sync_channel::<Work>(queue);
         let loaded = name.clone();
         std::thread::Builder::new()
             .name("millwright-slm".into())
             .spawn(move || {
                 let mut model = loader();
                 let _ = loaded.set(model.name().to_string());
-                while let Ok(job) = rx.recv() {
-                    job(&mut *model);
-                }
+                serve(&mut *model, &rx, MAX_BATCH);
             })
             .map_err(|e| SlmError::Unavailable(format!("cannot start the model thread: {e}")))?;
         Ok(Self {
@@ -72,7 +156,11 @@ impl ModelHandle {
     /// Queues `job` to run on the model thread with the model, without waiting for it.
     /// Returns `Busy` at once when the queue is full (the job is dropped unrun).
     pub fn try_run(&self, job: ModelJob) -> Result<(), SlmError> {
-        match self.tx.try_send(job) {
+        self.send(Work::Job(job))
+    }
+
+    fn send(&self, work: Work) -> Result<(), SlmError> {
+        match self.tx.try_send(work) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(SlmError::Busy(self.capacity)),
             Err(TrySendError::Disconnected(_)) => {
@@ -88,14 +176,11 @@ impl ModelHandle {
         on_token: Option<TokenSink>,
         reply: Reply,
     ) -> Result<(), SlmError> {
-        let mut on_token = on_token;
-        self.try_run(Box::new(move |model: &mut dyn LanguageModel| {
-            let mut sink = |s: &str| {
-                if let Some(f) = on_token.as_mut() {
-                    f(s);
-                }
-            };
-            reply(model.generate(&prompt, &params, &mut sink));
+        self.send(Work::Generate(GenRequest {
+            prompt,
+            params,
+            on_token,
+            reply,
         }))
     }
 

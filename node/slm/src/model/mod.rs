@@ -15,6 +15,7 @@
 //! layers), `load.rs` (reading a file into a [`Model`]), `forward.rs` (the forward pass,
 //! attention, norms), `cache.rs` ([`KvCache`]). This file: the public types and accessors.
 
+mod batch;
 mod cache;
 mod forward;
 mod hyperparams;
