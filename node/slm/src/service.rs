@@ -334,4 +334,148 @@ mod tests {
         assert_eq!(h.name(), "echo");
         assert_ne!(rx.recv().unwrap(), caller);
     }
+
+    /// Echoes each user prompt; records the size of every `generate_batch` call.
+    struct Counting {
+        batches: Arc<std::sync::Mutex<Vec<usize>>>,
+    }
+
+    impl LanguageModel for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn generate(
+            &mut self,
+            prompt: &Prompt,
+            params: &GenParams,
+            on_token: &mut dyn FnMut(&str),
+        ) -> Result<Completion, SlmError> {
+            Echo {
+                delay: Duration::ZERO,
+            }
+            .generate(prompt, params, on_token)
+        }
+        fn generate_batch(
+            &mut self,
+            requests: &[(Prompt, GenParams)],
+            on_token: &mut dyn FnMut(usize, &str),
+        ) -> Vec<Result<Completion, SlmError>> {
+            self.batches.lock().unwrap().push(requests.len());
+            // answer in reverse order so that a mix-up of results would show
+            let mut out: Vec<_> = requests
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, (p, g))| self.generate(p, g, &mut |s| on_token(i, s)))
+                .collect();
+            out.reverse();
+            out
+        }
+    }
+
+    #[test]
+    fn waiting_requests_run_as_one_batch_and_each_gets_its_answer() {
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = ModelHandle::spawn(
+            Box::new(Counting {
+                batches: batches.clone(),
+            }),
+            32,
+        )
+        .unwrap();
+        // hold the model thread so that requests pile up behind it
+        let (release, wait) = channel::<()>();
+        h.try_run(Box::new(move |_: &mut dyn LanguageModel| {
+            let _ = wait.recv();
+        }))
+        .unwrap();
+        let mut askers = Vec::new();
+        for i in 0..6 {
+            let h = h.clone();
+            askers.push(std::thread::spawn(move || {
+                let streamed = Arc::new(std::sync::Mutex::new(String::new()));
+                let s2 = streamed.clone();
+                let sink: TokenSink = Box::new(move |t: &str| s2.lock().unwrap().push_str(t));
+                let c = h
+                    .generate_blocking(
+                        Prompt::new("", format!("question {i}")),
+                        GenParams::default(),
+                        Some(sink),
+                    )
+                    .unwrap();
+                let s = streamed.lock().unwrap().clone();
+                (i, c.text, s)
+            }));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        release.send(()).unwrap();
+        for a in askers {
+            let (i, text, streamed) = a.join().unwrap();
+            assert_eq!(text, format!("question {i}"));
+            assert_eq!(streamed, text);
+        }
+        assert_eq!(*batches.lock().unwrap(), vec![6]);
+        // a lone request runs alone (no batch call)
+        let c = h
+            .generate_blocking(Prompt::new("", "alone"), GenParams::default(), None)
+            .unwrap();
+        assert_eq!(c.text, "alone");
+        assert_eq!(*batches.lock().unwrap(), vec![6]);
+    }
+
+    #[test]
+    fn a_job_splits_the_batch_and_runs_alone_in_its_place() {
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = ModelHandle::spawn(
+            Box::new(Counting {
+                batches: batches.clone(),
+            }),
+            16,
+        )
+        .unwrap();
+        let (release, wait) = channel::<()>();
+        h.try_run(Box::new(move |_: &mut dyn LanguageModel| {
+            let _ = wait.recv();
+        }))
+        .unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut askers = Vec::new();
+        let ask = |name: &'static str| {
+            let h = h.clone();
+            let order = order.clone();
+            std::thread::spawn(move || {
+                // the stream runs on the model thread: it records the order of the work there
+                let sink: TokenSink = Box::new(move |t: &str| order.lock().unwrap().push(t.into()));
+                let c = h
+                    .generate_blocking(Prompt::new("", name), GenParams::default(), Some(sink))
+                    .unwrap();
+                assert_eq!(c.text, name);
+            })
+        };
+        askers.push(ask("a"));
+        std::thread::sleep(Duration::from_millis(50));
+        askers.push(ask("b"));
+        std::thread::sleep(Duration::from_millis(50));
+        let (done, job_done) = channel();
+        let o2 = order.clone();
+        h.try_run(Box::new(move |m: &mut dyn LanguageModel| {
+            o2.lock().unwrap().push(format!("job on {}", m.name()));
+            let _ = done.send(());
+        }))
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        askers.push(ask("c"));
+        askers.push(ask("d"));
+        std::thread::sleep(Duration::from_millis(200));
+        release.send(()).unwrap();
+        for a in askers {
+            a.join().unwrap();
+        }
+        job_done.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(*batches.lock().unwrap(), vec![2, 2]);
+        let order = order.lock().unwrap();
+        let job_at = order.iter().position(|s| s == "job on counting").unwrap();
+        assert_eq!(job_at, 2, "{order:?}");
+    }
 }
