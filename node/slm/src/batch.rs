@@ -43,14 +43,17 @@ struct Live {
 }
 
 impl Engine {
-    /// Generates the tokenized `requests` together (used by [`millwright_core::LanguageModel::generate_batch`],
-    /// benchmarks and tests); `on_token(i, text)` streams request `i`'s text. One result per
-    /// request, in order.
+    /// Generates the tokenized `requests` together (benchmarks and tests; one request runs
+    /// the one-sequence path); `on_token(i, text)` streams request `i`'s text. One result
+    /// per request, in order.
     pub fn generate_tokens_batch(
         &mut self,
         requests: &[(Vec<u32>, GenParams)],
         on_token: &mut dyn FnMut(usize, &str),
     ) -> Vec<Result<Completion, SlmError>> {
+        if let [(tokens, params)] = requests {
+            return vec![self.generate_after(tokens, params, "", &mut |s| on_token(0, s))];
+        }
         let reqs: Vec<Request<'_>> = requests
             .iter()
             .map(|(t, p)| Request {
