@@ -171,9 +171,7 @@ impl Engine {
         }
         results
             .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| Err(SlmError::Inference("request was not run".into())))
-            })
+            .map(|r| r.unwrap_or_else(|| Err(SlmError::Inference("request was not run".into()))))
             .collect()
     }
 

@@ -334,7 +334,10 @@ impl LanguageModel for Engine {
         if let [(prompt, params)] = requests {
             return vec![self.generate(prompt, params, &mut |s| on_token(0, s))];
         }
-        let tokens: Vec<Vec<u32>> = requests.iter().map(|(p, _)| self.encode_prompt(p)).collect();
+        let tokens: Vec<Vec<u32>> = requests
+            .iter()
+            .map(|(p, _)| self.encode_prompt(p))
+            .collect();
         let reqs: Vec<crate::batch::Request<'_>> = requests
             .iter()
             .zip(&tokens)

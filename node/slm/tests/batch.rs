@@ -133,7 +133,10 @@ fn batched_output_equals_one_at_a_time() {
     assert_eq!(together.len(), reqs.len());
     for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
         let b = b.as_ref().unwrap();
-        println!("{i}: {:?} ({} tokens, {:?})", b.text, b.generated_tokens, b.stop_reason);
+        println!(
+            "{i}: {:?} ({} tokens, {:?})",
+            b.text, b.generated_tokens, b.stop_reason
+        );
         assert_eq!(a.text, b.text, "request {i}");
         assert_eq!(a.generated_tokens, b.generated_tokens, "request {i}");
         assert_eq!(a.stop_reason, b.stop_reason, "request {i}");
@@ -187,7 +190,10 @@ fn a_constrained_request_in_a_batch_uses_only_allowed_words() {
     let reqs = vec![
         (prompt.clone(), free.clone()),
         (prompt.clone(), constrained.clone()),
-        (Prompt::new("You are a helpful assistant.", "Why is P-101 hot?"), free),
+        (
+            Prompt::new("You are a helpful assistant.", "Why is P-101 hot?"),
+            free,
+        ),
         (
             Prompt::new("You are a helpful assistant.", "Why is P-101 hot?"),
             constrained.clone(),
