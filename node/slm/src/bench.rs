@@ -5,6 +5,10 @@
 //! average) are the caller's, measured at the [`BenchPhase`]s it is told about (this crate
 //! reads nothing from /proc for benchmarks).
 //!
+//! Batched decode: [`decode_throughput`] gives the aggregate decode tokens/s of 1, 4 or 16
+//! sequences decoding together (`decode_tok_s_1`, `_4`, `_16`; `millwright bench ask` calls
+//! it too).
+//!
 //! Prompts are built from a fixed maintenance text so runs are comparable; decoding is greedy
 //! with EOS ignored by construction (max_tokens counts, no stop sequences).
 
@@ -117,7 +121,15 @@ pub struct ModelBench {
     pub kernels: &'static str,
     /// Times the pool switched to solo.
     pub pool_solo_switches: usize,
+    /// Aggregate decode tokens/s of 1, 4 and 16 sequences decoding together (median of
+    /// [`BATCH_RUNS`] runs of [`BATCH_TOKENS`] tokens each).
+    pub decode_tok_s_batch: [f64; 3],
 }
+
+/// Tokens each sequence decodes in the batched decode runs.
+pub const BATCH_TOKENS: usize = 64;
+/// Runs per batch size (the median is reported).
+pub const BATCH_RUNS: usize = 3;
 
 impl ModelBench {
     /// The benchmark's own keys of the `bench model` JSON line (the caller adds the process
@@ -144,6 +156,10 @@ impl ModelBench {
             "mask_ms_per_token": self.mask_ms_per_token,
             "kernels": self.kernels,
             "pool_solo_switches": self.pool_solo_switches,
+            "decode_tok_s_1": self.decode_tok_s_batch[0],
+            "decode_tok_s_4": self.decode_tok_s_batch[1],
+            "decode_tok_s_16": self.decode_tok_s_batch[2],
+            "decode_batch_speedup_16": self.decode_tok_s_batch[2] / self.decode_tok_s_batch[0].max(1e-9),
         })
     }
 }
@@ -255,6 +271,14 @@ pub fn run_model_bench(
         ));
     }
     c_runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut decode_tok_s_batch = [0f64; 3];
+    for (out, n) in decode_tok_s_batch.iter_mut().zip([1, 4, 16]) {
+        let mut r: Vec<f64> = (0..BATCH_RUNS)
+            .map(|_| decode_throughput(&mut engine, n, BATCH_TOKENS))
+            .collect::<Result<_, _>>()?;
+        r.sort_by(f64::total_cmp);
+        *out = r.get(r.len() / 2).copied().unwrap_or(0.0);
+    }
     let (constrained_decode_tok_s, constrained_decode_tokens) =
         c_runs.get(c_runs.len() / 2).copied().unwrap_or((0.0, 0));
     Ok(ModelBench {
@@ -278,5 +302,47 @@ pub fn run_model_bench(
         mask_ms_per_token: mask_ms / mask_steps.max(1) as f64,
         kernels: engine.model().kernels().name(),
         pool_solo_switches: crate::pool::global().solo_switches(),
+        decode_tok_s_batch,
     })
+}
+
+/// Aggregate decode tokens/s of `sequences` requests decoding together (greedy, `tokens`
+/// tokens each at most, no stop sequences; their prompts share a 40-token prefix and differ
+/// after it). The time counted runs from the end of the last prefill to the end of the last
+/// sequence; the tokens counted are those decoded in it (each sequence's first token comes
+/// from its prefill). One sequence runs the engine's one-sequence path.
+pub fn decode_throughput(
+    engine: &mut Engine,
+    sequences: usize,
+    tokens: usize,
+) -> Result<f64, SlmError> {
+    let shared = tokens_of(engine, 40);
+    let params = GenParams {
+        max_tokens: tokens.max(2),
+        repeat_penalty: 1.0,
+        ..GenParams::default()
+    };
+    let requests: Vec<(Vec<u32>, GenParams)> = (0..sequences.max(1))
+        .map(|i| {
+            let mut t = shared.clone();
+            t.extend(engine.tokenizer().encode(&format!(
+                " Reading {i} of pump P-{}: the vibration is {}.{} mm/s and",
+                101 + i,
+                2 + i % 5,
+                i % 10
+            )));
+            (t, params.clone())
+        })
+        .collect();
+    engine.clear_cache();
+    let out = engine.generate_tokens_batch(&requests, &mut |_, _| {});
+    let (mut decoded, mut last_ttft, mut last_end) = (0usize, 0f64, 0f64);
+    for c in out {
+        let c = c?;
+        decoded += c.generated_tokens.saturating_sub(1);
+        last_ttft = last_ttft.max(c.ttft_ms);
+        last_end = last_end.max(c.total_ms);
+    }
+    let secs = (last_end - last_ttft).max(1e-3) / 1000.0;
+    Ok(decoded as f64 / secs)
 }

@@ -13,15 +13,19 @@
 //! gets −∞; the answer prefix is fed to the automaton first; a text that stops inside a word
 //! (token or time limit) loses that unfinished word. The token trie is built on the first
 //! constrained request and kept with the model.
+//!
+//! The per-sequence loop (mask, sampling, stops, limits, streaming) is [`crate::decode`]'s;
+//! several requests decode together with [`LanguageModel::generate_batch`] (see
+//! [`crate::batch`]).
 
-use crate::constrain::{apply_mask, trailing_word_len, Constraint, TokenTrie, WordState};
+use crate::constrain::{Constraint, TokenTrie, WordState};
+use crate::decode::{Decoder, Shared};
 use crate::gguf::GgufFile;
 use crate::kernels::KernelCap;
 use crate::model::{KvCache, Model, WeightFormat};
-use crate::sampler::Sampler;
 use crate::template::ChatTemplate;
-use crate::tokenizer::{Tokenizer, Utf8Stream};
-use millwright_core::{Completion, GenParams, LanguageModel, Prompt, SlmError, StopReason};
+use crate::tokenizer::Tokenizer;
+use millwright_core::{Completion, GenParams, LanguageModel, Prompt, SlmError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -83,16 +87,16 @@ pub fn set_kernel_threads(n: usize) {
 
 /// A language model running on the CPU from a GGUF file.
 pub struct Engine {
-    model: Arc<Model>,
-    tokenizer: Arc<Tokenizer>,
+    pub(crate) model: Arc<Model>,
+    pub(crate) tokenizer: Arc<Tokenizer>,
     template: ChatTemplate,
-    name: String,
+    pub(crate) name: String,
     path: PathBuf,
-    cache: KvCache,
-    stop_ids: Vec<u32>,
+    pub(crate) cache: KvCache,
+    pub(crate) stop_ids: Vec<u32>,
     load_ms: f64,
-    token_trie: OnceLock<TokenTrie>,
-    mask_stats: MaskStats,
+    pub(crate) token_trie: OnceLock<TokenTrie>,
+    pub(crate) mask_stats: MaskStats,
 }
 
 impl Engine {
@@ -262,7 +266,7 @@ impl Engine {
 
     /// Generates from tokenized input whose last `prefix` text is the answer's start (the
     /// vocabulary automaton reads it first).
-    fn generate_after(
+    pub(crate) fn generate_after(
         &mut self,
         tokens: &[u32],
         params: &GenParams,
@@ -270,18 +274,10 @@ impl Engine {
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Completion, SlmError> {
         let t0 = Instant::now();
-        let constraint = params.vocabulary.as_deref().map(Constraint::new);
-        let start = constraint
-            .as_ref()
-            .and_then(|c| c.feed(WordState::Boundary, prefix.as_bytes()))
-            .unwrap_or(WordState::Boundary);
-        let mut cstate = start;
-        if constraint.is_some() {
+        let mut dec = Decoder::new(params, prefix, t0);
+        if params.vocabulary.is_some() {
             self.token_trie();
         }
-        let (mut allowed, mut stack, mut kept) = (Vec::new(), Vec::new(), Vec::new());
-        let mut mask = MaskStats::default();
-        let mut allowed_sum = 0usize;
         let max_ctx = self.cache.max_len();
         if tokens.is_empty() {
             return Err(SlmError::Inference("empty prompt".into()));
@@ -292,124 +288,25 @@ impl Engine {
                 context: max_ctx,
             });
         }
-        let budget = params.budget_ms.map(std::time::Duration::from_millis);
-        let over_budget = |t0: &Instant| budget.is_some_and(|b| t0.elapsed() >= b);
         let lcp = common_prefix(self.cache.tokens(), tokens).min(tokens.len() - 1);
         self.cache.truncate(lcp);
         let mut logits = self.model.forward(&tokens[lcp..], &mut self.cache)?;
-        let mut sampler = Sampler::new(params);
-        let mut generated: Vec<u32> = Vec::new();
-        let mut utf8 = Utf8Stream::new();
-        let mut text = String::new();
-        let mut emitted = 0usize;
-        let mut ttft_ms: Option<f64> = None;
-        let stops: Vec<&str> = params
-            .stop
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let reason = loop {
-            if generated.len() >= params.max_tokens {
-                break StopReason::MaxTokens;
-            }
-            if over_budget(&t0) {
-                break StopReason::Budget;
-            }
-            if let Some(c) = &constraint {
-                let tm = Instant::now();
-                let trie = self
-                    .token_trie
-                    .get_or_init(|| TokenTrie::of_tokenizer(&self.tokenizer));
-                trie.allowed(c, cstate, &mut allowed, &mut stack);
-                let may_end = c.can_end(cstate);
-                let ends: &[u32] = if may_end { &self.stop_ids } else { &[] };
-                apply_mask(&mut logits, &allowed, ends, &mut kept);
-                mask.steps += 1;
-                allowed_sum += allowed.len();
-                mask.total_ms += tm.elapsed().as_secs_f64() * 1000.0;
-                if kept.is_empty() {
-                    // Nothing can follow (cannot happen with byte tokens): end here.
-                    break StopReason::Eos;
-                }
-            }
-            let tok = sampler.sample(&mut logits, &generated);
-            if ttft_ms.is_none() {
-                ttft_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
-            }
-            if self.stop_ids.contains(&tok) {
-                break StopReason::Eos;
-            }
-            generated.push(tok);
-            if let Some(c) = &constraint {
-                cstate = c
-                    .feed(cstate, self.tokenizer.token_bytes(tok))
-                    .unwrap_or(WordState::Boundary);
-            }
-            let piece = utf8.push(self.tokenizer.token_bytes(tok));
-            if !piece.is_empty() {
-                text.push_str(&piece);
-                if let Some(cut) = find_stop(&text, &stops, emitted) {
-                    text.truncate(cut);
-                    if cut > emitted {
-                        on_token(&text[emitted..]);
-                    }
-                    emitted = text.len();
-                    break StopReason::StopSequence;
-                }
-                let mut safe = safe_len(&text, &stops);
-                if constraint.is_some() {
-                    // an unfinished word may still be cut: hold it back
-                    safe = safe.min(text.len() - trailing_word_len(&text));
-                }
-                if safe > emitted {
-                    on_token(&text[emitted..safe]);
-                    emitted = safe;
-                }
-            }
-            if generated.len() >= params.max_tokens {
-                break StopReason::MaxTokens;
-            }
-            if self.cache.len() >= max_ctx {
-                break StopReason::MaxTokens;
-            }
-            if over_budget(&t0) {
-                break StopReason::Budget;
-            }
-            logits = self.model.forward(&[tok], &mut self.cache)?;
+        let sh = Shared {
+            tokenizer: &self.tokenizer,
+            stop_ids: &self.stop_ids,
+            trie: self.token_trie.get(),
         };
-        if reason != StopReason::StopSequence {
-            let rest = utf8.finish();
-            text.push_str(&rest);
-            if let Some(cut) = find_stop(&text, &stops, emitted) {
-                text.truncate(cut);
+        let reason = loop {
+            match dec.step(&mut logits, self.cache.len(), max_ctx, &sh, on_token) {
+                Ok(tok) => logits = self.model.forward(&[tok], &mut self.cache)?,
+                Err(reason) => break reason,
             }
+        };
+        let (c, mask) = dec.finish(reason, (tokens.len(), lcp), &self.name, on_token);
+        if let Some(m) = mask {
+            self.mask_stats = m;
         }
-        if let Some(c) = &constraint {
-            if !c.feed(start, text.as_bytes()).is_some_and(|s| c.can_end(s)) {
-                // stopped inside a word: drop the unfinished word
-                let cut = text.len().saturating_sub(trailing_word_len(&text));
-                text.truncate(cut.max(emitted.min(text.len())));
-            }
-            mask.mean_allowed = allowed_sum as f64 / mask.steps.max(1) as f64;
-            self.mask_stats = mask;
-        }
-        {
-            if text.len() > emitted {
-                on_token(&text[emitted..]);
-            }
-        }
-        let total_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        Ok(Completion {
-            text,
-            prompt_tokens: tokens.len(),
-            cached_tokens: lcp,
-            generated_tokens: generated.len(),
-            stop_reason: reason,
-            ttft_ms: ttft_ms.unwrap_or(total_ms),
-            total_ms,
-            model: self.name.clone(),
-        })
+        Ok(c)
     }
 }
 
@@ -428,58 +325,33 @@ impl LanguageModel for Engine {
         let prefix = prompt.answer_prefix.as_deref().unwrap_or("");
         self.generate_after(&tokens, params, prefix, on_token)
     }
+
+    fn generate_batch(
+        &mut self,
+        requests: &[(Prompt, GenParams)],
+        on_token: &mut dyn FnMut(usize, &str),
+    ) -> Vec<Result<Completion, SlmError>> {
+        if let [(prompt, params)] = requests {
+            return vec![self.generate(prompt, params, &mut |s| on_token(0, s))];
+        }
+        let tokens: Vec<Vec<u32>> = requests
+            .iter()
+            .map(|(p, _)| self.encode_prompt(p))
+            .collect();
+        let reqs: Vec<crate::batch::Request<'_>> = requests
+            .iter()
+            .zip(&tokens)
+            .map(|((p, g), t)| crate::batch::Request {
+                tokens: t,
+                params: g,
+                prefix: p.answer_prefix.as_deref().unwrap_or(""),
+            })
+            .collect();
+        self.generate_requests(&reqs, on_token)
+    }
 }
 
 /// Length of the common prefix of two token lists.
 pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
-/// Byte offset of the earliest stop sequence that ends after `emitted` (searched from a little
-/// before it, since a stop may start in text that was held back).
-fn find_stop(text: &str, stops: &[&str], emitted: usize) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for s in stops {
-        let mut from = emitted.saturating_sub(s.len());
-        while !text.is_char_boundary(from) {
-            from -= 1;
-        }
-        if let Some(p) = text[from..].find(s) {
-            let at = from + p;
-            best = Some(best.map_or(at, |b| b.min(at)));
-        }
-    }
-    best
-}
-
-/// How much of `text` can be shown: everything except a tail that could still become a stop
-/// sequence.
-fn safe_len(text: &str, stops: &[&str]) -> usize {
-    let mut hold = 0;
-    for s in stops {
-        for k in (1..s.len()).rev() {
-            if k <= hold {
-                break;
-            }
-            if s.is_char_boundary(k) && text.ends_with(&s[..k]) {
-                hold = k;
-                break;
-            }
-        }
-    }
-    text.len() - hold
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stop_holdback_and_find() {
-        assert_eq!(safe_len("abc\nUs", &["\nUser:"]), 3);
-        assert_eq!(safe_len("abc", &["\nUser:"]), 3);
-        assert_eq!(find_stop("abc\nUser: x", &["\nUser:"], 3), Some(3));
-        assert_eq!(find_stop("a°C END", &["END"], 0), Some(5));
-        assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 4]), 2);
-    }
 }

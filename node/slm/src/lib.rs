@@ -19,8 +19,10 @@
 //! paths given. The one thing read from the system is the available RAM, for the model
 //! choice ([`select`]), and the CPU's features, for the kernel set ([`kernels`]).
 
+pub mod batch;
 pub mod bench;
 pub mod constrain;
+mod decode;
 pub mod engine;
 pub mod gguf;
 pub mod kernels;

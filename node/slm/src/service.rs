@@ -8,9 +8,16 @@
 //! [`ModelJob`] handed over with [`ModelHandle::try_run`]. The model may be loaded on the
 //! thread itself ([`ModelHandle::spawn_with`]), so loading never runs on the caller's thread
 //! either. The thread ends when the last handle is dropped.
+//!
+//! Batching: when the thread takes a generation request off the queue it also takes the
+//! generation requests already waiting behind it (up to [`MAX_BATCH`], stopping at the first
+//! [`ModelJob`], which runs alone after them) and runs them together with
+//! [`LanguageModel::generate_batch`]; a lone request runs with [`LanguageModel::generate`].
+//! Queue capacity and `Busy` are unchanged: a request counts against the queue until the
+//! thread takes it.
 
 use millwright_core::{Completion, GenParams, LanguageModel, Prompt, SlmError};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 
 type Reply = Box<dyn FnOnce(Result<Completion, SlmError>) + Send>;
@@ -19,10 +26,89 @@ pub type TokenSink = Box<dyn FnMut(&str) + Send>;
 /// Work run on the model thread with the model (send results out through a channel).
 pub type ModelJob = Box<dyn FnOnce(&mut dyn LanguageModel) + Send>;
 
+/// Most generation requests run together in one batch.
+pub const MAX_BATCH: usize = 16;
+
+/// A generation request waiting on the queue.
+struct GenRequest {
+    prompt: Prompt,
+    params: GenParams,
+    on_token: Option<TokenSink>,
+    reply: Reply,
+}
+
+/// What the queue holds.
+enum Work {
+    Generate(GenRequest),
+    Job(ModelJob),
+}
+
+/// The model thread's loop: batches waiting generation requests, runs jobs alone.
+fn serve(model: &mut dyn LanguageModel, rx: &Receiver<Work>, max_batch: usize) {
+    let mut next = rx.recv().ok();
+    while let Some(work) = next.take() {
+        match work {
+            Work::Job(job) => job(model),
+            Work::Generate(first) => {
+                let mut batch = vec![first];
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(Work::Generate(g)) => batch.push(g),
+                        Ok(job) => {
+                            next = Some(job);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                run_batch(model, batch);
+            }
+        }
+        if next.is_none() {
+            next = rx.recv().ok();
+        }
+    }
+}
+
+fn run_batch(model: &mut dyn LanguageModel, mut batch: Vec<GenRequest>) {
+    if batch.len() == 1 {
+        if let Some(mut g) = batch.pop() {
+            let mut sink = |s: &str| {
+                if let Some(f) = g.on_token.as_mut() {
+                    f(s);
+                }
+            };
+            (g.reply)(model.generate(&g.prompt, &g.params, &mut sink));
+        }
+        return;
+    }
+    let mut requests = Vec::with_capacity(batch.len());
+    let mut sinks = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
+    for g in batch {
+        requests.push((g.prompt, g.params));
+        sinks.push(g.on_token);
+        replies.push(g.reply);
+    }
+    let results = model.generate_batch(&requests, &mut |i, s| {
+        if let Some(Some(f)) = sinks.get_mut(i) {
+            f(s);
+        }
+    });
+    let mut results = results.into_iter();
+    for reply in replies {
+        reply(results.next().unwrap_or_else(|| {
+            Err(SlmError::Inference(
+                "the model returned fewer answers than requests".into(),
+            ))
+        }));
+    }
+}
+
 /// A cloneable handle to a model running on its own thread behind a bounded queue.
 #[derive(Clone)]
 pub struct ModelHandle {
-    tx: SyncSender<ModelJob>,
+    tx: SyncSender<Work>,
     capacity: usize,
     name: Arc<OnceLock<String>>,
 }
@@ -45,16 +131,14 @@ impl ModelHandle {
         F: FnOnce() -> Box<dyn LanguageModel> + Send + 'static,
     {
         let name: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
-        let (tx, rx) = sync_channel::<ModelJob>(queue);
+        let (tx, rx) = sync_channel::<Work>(queue);
         let loaded = name.clone();
         std::thread::Builder::new()
             .name("millwright-slm".into())
             .spawn(move || {
                 let mut model = loader();
                 let _ = loaded.set(model.name().to_string());
-                while let Ok(job) = rx.recv() {
-                    job(&mut *model);
-                }
+                serve(&mut *model, &rx, MAX_BATCH);
             })
             .map_err(|e| SlmError::Unavailable(format!("cannot start the model thread: {e}")))?;
         Ok(Self {
@@ -72,7 +156,11 @@ impl ModelHandle {
     /// Queues `job` to run on the model thread with the model, without waiting for it.
     /// Returns `Busy` at once when the queue is full (the job is dropped unrun).
     pub fn try_run(&self, job: ModelJob) -> Result<(), SlmError> {
-        match self.tx.try_send(job) {
+        self.send(Work::Job(job))
+    }
+
+    fn send(&self, work: Work) -> Result<(), SlmError> {
+        match self.tx.try_send(work) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(SlmError::Busy(self.capacity)),
             Err(TrySendError::Disconnected(_)) => {
@@ -88,14 +176,11 @@ impl ModelHandle {
         on_token: Option<TokenSink>,
         reply: Reply,
     ) -> Result<(), SlmError> {
-        let mut on_token = on_token;
-        self.try_run(Box::new(move |model: &mut dyn LanguageModel| {
-            let mut sink = |s: &str| {
-                if let Some(f) = on_token.as_mut() {
-                    f(s);
-                }
-            };
-            reply(model.generate(&prompt, &params, &mut sink));
+        self.send(Work::Generate(GenRequest {
+            prompt,
+            params,
+            on_token,
+            reply,
         }))
     }
 
@@ -248,5 +333,149 @@ mod tests {
         assert_eq!(c.text, "hi");
         assert_eq!(h.name(), "echo");
         assert_ne!(rx.recv().unwrap(), caller);
+    }
+
+    /// Echoes each user prompt; records the size of every `generate_batch` call.
+    struct Counting {
+        batches: Arc<std::sync::Mutex<Vec<usize>>>,
+    }
+
+    impl LanguageModel for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn generate(
+            &mut self,
+            prompt: &Prompt,
+            params: &GenParams,
+            on_token: &mut dyn FnMut(&str),
+        ) -> Result<Completion, SlmError> {
+            Echo {
+                delay: Duration::ZERO,
+            }
+            .generate(prompt, params, on_token)
+        }
+        fn generate_batch(
+            &mut self,
+            requests: &[(Prompt, GenParams)],
+            on_token: &mut dyn FnMut(usize, &str),
+        ) -> Vec<Result<Completion, SlmError>> {
+            self.batches.lock().unwrap().push(requests.len());
+            // answer in reverse order so that a mix-up of results would show
+            let mut out: Vec<_> = requests
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, (p, g))| self.generate(p, g, &mut |s| on_token(i, s)))
+                .collect();
+            out.reverse();
+            out
+        }
+    }
+
+    #[test]
+    fn waiting_requests_run_as_one_batch_and_each_gets_its_answer() {
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = ModelHandle::spawn(
+            Box::new(Counting {
+                batches: batches.clone(),
+            }),
+            32,
+        )
+        .unwrap();
+        // hold the model thread so that requests pile up behind it
+        let (release, wait) = channel::<()>();
+        h.try_run(Box::new(move |_: &mut dyn LanguageModel| {
+            let _ = wait.recv();
+        }))
+        .unwrap();
+        let mut askers = Vec::new();
+        for i in 0..6 {
+            let h = h.clone();
+            askers.push(std::thread::spawn(move || {
+                let streamed = Arc::new(std::sync::Mutex::new(String::new()));
+                let s2 = streamed.clone();
+                let sink: TokenSink = Box::new(move |t: &str| s2.lock().unwrap().push_str(t));
+                let c = h
+                    .generate_blocking(
+                        Prompt::new("", format!("question {i}")),
+                        GenParams::default(),
+                        Some(sink),
+                    )
+                    .unwrap();
+                let s = streamed.lock().unwrap().clone();
+                (i, c.text, s)
+            }));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        release.send(()).unwrap();
+        for a in askers {
+            let (i, text, streamed) = a.join().unwrap();
+            assert_eq!(text, format!("question {i}"));
+            assert_eq!(streamed, text);
+        }
+        assert_eq!(*batches.lock().unwrap(), vec![6]);
+        // a lone request runs alone (no batch call)
+        let c = h
+            .generate_blocking(Prompt::new("", "alone"), GenParams::default(), None)
+            .unwrap();
+        assert_eq!(c.text, "alone");
+        assert_eq!(*batches.lock().unwrap(), vec![6]);
+    }
+
+    #[test]
+    fn a_job_splits_the_batch_and_runs_alone_in_its_place() {
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = ModelHandle::spawn(
+            Box::new(Counting {
+                batches: batches.clone(),
+            }),
+            16,
+        )
+        .unwrap();
+        let (release, wait) = channel::<()>();
+        h.try_run(Box::new(move |_: &mut dyn LanguageModel| {
+            let _ = wait.recv();
+        }))
+        .unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut askers = Vec::new();
+        let ask = |name: &'static str| {
+            let h = h.clone();
+            let order = order.clone();
+            std::thread::spawn(move || {
+                // the stream runs on the model thread: it records the order of the work there
+                let sink: TokenSink = Box::new(move |t: &str| order.lock().unwrap().push(t.into()));
+                let c = h
+                    .generate_blocking(Prompt::new("", name), GenParams::default(), Some(sink))
+                    .unwrap();
+                assert_eq!(c.text, name);
+            })
+        };
+        askers.push(ask("a"));
+        std::thread::sleep(Duration::from_millis(50));
+        askers.push(ask("b"));
+        std::thread::sleep(Duration::from_millis(50));
+        let (done, job_done) = channel();
+        let o2 = order.clone();
+        h.try_run(Box::new(move |m: &mut dyn LanguageModel| {
+            o2.lock().unwrap().push(format!("job on {}", m.name()));
+            let _ = done.send(());
+        }))
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        askers.push(ask("c"));
+        askers.push(ask("d"));
+        std::thread::sleep(Duration::from_millis(200));
+        release.send(()).unwrap();
+        for a in askers {
+            a.join().unwrap();
+        }
+        job_done.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(*batches.lock().unwrap(), vec![2, 2]);
+        let order = order.lock().unwrap();
+        let job_at = order.iter().position(|s| s == "job on counting").unwrap();
+        assert_eq!(job_at, 2, "{order:?}");
     }
 }

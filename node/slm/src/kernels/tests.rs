@@ -185,6 +185,52 @@ fn results_do_not_depend_on_the_batch() {
     }
 }
 
+/// The decode step of a batch: one product of 16 activation rows (threaded, through the
+/// public `matmul`) equals 16 single-row products (matrix-vector), bit for bit, for every
+/// weight type and every kernel set this CPU has (portable included), and each row agrees
+/// with the f64 reference.
+#[test]
+fn a_batch_of_16_equals_16_matvecs_on_every_kernel_set() {
+    let mut seed = 23u64;
+    let (n, k, m) = (300, 512, 16);
+    let pool = Pool::new(2);
+    for ty in [QType::Q4_1, QType::Q8_0, QType::Q4_K, QType::Q6_K] {
+        let w = random_matrix(ty, n, k, &mut seed);
+        let x: Vec<f32> = (0..m * k).map(|_| rng(&mut seed)).collect();
+        let isas = Isa::supported();
+        assert!(isas.contains(&Isa::PORTABLE));
+        for isa in isas {
+            let mut a = QActs::default();
+            a.quantize(&x, m, k, isa);
+            let mut batch = vec![f32::NAN; m * n];
+            w.matmul(&a, &mut batch, isa, &pool);
+            for t in 0..m {
+                let mut one = QActs::default();
+                one.quantize(&x[t * k..(t + 1) * k], 1, k, isa);
+                let mut y = vec![f32::NAN; n];
+                w.matmul(&one, &mut y, isa, &pool);
+                for r in 0..n {
+                    assert_eq!(
+                        y[r].to_bits(),
+                        batch[t * n + r].to_bits(),
+                        "{ty:?} {isa:?} sequence {t} row {r}"
+                    );
+                }
+            }
+            let mut deq = vec![0f32; m * k];
+            a.dequantize(&mut deq);
+            let want = reference(&w, &a, &deq);
+            for (i, (g, e)) in batch.iter().zip(&want).enumerate() {
+                let tol = 1e-4 * e.abs().max(1.0);
+                assert!(
+                    (f64::from(*g) - e).abs() <= tol,
+                    "{ty:?} {isa:?} entry {i}: {g} vs {e}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn threaded_matmul_equals_single_threaded() {
     let mut seed = 11u64;

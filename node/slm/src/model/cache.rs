@@ -51,6 +51,37 @@ impl KvCache {
             .map(|x| x.capacity() * 4)
             .sum()
     }
+    /// A new cache holding a copy of the first `len` positions (at most what this one
+    /// holds), with room for `extra` more positions reserved up front (still bounded by
+    /// `max_len`): a sequence of a batch starts from the shared prefix this way.
+    pub fn fork(&self, len: usize, extra: usize) -> KvCache {
+        let len = len.min(self.tokens.len());
+        let cap = (len + extra).min(self.max_len) * self.kv_dim;
+        let copy = |src: &Vec<Vec<f32>>| -> Vec<Vec<f32>> {
+            src.iter()
+                .map(|l| {
+                    let mut v = Vec::with_capacity(cap.max(len * self.kv_dim));
+                    v.extend_from_slice(&l[..(len * self.kv_dim).min(l.len())]);
+                    v
+                })
+                .collect()
+        };
+        KvCache {
+            k: copy(&self.k),
+            v: copy(&self.v),
+            tokens: self.tokens[..len].to_vec(),
+            kv_dim: self.kv_dim,
+            max_len: self.max_len,
+        }
+    }
+    /// Drops keys/values past `len` positions (after a failed step, before its tokens
+    /// were recorded).
+    pub(super) fn rollback_kv(&mut self, len: usize) {
+        for (k, v) in self.k.iter_mut().zip(self.v.iter_mut()) {
+            k.truncate(len * self.kv_dim);
+            v.truncate(len * self.kv_dim);
+        }
+    }
     pub(super) fn push(&mut self, layer: usize, k: &[f32], v: &[f32]) {
         let max = self.max_len * self.kv_dim;
         for (buf, src) in [(&mut self.k[layer], k), (&mut self.v[layer], v)] {

@@ -55,6 +55,23 @@ impl Model {
         if tokens.is_empty() {
             return Err(SlmError::Inference("forward called with no tokens".into()));
         }
+        self.check_input(tokens, cache)?;
+        let start = cache.len();
+        match self.forward_inner(tokens, cache) {
+            Ok(l) => {
+                cache.tokens.extend_from_slice(tokens);
+                Ok(l)
+            }
+            Err(e) => {
+                cache.rollback_kv(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether `tokens` can run after what `cache` holds: a cache of this model with room
+    /// for them, and token ids inside the vocabulary.
+    pub(super) fn check_input(&self, tokens: &[u32], cache: &KvCache) -> Result<(), SlmError> {
         if cache.kv_dim != self.cfg.n_kv_head * self.cfg.head_dim
             || cache.k.len() != self.cfg.n_layer
         {
@@ -75,28 +92,13 @@ impl Model {
                 self.cfg.vocab
             )));
         }
-        let start = cache.len();
-        match self.forward_inner(tokens, cache) {
-            Ok(l) => {
-                cache.tokens.extend_from_slice(tokens);
-                Ok(l)
-            }
-            Err(e) => {
-                for (k, v) in cache.k.iter_mut().zip(cache.v.iter_mut()) {
-                    k.truncate(start * cache.kv_dim);
-                    v.truncate(start * cache.kv_dim);
-                }
-                Err(e)
-            }
-        }
+        Ok(())
     }
 
-    fn forward_inner(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, SlmError> {
-        let c = &self.cfg;
-        let m = tokens.len();
-        let h = c.hidden;
-        let p0 = cache.len();
-        let mut x = match &self.embed {
+    /// The embedding rows of `tokens` (`tokens.len()` rows of `hidden`), before any scale.
+    pub(super) fn embed_tokens(&self, tokens: &[u32]) -> Result<Vec<f32>, SlmError> {
+        let (m, h) = (tokens.len(), self.cfg.hidden);
+        Ok(match &self.embed {
             Embed::Own(e) => {
                 let mut x = vec![0f32; m * h];
                 for (row, &t) in x.chunks_exact_mut(h).zip(tokens) {
@@ -111,7 +113,15 @@ impl Model {
                     .and_then(|t| t.to_vec1::<f32>())
                     .map_err(inf)?
             }
-        };
+        })
+    }
+
+    fn forward_inner(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, SlmError> {
+        let c = &self.cfg;
+        let m = tokens.len();
+        let h = c.hidden;
+        let p0 = cache.len();
+        let mut x = self.embed_tokens(tokens)?;
         let mut acts = QActs::default();
         if self.embed_scale != 1.0 {
             x.iter_mut().for_each(|v| *v *= self.embed_scale);
@@ -217,6 +227,14 @@ impl Model {
             .map_err(inf)
     }
 
+    /// Rotary embedding of row `i` of `x` (rows of equal length) at position `pos[i]`.
+    pub(super) fn apply_rope_at(&self, rope: &Rope, x: &mut [f32], pos: &[usize]) {
+        let per_row = x.len() / pos.len().max(1);
+        for (row, &p) in x.chunks_exact_mut(per_row.max(1)).zip(pos) {
+            self.apply_rope(rope, row, p, 1);
+        }
+    }
+
     fn apply_rope(&self, rope: &Rope, x: &mut [f32], p0: usize, m: usize) {
         let hd = self.cfg.head_dim;
         let half = rope.half;
@@ -245,13 +263,13 @@ impl Model {
 }
 
 #[derive(Clone, Copy)]
-struct AttnShape {
-    m: usize,
-    p0: usize,
-    n_head: usize,
-    n_kv_head: usize,
-    head_dim: usize,
-    window: Option<usize>,
+pub(super) struct AttnShape {
+    pub(super) m: usize,
+    pub(super) p0: usize,
+    pub(super) n_head: usize,
+    pub(super) n_kv_head: usize,
+    pub(super) head_dim: usize,
+    pub(super) window: Option<usize>,
 }
 
 /// Causal attention of `m` new queries over the cache (which already holds their keys).
@@ -271,6 +289,56 @@ fn attention(q: &[f32], kc: &[f32], vc: &[f32], out: &mut [f32], s: AttnShape, i
         attention_items(q, kc, vc, out_ptr, s, range);
     };
     let cost = items * (s.p0 + s.m) * s.head_dim;
+    if cost < 32 * 1024 {
+        work(0..items);
+    } else {
+        pool::global().for_ranges(items, 1, &work);
+    }
+}
+
+/// One new query per sequence, each over its own cache (`seqs[b]`: keys, values, and the
+/// position of its query): the decode step of a batch. `s.m` and `s.p0` are ignored. Each
+/// (sequence, head) item runs the same code as [`attention`] with `m = 1`, so a sequence's
+/// output does not depend on the batch.
+pub(super) fn attention_batch(
+    q: &[f32],
+    seqs: &[(&[f32], &[f32], usize)],
+    out: &mut [f32],
+    s: AttnShape,
+    isa: Isa,
+) {
+    let nh = s.n_head;
+    let qd = nh * s.head_dim;
+    let items = seqs.len() * nh;
+    if q.len() < items * s.head_dim || out.len() < items * s.head_dim {
+        return;
+    }
+    let out_ptr = out.as_mut_ptr() as usize;
+    let work = |range: std::ops::Range<usize>| {
+        let mut item = range.start;
+        while item < range.end {
+            let b = item / nh;
+            let Some(&(kc, vc, pos)) = seqs.get(b) else {
+                return;
+            };
+            let end = range.end.min((b + 1) * nh);
+            let shape = AttnShape { m: 1, p0: pos, ..s };
+            let qb = &q[b * qd..(b + 1) * qd];
+            let ob = out_ptr + b * qd * std::mem::size_of::<f32>();
+            let heads = item - b * nh..end - b * nh;
+            #[cfg(target_arch = "x86_64")]
+            if isa != Isa::PORTABLE {
+                // SAFETY: as in `attention`: a non-portable `isa` implies AVX2 and FMA; the
+                // heads of sequence `b` write only its own `qd` outputs of `out`.
+                unsafe { attention_items_avx2(qb, kc, vc, ob, shape, heads) };
+                item = end;
+                continue;
+            }
+            attention_items(qb, kc, vc, ob, shape, heads);
+            item = end;
+        }
+    };
+    let cost: usize = seqs.iter().map(|(_, _, p)| (p + 1) * qd).sum();
     if cost < 32 * 1024 {
         work(0..items);
     } else {
@@ -371,7 +439,7 @@ fn inv_rms(x: &[f32], eps: f32) -> f32 {
     1.0 / (dot(x, x) / x.len() as f32 + eps).sqrt()
 }
 
-fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+pub(super) fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let h = w.len();
     for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
         let r = inv_rms(xr, eps);
@@ -381,7 +449,7 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
+pub(super) fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     let h = w.len();
     for xr in x.chunks_exact_mut(h) {
         let r = inv_rms(xr, eps);
@@ -391,19 +459,19 @@ fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
-fn add_inplace(x: &mut [f32], y: &[f32]) {
+pub(super) fn add_inplace(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
     }
 }
 
 #[inline]
-fn silu(x: f32) -> f32 {
+pub(super) fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
 #[inline]
-fn gelu_tanh(x: f32) -> f32 {
+pub(super) fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh())
 }
 

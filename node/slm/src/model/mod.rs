@@ -13,8 +13,11 @@
 //!
 //! Rooms: `hyperparams.rs` (what the metadata says), `weights.rs` (matrices, conversions,
 //! layers), `load.rs` (reading a file into a [`Model`]), `forward.rs` (the forward pass,
-//! attention, norms), `cache.rs` ([`KvCache`]). This file: the public types and accessors.
+//! attention, norms), `batch.rs` (one decode step for several sequences, each with its own
+//! cache: [`Model::forward_batch`]), `cache.rs` ([`KvCache`]). This file: the public types
+//! and accessors.
 
+mod batch;
 mod cache;
 mod forward;
 mod hyperparams;
