@@ -5,6 +5,7 @@
 //! lean production node without either; nothing the node itself runs may depend on them.
 
 mod analytics;
+mod ask;
 #[cfg(feature = "bench")]
 mod bench;
 #[cfg(feature = "embedded-broker")]

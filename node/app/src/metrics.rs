@@ -185,6 +185,27 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         one(nm::MODEL_JOBS_TOTAL, ld(&m.jobs));
         one(nm::MODEL_QUEUE_WAIT_SECONDS_TOTAL, us(&m.queue_wait_us));
         one(nm::MODEL_RESIDENT_MEMORY_BYTES, ld(&m.resident_bytes));
+        if let Some(q) = a.ask.get() {
+            one(nm::ASK_QUESTIONS_TOTAL, ld(&q.questions));
+            one(nm::ASK_OPEN_QUESTIONS, ld(&q.open));
+            one(nm::ASK_MODEL_TIMEOUTS_TOTAL, ld(&q.model_timeouts));
+            let reasons = crate::ask::Reason::ALL
+                .iter()
+                .map(|r| {
+                    let l = vec![(nm::LABEL_REASON, r.as_str().to_string())];
+                    (l, q.rejected(*r) as f64)
+                })
+                .collect();
+            fams.push((nm::ASK_REJECTED_TOTAL, reasons));
+            let sources = crate::ask::SOURCES
+                .iter()
+                .map(|s| {
+                    let l = vec![(nm::LABEL_SOURCE, crate::ask::source_str(*s).to_string())];
+                    (l, q.answers(*s) as f64)
+                })
+                .collect();
+            fams.push((nm::ASK_ANSWERS_TOTAL, sources));
+        }
     }
     if let Some(rss) = crate::procinfo::rss_mb() {
         one(nm::PROCESS_RESIDENT_MEMORY_BYTES, rss * 1024.0 * 1024.0);

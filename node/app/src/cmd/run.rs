@@ -119,8 +119,10 @@ fn start_analytics(
                 tracing::info!(model = %model.name(), "language model for explanations");
                 Box::new(crate::metrics::model::Metered::new(model, stats))
             };
+            // Room for the explanations plus the questions the ask service lets through.
+            let queue = crate::analytics::EXPLAIN_QUEUE + crate::ask::service::MODEL_SLOTS;
             Some(
-                millwright_slm::ModelHandle::spawn_with(loader, crate::analytics::EXPLAIN_QUEUE)
+                millwright_slm::ModelHandle::spawn_with(loader, queue)
                     .context("starting the model thread")?,
             )
         }
@@ -139,8 +141,9 @@ fn start_analytics(
         rt: tokio::runtime::Handle::current(),
         status: status.clone(),
     };
+    let answers = start_ask(cfg, &inbox, model.clone(), status)?;
     let history = Box::new(SharedStore(node.store.clone()));
-    let driver = Driver::new(
+    let mut driver = Driver::new(
         inbox,
         machine,
         history,
@@ -148,6 +151,9 @@ fn start_analytics(
         deliver,
         DriverOptions::default(),
     );
+    if let Some(port) = answers {
+        driver = driver.with_answers(port);
+    }
     std::thread::Builder::new()
         .name("analytics".into())
         .spawn(move || {
@@ -155,4 +161,35 @@ fn start_analytics(
         })
         .context("starting the analytics thread")?;
     Ok(())
+}
+
+/// Starts the ask service when `[ask]` is enabled (and `[mqtt]` exists): questions on
+/// `<root>/<site>/ask`, answers on `…/answers/<id>`.
+fn start_ask(
+    cfg: &Config,
+    inbox: &crate::analytics::Inbox,
+    model: Option<millwright_slm::ModelHandle>,
+    status: &std::sync::Arc<crate::analytics::AnalyticsStatus>,
+) -> anyhow::Result<Option<crate::ask::AnswerPort>> {
+    let Some(m) = cfg.mqtt.as_ref().filter(|_| cfg.ask.is_enabled(true)) else {
+        tracing::info!("operator questions are off ([ask] enabled = false or no [mqtt])");
+        return Ok(None);
+    };
+    let ask_status = std::sync::Arc::new(crate::ask::AskStatus::default());
+    let _ = status.ask.set(ask_status.clone());
+    let setup = crate::ask::AskSetup {
+        conn: m
+            .connection()
+            .with_client_id(format!("{}-ask", m.client_id)),
+        prefix: format!("{}/{}", cfg.site.topic_root, cfg.site.name),
+        topic_root: cfg.site.topic_root.clone(),
+        section: cfg.ask.clone(),
+        assets: cfg.assets.iter().map(|a| a.name.clone()).collect(),
+        clock: std::sync::Arc::new(crate::time_ns),
+        model,
+        status: ask_status,
+    };
+    let (port, _task) =
+        crate::ask::spawn(setup, inbox.questions()).context("starting the ask service")?;
+    Ok(Some(port))
 }

@@ -60,10 +60,14 @@ pub const LABEL_SUBSCRIPTION: &str = "subscription";
 pub const LABEL_REASON: &str = "reason";
 /// Label: the Modbus device name.
 pub const LABEL_DEVICE: &str = "device";
+/// Label: where an answer came from (`model`, `template`, `refusal`, `error`).
+pub const LABEL_SOURCE: &str = "source";
 
 const SUB: &[&str] = &[LABEL_SUBSCRIPTION];
 const SUB_REASON: &[&str] = &[LABEL_SUBSCRIPTION, LABEL_REASON];
 const DEV: &[&str] = &[LABEL_DEVICE];
+const REASON: &[&str] = &[LABEL_REASON];
+const SOURCE: &[&str] = &[LABEL_SOURCE];
 
 macro_rules! metrics {
     ($( $id:ident = $name:literal, $kind:ident, $unit:literal, $labels:expr, $help:literal; )*) => {
@@ -140,6 +144,11 @@ metrics! {
     MODEL_JOBS_TOTAL = "millwright_model_jobs_total", Counter, "jobs", &[], "Explanation jobs the model thread started.";
     MODEL_QUEUE_WAIT_SECONDS_TOTAL = "millwright_model_queue_wait_seconds_total", Counter, "seconds", &[], "Time explanation jobs waited in the model queue.";
     MODEL_RESIDENT_MEMORY_BYTES = "millwright_model_resident_memory_bytes", Gauge, "bytes", &[], "Resident memory the model added when it loaded.";
+    ASK_QUESTIONS_TOTAL = "millwright_ask_questions_total", Counter, "messages", &[], "Messages received on the ask topics (operator questions, good or not).";
+    ASK_REJECTED_TOTAL = "millwright_ask_rejected_total", Counter, "questions", REASON, "Questions answered with an error (or not answerable: no id), per reason.";
+    ASK_ANSWERS_TOTAL = "millwright_ask_answers_total", Counter, "answers", SOURCE, "Answers published, per source (model, template, refusal, error).";
+    ASK_OPEN_QUESTIONS = "millwright_ask_open_questions", Gauge, "questions", &[], "Questions received and not yet answered.";
+    ASK_MODEL_TIMEOUTS_TOTAL = "millwright_ask_model_timeouts_total", Counter, "answers", &[], "Model answers not ready within the answer timeout (the template answered).";
     PROCESS_RESIDENT_MEMORY_BYTES = "millwright_process_resident_memory_bytes", Gauge, "bytes", &[], "Resident memory of the node.";
 }
 

@@ -1,0 +1,293 @@
+//! The `[ask]` section of the node's config: whether operator questions are served, their
+//! limits (length, per-operator rate, open questions, answer timeout) and the access list
+//! (`[[ask.acl]]`: which operators may ask about which assets, as globs), with its pure
+//! validation and the ACL's resolution to the assets an operator may see.
+//!
+//! No I/O here; the service (`service.rs`) applies what this section says.
+
+use millwright_core::ask::MAX_QUESTION_CHARS;
+use millwright_core::ValidationError;
+use serde::{Deserialize, Serialize};
+
+/// `[ask]`: operator questions over MQTT.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskSection {
+    /// Serve questions on `<topic_root>/<site>/ask` (default: yes when `[mqtt]` is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Longest question, in characters (1–500).
+    #[serde(default = "default_max_question_chars")]
+    pub max_question_chars: usize,
+    /// Questions per minute one operator may ask (the bucket refills at this rate; 1–6000).
+    #[serde(default = "default_rate_per_min")]
+    pub rate_per_min: u32,
+    /// Questions one operator may ask at once before the rate applies (1–1000).
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Questions open at once (received, not yet answered); more are answered `busy` (1–1000).
+    #[serde(default = "default_max_open")]
+    pub max_open: usize,
+    /// Longest wait for the model, in seconds (1–300); past it the template answers.
+    #[serde(default = "default_answer_timeout_s")]
+    pub answer_timeout_s: u64,
+    /// Who may ask about what (`[[ask.acl]]`); omitted: every operator may ask about every
+    /// asset. Given: an operator sees the assets of every rule whose `operator` glob matches
+    /// them, and no others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<AclRule>>,
+}
+
+/// One access rule (`[[ask.acl]]`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclRule {
+    /// Operator name glob (`*` any run of characters, `?` one character), e.g. `shift-*`.
+    pub operator: String,
+    /// Asset tag globs, e.g. `["P-*", "M-201"]`.
+    pub assets: Vec<String>,
+}
+
+fn default_max_question_chars() -> usize {
+    MAX_QUESTION_CHARS
+}
+fn default_rate_per_min() -> u32 {
+    20
+}
+fn default_burst() -> u32 {
+    5
+}
+fn default_max_open() -> usize {
+    32
+}
+fn default_answer_timeout_s() -> u64 {
+    20
+}
+
+impl Default for AskSection {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            max_question_chars: default_max_question_chars(),
+            rate_per_min: default_rate_per_min(),
+            burst: default_burst(),
+            max_open: default_max_open(),
+            answer_timeout_s: default_answer_timeout_s(),
+            acl: None,
+        }
+    }
+}
+
+impl AskSection {
+    /// Whether questions are served, given whether the node has an `[mqtt]` section.
+    pub fn is_enabled(&self, has_mqtt: bool) -> bool {
+        self.enabled.unwrap_or(has_mqtt) && has_mqtt
+    }
+
+    /// Every problem of the section; `assets` are the `[[assets]]` tags, `has_mqtt` whether
+    /// `[mqtt]` is configured.
+    pub fn validate(&self, assets: &[String], has_mqtt: bool) -> Vec<ValidationError> {
+        let mut e = Vec::new();
+        if self.enabled == Some(true) && !has_mqtt {
+            e.push(ValidationError::new(
+                "ask.enabled",
+                "questions arrive over MQTT: add an [mqtt] section or set enabled = false",
+            ));
+        }
+        if !(1..=MAX_QUESTION_CHARS).contains(&self.max_question_chars) {
+            e.push(ValidationError::new(
+                "ask.max_question_chars",
+                format!("must be 1–{MAX_QUESTION_CHARS}"),
+            ));
+        }
+        if !(1..=6000).contains(&self.rate_per_min) {
+            e.push(ValidationError::new(
+                "ask.rate_per_min",
+                "must be 1–6000 (questions per minute and operator)",
+            ));
+        }
+        if !(1..=1000).contains(&self.burst) {
+            e.push(ValidationError::new("ask.burst", "must be 1–1000"));
+        }
+        if !(1..=1000).contains(&self.max_open) {
+            e.push(ValidationError::new("ask.max_open", "must be 1–1000"));
+        }
+        if !(1..=300).contains(&self.answer_timeout_s) {
+            e.push(ValidationError::new(
+                "ask.answer_timeout_s",
+                "must be 1–300 (seconds)",
+            ));
+        }
+        for (i, r) in self.acl.iter().flatten().enumerate() {
+            if r.operator.trim().is_empty() {
+                e.push(ValidationError::new(
+                    format!("ask.acl[{i}].operator"),
+                    "is empty (use \"*\" for every operator)",
+                ));
+            }
+            if r.assets.is_empty() {
+                e.push(ValidationError::new(
+                    format!("ask.acl[{i}].assets"),
+                    "is empty: list asset tags or globs, e.g. [\"P-*\"]",
+                ));
+            }
+            for g in &r.assets {
+                if g.trim().is_empty() {
+                    e.push(ValidationError::new(
+                        format!("ask.acl[{i}].assets"),
+                        "holds an empty pattern",
+                    ));
+                } else if !g.contains(['*', '?']) && !assets.iter().any(|a| a == g) {
+                    e.push(ValidationError::new(
+                        format!("ask.acl[{i}].assets"),
+                        format!("`{g}` is not an asset of [[assets]] (a typo?)"),
+                    ));
+                }
+            }
+        }
+        e
+    }
+
+    /// The assets `operator` may ask about, in the order of `assets`.
+    pub fn visible_assets(&self, operator: &str, assets: &[String]) -> Vec<String> {
+        let Some(acl) = &self.acl else {
+            return assets.to_vec();
+        };
+        let rules: Vec<&AclRule> = acl
+            .iter()
+            .filter(|r| glob_match(&r.operator, operator))
+            .collect();
+        assets
+            .iter()
+            .filter(|a| rules.iter().any(|r| r.assets.iter().any(|g| glob_match(g, a))))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Shell-style glob match: `*` matches any run of characters (also none), `?` exactly one;
+/// everything else literally (case-sensitive).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    // Where the last `*` was and the text position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || Some(c) == t.get(ti) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi.min(p.len())..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_a_shell() {
+        for (p, t) in [
+            ("*", ""),
+            ("*", "anyone"),
+            ("P-*", "P-101"),
+            ("P-1?1", "P-101"),
+            ("*-101", "P-101"),
+            ("a*b*c", "aXbYbZc"),
+            ("shift-*", "shift-a"),
+            ("M-201", "M-201"),
+        ] {
+            assert!(glob_match(p, t), "{p} ~ {t}");
+        }
+        for (p, t) in [
+            ("P-*", "M-201"),
+            ("P-1?1", "P-1001"),
+            ("M-201", "M-2011"),
+            ("a*b*c", "aXbYbZ"),
+            ("?", ""),
+            ("p-*", "P-101"),
+        ] {
+            assert!(!glob_match(p, t), "{p} !~ {t}");
+        }
+    }
+
+    fn assets() -> Vec<String> {
+        ["P-101", "P-102", "M-201", "C-301"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    #[test]
+    fn acl_resolves_to_the_union_of_matching_rules_and_none_without_a_rule() {
+        let mut s = AskSection::default();
+        assert_eq!(s.visible_assets("anyone", &assets()), assets());
+        s.acl = Some(vec![
+            AclRule {
+                operator: "pump-*".into(),
+                assets: vec!["P-*".into()],
+            },
+            AclRule {
+                operator: "pump-lead".into(),
+                assets: vec!["M-201".into()],
+            },
+        ]);
+        assert_eq!(s.visible_assets("pump-ann", &assets()), ["P-101", "P-102"]);
+        assert_eq!(
+            s.visible_assets("pump-lead", &assets()),
+            ["P-101", "P-102", "M-201"]
+        );
+        assert!(s.visible_assets("anonymous", &assets()).is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_path() {
+        let s = AskSection {
+            enabled: Some(true),
+            max_question_chars: 0,
+            rate_per_min: 0,
+            burst: 0,
+            max_open: 0,
+            answer_timeout_s: 0,
+            acl: Some(vec![AclRule {
+                operator: " ".into(),
+                assets: vec!["P-999".into(), "P-*".into()],
+            }]),
+        };
+        let paths: Vec<String> = s
+            .validate(&assets(), false)
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "ask.enabled",
+                "ask.max_question_chars",
+                "ask.rate_per_min",
+                "ask.burst",
+                "ask.max_open",
+                "ask.answer_timeout_s",
+                "ask.acl[0].operator",
+                "ask.acl[0].assets",
+            ]
+        );
+        assert!(AskSection::default().validate(&assets(), true).is_empty());
+        assert!(AskSection::default().is_enabled(true));
+        assert!(!AskSection::default().is_enabled(false));
+    }
+}
