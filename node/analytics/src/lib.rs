@@ -25,9 +25,11 @@ use millwright_core::{History, Incident, LanguageModel, Reading};
 use millwright_detect::AssetMonitor;
 use millwright_profile::Profile;
 use millwright_reason::{Candidate, ExplainOptions, Explainer};
+pub use millwright_reason::{AskOptions, AskRequest};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+mod ask;
 pub mod incidents;
 #[cfg(test)]
 mod tests;
@@ -57,6 +59,8 @@ pub struct Options {
     pub incident_hold_off_s: f64,
     /// Least seconds between two updates of one incident (floods are suppressed and counted).
     pub incident_update_s: f64,
+    /// Answering operator questions (shifts, UTC offset, model budget).
+    pub ask: millwright_reason::AskOptions,
 }
 
 impl Options {
@@ -71,6 +75,7 @@ impl Options {
             max_incidents: 1000,
             incident_hold_off_s: 60.0,
             incident_update_s: 60.0,
+            ask: millwright_reason::AskOptions::default(),
         }
     }
 }
@@ -165,6 +170,12 @@ pub enum Output {
         /// Its Markdown.
         markdown: String,
     },
+    /// An operator question that needs the model: run [`AskRequest::prompt`] through it and
+    /// publish [`AskRequest::finish`] (or [`AskRequest::template`] when there is no model or
+    /// its queue is full). Boxed: it carries its facts.
+    Ask(Box<AskRequest>),
+    /// An answer ready to publish (refusal, no data, …); the caller fills `latency_ms`.
+    Answer(millwright_core::Answer),
 }
 
 struct Monitor {

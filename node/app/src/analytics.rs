@@ -394,7 +394,7 @@ impl<D: Deliver> Driver<D> {
                     Output::SiteReport { markdown } => self.deliver.site_report(&markdown),
                     // The model part of answering runs on the ask service's side of the
                     // model queue: this thread never waits for the model.
-                    Output::Ask(req) => self.answer(crate::ask::FromAnalytics::Ask(Box::new(req))),
+                    Output::Ask(req) => self.answer(crate::ask::FromAnalytics::Ask(req)),
                     Output::Answer(a) => self.answer(crate::ask::FromAnalytics::Answer(Box::new(a))),
                 }
             }

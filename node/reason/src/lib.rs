@@ -4,6 +4,7 @@
 //!
 //! - [`facts`]: anomaly → [`Facts`] (one compact line, every number with its rounding, the
 //!   matching failure modes of the profile).
+//! - [`ask`]: operator questions: understanding, facts, template and checked model answers.
 //! - [`diagnose`]: failure modes ranked by an incident's symptoms, with confidence.
 //! - [`ground`]: the grounding check of generated text against the facts.
 //! - [`explain`]: [`Explainer::explain`] → [`millwright_core::ExplanationCard`].
@@ -17,6 +18,7 @@
 //! No I/O: the model is passed in through [`millwright_core::LanguageModel`], the report's data
 //! through [`millwright_core::ReportInput`] or read through [`millwright_core::History`].
 
+pub mod ask;
 pub mod diagnose;
 pub mod explain;
 pub mod facts;
@@ -27,6 +29,7 @@ pub mod select;
 pub mod text;
 pub mod vocab;
 
+pub use ask::{AskOptions, AskRequest, AssetContext};
 pub use diagnose::{diagnose, Observed};
 pub use explain::{ExplainCounters, ExplainOptions, ExplainStats, Explainer};
 pub use facts::{encode, match_failure_modes, Candidate, FactNumber, Facts};

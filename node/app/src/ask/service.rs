@@ -55,14 +55,33 @@ pub struct AskSetup {
     pub topic_root: String,
     /// `[ask]`.
     pub section: AskSection,
-    /// The analytics' asset tags (`[[assets]]`), which the ACL resolves against.
-    pub assets: Vec<String>,
+    /// The asset tags the ACL resolves against, asked per question: `[[assets]]` and every
+    /// asset in the local store (see [`known_assets`]).
+    pub assets: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
     /// "Now" of a question (ns since the epoch; the demo's is plant time).
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// The model, if any.
     pub model: Option<ModelHandle>,
     /// Counters.
     pub status: Arc<AskStatus>,
+}
+
+/// `configured` (the `[[assets]]` tags) and, after them, every other asset of the store.
+pub fn known_assets(
+    configured: Vec<String>,
+    store: Arc<std::sync::Mutex<millwright_store::Store>>,
+) -> Arc<dyn Fn() -> Vec<String> + Send + Sync> {
+    Arc::new(move || {
+        let mut all = configured.clone();
+        if let Ok(s) = store.lock() {
+            for id in s.sensors() {
+                if !all.iter().any(|a| *a == *id.asset) {
+                    all.push(id.asset.to_string());
+                }
+            }
+        }
+        all
+    })
 }
 
 /// Where to answer besides `answers/<id>`: an MQTT 5 response topic and correlation data.
@@ -229,7 +248,7 @@ impl Service {
             visible_assets: self
                 .setup
                 .section
-                .visible_assets(&operator, &self.setup.assets),
+                .visible_assets(&operator, &(self.setup.assets)()),
             operator: operator.clone(),
             received_ns: (self.setup.clock)(),
         };

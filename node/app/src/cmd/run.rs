@@ -141,7 +141,7 @@ fn start_analytics(
         rt: tokio::runtime::Handle::current(),
         status: status.clone(),
     };
-    let answers = start_ask(cfg, &inbox, model.clone(), status)?;
+    let answers = start_ask(cfg, &inbox, model.clone(), node, status)?;
     let history = Box::new(SharedStore(node.store.clone()));
     let mut driver = Driver::new(
         inbox,
@@ -169,6 +169,7 @@ fn start_ask(
     cfg: &Config,
     inbox: &crate::analytics::Inbox,
     model: Option<millwright_slm::ModelHandle>,
+    node: &crate::node::Node,
     status: &std::sync::Arc<crate::analytics::AnalyticsStatus>,
 ) -> anyhow::Result<Option<crate::ask::AnswerPort>> {
     let Some(m) = cfg.mqtt.as_ref().filter(|_| cfg.ask.is_enabled(true)) else {
@@ -184,7 +185,10 @@ fn start_ask(
         prefix: format!("{}/{}", cfg.site.topic_root, cfg.site.name),
         topic_root: cfg.site.topic_root.clone(),
         section: cfg.ask.clone(),
-        assets: cfg.assets.iter().map(|a| a.name.clone()).collect(),
+        assets: crate::ask::service::known_assets(
+            cfg.assets.iter().map(|a| a.name.clone()).collect(),
+            node.store.clone(),
+        ),
         clock: std::sync::Arc::new(crate::time_ns),
         model,
         status: ask_status,
