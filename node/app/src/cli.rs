@@ -44,6 +44,9 @@ pub enum Command {
     CheckPayload(CheckPayloadArgs),
     /// Ask the running node for a maintenance report of an asset (over MQTT) and print it.
     Report(ReportArgs),
+    /// Ask the running node a question (over MQTT 5) and print its answer and evidence; exits 1
+    /// on an error answer or when no answer comes in time.
+    Ask(AskArgs),
     /// Run a self-contained demo: embedded broker, simulated machines, live view. Needs nothing installed.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
@@ -72,6 +75,32 @@ pub struct ReportArgs {
     /// Seconds to wait for the report.
     #[arg(long, default_value_t = 30)]
     pub timeout_s: u64,
+}
+
+/// Options of `millwright ask`.
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question, e.g. "What was the max bearing temperature on P-101 in the last hour?".
+    pub question: String,
+    /// The node's config file (for the broker and the site).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The asset the question is about (then "the pump" means this one).
+    #[arg(long)]
+    pub asset: Option<String>,
+    /// Question id; the answer arrives on `<root>/<site>/answers/<id>` (default: a new one).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Ask as this operator: publish on `<root>/<site>/ask/<operator>` (the broker's ACL
+    /// should bind it to the logged-in user); default: plain `ask` (operator `anonymous`).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_s: u64,
+    /// Print the answer's JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `millwright demo`.

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             #[cfg(feature = "demo")]
             Command::Demo(a) => cmd::demo::run(&a).await,
             Command::Report(a) => cmd::report::run(&a).await,
+            Command::Ask(a) => cmd::ask::run(&a).await,
             #[cfg(feature = "bench")]
             Command::Bench(b) => bench::run(b).await,
             Command::Modbus(cli::ModbusCommand::Probe(a)) => cmd::modbus::probe(&a).await,
