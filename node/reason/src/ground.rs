@@ -78,7 +78,7 @@ fn base_unit(u: &str) -> &str {
 }
 
 /// Numbers in `text` as (literal without sign, value, unit suffix directly after it).
-fn numbers_in(text: &str) -> Vec<(String, f64, String)> {
+pub(crate) fn numbers_in(text: &str) -> Vec<(String, f64, String)> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;

@@ -1,22 +1,53 @@
-//! Answer texts: the prompt and its vocabulary, the model text's check, and the template.
+//! Model answers: the prompt (the facts as lines, the question as understood, an answer
+//! prefix that states the range or the asset) with the facts' vocabulary for constrained
+//! decoding, and the check a model text must pass before it replaces the template:
+//! - form: a sentence or more of its own, at most three, no prompt markup copied;
+//! - vocabulary: every word and separator from the request's vocabulary;
+//! - assets: no tag but the answer's assets;
+//! - signals: no signal name of the assets' profiles that is not in the facts;
+//! - numbers: every number (outside the verbatim texts: time spans, moments, failure-mode
+//!   titles, causes and actions) is an evidence value within the rounding both are written
+//!   with (signs ignored), and its unit, when the evidence has one, is written after it and
+//!   is the evidence's unit;
+//! - time: the range (or, for a latest value, the moment) is stated.
+//!
+//! The template passes the same check (tested), so `verified` means the same for both.
 
+use super::understand::tokens;
 use super::AskRequest;
+use crate::ground::{numbers_in, unit_of};
 use millwright_core::{GenParams, Prompt};
 
 const SYSTEM: &str = "You are a maintenance assistant at an industrial site. \
 Answer the operator's question in one or two short sentences using only the facts given. \
-Copy numbers and units exactly as written. Never invent numbers, machines or sensors.";
+Copy numbers, units and times exactly as written. Never invent numbers, machines or sensors.";
+
+/// The question as understood, in plain words (the model never sees the raw text when it
+/// tried injection).
+fn restated(r: &AskRequest) -> String {
+    if r.understood.injection {
+        let what: Vec<String> = r.signals.iter().take(1).cloned().collect();
+        format!(
+            "Tell me about {} {}.",
+            what.join(" "),
+            r.assets.join(" and ")
+        )
+    } else {
+        r.question.text.clone()
+    }
+}
 
 /// The model input of a request.
 pub fn prompt(r: &AskRequest) -> (Prompt, GenParams) {
     let mut user = String::from("Facts:\n");
     for l in &r.fact_lines {
+        user.push_str("- ");
         user.push_str(l);
         user.push('\n');
     }
-    user.push_str(&format!("Question: {}\n", r.question.text));
+    user.push_str(&format!("Question: {}\n", restated(r)));
     let mut p = Prompt::new(SYSTEM, user);
-    p.answer_prefix = Some(r.prefix.clone());
+    p.answer_prefix = (!r.prefix.is_empty()).then(|| r.prefix.clone());
     let params = GenParams {
         max_tokens: r.opts.max_tokens,
         budget_ms: r.opts.budget_ms,
@@ -27,21 +58,160 @@ pub fn prompt(r: &AskRequest) -> (Prompt, GenParams) {
     (p, params)
 }
 
-/// The answer prefix and the completion joined and tidied.
+/// The answer prefix and the completion joined and tidied (at most three sentences).
 pub fn model_text(prefix: &str, completion: &str) -> String {
     let sep = if prefix.is_empty() || completion.starts_with(char::is_whitespace) {
         ""
     } else {
         " "
     };
-    crate::explain::tidy(&format!("{prefix}{sep}{completion}"))
+    let t = crate::explain::tidy(&format!("{prefix}{sep}{completion}"));
+    let mut out = String::new();
+    let mut n = 0;
+    let chars: Vec<char> = t.chars().collect();
+    for (i, ch) in chars.iter().enumerate() {
+        out.push(*ch);
+        if matches!(ch, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|c| *c == ' ') {
+            n += 1;
+            if n == 3 {
+                break;
+            }
+        }
+    }
+    out.trim().to_string()
 }
 
-/// Every problem of a model text (empty: it may be published).
+/// Looks like an asset tag (`P-101`, `M-201`).
+fn tag_like(w: &str) -> bool {
+    let Some((a, b)) = w.split_once('-') else {
+        return false;
+    };
+    (1..=5).contains(&a.len())
+        && a.chars().all(|c| c.is_ascii_alphabetic())
+        && (1..=5).contains(&b.len())
+        && b.chars().all(|c| c.is_ascii_digit())
+}
+
+fn same_unit(written: &str, evidence: &str) -> bool {
+    let w = written.to_lowercase();
+    let e = evidence.to_lowercase();
+    w == e
+        || match (unit_of(&w), unit_of(&e)) {
+            (Some(a), Some(b)) => a == b && !e.contains("/h"),
+            _ => false,
+        }
+}
+
+/// Every problem of a text (empty: it may be published).
 pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
-    let _ = r;
-    if text.is_empty() {
-        return vec!["empty".into()];
+    let mut out = Vec::new();
+    let lower = text.to_lowercase();
+    let own = lower
+        .strip_prefix(&r.prefix.to_lowercase())
+        .unwrap_or(&lower);
+    if text.len() < 12 || own.split_whitespace().count() < 2 {
+        return vec!["answer too short".into()];
     }
-    vec!["not checked yet".into()]
+    for bad in ["facts", "question:", "<", ">", "{", "}", "- "] {
+        if lower.contains(bad) && !r.template_text.to_lowercase().contains(bad) {
+            return vec![format!("answer contains {bad:?} (copied prompt)")];
+        }
+    }
+    let ends = text
+        .char_indices()
+        .filter(|(i, c)| {
+            matches!(c, '.' | '!' | '?') && text[i + 1..].chars().next().is_none_or(|n| n == ' ')
+        })
+        .count();
+    if ends > 3 {
+        out.push(format!("{ends} sentences (at most 3)"));
+    }
+    if !text.trim_end().ends_with(['.', '!', '?']) {
+        out.push("unfinished sentence".into());
+    }
+    let outside = r.vocabulary.violations(text);
+    if !outside.is_empty() {
+        out.push(format!("words outside the vocabulary: {outside:?}"));
+    }
+    // Assets.
+    for w in text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '(' | ')' | '"')) {
+        let w = w.trim_end_matches(['.', '!', '?']);
+        if tag_like(w) && !r.assets.iter().any(|a| a == w) {
+            out.push(format!("names asset {w}, not in the facts"));
+        }
+    }
+    // Signals.
+    let toks = tokens(text);
+    for t in &toks {
+        if t.contains('_') && !r.signals.iter().any(|s| s == t) {
+            out.push(format!("names signal {t}, not in the facts"));
+        }
+    }
+    for k in &r.known_signals {
+        let said = super::draft::say_signal(k);
+        if r.signals.iter().any(|s| s == k) || !said.contains(' ') {
+            continue;
+        }
+        if lower.contains(&said) && !r.verbatim.iter().any(|v| v.to_lowercase().contains(&said)) {
+            out.push(format!("names signal {said}, not in the facts"));
+        }
+    }
+    // Numbers, outside the verbatim texts, tags and identifiers.
+    let mut masked = text.to_string();
+    let mut verbatim = r.verbatim.clone();
+    verbatim.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for v in verbatim.iter().chain(&r.assets).chain(&r.signals) {
+        if !v.is_empty() {
+            masked = masked.replace(v.as_str(), " ");
+        }
+    }
+    let words: Vec<&str> = masked.split_whitespace().collect();
+    let mut pos = 0usize;
+    for (lit, v, suffix) in numbers_in(&masked) {
+        let d = lit.split_once('.').map_or(0, |(_, f)| f.len());
+        let tol = 0.5 * 10f64.powi(-(d as i32));
+        let matched: Vec<_> = r
+            .numbers
+            .iter()
+            .filter(|f| (v - f.value.abs()).abs() < tol + 0.5 * 10f64.powi(-(f.decimals as i32)) - 1e-12)
+            .collect();
+        // the unit: attached, else the next word
+        let mut unit = (!suffix.is_empty()).then(|| suffix.clone());
+        if unit.is_none() {
+            while pos < words.len() && !words[pos].starts_with(lit.as_str()) {
+                pos += 1;
+            }
+            unit = words
+                .get(pos + 1)
+                .map(|w| w.trim_end_matches(['.', ',', ';', ')', '!', '?']).to_string());
+            pos += 1;
+        }
+        if matched.is_empty() {
+            out.push(format!("number {lit} is not in the evidence"));
+            continue;
+        }
+        let needs_unit = matched.iter().all(|f| !f.unit.is_empty() && f.unit != "count");
+        let unit_ok = match &unit {
+            Some(u) => matched.iter().any(|f| {
+                f.unit.is_empty() || f.unit == "count" || same_unit(u, &f.unit)
+            }),
+            None => !needs_unit,
+        };
+        if !unit_ok {
+            let stated: Vec<&str> = matched.iter().map(|f| f.unit.as_str()).collect();
+            out.push(format!(
+                "{lit} {}: the evidence gives {lit} in {}",
+                unit.unwrap_or_default(),
+                stated.join(" or ")
+            ));
+        }
+    }
+    // Time.
+    let has_numbers = !r.numbers.is_empty();
+    let range_said = lower.contains(&r.understood.range.label.to_lowercase())
+        || r.verbatim.iter().any(|v| v.contains(':') && text.contains(v.as_str()));
+    if has_numbers && !range_said {
+        out.push(format!("does not state the time ({})", r.understood.range.label));
+    }
+    out
 }

@@ -11,8 +11,13 @@
 //! with its template when there is none). No I/O here: no clock, no model, no MQTT.
 
 pub mod answer;
+pub mod draft;
 pub mod facts;
 pub mod understand;
+pub mod when;
+pub mod words;
+#[cfg(test)]
+mod tests_understand;
 
 use millwright_core::{
     Anomaly, Answer, AnswerEvidence, AnswerSource, Completion, ExplanationCard, GenParams, History,
@@ -22,7 +27,8 @@ use millwright_core::llm::Vocabulary;
 use millwright_profile::Profile;
 use std::sync::Arc;
 
-pub use understand::{understand, Aggregate, Kind, TimeRange, Understanding};
+pub use understand::{understand, Aggregate, Kind, Known, Understanding};
+pub use when::TimeRange;
 
 /// Settings of the answering path.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +79,8 @@ pub struct AskRequest {
     pub understood: Understanding,
     /// The facts the answer rests on.
     pub evidence: Vec<AnswerEvidence>,
+    /// The numbers of the evidence as the texts write them.
+    pub numbers: Vec<crate::facts::FactNumber>,
     /// The template answer's text (checked by construction).
     pub template_text: String,
     /// The facts as prompt lines.
@@ -151,8 +159,32 @@ pub fn prepare(
         .iter()
         .filter(|a| q.visible_assets.iter().any(|v| *v == a.asset))
         .collect();
-    let u = understand(&q.text, q.asset.as_deref(), &visible, q.received_ns, opts);
+    let known: Vec<Known> = visible.iter().map(|a| known(a, history)).collect();
+    let u = understand(&q.text, q.asset.as_deref(), &known, q.received_ns, opts);
     facts::gather(q, u, &visible, history, opts)
+}
+
+/// How understanding sees an asset: its tag, kind and signals (profile and store).
+pub fn known(a: &AssetContext, history: &dyn History) -> Known {
+    let mut signals: Vec<String> = a
+        .profile
+        .iter()
+        .flat_map(|p| p.signals.iter().map(|s| s.name.clone()))
+        .collect();
+    for s in history.signals_of(&a.asset) {
+        if !signals.iter().any(|n| **n == *s.signal) {
+            signals.push(s.signal.to_string());
+        }
+    }
+    Known {
+        tag: a.asset.clone(),
+        kind: a
+            .profile
+            .as_ref()
+            .map(|p| understand::kind_of(&p.name))
+            .unwrap_or_default(),
+        signals,
+    }
 }
 
 /// A refusal (no numbers; verified).
