@@ -31,6 +31,13 @@ pub struct AskSection {
     /// Longest wait for the model, in seconds (1–300); past it the template answers.
     #[serde(default = "default_answer_timeout_s")]
     pub answer_timeout_s: u64,
+    /// Shift starts in local time (`"HH:MM"`), for "this shift" / "last shift".
+    #[serde(default = "default_shift_starts")]
+    pub shift_starts: Vec<String>,
+    /// Local time's offset from UTC in minutes (−840…840): "today", "since 06:00" and
+    /// shifts are local.
+    #[serde(default)]
+    pub utc_offset_min: i32,
     /// Who may ask about what (`[[ask.acl]]`); omitted: every operator may ask about every
     /// asset. Given: an operator sees the assets of every rule whose `operator` glob matches
     /// them, and no others.
@@ -48,6 +55,9 @@ pub struct AclRule {
     pub assets: Vec<String>,
 }
 
+fn default_shift_starts() -> Vec<String> {
+    ["06:00", "14:00", "22:00"].map(String::from).to_vec()
+}
 fn default_max_question_chars() -> usize {
     MAX_QUESTION_CHARS
 }
@@ -73,15 +83,37 @@ impl Default for AskSection {
             burst: default_burst(),
             max_open: default_max_open(),
             answer_timeout_s: default_answer_timeout_s(),
+            shift_starts: default_shift_starts(),
+            utc_offset_min: 0,
             acl: None,
         }
     }
+}
+
+/// `"HH:MM"` → minutes after midnight.
+fn clock_minutes(t: &str) -> Option<u32> {
+    let (h, m) = t.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 && t.len() == 5).then_some(h * 60 + m)
 }
 
 impl AskSection {
     /// Whether questions are served, given whether the node has an `[mqtt]` section.
     pub fn is_enabled(&self, has_mqtt: bool) -> bool {
         self.enabled.unwrap_or(has_mqtt) && has_mqtt
+    }
+
+    /// The answering settings of this section (shifts, local time) for the analytics.
+    pub fn ask_options(&self) -> millwright_analytics::AskOptions {
+        millwright_analytics::AskOptions {
+            shift_starts_min: self
+                .shift_starts
+                .iter()
+                .filter_map(|t| clock_minutes(t))
+                .collect(),
+            utc_offset_min: self.utc_offset_min,
+            ..Default::default()
+        }
     }
 
     /// Every problem of the section; `assets` are the `[[assets]]` tags, `has_mqtt` whether
@@ -116,6 +148,26 @@ impl AskSection {
             e.push(ValidationError::new(
                 "ask.answer_timeout_s",
                 "must be 1–300 (seconds)",
+            ));
+        }
+        if self.shift_starts.is_empty() {
+            e.push(ValidationError::new(
+                "ask.shift_starts",
+                "is empty: list the shift starts, e.g. [\"06:00\", \"14:00\", \"22:00\"]",
+            ));
+        }
+        for t in &self.shift_starts {
+            if clock_minutes(t).is_none() {
+                e.push(ValidationError::new(
+                    "ask.shift_starts",
+                    format!("`{t}` is not a time of day as HH:MM"),
+                ));
+            }
+        }
+        if !(-840..=840).contains(&self.utc_offset_min) {
+            e.push(ValidationError::new(
+                "ask.utc_offset_min",
+                "must be −840…840 (minutes from UTC)",
             ));
         }
         for (i, r) in self.acl.iter().flatten().enumerate() {
@@ -263,6 +315,8 @@ mod tests {
             burst: 0,
             max_open: 0,
             answer_timeout_s: 0,
+            shift_starts: vec!["6:00".into()],
+            utc_offset_min: 900,
             acl: Some(vec![AclRule {
                 operator: " ".into(),
                 assets: vec!["P-999".into(), "P-*".into()],
@@ -282,12 +336,58 @@ mod tests {
                 "ask.burst",
                 "ask.max_open",
                 "ask.answer_timeout_s",
+                "ask.shift_starts",
+                "ask.utc_offset_min",
                 "ask.acl[0].operator",
                 "ask.acl[0].assets",
             ]
         );
         assert!(AskSection::default().validate(&assets(), true).is_empty());
+        assert_eq!(
+            AskSection::default().ask_options().shift_starts_min,
+            [360, 840, 1320]
+        );
         assert!(AskSection::default().is_enabled(true));
         assert!(!AskSection::default().is_enabled(false));
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use crate::config::Config;
+
+    #[test]
+    fn ask_problems_in_a_file_have_paths_and_lines() {
+        let text = r#"
+[site]
+name = "s"
+[mqtt]
+host = "127.0.0.1"
+[[mqtt.subscriptions]]
+topic = "plant/{asset}/{signal}"
+[[assets]]
+name = "P-101"
+profile = "p.toml"
+[ask]
+max_open = 0
+[[ask.acl]]
+operator = "ops-*"
+assets = ["P-*"]
+[[ask.acl]]
+operator = "lead"
+assets = ["P-910"]
+"#;
+        let probs = Config::parse(text).unwrap_err();
+        let got: Vec<(&str, Option<usize>)> =
+            probs.iter().map(|p| (p.path.as_str(), p.line)).collect();
+        assert_eq!(
+            got,
+            [("ask.max_open", Some(12)), ("ask.acl[1].assets", Some(18))],
+            "{probs:?}"
+        );
+        let ok = Config::parse(&text.replace("max_open = 0", "").replace("P-910", "P-101"))
+            .unwrap();
+        assert_eq!(ok.ask.acl.as_ref().map(Vec::len), Some(2));
+        assert!(ok.ask.is_enabled(ok.mqtt.is_some()));
     }
 }

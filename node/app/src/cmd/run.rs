@@ -130,6 +130,7 @@ fn start_analytics(
     };
     let mut opts = millwright_analytics::Options::new(cfg.site.name.clone());
     opts.report_interval_s = cfg.node.report_interval_s;
+    opts.ask = cfg.ask.ask_options();
     let machine = millwright_analytics::Analytics::new(opts, profiles);
     let publisher = deliver::alert_client(cfg, inbox.requests());
     if let Some(p) = &publisher {
