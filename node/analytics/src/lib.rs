@@ -24,8 +24,8 @@ use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, Text
 use millwright_core::{History, Incident, LanguageModel, Reading};
 use millwright_detect::AssetMonitor;
 use millwright_profile::Profile;
-use millwright_reason::{Candidate, ExplainOptions, Explainer};
 pub use millwright_reason::{AskOptions, AskRequest};
+use millwright_reason::{Candidate, ExplainOptions, Explainer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 

@@ -134,7 +134,9 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
         out.push(format!("words outside the vocabulary: {outside:?}"));
     }
     // Assets.
-    for w in text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '(' | ')' | '"')) {
+    for w in
+        text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '(' | ')' | '"'))
+    {
         let w = w.trim_end_matches(['.', '!', '?']);
         if tag_like(w) && !r.assets.iter().any(|a| a == w) {
             out.push(format!("names asset {w}, not in the facts"));
@@ -173,7 +175,9 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
         let matched: Vec<_> = r
             .numbers
             .iter()
-            .filter(|f| (v - f.value.abs()).abs() < tol + 0.5 * 10f64.powi(-(f.decimals as i32)) - 1e-12)
+            .filter(|f| {
+                (v - f.value.abs()).abs() < tol + 0.5 * 10f64.powi(-(f.decimals as i32)) - 1e-12
+            })
             .collect();
         // the unit: attached, else the next word
         let mut unit = (!suffix.is_empty()).then(|| suffix.clone());
@@ -181,20 +185,23 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
             while pos < words.len() && !words[pos].starts_with(lit.as_str()) {
                 pos += 1;
             }
-            unit = words
-                .get(pos + 1)
-                .map(|w| w.trim_end_matches(['.', ',', ';', ')', '!', '?']).to_string());
+            unit = words.get(pos + 1).map(|w| {
+                w.trim_end_matches(['.', ',', ';', ')', '!', '?'])
+                    .to_string()
+            });
             pos += 1;
         }
         if matched.is_empty() {
             out.push(format!("number {lit} is not in the evidence"));
             continue;
         }
-        let needs_unit = matched.iter().all(|f| !f.unit.is_empty() && f.unit != "count");
+        let needs_unit = matched
+            .iter()
+            .all(|f| !f.unit.is_empty() && f.unit != "count");
         let unit_ok = match &unit {
-            Some(u) => matched.iter().any(|f| {
-                f.unit.is_empty() || f.unit == "count" || same_unit(u, &f.unit)
-            }),
+            Some(u) => matched
+                .iter()
+                .any(|f| f.unit.is_empty() || f.unit == "count" || same_unit(u, &f.unit)),
             None => !needs_unit,
         };
         if !unit_ok {
@@ -209,9 +216,14 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
     // Time.
     let has_numbers = !r.numbers.is_empty();
     let range_said = lower.contains(&r.understood.range.label.to_lowercase())
-        || r.verbatim.iter().any(|v| v.contains(':') && text.contains(v.as_str()));
+        || r.verbatim
+            .iter()
+            .any(|v| v.contains(':') && text.contains(v.as_str()));
     if has_numbers && !range_said {
-        out.push(format!("does not state the time ({})", r.understood.range.label));
+        out.push(format!(
+            "does not state the time ({})",
+            r.understood.range.label
+        ));
     }
     out
 }

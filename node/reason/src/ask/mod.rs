@@ -13,17 +13,20 @@
 pub mod answer;
 pub mod draft;
 pub mod facts;
+pub mod incidents;
+#[cfg(test)]
+mod tests_answers;
+#[cfg(test)]
+mod tests_understand;
 pub mod understand;
 pub mod when;
 pub mod words;
-#[cfg(test)]
-mod tests_understand;
 
+use millwright_core::llm::Vocabulary;
 use millwright_core::{
     Anomaly, Answer, AnswerEvidence, AnswerSource, Completion, ExplanationCard, GenParams, History,
     Incident, Prompt, Question, SlmError,
 };
-use millwright_core::llm::Vocabulary;
 use millwright_profile::Profile;
 use std::sync::Arc;
 

@@ -96,8 +96,19 @@ pub struct Understanding {
 
 /// Kind words recognised even when no visible asset is of that kind.
 const KINDS: &[&str] = &[
-    "pump", "motor", "compressor", "fan", "blower", "conveyor", "turbine", "gearbox", "mixer",
-    "chiller", "boiler", "valve", "press",
+    "pump",
+    "motor",
+    "compressor",
+    "fan",
+    "blower",
+    "conveyor",
+    "turbine",
+    "gearbox",
+    "mixer",
+    "chiller",
+    "boiler",
+    "valve",
+    "press",
 ];
 
 /// The kind word of a profile name: `centrifugal-pump` → `pump`.
@@ -174,7 +185,9 @@ fn tag_like(w: &str) -> bool {
 }
 
 fn has_phrase(padded: &str, phrases: &[&str]) -> bool {
-    phrases.iter().any(|p| padded.contains(&format!(" {} ", p.trim())))
+    phrases
+        .iter()
+        .any(|p| padded.contains(&format!(" {} ", p.trim())))
 }
 
 /// Typo tolerance: a word of four letters or more that is not known is replaced by the
@@ -201,13 +214,23 @@ fn correct(w: &str, lexicon: &[String]) -> Option<String> {
 fn lexicon(visible: &[Known]) -> Vec<String> {
     let mut lex: Vec<String> = Vec::new();
     let lists: [&[&str]; 7] = [
-        MAX_WORDS, MIN_WORDS, MEAN_WORDS, TREND_WORDS, LATEST_WORDS, COUNT_OBJECTS, KINDS,
+        MAX_WORDS,
+        MIN_WORDS,
+        MEAN_WORDS,
+        TREND_WORDS,
+        LATEST_WORDS,
+        COUNT_OBJECTS,
+        KINDS,
     ];
     for l in lists {
         lex.extend(l.iter().map(|s| s.to_string()));
     }
     lex.extend(SIGNAL_SYNONYMS.iter().map(|(w, _)| w.to_string()));
-    for p in WHY_PHRASES.iter().chain(STATUS_PHRASES).chain(ATTENTION_PHRASES) {
+    for p in WHY_PHRASES
+        .iter()
+        .chain(STATUS_PHRASES)
+        .chain(ATTENTION_PHRASES)
+    {
         if !p.contains(' ') {
             lex.push(p.to_string());
         }
@@ -334,8 +357,7 @@ pub fn understand(
                     push(&mut assets, &k.tag);
                 }
             }
-        } else if assets.is_empty() && unknown.is_none() && of_kind.is_empty() && !is_signal_word
-        {
+        } else if assets.is_empty() && unknown.is_none() && of_kind.is_empty() && !is_signal_word {
             unknown = Some(format!("the {kw}"));
         }
     }
@@ -375,9 +397,7 @@ pub fn understand(
     let any = |l: &[&str]| {
         toks.iter().enumerate().any(|(i, t)| {
             l.contains(&t.as_str())
-                && !(t == "min"
-                    && i > 0
-                    && toks[i - 1].bytes().all(|b| b.is_ascii_digit()))
+                && !(t == "min" && i > 0 && toks[i - 1].bytes().all(|b| b.is_ascii_digit()))
         })
     };
     let aggregate = if any(MAX_WORDS) || padded.contains(" how high ") {
@@ -386,8 +406,7 @@ pub fn understand(
         Aggregate::Min
     } else if any(MEAN_WORDS) {
         Aggregate::Mean
-    } else if any(TREND_WORDS) || padded.contains(" going up ") || padded.contains(" going down ")
-    {
+    } else if any(TREND_WORDS) || padded.contains(" going up ") || padded.contains(" going down ") {
         Aggregate::Trend
     } else {
         Aggregate::Latest
@@ -409,12 +428,22 @@ pub fn understand(
         Kind::Value
     } else if count_object {
         Kind::Count
-    } else if has_phrase(&padded, STATUS_PHRASES) || !assets.is_empty() {
+    } else if has_phrase(&padded, STATUS_PHRASES) {
+        Kind::Status
+    } else if aggregate != Aggregate::Latest {
+        Kind::Value
+    } else if !assets.is_empty() {
         Kind::Status
     } else if explicit_agg {
         Kind::Value
     } else {
         Kind::Unknown
+    };
+    // An injection attempt is answered only as far as it names a visible asset or a signal.
+    let kind = if injection && assets.is_empty() && signals.is_empty() && kind != Kind::Attention {
+        Kind::Unknown
+    } else {
+        kind
     };
 
     // Time range: stated, or the kind's default.
@@ -439,6 +468,10 @@ pub fn understand(
         aggregate,
         range,
         injection,
-        kind_filter: if kind == Kind::Attention { kind_filter } else { None },
+        kind_filter: if kind == Kind::Attention {
+            kind_filter
+        } else {
+            None
+        },
     }
 }

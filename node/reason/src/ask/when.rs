@@ -245,7 +245,10 @@ pub fn parse_range(toks: &[String], now_ns: i64, opts: &AskOptions) -> Option<Ti
             _ => {}
         }
         // "in the 15 minutes", "over 2 hours", "24h"
-        if let (Some(n), Some(u)) = (number(w).filter(|_| w.bytes().all(|b| b.is_ascii_digit())), t(i + 1).and_then(unit_seconds)) {
+        if let (Some(n), Some(u)) = (
+            number(w).filter(|_| w.bytes().all(|b| b.is_ascii_digit())),
+            t(i + 1).and_then(unit_seconds),
+        ) {
             if !matches!(t(i + 1), Some("m")) || i > 0 {
                 return Some(TimeRange::last(now_ns, n.clamp(1, 10_000) * u, true));
             }
@@ -290,7 +293,10 @@ mod tests {
         let o = AskOptions::default();
         let r = parse_range(&toks("max in the last 15 minutes"), NOW, &o).unwrap();
         assert_eq!((r.to_ns - r.from_ns) / S, 900);
-        assert_eq!(phrase(&r, &o), "in the last 15 minutes (08:15 to 08:30 UTC)");
+        assert_eq!(
+            phrase(&r, &o),
+            "in the last 15 minutes (08:15 to 08:30 UTC)"
+        );
         let r = parse_range(&toks("since 06:00"), NOW, &o).unwrap();
         assert_eq!(span(&r, &o), "06:00 to 08:30 UTC");
         let r = parse_range(&toks("since 9pm"), NOW, &o).unwrap();
