@@ -395,7 +395,9 @@ impl<D: Deliver> Driver<D> {
                     // The model part of answering runs on the ask service's side of the
                     // model queue: this thread never waits for the model.
                     Output::Ask(req) => self.answer(crate::ask::FromAnalytics::Ask(req)),
-                    Output::Answer(a) => self.answer(crate::ask::FromAnalytics::Answer(Box::new(a))),
+                    Output::Answer(a) => {
+                        self.answer(crate::ask::FromAnalytics::Answer(Box::new(a)))
+                    }
                 }
             }
         }

@@ -51,7 +51,11 @@ fn value(asset: &str, signal: &str, i: i64) -> f64 {
 }
 
 /// The assets of the test plant: tag, profile file (in `pipelines/`), signals with units.
-pub fn plant() -> Vec<(&'static str, &'static str, Vec<(&'static str, &'static str)>)> {
+pub fn plant() -> Vec<(
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+)> {
     let pump = vec![
         ("vibration_rms_mm_s", "mm/s"),
         ("bearing_temp_c", "°C"),
@@ -161,9 +165,13 @@ impl Asker {
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let answer: Value = serde_json::from_slice(&p.payload).unwrap_or_else(|e| {
-                            panic!("answer not JSON ({e}): {:?}", String::from_utf8_lossy(&p.payload))
-                        });
+                        let answer: Value =
+                            serde_json::from_slice(&p.payload).unwrap_or_else(|e| {
+                                panic!(
+                                    "answer not JSON ({e}): {:?}",
+                                    String::from_utf8_lossy(&p.payload)
+                                )
+                            });
                         let id = answer["id"].as_str().unwrap_or_default().to_string();
                         let correlation = p
                             .properties
@@ -194,7 +202,12 @@ impl Asker {
     }
 
     /// Publishes raw `payload` on `<prefix>/<suffix>` with MQTT 5 properties.
-    pub async fn publish(&self, suffix: &str, payload: impl Into<Vec<u8>>, props: PublishProperties) {
+    pub async fn publish(
+        &self,
+        suffix: &str,
+        payload: impl Into<Vec<u8>>,
+        props: PublishProperties,
+    ) {
         self.client
             .publish_with_properties(
                 format!("{}/{suffix}", self.prefix),
@@ -221,13 +234,22 @@ impl Asker {
         if let Some(a) = asset {
             q["asset"] = a.into();
         }
-        self.publish(&format!("ask/{operator}"), q.to_string(), Default::default())
-            .await;
+        self.publish(
+            &format!("ask/{operator}"),
+            q.to_string(),
+            Default::default(),
+        )
+        .await;
     }
 
     /// Every message received for `id` so far.
     pub fn got(&self, id: &str) -> Vec<Got> {
-        self.got.lock().unwrap().get(id).cloned().unwrap_or_default()
+        self.got
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Waits until `n` messages for `id` arrived (panics after `timeout`).
@@ -254,7 +276,10 @@ impl Asker {
             if let Some(g) = self.got(id).into_iter().find(|g| g.topic == topic) {
                 return g.answer;
             }
-            assert!(t0.elapsed() < timeout, "no answer on {topic} within {timeout:?}");
+            assert!(
+                t0.elapsed() < timeout,
+                "no answer on {topic} within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -311,10 +336,15 @@ pub fn check_evidence(d: &Data, a: &Value) -> Vec<String> {
         let (from, to) = (t("from"), t("to"));
         let s = 1_000_000_000;
         // Second-precision ends: the node's exact range lies within a second of them.
-        let ok = [(from, to + s), (from + s, to + s), (from, to), (from - s, to)]
-            .iter()
-            .filter_map(|(f, t)| stats(d, asset, signal, *f, *t))
-            .any(|st| close(v, st[idx]) || (idx == 3 && close(v, st[1].max(st[3]))));
+        let ok = [
+            (from, to + s),
+            (from + s, to + s),
+            (from, to),
+            (from - s, to),
+        ]
+        .iter()
+        .filter_map(|(f, t)| stats(d, asset, signal, *f, *t))
+        .any(|st| close(v, st[idx]) || (idx == 3 && close(v, st[1].max(st[3]))));
         if !ok {
             bad.push(format!(
                 "{asset}/{signal} {agg} {v} over {}..{} does not match the readings ({:?})",
@@ -340,7 +370,11 @@ pub fn numbers_in(text: &str, skip: &[&str]) -> Vec<(f64, usize)> {
     while i < chars.len() {
         let c = chars[i];
         let prev = if i > 0 { chars[i - 1] } else { ' ' };
-        if c.is_ascii_digit() && !prev.is_alphanumeric() && prev != '-' || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()) && !prev.is_alphanumeric()) {
+        if c.is_ascii_digit() && !prev.is_alphanumeric() && prev != '-'
+            || (c == '-'
+                && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
+                && !prev.is_alphanumeric())
+        {
             let start = i;
             i += 1;
             while i < chars.len()
@@ -357,8 +391,11 @@ pub fn numbers_in(text: &str, skip: &[&str]) -> Vec<(f64, usize)> {
                 .skip_while(|c| **c == ' ')
                 .take_while(|c| c.is_alphabetic())
                 .collect();
-            let duration = ["s", "min", "minute", "minutes", "h", "hour", "hours", "day", "days", "seconds", "second"]
-                .contains(&word.as_str());
+            let duration = [
+                "s", "min", "minute", "minutes", "h", "hour", "hours", "day", "days", "seconds",
+                "second",
+            ]
+            .contains(&word.as_str());
             if next == ':' || next == '-' || prev == ':' || duration {
                 continue;
             }
@@ -384,13 +421,15 @@ pub fn check_text_numbers(a: &Value, question: &str, skip: &[&str]) -> Vec<Strin
         .flatten()
         .filter_map(|e| e["value"].as_f64())
         .collect();
-    let asked: Vec<f64> = numbers_in(question, skip).into_iter().map(|(v, _)| v).collect();
+    let asked: Vec<f64> = numbers_in(question, skip)
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
     let mut bad = Vec::new();
     for (v, dec) in numbers_in(text, skip) {
         let scale = 10f64.powi(dec as i32);
         let as_written = |x: f64| ((x * scale).round() / scale - v).abs() < 0.5 / scale + 1e-9;
-        let ok = ev.iter().any(|x| as_written(*x) || as_written(x.abs()))
-            || asked.contains(&v);
+        let ok = ev.iter().any(|x| as_written(*x) || as_written(x.abs())) || asked.contains(&v);
         if !ok {
             bad.push(format!("{v} (in {text:?}) is no evidence value"));
         }

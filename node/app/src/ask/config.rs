@@ -211,7 +211,11 @@ impl AskSection {
             .collect();
         assets
             .iter()
-            .filter(|a| rules.iter().any(|r| r.assets.iter().any(|g| glob_match(g, a))))
+            .filter(|a| {
+                rules
+                    .iter()
+                    .any(|r| r.assets.iter().any(|g| glob_match(g, a)))
+            })
             .cloned()
             .collect()
     }
@@ -385,8 +389,8 @@ assets = ["P-910"]
             [("ask.max_open", Some(12)), ("ask.acl[1].assets", Some(18))],
             "{probs:?}"
         );
-        let ok = Config::parse(&text.replace("max_open = 0", "").replace("P-910", "P-101"))
-            .unwrap();
+        let ok =
+            Config::parse(&text.replace("max_open = 0", "").replace("P-910", "P-101")).unwrap();
         assert_eq!(ok.ask.acl.as_ref().map(Vec::len), Some(2));
         assert!(ok.ask.is_enabled(ok.mqtt.is_some()));
     }

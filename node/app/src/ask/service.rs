@@ -216,7 +216,9 @@ impl Service {
         };
         if operator.is_empty()
             || operator.chars().count() > MAX_OPERATOR_CHARS
-            || operator.chars().any(|c| c.is_control() || "/+#".contains(c))
+            || operator
+                .chars()
+                .any(|c| c.is_control() || "/+#".contains(c))
         {
             let text = format!(
                 "the operator name must be 1–{MAX_OPERATOR_CHARS} characters without '/', '+', '#' or control characters"
@@ -277,8 +279,7 @@ impl Service {
             Err(format!(
                 "response topic {t:?} is not a topic the node publishes on (no wildcards, not $…)"
             ))
-        } else if (t.starts_with(&root) || t == self.setup.topic_root) && !t.starts_with(&answers)
-        {
+        } else if (t.starts_with(&root) || t == self.setup.topic_root) && !t.starts_with(&answers) {
             Err(format!(
                 "response topic {t:?} is one of the node's own topics; use one outside {root} or under {answers}"
             ))
@@ -296,7 +297,8 @@ impl Service {
     /// Seconds until a question probably finds room: the open questions' share of the model.
     fn retry_after(&self) -> u64 {
         let per_slot = (self.open.len() as f64 + 1.0) / MODEL_SLOTS as f64;
-        ((self.avg_latency_s * per_slot).ceil() as u64).clamp(1, self.setup.section.answer_timeout_s)
+        ((self.avg_latency_s * per_slot).ceil() as u64)
+            .clamp(1, self.setup.section.answer_timeout_s)
     }
 
     /// Counts `reason` and answers it where an id exists.
@@ -310,7 +312,10 @@ impl Service {
     ) {
         self.setup.status.reject(reason);
         let Some(id) = id else {
-            tracing::warn!(reason = reason.as_str(), "question without a usable id: not answered");
+            tracing::warn!(
+                reason = reason.as_str(),
+                "question without a usable id: not answered"
+            );
             return;
         };
         let mut a = Answer::error(id, reason.as_str(), text);
@@ -321,7 +326,10 @@ impl Service {
     /// The model part of a question, on the model's queue; the answer comes back on `done`.
     fn ask_model(&mut self, req: AskRequest, done: &mpsc::UnboundedSender<Answer>) {
         let Some(open) = self.open.get_mut(&req.question.id) else {
-            self.setup.status.late_answers.fetch_add(1, Ordering::Relaxed);
+            self.setup
+                .status
+                .late_answers
+                .fetch_add(1, Ordering::Relaxed);
             return;
         };
         let Some(model) = self.setup.model.clone() else {
@@ -362,7 +370,10 @@ impl Service {
     /// Publishes the answer of an open question (dropped when it already timed out).
     fn publish_open(&mut self, a: Answer) {
         let Some(open) = self.open.remove(&a.id) else {
-            self.setup.status.late_answers.fetch_add(1, Ordering::Relaxed);
+            self.setup
+                .status
+                .late_answers
+                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(id = %a.id, "answer after its question timed out: not published");
             return;
         };

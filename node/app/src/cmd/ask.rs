@@ -143,10 +143,9 @@ pub async fn run(a: &AskArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .context("the config has no [mqtt] section: questions are asked over MQTT")?;
     let pid = std::process::id();
-    let id = a
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("cli-{pid}-{}", crate::time_ns().rem_euclid(1_000_000_000)));
+    let id =
+        a.id.clone()
+            .unwrap_or_else(|| format!("cli-{pid}-{}", crate::time_ns().rem_euclid(1_000_000_000)));
     let q = AskPayload {
         id,
         question: a.question.clone(),
