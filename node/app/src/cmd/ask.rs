@@ -121,12 +121,9 @@ fn short_time(t: &str) -> String {
     }
 }
 
+/// The value as the answer writes it (evidence holds the rounded value): shortest form.
 fn format_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.3}")
-    }
+    format!("{v}")
 }
 
 /// Asks and prints.
