@@ -138,12 +138,34 @@ pub enum BenchCommand {
     /// one run per injectable fault on simulated time; incidents, diagnosis, first action,
     /// detection delay and false incidents against the trust criteria (issue 10).
     Plant(BenchPlantArgs),
+    /// Operator questions: answer latency p50/p95 at 1, 10 and 100 concurrent askers over MQTT
+    /// with the real model, decode tokens/s at 1, 4 and 16 concurrent generations, and ingest
+    /// readings/s with 100 askers over idle.
+    Ask(BenchAskArgs),
     /// Publisher side of `bench ingest`, which runs it in a child process.
     #[command(hide = true)]
     IngestPublisher(BenchPublisherArgs),
     /// Device side of `bench modbus`, which runs it in a child process.
     #[command(hide = true)]
     ModbusServe(BenchModbusServeArgs),
+}
+
+/// Options of `millwright bench ask`.
+#[cfg(feature = "bench")]
+#[derive(Debug, Args)]
+pub struct BenchAskArgs {
+    /// GGUF model file (default: env MILLWRIGHT_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Folder of the asset profiles.
+    #[arg(long, default_value = "pipelines")]
+    pub pipelines: PathBuf,
+    /// Questions the single asker asks one after the other (for p50/p95 at 1).
+    #[arg(long, default_value_t = 10)]
+    pub questions: usize,
+    /// Readings the ingest publisher sends per run (idle, then with 100 askers).
+    #[arg(long, default_value_t = 300_000)]
+    pub ingest_readings: u64,
 }
 
 /// Options of `millwright bench plant`.

@@ -89,7 +89,7 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Starts the analytics thread; the model loads on its own thread, never on the runtime.
-fn start_analytics(
+pub(crate) fn start_analytics(
     cfg: &Config,
     base: &Path,
     profiles: Vec<(String, millwright_profile::Profile)>,
