@@ -90,7 +90,10 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
     while node.readings.load(Ordering::Relaxed) < SEED_READINGS {
         if t0.elapsed() > Duration::from_secs(30) {
-            anyhow::bail!("the seed readings did not arrive");
+            anyhow::bail!(
+                "the seed readings did not arrive ({} of {SEED_READINGS})",
+                node.readings.load(Ordering::Relaxed)
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -99,6 +102,7 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
 
     let mut out = serde_json::json!({"bench": "ask", "broker": kind});
     for (n, per) in [(1usize, a.questions.max(1)), (10, 2), (100, 1)] {
+        tracing::info!(askers = n, "measuring answer latency");
         let (mut l, errors) = latencies(ask_port, n, per).await?;
         l.sort_by(f64::total_cmp);
         out[format!("p50_ms_{n}")] = pct(&l, 0.5).into();
@@ -113,6 +117,7 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
         out["model_timeouts"] = s.model_timeouts.load(Ordering::Relaxed).into();
     }
     // Ingest with and without 100 askers.
+    tracing::info!("measuring ingest with and without 100 askers");
     let idle = ingest_rate(&node, port, a.ingest_readings).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let askers: Vec<_> = (0..100)
@@ -129,6 +134,7 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
     out["ingest_ratio_100"] = (if idle > 0.0 { busy / idle } else { 0.0 }).into();
     drop(ask);
     for n in [1usize, 4, 16] {
+        tracing::info!(sequences = n, "measuring decode throughput");
         out[format!("decode_tok_s_{n}")] = decode_tok_s(&model, n).await?.into();
     }
     out["loadavg"] = crate::procinfo::loadavg().into();
@@ -191,7 +197,8 @@ async fn wait_connected(node: &crate::node::Node) -> anyhow::Result<()> {
 /// An hour of P-101 readings, one every 10 s, on `bench/P-101`.
 async fn seed(port: u16) -> anyhow::Result<()> {
     let mut o = rumqttc::MqttOptions::new("millwright-bench-ask-seed", "127.0.0.1", port);
-    o.set_keep_alive(Duration::from_secs(30));
+    o.set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(1 << 20, 1 << 20);
     let (c, mut el) = rumqttc::AsyncClient::new(o, 1000);
     let now = crate::time_ns();
     let mut sent = 0;
@@ -221,15 +228,19 @@ async fn seed(port: u16) -> anyhow::Result<()> {
         )
         .await?;
     }
-    let t0 = Instant::now();
-    while sent < 6 && t0.elapsed() < Duration::from_secs(10) {
-        if let Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))) =
-            tokio::time::timeout(Duration::from_secs(1), el.poll()).await
-        {
-            sent += 1;
+    let acked = async {
+        while sent < 6 {
+            match el.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => sent += 1,
+                Ok(_) => {}
+                Err(e) => return Err(anyhow::anyhow!("seed publisher: {e}")),
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), acked)
+        .await
+        .context("the broker did not acknowledge the seed readings")?
 }
 
 /// `n` askers at once, each asking `per` questions one after the other on its own MQTT 5
@@ -286,9 +297,19 @@ async fn asker(
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let ev = tokio::time::timeout(left, el.poll())
-                .await
-                .context("no answer within 120 s")??;
+            let ev = match tokio::time::timeout(left, el.poll()).await {
+                Ok(Ok(ev)) => ev,
+                // A connection lost under load: rumqttc reconnects on the next poll; the
+                // question is asked again once subscribed.
+                Ok(Err(e)) => {
+                    tracing::debug!(asker = k, error = %e, "asker's connection");
+                    t0 = None;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    c.subscribe(topic.clone(), QoS::AtLeastOnce).await?;
+                    continue;
+                }
+                Err(_) => anyhow::bail!("asker {k}: no answer within 120 s"),
+            };
             match ev {
                 Event::Incoming(Packet::SubAck(_)) if t0.is_none() => {
                     t0 = Some(Instant::now());
@@ -305,6 +326,10 @@ async fn asker(
                     let a: serde_json::Value = serde_json::from_slice(&p.payload)?;
                     if a["source"] == "error" {
                         errors += 1;
+                        tracing::debug!(asker = k, answer = %a, "error answer");
+                        if errors == 1 {
+                            tracing::info!(asker = k, error = %a["error"], text = %a["answer"], "error answer");
+                        }
                     } else {
                         out.push(ms);
                     }
