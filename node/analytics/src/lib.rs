@@ -34,6 +34,8 @@ pub mod incidents;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_ask;
+#[cfg(test)]
 mod tests_incidents;
 
 use incidents::{Incidents, Tuning};

@@ -102,6 +102,96 @@ fn same_unit(written: &str, evidence: &str) -> bool {
         }
 }
 
+/// Aggregates a number may be, from the closest keyword before it (since the previous
+/// number): a limit, the normal range, a maximum, minimum or mean; with none, a measured
+/// value of any aggregate but the profile's ranges.
+fn aggregate_said(before: &str) -> &'static [&'static str] {
+    const MEASURED: &[&str] = &[
+        "latest",
+        "max",
+        "min",
+        "mean",
+        "first",
+        "last",
+        "trend_per_h",
+        "anomalies",
+        "open_anomalies",
+        "confidence",
+    ];
+    let mut said: &'static [&'static str] = MEASURED;
+    for w in tokens(before) {
+        said = match w.as_str() {
+            "limit" | "limits" | "alarm" | "trip" => &["limit_high", "limit_low"],
+            "normal" | "range" | "ranges" => &["normal_high", "normal_low"],
+            "max" | "maximum" | "highest" | "peak" | "peaked" | "top" => &["max"],
+            "min" | "minimum" | "lowest" => &["min"],
+            "average" | "mean" => &["mean"],
+            "latest" | "now" | "currently" => &["latest"],
+            "confidence" => &["confidence"],
+            _ => continue,
+        };
+    }
+    said
+}
+
+/// Share of a clause's claim words that must come from one cause or action text.
+pub const CLAIM_MATCH: f64 = 0.75;
+
+/// Clauses of `text` that claim what no single cause or action of the facts says (why
+/// answers; nothing to check without causes and actions).
+fn claim_problems(r: &AskRequest, text: &str) -> Vec<String> {
+    if r.claims.is_empty() {
+        return Vec::new();
+    }
+    let lowers = |t: &str| -> Vec<String> {
+        millwright_core::llm::split_words(t)
+            .into_iter()
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    let mut plain: Vec<String> = crate::vocab::FUNCTION_WORDS
+        .iter()
+        .chain(super::draft::ANSWER_WORDS)
+        .map(|w| w.to_string())
+        .collect();
+    for t in r.assets.iter().chain(&r.signals).chain(&r.must_say) {
+        plain.extend(lowers(t));
+        plain.extend(lowers(&t.replace('_', " ")));
+    }
+    for n in &r.numbers {
+        plain.extend(lowers(&n.unit));
+    }
+    plain.extend(["fault", "cause", "action", "recommended"].map(String::from));
+    let content = |t: &str| -> Vec<String> {
+        let mut v: Vec<String> = lowers(t)
+            .into_iter()
+            .filter(|w| !plain.contains(w) && !w.starts_with(|c: char| c.is_ascii_digit()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let items: Vec<Vec<String>> = r.claims.iter().map(|c| content(c)).collect();
+    let mut out = Vec::new();
+    for cl in crate::vocab::clauses(text) {
+        let claim = content(cl);
+        if claim.is_empty() {
+            continue;
+        }
+        let best = items
+            .iter()
+            .map(|i| claim.iter().filter(|w| i.contains(w)).count())
+            .max()
+            .unwrap_or(0);
+        if (best as f64) < CLAIM_MATCH * claim.len() as f64 {
+            out.push(format!(
+                "\"{cl}\" matches no cause or action of the facts ({claim:?})"
+            ));
+        }
+    }
+    out
+}
+
 /// Every problem of a text (empty: it may be published).
 pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -169,7 +259,14 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
     }
     let words: Vec<&str> = masked.split_whitespace().collect();
     let mut pos = 0usize;
+    let mut seg_start = 0usize;
     for (lit, v, suffix) in numbers_in(&masked) {
+        // The words since the previous number say what this one is.
+        let lit_at = masked[seg_start..]
+            .find(lit.as_str())
+            .map_or(seg_start, |i| seg_start + i);
+        let said = aggregate_said(&masked[seg_start..lit_at]);
+        seg_start = (lit_at + lit.len()).min(masked.len());
         let d = lit.split_once('.').map_or(0, |(_, f)| f.len());
         let tol = 0.5 * 10f64.powi(-(d as i32));
         let matched: Vec<_> = r
@@ -195,6 +292,21 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
             out.push(format!("number {lit} is not in the evidence"));
             continue;
         }
+        let fits: Vec<_> = matched
+            .iter()
+            .filter(|f| said.contains(&f.aggregate.as_str()))
+            .collect();
+        if fits.is_empty() {
+            out.push(format!(
+                "{lit} is said as {said:?}, the evidence has it as {:?}",
+                matched
+                    .iter()
+                    .map(|f| f.aggregate.as_str())
+                    .collect::<Vec<_>>()
+            ));
+            continue;
+        }
+        let matched = fits;
         let needs_unit = matched
             .iter()
             .all(|f| !f.unit.is_empty() && f.unit != "count");
@@ -211,6 +323,19 @@ pub fn problems(r: &AskRequest, text: &str) -> Vec<String> {
                 unit.unwrap_or_default(),
                 stated.join(" or ")
             ));
+        }
+    }
+    // The diagnosed fault is named; claims are the facts' causes and actions.
+    for m in &r.must_say {
+        if !lower.contains(&m.to_lowercase()) {
+            out.push(format!("does not name {m:?}"));
+        }
+    }
+    out.extend(claim_problems(r, text));
+    // Every asset the template names.
+    for a in &r.assets {
+        if r.template_text.contains(a.as_str()) && !text.contains(a.as_str()) {
+            out.push(format!("does not name {a}"));
         }
     }
     // Time.

@@ -5,11 +5,23 @@
 
 use super::when::{phrase, TimeRange};
 use super::{AskOptions, AskRequest, AssetContext, Understanding};
-use crate::facts::FactNumber;
 use crate::text::{display_signal, fixed, num, sig2};
 use millwright_core::llm::Vocabulary;
 use millwright_core::{AnswerEvidence, History, Question, SensorId};
 use std::sync::Arc;
+
+/// A number of the evidence as the texts write it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FactNumber {
+    /// The value as written.
+    pub value: f64,
+    /// Decimals it was written with.
+    pub decimals: usize,
+    /// Its unit (empty or `count` for none).
+    pub unit: String,
+    /// Its evidence aggregate (`max`, `latest`, `limit_high`, …).
+    pub aggregate: String,
+}
 
 /// One sentence and what it rests on.
 #[derive(Clone, Debug, Default)]
@@ -61,6 +73,7 @@ impl Sentence {
             value: shown,
             decimals: lit.split_once('.').map_or(0, |(_, f)| f.len()),
             unit: unit.to_string(),
+            aggregate: aggregate.to_string(),
         });
         self.evidence.push(AnswerEvidence {
             asset: asset.to_string(),
@@ -171,7 +184,7 @@ pub fn range_clause(
 }
 
 /// Words every answer may use besides the facts and [`crate::vocab::FUNCTION_WORDS`].
-const ANSWER_WORDS: &[&str] = &[
+pub const ANSWER_WORDS: &[&str] = &[
     "highest",
     "lowest",
     "maximum",
@@ -241,6 +254,80 @@ const ANSWER_WORDS: &[&str] = &[
     "and",
 ];
 
+/// What a model answer must hold to besides its numbers and names.
+#[derive(Clone, Debug, Default)]
+pub struct Checks {
+    /// Cause and action texts: every clause with claims takes them from one of these.
+    pub claims: Vec<String>,
+    /// Texts the answer must contain.
+    pub must_say: Vec<String>,
+}
+
+/// Function words an answer may not use unless its facts do: comparisons, causes and
+/// judgements the facts do not state.
+const NOT_IN_ANSWERS: &[&str] = &[
+    "than",
+    "other",
+    "another",
+    "more",
+    "most",
+    "less",
+    "least",
+    "because",
+    "therefore",
+    "thus",
+    "hence",
+    "due",
+    "probably",
+    "possibly",
+    "possible",
+    "probable",
+    "suggest",
+    "suggests",
+    "indicate",
+    "indicates",
+    "indicating",
+    "higher",
+    "lower",
+    "risk",
+    "damage",
+    "safe",
+    "safely",
+    "urgent",
+    "urgently",
+    "important",
+    "immediate",
+    "immediately",
+    "priority",
+    "worsen",
+    "worsens",
+    "persist",
+    "persists",
+    "sudden",
+    "suddenly",
+    "sharp",
+    "sharply",
+    "strongly",
+    "far",
+    "beyond",
+    "soon",
+    "abnormal",
+    "unusual",
+    "expected",
+    "typical",
+    "stable",
+    "steady",
+    "steadily",
+    "all",
+    "every",
+    "none",
+    "both",
+    "each",
+    "many",
+    "several",
+    "few",
+];
+
 /// Assembles the request: at most three sentences, the prefix, the vocabulary.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
@@ -251,6 +338,7 @@ pub fn build(
     extra_words: Vec<String>,
     verbatim: Vec<String>,
     (assets, signals, known_signals): (Vec<String>, Vec<String>, Vec<String>),
+    checks: Checks,
     opts: &AskOptions,
 ) -> AskRequest {
     let kept: Vec<Sentence> = sentences.into_iter().take(3).collect();
@@ -268,7 +356,11 @@ pub fn build(
         lines.extend(s.lines);
     }
     let mut vocab = Vocabulary::new();
-    for w in crate::vocab::FUNCTION_WORDS.iter().chain(ANSWER_WORDS) {
+    for w in crate::vocab::FUNCTION_WORDS
+        .iter()
+        .filter(|w| !NOT_IN_ANSWERS.contains(w))
+        .chain(ANSWER_WORDS)
+    {
         vocab.allow_word(w);
     }
     for t in lines
@@ -305,6 +397,8 @@ pub fn build(
         assets,
         signals: sig_names,
         known_signals,
+        claims: checks.claims,
+        must_say: checks.must_say,
         opts: opts.clone(),
     }
 }

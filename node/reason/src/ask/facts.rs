@@ -45,6 +45,10 @@ pub(super) struct Ctx<'a> {
     pub(super) extra: Vec<String>,
     /// Signals the sentences name.
     pub(super) used: Vec<String>,
+    /// Cause and action texts a model clause must take its claims from (why answers).
+    pub(super) claims: Vec<String>,
+    /// Texts a model answer must contain (the diagnosed fault).
+    pub(super) must_say: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -82,6 +86,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// Reads the evidence of `u` and builds the request (or the answer at once).
+#[allow(clippy::result_large_err)] // the Err is the finished answer, made once per question
 pub fn gather(
     q: &Question,
     u: Understanding,
@@ -118,6 +123,8 @@ pub fn gather(
         verbatim: Vec::new(),
         extra: Vec::new(),
         used: Vec::new(),
+        claims: Vec::new(),
+        must_say: Vec::new(),
     };
     let (sentences, prefix, assets, mut signals) = match u.kind {
         Kind::Value => value(&mut c)?,
@@ -137,6 +144,10 @@ pub fn gather(
         }
     }
     let (verbatim, extra) = (c.verbatim, c.extra);
+    let checks = super::draft::Checks {
+        claims: c.claims,
+        must_say: c.must_say,
+    };
     Ok(build(
         q,
         u.clone(),
@@ -145,6 +156,7 @@ pub fn gather(
         extra,
         verbatim,
         (assets, signals, known_signals),
+        checks,
         opts,
     ))
 }
@@ -160,6 +172,7 @@ pub(super) fn unit_sp(u: &str) -> String {
 }
 
 /// Value and aggregate questions.
+#[allow(clippy::result_large_err)] // the Err is the finished answer
 fn value(c: &mut Ctx) -> Result<Built, Answer> {
     let u = c.u;
     let scope = c.scope();
@@ -201,7 +214,7 @@ fn value(c: &mut Ctx) -> Result<Built, Answer> {
     let mut out = Vec::new();
     let (mut assets, mut signals) = (Vec::new(), Vec::new());
     for (a, sig) in pairs.into_iter().take(3) {
-        let sensor = SensorId::new(a.asset.as_str(), sig.as_ref() as &str);
+        let sensor = SensorId::new(a.asset.as_str(), sig.as_str());
         let info = signal_info(a, &sig, c.history);
         let us = unit_sp(&info.unit);
         let name = say_signal(&sig);
@@ -284,8 +297,16 @@ fn value(c: &mut Ctx) -> Result<Built, Answer> {
         }
         signals.push(sig);
     }
+    let first_moment = c
+        .verbatim
+        .iter()
+        .find(|v| v.ends_with(&super::when::zone(c.opts)) && !v.contains(" to "))
+        .cloned();
     let prefix = if u.range.is_now() {
-        "The latest".to_string()
+        match first_moment {
+            Some(m) => format!("At {m},"),
+            None => "The latest".to_string(),
+        }
     } else {
         format!("{},", cap_phrase(&u.range, c.opts))
     };
@@ -384,11 +405,9 @@ fn trend(
 fn no_data(c: &mut Ctx, s: &mut Sentence, a: &AssetContext, sig: &str, r: &TimeRange) -> String {
     let name = say_signal(sig);
     let ph = c.phrase(r);
-    let held = c.history.stats(
-        &SensorId::new(a.asset.as_str(), sig.as_ref() as &str),
-        i64::MIN,
-        i64::MAX,
-    );
+    let held = c
+        .history
+        .stats(&SensorId::new(a.asset.as_str(), sig), i64::MIN, i64::MAX);
     s.lines.push(format!("{} {name}: no data {ph}", a.asset));
     match held {
         Some(st) => {

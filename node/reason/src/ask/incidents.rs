@@ -66,9 +66,7 @@ fn cause_action(a: &AssetContext, i: &Incident) -> (Option<String>, Option<Strin
 
 /// The latest value of `sig` on `a` as "bearing temp is 71.3 °C (at 06:12 UTC), above …".
 fn latest_clause(c: &mut Ctx, s: &mut Sentence, a: &AssetContext, sig: &str) -> Option<String> {
-    let x = c
-        .history
-        .last(&SensorId::new(a.asset.as_str(), sig.as_ref() as &str))?;
+    let x = c.history.last(&SensorId::new(a.asset.as_str(), sig))?;
     c.used.push(sig.to_string());
     let info = signal_info(a, sig, c.history);
     let at = (x.ts_ns, x.ts_ns);
@@ -193,11 +191,13 @@ pub(super) fn why(c: &mut Ctx) -> Built {
                 .push(format!("Diagnosis: {} (confidence {conf})", t.title));
             c.extra.push(t.title.clone());
             c.verbatim.push(t.title.clone());
+            c.must_say.push(t.title.clone());
         }
         None => s2.text = "No known failure mode of its profile matches these symptoms.".into(),
     }
     out.push(s2);
     let (cause, action) = cause_action(a, i);
+    c.claims.extend(cause.iter().chain(action.iter()).cloned());
     let mut s3 = Sentence::default();
     let parts: Vec<String> = [
         cause.map(|x| format!("Likely cause: {x}")),
@@ -215,7 +215,18 @@ pub(super) fn why(c: &mut Ctx) -> Built {
         s3.text = format!("{}.", cap(&parts.join("; ")));
         out.push(s3);
     }
-    let prefix = a.asset.clone();
+    // The model is told the fault and writes its cause and action.
+    let prefix = match i.top() {
+        Some(t) if i.phase != Phase::Closed => format!(
+            "{} has an open {sev} incident; the likely fault is {}. Likely cause:",
+            a.asset, t.title
+        ),
+        Some(t) => format!(
+            "{} had a {sev} incident; the likely fault was {}. Likely cause:",
+            a.asset, t.title
+        ),
+        None => a.asset.clone(),
+    };
     (out, prefix, vec![a.asset.clone()], syms)
 }
 
@@ -283,7 +294,7 @@ fn rank(c: &mut Ctx, a: &AssetContext, r: &TimeRange, attention: bool) -> Rank {
     for sig in known(a, c.history).signals {
         if let Some(x) = c
             .history
-            .last(&SensorId::new(a.asset.as_str(), sig.as_ref() as &str))
+            .last(&SensorId::new(a.asset.as_str(), sig.as_str()))
         {
             let p = out_of_range(x.value, &signal_info(a, &sig, c.history));
             if p > 0.0 && worst.as_ref().is_none_or(|(wp, _)| p > *wp) {

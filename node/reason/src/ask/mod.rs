@@ -83,7 +83,7 @@ pub struct AskRequest {
     /// The facts the answer rests on.
     pub evidence: Vec<AnswerEvidence>,
     /// The numbers of the evidence as the texts write them.
-    pub numbers: Vec<crate::facts::FactNumber>,
+    pub numbers: Vec<draft::FactNumber>,
     /// The template answer's text (checked by construction).
     pub template_text: String,
     /// The facts as prompt lines.
@@ -100,6 +100,11 @@ pub struct AskRequest {
     pub signals: Vec<String>,
     /// Every signal name of the assets' profiles (naming one not in the facts is a problem).
     pub known_signals: Vec<String>,
+    /// Cause and action texts (why answers): a model clause that claims something takes at
+    /// least [`answer::CLAIM_MATCH`] of its claim words from one of them.
+    pub claims: Vec<String>,
+    /// Texts a model answer must contain (the diagnosed fault).
+    pub must_say: Vec<String>,
     /// Generation settings.
     pub opts: AskOptions,
 }
@@ -152,6 +157,7 @@ impl AskRequest {
 
 /// Understands `q` and reads its facts from `assets` (the operator's visible assets only) and
 /// `history`: an answer at once (refusal, no data, which asset?) or a request for the model.
+#[allow(clippy::result_large_err)] // the Err is the finished answer, made once per question
 pub fn prepare(
     q: &Question,
     assets: &[AssetContext],
@@ -160,7 +166,7 @@ pub fn prepare(
 ) -> Result<AskRequest, Answer> {
     let visible: Vec<&AssetContext> = assets
         .iter()
-        .filter(|a| q.visible_assets.iter().any(|v| *v == a.asset))
+        .filter(|a| q.visible_assets.contains(&a.asset))
         .collect();
     let known: Vec<Known> = visible.iter().map(|a| known(a, history)).collect();
     let u = understand(&q.text, q.asset.as_deref(), &known, q.received_ns, opts);

@@ -2,6 +2,12 @@
 //! numbers checked against values computed here from the readings, "no data" answers,
 //! refusals (an asset outside the visible set is worded like one that does not exist),
 //! injection attempts, the model-text check, and attention ranking by limit proximity.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::result_large_err
+)]
 
 use super::facts::INJECTION_REFUSAL;
 use super::tests_understand::{profile, NOW};
@@ -407,6 +413,25 @@ fn model_text_is_published_only_when_every_number_and_name_checks() {
     }
     let failed = r.finish(Err(SlmError::Busy(3)));
     assert_eq!(failed.source, AnswerSource::Template);
+
+    // A latest value: the prefix states the moment; the limit is said as a limit.
+    let r = ask("what is the vibration of P-101 now", ALL, &h).unwrap();
+    assert_eq!(r.prefix, "At 08:29 UTC,");
+    let ok = r.finish(completion(
+        " the vibration rms of P-101 is 5.20 mm/s, above its limit of 4.50 mm/s.",
+    ));
+    assert_eq!(ok.source, AnswerSource::Model, "{}", ok.answer);
+    let bad = r.finish(completion(" the vibration rms of P-101 is 4.50 mm/s."));
+    assert_eq!(
+        bad.source,
+        AnswerSource::Template,
+        "the limit said as the value"
+    );
+
+    // Attention: a text that does not name the asset needing it is not an answer.
+    let r = ask("Which machines need attention this shift?", ALL, &h).unwrap();
+    let vague = r.finish(completion(" the machines need attention this shift."));
+    assert_eq!(vague.source, AnswerSource::Template, "{}", vague.answer);
 }
 
 #[test]
@@ -429,5 +454,54 @@ fn attention_ranks_assets_out_of_their_ranges_first() {
         answer::problems(&r, &a.answer).is_empty(),
         "{:?}",
         answer::problems(&r, &a.answer)
+    );
+}
+
+#[test]
+fn status_of_everything_kind_filters_and_the_payload_asset() {
+    let h = store();
+    // No asset named: every visible one, the one out of its range first.
+    let a = template("how is everything doing?", &h);
+    assert!(
+        a.answer
+            .starts_with("P-101 needs attention: its vibration rms is 5.20 mm/s"),
+        "{}",
+        a.answer
+    );
+    assert!(
+        a.answer.contains("C-301 and M-201 have no open incidents"),
+        "{}",
+        a.answer
+    );
+    // "which pumps": only the pumps are ranked.
+    let r = ask("which pumps need attention today?", ALL, &h).unwrap();
+    assert!(
+        r.evidence.iter().all(|e| e.asset == "P-101"),
+        "{:?}",
+        r.evidence
+    );
+    assert!(!r.template_text.contains("M-201"), "{}", r.template_text);
+    assert!(
+        r.template_text
+            .starts_with("Today (00:00 to 08:30 UTC), P-101 needs attention first"),
+        "{}",
+        r.template_text
+    );
+    // The payload's asset answers "it".
+    let mut q = question("what is its bearing temperature?", ALL);
+    q.asset = Some("P-101".into());
+    let r = prepare(&q, &site(), &h, &AskOptions::default()).unwrap();
+    assert!(
+        r.template_text.contains("bearing temp of P-101 is 67.9 °C"),
+        "{}",
+        r.template_text
+    );
+    // …unless the operator may not see it: the usual refusal.
+    let mut q = question("what is its bearing temperature?", &["M-201"]);
+    q.asset = Some("P-101".into());
+    let a = prepare(&q, &site(), &h, &AskOptions::default()).unwrap_err();
+    assert_eq!(
+        a.answer,
+        "I have no asset called P-101 that you may ask about."
     );
 }

@@ -1,5 +1,6 @@
 //! Understanding tests: many wordings (with typos) of the kinds of questions, against the
 //! real profiles' signals, with the expected assets, signals, aggregate and time range.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::understand::{understand, Aggregate, Kind, Known};
 use super::AskOptions;

@@ -177,8 +177,8 @@ fn clock_minutes(w: &str, next: Option<&str>) -> Option<i64> {
 pub fn parse_range(toks: &[String], now_ns: i64, opts: &AskOptions) -> Option<TimeRange> {
     let off = offset_ns(opts);
     let t = |i: usize| toks.get(i).map(String::as_str);
-    for i in 0..toks.len() {
-        let w = toks[i].as_str();
+    for (i, w) in toks.iter().enumerate() {
+        let w = w.as_str();
         match w {
             "last" | "past" | "previous" | "recent" | "within" => {
                 // "last shift"
