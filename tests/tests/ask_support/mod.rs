@@ -50,12 +50,15 @@ fn value(asset: &str, signal: &str, i: i64) -> f64 {
     })
 }
 
-/// The assets of the test plant: tag, profile file (in `pipelines/`), signals with units.
-pub fn plant() -> Vec<(
+/// A machine of the test plant: tag, profile (in `pipelines/`), signals with their units.
+pub type Machine = (
     &'static str,
     &'static str,
     Vec<(&'static str, &'static str)>,
-)> {
+);
+
+/// The assets of the test plant.
+pub fn plant() -> Vec<Machine> {
     let pump = vec![
         ("vibration_rms_mm_s", "mm/s"),
         ("bearing_temp_c", "°C"),

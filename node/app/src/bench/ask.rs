@@ -326,10 +326,7 @@ async fn asker(
                     let a: serde_json::Value = serde_json::from_slice(&p.payload)?;
                     if a["source"] == "error" {
                         errors += 1;
-                        tracing::debug!(asker = k, answer = %a, "error answer");
-                        if errors == 1 {
-                            tracing::info!(asker = k, error = %a["error"], text = %a["answer"], "error answer");
-                        }
+                        tracing::info!(asker = k, error = %a["error"], text = %a["answer"], "error answer");
                     } else {
                         out.push(ms);
                     }
