@@ -178,15 +178,24 @@ impl Service {
         st.questions.fetch_add(1, Ordering::Relaxed);
         let topic = String::from_utf8_lossy(&p.topic).into_owned();
         let props = p.properties.unwrap_or_default();
-        let reply: Reply = props.response_topic.clone().map(|t| {
-            (
-                t,
-                PublishProperties {
-                    correlation_data: props.correlation_data.clone(),
-                    ..Default::default()
-                },
-            )
-        });
+        // A response topic the node must not publish on is never used, not even for errors.
+        let mut bad_reply = None;
+        let reply: Reply = match props.response_topic.clone() {
+            Some(t) => match self.response_topic_ok(&t) {
+                Ok(()) => Some((
+                    t,
+                    PublishProperties {
+                        correlation_data: props.correlation_data.clone(),
+                        ..Default::default()
+                    },
+                )),
+                Err(why) => {
+                    bad_reply = Some(why);
+                    None
+                }
+            },
+            None => None,
+        };
         let max = self.setup.section.max_question_chars;
         let payload = match AskPayload::parse(&p.payload, max) {
             Ok(q) => q,
@@ -225,11 +234,9 @@ impl Service {
             );
             return self.reject(Some(id), Reason::BadOperator, text, None, reply);
         }
-        if let Some((rt, _)) = &reply {
-            if let Err(why) = self.response_topic_ok(rt) {
-                // Answer on answers/<id> only: the response topic is the problem.
-                return self.reject(Some(id), Reason::BadResponseTopic, why, None, None);
-            }
+        if let Some(why) = bad_reply {
+            // Answered on answers/<id> only: the response topic is the problem.
+            return self.reject(Some(id), Reason::BadResponseTopic, why, None, None);
         }
         if self.open.contains_key(&id) {
             let text = format!("a question with id {id:?} is still open; use a new id");
@@ -339,11 +346,20 @@ impl Service {
         let deadline = tokio::time::Instant::from_std(open.deadline);
         let (slots, done, status) = (self.slots.clone(), done.clone(), self.setup.status.clone());
         tokio::spawn(async move {
-            let run = async {
-                let _slot = slots.acquire_owned().await.ok()?;
-                let (prompt, params) = req.prompt();
-                Some(model.generate(prompt, params).await)
-            };
+            // The slot is held until the model is done with the job (also after the answer
+            // timed out), so abandoned jobs never pile up in the model's queue.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (prompt, params) = req.prompt();
+            tokio::spawn(async move {
+                let Ok(_slot) = slots.acquire_owned().await else {
+                    return;
+                };
+                if tx.is_closed() {
+                    return; // timed out while waiting for a slot: not queued at all
+                }
+                let _ = tx.send(model.generate(prompt, params).await);
+            });
+            let run = async { rx.await.ok() };
             let answer = match tokio::time::timeout_at(deadline, run).await {
                 Ok(Some(Err(SlmError::Busy(_)))) => {
                     let mut a = Answer::error(
