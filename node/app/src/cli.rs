@@ -166,6 +166,9 @@ pub struct BenchAskArgs {
     /// Readings the ingest publisher sends per run (idle, then with 100 askers).
     #[arg(long, default_value_t = 300_000)]
     pub ingest_readings: u64,
+    /// The model's kernel threads (`[model] threads`; default: all cores).
+    #[arg(long)]
+    pub model_threads: Option<usize>,
 }
 
 /// Options of `millwright bench plant`.

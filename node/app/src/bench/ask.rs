@@ -52,7 +52,7 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
             ("embedded-rumqttd (in process)", addr.port(), v5, None)
         }
     };
-    let cfg = bench_config(port, &model, &a.pipelines)?;
+    let cfg = bench_config(port, &model, &a.pipelines, a.model_threads)?;
     let base = std::env::current_dir()?;
     let profiles = crate::analytics::load_profiles(&cfg, &base)
         .map_err(|e| anyhow::anyhow!("profiles: {}", e.join("; ")))?;
@@ -100,7 +100,8 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
     // Let the model load and warm up with one question.
     let _ = latencies(ask_port, 1, 1).await?;
 
-    let mut out = serde_json::json!({"bench": "ask", "broker": kind});
+    let mut out =
+        serde_json::json!({"bench": "ask", "broker": kind, "model_threads": a.model_threads});
     for (n, per) in [(1usize, a.questions.max(1)), (10, 2), (100, 1)] {
         tracing::info!(askers = n, "measuring answer latency");
         let (mut l, errors) = latencies(ask_port, n, per).await?;
@@ -149,6 +150,7 @@ fn bench_config(
     port: u16,
     model: &std::path::Path,
     pipelines: &std::path::Path,
+    threads: Option<usize>,
 ) -> anyhow::Result<Config> {
     let mut cfg = Config::for_site("bench");
     let mut mqtt = MqttConfig::new("127.0.0.1", port);
@@ -167,7 +169,7 @@ fn bench_config(
     });
     cfg.model = Some(ModelSection {
         files: vec![model.display().to_string()],
-        threads: None,
+        threads,
         weights: "auto".into(),
     });
     // Many askers at once: latency is measured, not refused.
