@@ -5,6 +5,10 @@
 //! ACL refusals worded like a nonexistent asset, injection attempts, each malformed request,
 //! the MQTT 5 response topic with correlation data, rate limit, `busy` under a full queue,
 //! the `millwright ask` CLI, and at least one answer written by the model.
+//!
+//! Over 600 lines because it is one scenario on one node: the question table and each
+//! protocol case share the node, its model and its published readings (a node with the model
+//! takes long to start, and two would compete for the machine's cores).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
