@@ -13,7 +13,9 @@
 //!
 //! Delivery sits behind [`Deliver`]: the running node publishes on MQTT and writes to InfluxDB
 //! ([`deliver::NodeDeliver`]), the demo prints. The MQTT client of the node's own publications
-//! is [`deliver::alert_client`].
+//! is [`deliver::alert_client`]. Operator questions arrive on the same input channel from the
+//! ask service ([`Questions`]); their answers, and the model part of answering, go back to it
+//! ([`Driver::with_answers`]).
 
 pub mod deliver;
 #[cfg(test)]
@@ -61,6 +63,8 @@ pub struct AnalyticsStatus {
     pub model: Arc<crate::metrics::model::ModelStats>,
     /// Wall-clock time (Unix ms) the driver thread last went round its loop (`/health`).
     pub heartbeat_unix_ms: std::sync::atomic::AtomicI64,
+    /// Counters of the ask service (set when it starts).
+    pub ask: OnceLock<Arc<crate::ask::AskStatus>>,
 }
 
 impl AnalyticsStatus {
@@ -118,6 +122,8 @@ pub enum Input {
     ReportRequest(String),
     /// A card made on the model thread.
     Explained(Box<ExplanationCard>),
+    /// An operator's question, checked by the ask service (`crate::ask`).
+    Question(Box<millwright_core::ask::Question>),
     /// Nothing to do but look at the time and the tap (sent when the tap closes).
     Wake,
 }
@@ -158,6 +164,22 @@ impl Inbox {
     /// A sender of report requests.
     pub fn requests(&self) -> Requests {
         Requests(self.tx.clone())
+    }
+
+    /// A sender of operator questions.
+    pub fn questions(&self) -> Questions {
+        Questions(self.tx.clone())
+    }
+}
+
+/// Sends operator questions to the driver (cloneable; never blocks).
+#[derive(Clone)]
+pub struct Questions(SyncSender<Input>);
+
+impl Questions {
+    /// Hands a question over; false when analytics is behind or stopped (answer `busy`).
+    pub fn ask(&self, q: millwright_core::ask::Question) -> bool {
+        self.0.try_send(Input::Question(Box::new(q))).is_ok()
     }
 }
 
@@ -269,9 +291,17 @@ pub struct Driver<D: Deliver> {
     rx: Receiver<Input>,
     closed: Arc<AtomicBool>,
     in_flight: usize,
+    answers: Option<crate::ask::AnswerPort>,
 }
 
 impl<D: Deliver> Driver<D> {
+    /// Answers to operator questions go to the ask service through `port` (without one they
+    /// are dropped: nobody asked over MQTT).
+    pub fn with_answers(mut self, port: crate::ask::AnswerPort) -> Self {
+        self.answers = Some(port);
+        self
+    }
+
     /// A driver reading `inbox` (whose tap feeds it).
     pub fn new(
         inbox: Inbox,
@@ -295,6 +325,7 @@ impl<D: Deliver> Driver<D> {
             rx: inbox.rx,
             closed: inbox.closed,
             in_flight: 0,
+            answers: None,
         }
     }
 
@@ -333,6 +364,7 @@ impl<D: Deliver> Driver<D> {
                         .store(self.in_flight as u64, Ordering::Relaxed);
                     self.machine.on_explained(*card, &mut out);
                 }
+                Ok(Input::Question(q)) => self.machine.on_question(*q, &*self.history, &mut out),
                 Ok(Input::Wake) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -365,10 +397,21 @@ impl<D: Deliver> Driver<D> {
                     Output::Alert(card) => self.deliver.alert(&card),
                     Output::Report { report, markdown } => self.deliver.report(&report, &markdown),
                     Output::SiteReport { markdown } => self.deliver.site_report(&markdown),
-                    // Questions are not routed to the machine yet (the ask transport wires them).
-                    Output::Ask(_) | Output::Answer(_) => {}
+                    // The model part of answering runs on the ask service's side of the
+                    // model queue: this thread never waits for the model.
+                    Output::Ask(req) => self.answer(crate::ask::FromAnalytics::Ask(req)),
+                    Output::Answer(a) => {
+                        self.answer(crate::ask::FromAnalytics::Answer(Box::new(a)))
+                    }
                 }
             }
+        }
+    }
+
+    fn answer(&self, m: crate::ask::FromAnalytics) {
+        match &self.answers {
+            Some(port) => port.send(m),
+            None => tracing::debug!("an answer without an ask service: dropped"),
         }
     }
 

@@ -13,7 +13,13 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// Starts rumqttd on `127.0.0.1:port` in its own thread and waits until it accepts connections.
 pub fn start_embedded(port: u16) -> anyhow::Result<SocketAddr> {
+    start_embedded_v5(port).map(|(addr, _)| addr)
+}
+
+/// Like [`start_embedded`]; also returns the port of its MQTT 5 listener (operator questions).
+pub fn start_embedded_v5(port: u16) -> anyhow::Result<(SocketAddr, u16)> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let port5 = free_port()?;
     let toml_cfg = format!(
         r#"
 id = 0
@@ -43,7 +49,6 @@ max_payload_size = 16777216
 max_inflight_count = 500
 dynamic_filters = true
 "#,
-        port5 = free_port()?
     );
     let cfg: rumqttd::Config = toml::from_str(&toml_cfg).context("embedded broker config")?;
     std::thread::Builder::new()
@@ -56,8 +61,10 @@ dynamic_filters = true
         })
         .context("starting the embedded broker thread")?;
     for _ in 0..200 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return Ok(addr);
+        if std::net::TcpStream::connect(addr).is_ok()
+            && std::net::TcpStream::connect(("127.0.0.1", port5)).is_ok()
+        {
+            return Ok((addr, port5));
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

@@ -44,6 +44,9 @@ pub enum Command {
     CheckPayload(CheckPayloadArgs),
     /// Ask the running node for a maintenance report of an asset (over MQTT) and print it.
     Report(ReportArgs),
+    /// Ask the running node a question (over MQTT 5) and print its answer and evidence; exits 1
+    /// on an error answer or when no answer comes in time.
+    Ask(AskArgs),
     /// Run a self-contained demo: embedded broker, simulated machines, live view. Needs nothing installed.
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
@@ -72,6 +75,32 @@ pub struct ReportArgs {
     /// Seconds to wait for the report.
     #[arg(long, default_value_t = 30)]
     pub timeout_s: u64,
+}
+
+/// Options of `millwright ask`.
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question, e.g. "What was the max bearing temperature on P-101 in the last hour?".
+    pub question: String,
+    /// The node's config file (for the broker and the site).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The asset the question is about (then "the pump" means this one).
+    #[arg(long)]
+    pub asset: Option<String>,
+    /// Question id; the answer arrives on `<root>/<site>/answers/<id>` (default: a new one).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Ask as this operator: publish on `<root>/<site>/ask/<operator>` (the broker's ACL
+    /// should bind it to the logged-in user); default: plain `ask` (operator `anonymous`).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_s: u64,
+    /// Print the answer's JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `millwright demo`.
@@ -109,12 +138,37 @@ pub enum BenchCommand {
     /// one run per injectable fault on simulated time; incidents, diagnosis, first action,
     /// detection delay and false incidents against the trust criteria (issue 10).
     Plant(BenchPlantArgs),
+    /// Operator questions: answer latency p50/p95 at 1, 10 and 100 concurrent askers over MQTT
+    /// with the real model, decode tokens/s at 1, 4 and 16 concurrent generations, and ingest
+    /// readings/s with 100 askers over idle.
+    Ask(BenchAskArgs),
     /// Publisher side of `bench ingest`, which runs it in a child process.
     #[command(hide = true)]
     IngestPublisher(BenchPublisherArgs),
     /// Device side of `bench modbus`, which runs it in a child process.
     #[command(hide = true)]
     ModbusServe(BenchModbusServeArgs),
+}
+
+/// Options of `millwright bench ask`.
+#[cfg(feature = "bench")]
+#[derive(Debug, Args)]
+pub struct BenchAskArgs {
+    /// GGUF model file (default: env MILLWRIGHT_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Folder of the asset profiles.
+    #[arg(long, default_value = "pipelines")]
+    pub pipelines: PathBuf,
+    /// Questions the single asker asks one after the other (for p50/p95 at 1).
+    #[arg(long, default_value_t = 10)]
+    pub questions: usize,
+    /// Readings the ingest publisher sends per run (idle, then with 100 askers).
+    #[arg(long, default_value_t = 300_000)]
+    pub ingest_readings: u64,
+    /// The model's kernel threads (`[model] threads`; default: all cores).
+    #[arg(long)]
+    pub model_threads: Option<usize>,
 }
 
 /// Options of `millwright bench plant`.

@@ -43,6 +43,9 @@ pub struct Config {
     /// The on-device language model that explains anomalies (`[model]`).
     #[serde(default)]
     pub model: Option<ModelSection>,
+    /// Operator questions over MQTT (`[ask]`, `[[ask.acl]]`).
+    #[serde(default)]
+    pub ask: crate::ask::AskSection,
 }
 
 /// An asset and its profile (`[[assets]]`).
@@ -222,6 +225,7 @@ impl Config {
             node: Default::default(),
             assets: Vec::new(),
             model: None,
+            ask: Default::default(),
         }
     }
 
@@ -361,6 +365,8 @@ impl Config {
                 ));
             }
         }
+        let assets: Vec<String> = self.assets.iter().map(|a| a.name.clone()).collect();
+        e.extend(self.ask.validate(&assets, self.mqtt.is_some()));
         if self.node.bus_capacity == 0 {
             e.push(ValidationError::new("node.bus_capacity", "must be > 0"));
         }

@@ -5,6 +5,7 @@
 //! lean production node without either; nothing the node itself runs may depend on them.
 
 mod analytics;
+mod ask;
 #[cfg(feature = "bench")]
 mod bench;
 #[cfg(feature = "embedded-broker")]
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             #[cfg(feature = "demo")]
             Command::Demo(a) => cmd::demo::run(&a).await,
             Command::Report(a) => cmd::report::run(&a).await,
+            Command::Ask(a) => cmd::ask::run(&a).await,
             #[cfg(feature = "bench")]
             Command::Bench(b) => bench::run(b).await,
             Command::Modbus(cli::ModbusCommand::Probe(a)) => cmd::modbus::probe(&a).await,

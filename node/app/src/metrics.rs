@@ -147,6 +147,36 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         one(nm::INFLUX_DROPPED_POINTS_TOTAL, ld(&i.dropped_points));
         one(nm::INFLUX_REJECTED_POINTS_TOTAL, ld(&i.rejected_points));
         one(nm::INFLUX_BACKLOG_POINTS, ld(&i.backlog_points));
+        one(
+            nm::INFLUX_CONFIG_ERROR,
+            f64::from(u8::from(i.errors.config_error.load(Ordering::Relaxed))),
+        );
+        let snap = i.errors.snapshot();
+        let by_kind = |pick: fn(&(&'static str, u64, u64)) -> u64| -> Vec<Row> {
+            snap.iter()
+                .map(|e| (vec![(nm::LABEL_KIND, e.0.to_string())], pick(e) as f64))
+                .collect()
+        };
+        fams.push((nm::INFLUX_WRITE_ERRORS_TOTAL, by_kind(|e| e.1)));
+        fams.push((nm::INFLUX_ERROR_POINTS_TOTAL, by_kind(|e| e.2)));
+        if i.outbox_enabled.load(Ordering::Relaxed) {
+            one(nm::OUTBOX_BYTES, ld(&i.outbox_bytes));
+            one(nm::OUTBOX_DISK_BYTES, ld(&i.outbox_disk_bytes));
+            let oldest = ld(&i.outbox_oldest_ms);
+            let now_ms = (millwright_core::time::now_ns() / 1_000_000) as f64;
+            let age = if oldest > 0.0 {
+                ((now_ms - oldest) / 1000.0).max(0.0)
+            } else {
+                0.0
+            };
+            one(nm::OUTBOX_OLDEST_AGE_SECONDS, age);
+            one(
+                nm::OUTBOX_BLOCKING,
+                f64::from(u8::from(i.outbox_blocking.load(Ordering::Relaxed))),
+            );
+            one(nm::OUTBOX_TORN_RECORDS_TOTAL, ld(&i.outbox_torn_records));
+            one(nm::OUTBOX_IO_ERRORS_TOTAL, ld(&i.outbox_io_errors));
+        }
     }
     if let Some(a) = &node.analytics {
         one(nm::ANOMALIES_TOTAL, a.machine(|c| &c.anomalies) as f64);
@@ -207,6 +237,27 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         one(nm::MODEL_JOBS_TOTAL, ld(&m.jobs));
         one(nm::MODEL_QUEUE_WAIT_SECONDS_TOTAL, us(&m.queue_wait_us));
         one(nm::MODEL_RESIDENT_MEMORY_BYTES, ld(&m.resident_bytes));
+        if let Some(q) = a.ask.get() {
+            one(nm::ASK_QUESTIONS_TOTAL, ld(&q.questions));
+            one(nm::ASK_OPEN_QUESTIONS, ld(&q.open));
+            one(nm::ASK_MODEL_TIMEOUTS_TOTAL, ld(&q.model_timeouts));
+            let reasons = crate::ask::Reason::ALL
+                .iter()
+                .map(|r| {
+                    let l = vec![(nm::LABEL_REASON, r.as_str().to_string())];
+                    (l, q.rejected(*r) as f64)
+                })
+                .collect();
+            fams.push((nm::ASK_REJECTED_TOTAL, reasons));
+            let sources = crate::ask::SOURCES
+                .iter()
+                .map(|s| {
+                    let l = vec![(nm::LABEL_SOURCE, crate::ask::source_str(*s).to_string())];
+                    (l, q.answers(*s) as f64)
+                })
+                .collect();
+            fams.push((nm::ASK_ANSWERS_TOTAL, sources));
+        }
     }
     if let Some(rss) = crate::procinfo::rss_mb() {
         one(nm::PROCESS_RESIDENT_MEMORY_BYTES, rss * 1024.0 * 1024.0);

@@ -49,7 +49,11 @@ pub struct Node {
     /// Source tasks that hold a sender of the bus (the MQTT client).
     sources: Vec<JoinHandle<()>>,
     /// What a restart of the MQTT source (`sources[0]`) needs; dropped at shutdown.
-    mqtt_restart: Option<(millwright_ingest::mqtt::MqttConfig, mpsc::Sender<Delivery>, AckMode)>,
+    mqtt_restart: Option<(
+        millwright_ingest::mqtt::MqttConfig,
+        mpsc::Sender<Delivery>,
+        AckMode,
+    )>,
     /// Times of the MQTT source's restarts within [`RESTART_WINDOW`].
     restarts: Vec<Instant>,
     /// The pipeline task (bus → store, tap, writer).

@@ -18,15 +18,23 @@ use std::fmt::Write;
 
 /// Appends `s` escaped as a measurement name (commas and spaces).
 pub fn escape_measurement(out: &mut String, s: &str) {
-    if !s.bytes().any(|b| matches!(b, b',' | b' ' | b'\\')) {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b',' | b' ' | b'\\' | b'\n' | b'\r'))
+    {
         out.push_str(s);
         return;
     }
     for c in s.chars() {
-        if matches!(c, ',' | ' ' | '\\') {
-            out.push('\\');
+        match c {
+            ',' | ' ' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A newline would end the line: the rest would be a line of its own.
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
         }
-        out.push(c);
     }
 }
 
@@ -131,7 +139,13 @@ pub fn write_limits(out: &mut String, site: &str, s: &SignalLimits) -> bool {
 /// Appends one reading as a line: `<signal>,site=…,asset=…,unit=…,quality=… value=<v> <ts_ns>`.
 /// Readings with a non-finite value are skipped (returns false): line protocol cannot carry them.
 pub fn write_reading(out: &mut String, site: &str, r: &Reading) -> bool {
-    if !r.value.is_finite() {
+    // The codecs refuse such names; this is the last guard, as InfluxDB would reject the whole
+    // batch for an empty measurement or tag, and a line starting with `#` is a comment.
+    if !r.value.is_finite()
+        || r.sensor.signal.is_empty()
+        || r.sensor.asset.is_empty()
+        || r.sensor.signal.starts_with('#')
+    {
         return false;
     }
     escape_measurement(out, &r.sensor.signal);
@@ -390,6 +404,23 @@ mod tests {
         let mut t = String::new();
         escape_tag(&mut t, "a\nb");
         assert_eq!(t, "a b");
+        let mut m = String::new();
+        escape_measurement(&mut m, "temp\nx");
+        assert_eq!(m, "temp x");
+    }
+
+    #[test]
+    fn names_influxdb_would_refuse_are_not_written() {
+        for (asset, signal) in [("", "temp"), ("P-1", ""), ("P-1", "#temp")] {
+            let mut s = String::new();
+            let r = Reading::new(SensorId::new(asset, signal), 1, 3.0, Unit::none());
+            assert!(!write_reading(&mut s, "", &r), "{asset:?} {signal:?}");
+            assert!(s.is_empty(), "{s}");
+        }
+        let mut s = String::new();
+        let r = Reading::new(SensorId::new("P-1", "a\nb"), 1, 3.0, Unit::none());
+        assert!(write_reading(&mut s, "", &r));
+        assert_eq!(s.lines().count(), 1, "{s}");
     }
 
     pub(crate) fn card() -> ExplanationCard {

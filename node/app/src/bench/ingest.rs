@@ -317,7 +317,7 @@ fn bench_config(
 }
 
 /// Stops the benchmark's own broker when the benchmark ends, however it ends.
-struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -326,7 +326,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn spawn_mosquitto() -> anyhow::Result<Option<(u16, std::process::Child)>> {
+pub(crate) fn spawn_mosquitto() -> anyhow::Result<Option<(u16, std::process::Child)>> {
     let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());

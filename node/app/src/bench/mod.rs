@@ -5,6 +5,7 @@
 //! Benchmarks that need a second process (a publisher, Modbus devices) start this binary again
 //! with a hidden `bench` subcommand. Nothing here may be used by the node's own commands.
 
+pub mod ask;
 pub mod detect;
 pub mod ingest;
 pub mod modbus;
@@ -18,6 +19,7 @@ use std::process::ExitCode;
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Ingest(a) => ingest::run(&a).await,
+        BenchCommand::Ask(a) => ask::run(&a).await,
         BenchCommand::IngestPublisher(a) => ingest::publish(&a).await.map(|()| ExitCode::SUCCESS),
         BenchCommand::Detect(a) => detect::run(&a),
         BenchCommand::Modbus(a) => modbus::run(&a).await,

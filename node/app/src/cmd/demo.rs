@@ -6,7 +6,10 @@
 //!   asset profiles' detectors; an embedded MQTT broker carries a tank-level transmitter too;
 //! - bearing wear is injected into P-101; the detectors open an anomaly, the on-device model
 //!   (or, without a model file, the rule-based template) explains it, and a maintenance report
-//!   is written.
+//!   is written;
+//! - after the fault is explained, an operator asks three questions (why, an aggregate over a
+//!   time range, which machines need attention) over MQTT 5 through the embedded broker, the
+//!   way an HMI would (`<root>/demo/ask` → `<root>/demo/answers/<id>`).
 //!
 //! The plant runs as a time-lapse (`--speed`, default 60×): readings are stamped with simulated
 //! plant time so that an hour of operation fits in a minute. Nothing leaves this machine.
@@ -112,7 +115,7 @@ fn demo_profile(m: &DemoMachine) -> anyhow::Result<Profile> {
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let speed = args.speed.max(1.0);
     let mqtt_port = broker::free_port()?;
-    let broker_addr = broker::start_embedded(mqtt_port)?;
+    let (broker_addr, ask_port) = broker::start_embedded_v5(mqtt_port)?;
     println!("Millwright demo — simulated plant at {speed}× speed; nothing leaves this machine.");
     println!("  MQTT: embedded broker on {broker_addr} (tank T-401 level transmitter)");
 
@@ -169,7 +172,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("demo config: {problems:?}");
     }
     let status = std::sync::Arc::new(crate::analytics::AnalyticsStatus::default());
-    let (tap, inbox) = crate::analytics::channel(status);
+    let (tap, inbox) = crate::analytics::channel(status.clone());
     let t0 = crate::time_ns();
     let node = Node::start_with(
         &cfg,
@@ -185,18 +188,33 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     // Detection runs on its own thread, explanations on the model's: model inference never
     // blocks the async runtime or detection.
     let machine = Analytics::new(millwright_analytics::Options::new("demo"), profiles);
+    let model = load_model()?;
+    let asset_tags = MACHINES.iter().map(|m| m.asset.to_string()).collect();
+    let answers = start_ask(
+        &cfg,
+        ask_port,
+        &inbox,
+        model.clone(),
+        crate::ask::service::known_assets(asset_tags, node.store.clone()),
+        (t0, speed),
+    )?;
+    let explained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let driver = Driver::new(
         inbox,
         machine,
         Box::new(SharedStore(node.store.clone())),
-        load_model()?,
-        Printer::default(),
+        model,
+        Printer {
+            explained: explained.clone(),
+            ..Printer::default()
+        },
         // Readings carry plant time (time-lapse): a wall-clock dropout check would misfire.
         DriverOptions {
             tick: None,
             ..DriverOptions::default()
         },
-    );
+    )
+    .with_answers(answers);
     let store = node.store.clone();
     let detect = std::thread::Builder::new()
         .name("demo-detect".into())
@@ -207,12 +225,18 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let refresh = Duration::from_secs(args.refresh_s.max(1));
     let mut tick = tokio::time::interval(refresh);
     tick.tick().await;
+    let mut questions: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let elapsed = started.elapsed();
-                if let Ok(store) = node.store.lock() {
-                    print!("{}", live_view(&store, elapsed, speed, &node.status_line()));
+                if questions.is_none() && explained.load(std::sync::atomic::Ordering::Relaxed) {
+                    questions = Some(tokio::spawn(ask_three(ask_port)));
+                }
+                if questions.is_none() || questions.as_ref().is_some_and(|q| q.is_finished()) {
+                    if let Ok(store) = node.store.lock() {
+                        print!("{}", live_view(&store, elapsed, speed, &node.status_line()));
+                    }
                 }
                 if args.duration_s.is_some_and(|d| elapsed >= Duration::from_secs(d)) {
                     break;
@@ -220,6 +244,15 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             }
             _ = tokio::signal::ctrl_c() => break,
         }
+    }
+    // The operator's questions are part of the demo: asked now if the fault was not explained
+    // in time, and waited for.
+    let questions = questions.unwrap_or_else(|| tokio::spawn(ask_three(ask_port)));
+    if tokio::time::timeout(Duration::from_secs(120), questions)
+        .await
+        .is_err()
+    {
+        println!("  (the questions were not answered within 120 s)");
     }
     publisher.abort();
     println!("demo finished: {}", node.status_line());
@@ -232,11 +265,80 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Starts the ask service on the embedded broker's MQTT 5 listener; questions' "now" is plant
+/// time (`t0 + (t - t0) × speed`), like the readings'.
+fn start_ask(
+    cfg: &Config,
+    port: u16,
+    inbox: &crate::analytics::Inbox,
+    model: Option<millwright_slm::ModelHandle>,
+    assets: std::sync::Arc<dyn Fn() -> Vec<String> + Send + Sync>,
+    (t0, speed): (i64, f64),
+) -> anyhow::Result<crate::ask::AnswerPort> {
+    let mut conn = millwright_ingest::mqtt::MqttConfig::new("127.0.0.1", port).connection();
+    conn.client_id = "millwright-demo-ask".into();
+    let setup = crate::ask::AskSetup {
+        conn,
+        prefix: format!("{}/{}", cfg.site.topic_root, cfg.site.name),
+        topic_root: cfg.site.topic_root.clone(),
+        section: cfg.ask.clone(),
+        assets,
+        clock: std::sync::Arc::new(move || t0 + ((crate::time_ns() - t0) as f64 * speed) as i64),
+        model,
+        status: std::sync::Arc::new(crate::ask::AskStatus::default()),
+    };
+    let (port, _task) = crate::ask::spawn(setup, inbox.questions())?;
+    Ok(port)
+}
+
+/// The three questions of the demo, asked one after the other as an operator on the floor
+/// would (MQTT 5, the embedded broker), with their answers.
+async fn ask_three(port: u16) {
+    const QUESTIONS: [&str; 3] = [
+        "Why is P-101 vibrating?",
+        "What was the max bearing temperature on P-101 in the last hour?",
+        "Which machines need attention this shift?",
+    ];
+    println!(
+        "\n── an operator asks (MQTT 5: millwright/demo/ask → millwright/demo/answers/<id>) ──"
+    );
+    for (i, q) in QUESTIONS.iter().enumerate() {
+        let mut opts =
+            rumqttc::v5::MqttOptions::new(format!("demo-operator-{i}"), "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        let payload = millwright_core::ask::AskPayload {
+            id: format!("demo-q{}", i + 1),
+            question: q.to_string(),
+            asset: None,
+        };
+        println!("\n? {q}");
+        let asked = crate::cmd::ask::ask_over_mqtt(
+            opts,
+            "millwright/demo",
+            &payload,
+            Some("shift-lead"),
+            Duration::from_secs(60),
+        )
+        .await;
+        match asked {
+            Ok(Some(a)) => {
+                for line in crate::cmd::ask::render(&a).lines() {
+                    println!("  {line}");
+                }
+            }
+            Ok(None) => println!("  (no answer within 60 s)"),
+            Err(e) => println!("  (could not ask: {e:#})"),
+        }
+    }
+}
+
 /// Prints what the analytics machine says: anomalies as they open, their explanations when
 /// ready (with the time they took), reports.
 #[derive(Default)]
 struct Printer {
     opened: HashMap<String, Instant>,
+    /// Set when P-101's fault is explained (the operator's questions follow).
+    explained: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Deliver for Printer {
@@ -308,6 +410,10 @@ impl Deliver for Printer {
         for (i, a) in card.actions.iter().enumerate().take(3) {
             println!("  action {}: {}", i + 1, a.text);
         }
+        if card.asset == "P-101" {
+            self.explained
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn report(&mut self, _: &MaintenanceReport, markdown: &str) {
@@ -354,7 +460,8 @@ fn load_model() -> anyhow::Result<Option<millwright_slm::ModelHandle>> {
         println!("  language model: {}", m.name());
         m
     };
-    let h = millwright_slm::ModelHandle::spawn_with(loader, crate::analytics::EXPLAIN_QUEUE)
+    let queue = crate::analytics::EXPLAIN_QUEUE + crate::ask::service::MODEL_SLOTS;
+    let h = millwright_slm::ModelHandle::spawn_with(loader, queue)
         .context("starting the model thread")?;
     Ok(Some(h))
 }

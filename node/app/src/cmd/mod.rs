@@ -1,5 +1,6 @@
 //! One module per subcommand; the benchmarks live in `bench/`.
 
+pub mod ask;
 pub mod check_config;
 pub mod check_payload;
 #[cfg(feature = "demo")]

@@ -191,7 +191,7 @@ impl HealthTopic {
 }
 
 /// Starts the analytics thread; the model loads on its own thread, never on the runtime.
-fn start_analytics(
+pub(crate) fn start_analytics(
     cfg: &Config,
     base: &Path,
     profiles: Vec<(String, millwright_profile::Profile)>,
@@ -224,8 +224,10 @@ fn start_analytics(
                 tracing::info!(model = %model.name(), "language model for explanations");
                 Box::new(crate::metrics::model::Metered::new(model, stats))
             };
+            // Room for the explanations plus the questions the ask service lets through.
+            let queue = crate::analytics::EXPLAIN_QUEUE + crate::ask::service::MODEL_SLOTS;
             Some(
-                millwright_slm::ModelHandle::spawn_with(loader, crate::analytics::EXPLAIN_QUEUE)
+                millwright_slm::ModelHandle::spawn_with(loader, queue)
                     .context("starting the model thread")?,
             )
         }
@@ -233,6 +235,7 @@ fn start_analytics(
     };
     let mut opts = millwright_analytics::Options::new(cfg.site.name.clone());
     opts.report_interval_s = cfg.node.report_interval_s;
+    opts.ask = cfg.ask.ask_options();
     let machine = millwright_analytics::Analytics::new(opts, profiles);
     let deliver = deliver::NodeDeliver {
         mqtt: publisher,
@@ -240,8 +243,9 @@ fn start_analytics(
         rt: tokio::runtime::Handle::current(),
         status: status.clone(),
     };
+    let answers = start_ask(cfg, &inbox, model.clone(), node, status)?;
     let history = Box::new(SharedStore(node.store.clone()));
-    let driver = Driver::new(
+    let mut driver = Driver::new(
         inbox,
         machine,
         history,
@@ -249,10 +253,48 @@ fn start_analytics(
         deliver,
         DriverOptions::default(),
     );
+    if let Some(port) = answers {
+        driver = driver.with_answers(port);
+    }
     std::thread::Builder::new()
         .name("analytics".into())
         .spawn(move || {
             driver.run();
         })
         .context("starting the analytics thread")
+}
+
+/// Starts the ask service when `[ask]` is enabled (and `[mqtt]` exists): questions on
+/// `<root>/<site>/ask`, answers on `…/answers/<id>`.
+fn start_ask(
+    cfg: &Config,
+    inbox: &crate::analytics::Inbox,
+    model: Option<millwright_slm::ModelHandle>,
+    node: &crate::node::Node,
+    status: &std::sync::Arc<crate::analytics::AnalyticsStatus>,
+) -> anyhow::Result<Option<crate::ask::AnswerPort>> {
+    let Some(m) = cfg.mqtt.as_ref().filter(|_| cfg.ask.is_enabled(true)) else {
+        tracing::info!("operator questions are off ([ask] enabled = false or no [mqtt])");
+        return Ok(None);
+    };
+    let ask_status = std::sync::Arc::new(crate::ask::AskStatus::default());
+    let _ = status.ask.set(ask_status.clone());
+    let setup = crate::ask::AskSetup {
+        conn: m
+            .connection()
+            .with_client_id(format!("{}-ask", m.client_id)),
+        prefix: format!("{}/{}", cfg.site.topic_root, cfg.site.name),
+        topic_root: cfg.site.topic_root.clone(),
+        section: cfg.ask.clone(),
+        assets: crate::ask::service::known_assets(
+            cfg.assets.iter().map(|a| a.name.clone()).collect(),
+            node.store.clone(),
+        ),
+        clock: std::sync::Arc::new(crate::time_ns),
+        model,
+        status: ask_status,
+    };
+    let (port, _task) =
+        crate::ask::spawn(setup, inbox.questions()).context("starting the ask service")?;
+    Ok(Some(port))
 }

@@ -171,6 +171,21 @@ pub fn health(m: &NodeMetrics, now_ms: i64) -> Health {
                 ),
             );
         }
+        // Write errors by kind (requests, points); a configuration refusal is loud.
+        let write_errors: serde_json::Map<String, Value> = i
+            .errors
+            .snapshot()
+            .into_iter()
+            .filter(|e| e.1 > 0 || e.2 > 0)
+            .map(|(k, r, p)| (k.to_string(), json!({ "requests": r, "points": p })))
+            .collect();
+        let config_error = i.errors.config_error.load(Ordering::Relaxed);
+        if config_error {
+            v.add(
+                Overall::Failing,
+                "influxdb: the database refuses the node's configuration (token, org, bucket, certificate or url); data waits".to_string(),
+            );
+        }
         // The disk outbox: depth, bytes, oldest age, what it dropped, whether it holds ingest.
         let outbox = if i.outbox_enabled.load(Ordering::Relaxed) {
             let oldest = ld(&i.outbox_oldest_ms) as f64;
@@ -209,7 +224,8 @@ pub fn health(m: &NodeMetrics, now_ms: i64) -> Health {
                 "dropped_points": ld(&i.dropped_points),
                 "rejected_points": ld(&i.rejected_points),
                 "outbox": outbox,
-                "write_errors": Value::Null,
+                "write_errors": write_errors,
+                "config_error": config_error,
                 "last_error": last_error,
             }),
         );

@@ -184,6 +184,29 @@ impl LanguageModel for Metered {
         }
         r
     }
+
+    /// Passes batches through to the engine (one decode step for all of them); the CPU time
+    /// of the batch is shared out over its completions by their generated tokens.
+    fn generate_batch(
+        &mut self,
+        requests: &[(Prompt, GenParams)],
+        on_token: &mut dyn FnMut(usize, &str),
+    ) -> Vec<Result<Completion, SlmError>> {
+        let cpu0 = crate::procinfo::cpu_seconds();
+        let rs = self.inner.generate_batch(requests, on_token);
+        let cpu = cpu0.zip(crate::procinfo::cpu_seconds()).map(|(a, b)| b - a);
+        let tokens: u64 = rs
+            .iter()
+            .flatten()
+            .map(|c| c.generated_tokens as u64)
+            .sum::<u64>()
+            .max(1);
+        for c in rs.iter().flatten() {
+            let share = cpu.map(|t| t * c.generated_tokens as f64 / tokens as f64);
+            self.stats.record(c, share);
+        }
+        rs
+    }
 }
 
 #[cfg(test)]

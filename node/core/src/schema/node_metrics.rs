@@ -60,10 +60,18 @@ pub const LABEL_SUBSCRIPTION: &str = "subscription";
 pub const LABEL_REASON: &str = "reason";
 /// Label: the Modbus device name.
 pub const LABEL_DEVICE: &str = "device";
+/// Label: where an answer came from (`model`, `template`, `refusal`, `error`).
+pub const LABEL_SOURCE: &str = "source";
+/// Label of the kind of a write error (`auth`, `not_found`, `bad_data`, `unreachable`, …).
+pub const LABEL_KIND: &str = "kind";
 
 const SUB: &[&str] = &[LABEL_SUBSCRIPTION];
 const SUB_REASON: &[&str] = &[LABEL_SUBSCRIPTION, LABEL_REASON];
 const DEV: &[&str] = &[LABEL_DEVICE];
+const REASON: &[&str] = &[LABEL_REASON];
+/// Label set of the InfluxDB write errors: the kind of answer (`answer.rs` in sinks).
+const KIND: &[&str] = &[LABEL_KIND];
+const SOURCE: &[&str] = &[LABEL_SOURCE];
 
 macro_rules! metrics {
     ($( $id:ident = $name:literal, $kind:ident, $unit:literal, $labels:expr, $help:literal; )*) => {
@@ -114,6 +122,15 @@ metrics! {
     INFLUX_DROPPED_POINTS_TOTAL = "millwright_influx_dropped_points_total", Counter, "points", &[], "Points dropped because the backlog was full.";
     INFLUX_REJECTED_POINTS_TOTAL = "millwright_influx_rejected_points_total", Counter, "points", &[], "Points the database rejected as malformed.";
     INFLUX_BACKLOG_POINTS = "millwright_influx_backlog_points", Gauge, "points", &[], "Points waiting to be written.";
+    INFLUX_WRITE_ERRORS_TOTAL = "millwright_influx_write_errors_total", Counter, "requests", KIND, "Failed or partly rejected write requests, per kind of answer.";
+    INFLUX_ERROR_POINTS_TOTAL = "millwright_influx_error_points_total", Counter, "points", KIND, "Points refused for good, per kind of answer.";
+    INFLUX_CONFIG_ERROR = "millwright_influx_config_error", Gauge, "bool", &[], "1 while the database refuses the node's writes for its configuration (token, org, bucket, certificate, url).";
+    OUTBOX_BYTES = "millwright_outbox_bytes", Gauge, "bytes", &[], "Bytes of undelivered records in the disk outbox.";
+    OUTBOX_DISK_BYTES = "millwright_outbox_disk_bytes", Gauge, "bytes", &[], "Bytes of outbox segment files on disk.";
+    OUTBOX_OLDEST_AGE_SECONDS = "millwright_outbox_oldest_age_seconds", Gauge, "seconds", &[], "Age of the oldest undelivered record in the outbox (0 when empty).";
+    OUTBOX_BLOCKING = "millwright_outbox_blocking", Gauge, "bool", &[], "1 while a full outbox holds ingest back (block_ingest).";
+    OUTBOX_TORN_RECORDS_TOTAL = "millwright_outbox_torn_records_total", Counter, "records", &[], "Torn records cut off the outbox's tail at start (after a crash).";
+    OUTBOX_IO_ERRORS_TOTAL = "millwright_outbox_io_errors_total", Counter, "errors", &[], "Outbox append, sync or read failures (the data stays unacknowledged).";
     ANOMALIES_TOTAL = "millwright_anomalies_total", Counter, "events", &[], "Anomaly events opened.";
     INCIDENTS_TOTAL = "millwright_incidents_total", Counter, "incidents", &[], "Incidents opened (one per fault of an asset).";
     INCIDENT_UPDATES_TOTAL = "millwright_incident_updates_total", Counter, "updates", &[], "Incident updates told (a symptom added, severity up).";
@@ -147,6 +164,11 @@ metrics! {
     MODEL_JOBS_TOTAL = "millwright_model_jobs_total", Counter, "jobs", &[], "Explanation jobs the model thread started.";
     MODEL_QUEUE_WAIT_SECONDS_TOTAL = "millwright_model_queue_wait_seconds_total", Counter, "seconds", &[], "Time explanation jobs waited in the model queue.";
     MODEL_RESIDENT_MEMORY_BYTES = "millwright_model_resident_memory_bytes", Gauge, "bytes", &[], "Resident memory the model added when it loaded.";
+    ASK_QUESTIONS_TOTAL = "millwright_ask_questions_total", Counter, "messages", &[], "Messages received on the ask topics (operator questions, good or not).";
+    ASK_REJECTED_TOTAL = "millwright_ask_rejected_total", Counter, "questions", REASON, "Questions answered with an error (or not answerable: no id), per reason.";
+    ASK_ANSWERS_TOTAL = "millwright_ask_answers_total", Counter, "answers", SOURCE, "Answers published, per source (model, template, refusal, error).";
+    ASK_OPEN_QUESTIONS = "millwright_ask_open_questions", Gauge, "questions", &[], "Questions received and not yet answered.";
+    ASK_MODEL_TIMEOUTS_TOTAL = "millwright_ask_model_timeouts_total", Counter, "answers", &[], "Model answers not ready within the answer timeout (the template answered).";
     PROCESS_RESIDENT_MEMORY_BYTES = "millwright_process_resident_memory_bytes", Gauge, "bytes", &[], "Resident memory of the node.";
 }
 
