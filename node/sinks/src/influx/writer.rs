@@ -302,6 +302,13 @@ async fn run(
             }
         }
         let retry_at = backlog.retry_at().map(Instant::from_std);
+        // While writes succeed, a backlog 3/4 full stops taking from the inbox: the database
+        // is up but slower than ingest, so the senders wait (the bus fills, MQTT stops reading,
+        // the broker keeps the messages) instead of the oldest points being dropped. While
+        // writes fail, the inbox is taken and the oldest points go (memory only, counted).
+        let failing = backlog.counters().failed_requests > 0
+            && !status.healthy.load(Ordering::Relaxed);
+        let room = failing || backlog.pending_points() < cfg.max_backlog_points / 4 * 3;
         tokio::select! {
             res = async { match in_flight.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
                 in_flight = None;
@@ -340,7 +347,7 @@ async fn run(
                     }
                 }
             }
-            item = rx.recv(), if open => match item {
+            item = rx.recv(), if open && room => match item {
                 Some(SinkItem::Readings(rs)) => {
                     for r in &rs {
                         backlog.push_with(1, |b| usize::from(write_reading(b, &site, r)));
