@@ -396,7 +396,10 @@ format = "json"
             format!("{run}/{good_asset}"),
             QoS::AtLeastOnce,
             false,
-            format!(r#"{{"signal":"after","value":{i},"ts_ms":{}}}"#, good_t0 + i),
+            format!(
+                r#"{{"signal":"after","value":{i},"ts_ms":{}}}"#,
+                good_t0 + i
+            ),
         )
         .await
         .unwrap();
@@ -415,8 +418,18 @@ format = "json"
     let peak = peak.load(Ordering::Relaxed);
     let hwm = status_kib(pid, "VmHWM:");
     let m = |name: &str, f: &str| node_metric(&node.metrics, name, f).unwrap_or(-1.0);
-    let full = |q: &str| m("millwright_memory_queue_full_total", &format!("queue=\"{q}\""));
-    let peak_q = |q: &str| m("millwright_memory_queue_peak_bytes", &format!("queue=\"{q}\""));
+    let full = |q: &str| {
+        m(
+            "millwright_memory_queue_full_total",
+            &format!("queue=\"{q}\""),
+        )
+    };
+    let peak_q = |q: &str| {
+        m(
+            "millwright_memory_queue_peak_bytes",
+            &format!("queue=\"{q}\""),
+        )
+    };
     eprintln!(
         "node RSS: start {} MiB, sampled peak {} MiB, VmHWM {} MiB (budget {BUDGET_MB} MB) during \
          {N} payloads of ~1 MiB and {} new series; bus full {} times (peak {:.1} MiB), writer \
@@ -440,7 +453,10 @@ format = "json"
         hwm / 1024
     );
     // The caps were hit and counted; no queue held more than its cap.
-    assert!(full("bus") + full("writer_inbox") > 0.0, "no byte cap was hit");
+    assert!(
+        full("bus") + full("writer_inbox") > 0.0,
+        "no byte cap was hit"
+    );
     assert!(peak_q("bus") <= caps("bus") + 1_100_000.0);
     assert!(peak_q("writer_inbox") <= caps("writer_inbox") + 1_100_000.0);
     assert_eq!(m("millwright_store_series", ""), 200.0);
@@ -452,16 +468,28 @@ format = "json"
         (SERIES_MSGS * SERIES_PER_MSG - 150 + 20) as f64
     );
     // /health shows the budget and its queues.
-    let health: serde_json::Value =
-        serde_json::from_str(&ureq::get(&format!("{}/health", node.metrics)).call().unwrap().into_string().unwrap())
-            .unwrap();
+    let health: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{}/health", node.metrics))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         health["memory"]["budget_bytes"].as_u64(),
         Some(BUDGET_MB << 20),
         "{health}"
     );
-    assert!(health["memory"]["queues"]["bus"]["full_total"].is_u64(), "{health}");
-    assert_eq!(health["store"]["max_series"].as_u64(), Some(200), "{health}");
+    assert!(
+        health["memory"]["queues"]["bus"]["full_total"].is_u64(),
+        "{health}"
+    );
+    assert_eq!(
+        health["store"]["max_series"].as_u64(),
+        Some(200),
+        "{health}"
+    );
 }
 
 #[test]

@@ -374,9 +374,7 @@ impl<D: Deliver> Driver<D> {
                 .unwrap_or(Duration::from_secs(1))
                 .min(Duration::from_secs(1));
             match self.rx.recv_timeout(wait) {
-                Ok(Input::Batch(b, _held)) => {
-                    self.machine.on_batch(&b, &*self.history, &mut out)
-                }
+                Ok(Input::Batch(b, _held)) => self.machine.on_batch(&b, &*self.history, &mut out),
                 Ok(Input::ReportRequest(asset)) => {
                     self.machine
                         .on_report_request(&asset, &*self.history, &mut out)

@@ -452,7 +452,9 @@ unit = "C"
         use millwright_core::egress::ConnectCheck;
         let cfg = Config::parse(&CFG.replace("8.8.8.8", "192.168.1.20")).unwrap();
         let guard = EgressGuard::with_resolver(&cfg, Arc::new(fake));
-        let ok = guard.resolve_checked("mqtt.host", "broker.site", 1883).unwrap();
+        let ok = guard
+            .resolve_checked("mqtt.host", "broker.site", 1883)
+            .unwrap();
         assert_eq!(ok, [SocketAddr::new(ip("10.0.0.5"), 1883)]);
         for (host, addr) in [
             ("broker.example", "93.184.215.14"),
@@ -461,10 +463,17 @@ unit = "C"
             ("::ffff:1.1.1.1", "::ffff:1.1.1.1"),
         ] {
             let e = guard.resolve_checked("mqtt.host", host, 1883).unwrap_err();
-            assert!(e.contains(host) && e.contains(&format!("resolves to {addr}")), "{e}");
+            assert!(
+                e.contains(host) && e.contains(&format!("resolves to {addr}")),
+                "{e}"
+            );
         }
         assert_eq!(guard.refused_total(), 4);
-        assert!(guard.summary().last_refusal.unwrap().contains("::ffff:1.1.1.1"));
+        assert!(guard
+            .summary()
+            .last_refusal
+            .unwrap()
+            .contains("::ffff:1.1.1.1"));
         // A lookup that fails is an error naming the host, not a refusal.
         let e = guard
             .resolve_checked("modbus.devices[].host", "no-such-host.invalid", 502)
@@ -472,7 +481,11 @@ unit = "C"
         assert!(e.contains("no-such-host.invalid"), "{e}");
         assert_eq!(guard.refused_total(), 4);
         // Allowed public endpoints are only resolved.
-        let open = Config::parse(&CFG.replace("[site]\n", "[node]\nallow_public_endpoints = true\n[site]\n")).unwrap();
+        let open = Config::parse(&CFG.replace(
+            "[site]\n",
+            "[node]\nallow_public_endpoints = true\n[site]\n",
+        ))
+        .unwrap();
         let guard = EgressGuard::with_resolver(&open, Arc::new(fake));
         assert!(guard.resolve_checked("mqtt.host", "8.8.8.8", 1883).is_ok());
     }

@@ -58,7 +58,10 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         drop(st);
         out.push((nm::STORE_SERIES, vec![(Vec::new(), n as f64)]));
         out.push((nm::STORE_MAX_SERIES, vec![(Vec::new(), max as f64)]));
-        out.push((nm::STORE_REJECTED_READINGS_TOTAL, vec![(Vec::new(), rej as f64)]));
+        out.push((
+            nm::STORE_REJECTED_READINGS_TOTAL,
+            vec![(Vec::new(), rej as f64)],
+        ));
     }
     let mut one = |m: NodeMetric, v: f64| out.push((m, vec![(Vec::new(), v)]));
     one(nm::TASK_PANICS_TOTAL, ld(&node.tasks.panics));

@@ -165,8 +165,10 @@ impl Node {
         let egress_watch = tokio::spawn(egress.clone().watch(crate::egress::WATCH_EVERY));
         // MQTT deliveries: capped in batches and in bytes. Modbus batches are one poll of one
         // device each, their size fixed by the config: capped in batches.
-        let (tx, mut rx) =
-            millwright_core::budget::channel::<Delivery>(cfg.node.bus_capacity, budgets.bus.clone());
+        let (tx, mut rx) = millwright_core::budget::channel::<Delivery>(
+            cfg.node.bus_capacity,
+            budgets.bus.clone(),
+        );
         let (mtx, mut mrx) = mpsc::channel::<Batch>(cfg.node.bus_capacity);
         let store = Arc::new(Mutex::new(Store::new(cfg.store.clone())));
         let mut sources = Vec::new();

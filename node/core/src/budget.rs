@@ -205,7 +205,10 @@ impl<T: ByteSize> Sender<T> {
         let Some(held) = self.budget.take(value.byte_size()).await else {
             return Err(Closed(value));
         };
-        self.tx.send((value, held)).await.map_err(|e| Closed(e.0 .0))
+        self.tx
+            .send((value, held))
+            .await
+            .map_err(|e| Closed(e.0 .0))
     }
 
     /// Sends `value` if there is room now.

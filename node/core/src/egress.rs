@@ -81,8 +81,12 @@ pub trait ConnectCheck: Send + Sync {
     /// Resolves `host:port` (named by the config field `field`, e.g. `mqtt.host`) and returns
     /// the addresses the client may connect to; `Err` names the host and why (the refused
     /// address, or the failed lookup). Blocking (it may ask the system resolver).
-    fn resolve_checked(&self, field: &str, host: &str, port: u16)
-        -> Result<Vec<SocketAddr>, String>;
+    fn resolve_checked(
+        &self,
+        field: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, String>;
 }
 
 static GATE: RwLock<Option<Arc<dyn ConnectCheck>>> = RwLock::new(None);

@@ -49,7 +49,10 @@ impl ConnectCheck for FlipCheck {
         match first_public(&addrs) {
             Some(a) => {
                 self.refused.fetch_add(1, Ordering::SeqCst);
-                Err(format!("{field} ({host}:{port}) resolves to {}, a public address", a.ip()))
+                Err(format!(
+                    "{field} ({host}:{port}) resolves to {}, a public address",
+                    a.ip()
+                ))
             }
             None => Ok(addrs),
         }
@@ -84,8 +87,14 @@ async fn a_reconnect_to_an_address_turned_public_is_refused_before_any_socket() 
     let (tx, _rx) = millwright_core::budget::channel(16, budget);
     let src = MqttSource::spawn(&cfg, tx, AckMode::OnReceipt).unwrap();
     let st = src.status.clone();
-    wait("first connection", 20, || st.connected.load(Ordering::SeqCst)).await;
-    assert!(check.asked.load(Ordering::SeqCst) >= 1, "connected without asking");
+    wait("first connection", 20, || {
+        st.connected.load(Ordering::SeqCst)
+    })
+    .await;
+    assert!(
+        check.asked.load(Ordering::SeqCst) >= 1,
+        "connected without asking"
+    );
     assert_eq!(st.connections.load(Ordering::SeqCst), 1);
 
     // The name now resolves off site; another client takes the session over (same id), so the
@@ -113,7 +122,10 @@ async fn a_reconnect_to_an_address_turned_public_is_refused_before_any_socket() 
         thief_up.load(Ordering::SeqCst) && !st.connected.load(Ordering::SeqCst)
     })
     .await;
-    wait("a refusal", 20, || check.refused.load(Ordering::SeqCst) >= 3).await;
+    wait("a refusal", 20, || {
+        check.refused.load(Ordering::SeqCst) >= 3
+    })
+    .await;
     let err = st.last_error.lock().unwrap().clone().unwrap_or_default();
     assert!(
         err.contains("egress refused") && err.contains("8.8.8.8") && err.contains(&host),
@@ -121,7 +133,10 @@ async fn a_reconnect_to_an_address_turned_public_is_refused_before_any_socket() 
     );
     // Refused attempts open no socket: the source never took the session back.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!thief_lost.load(Ordering::SeqCst), "the source connected anyway");
+    assert!(
+        !thief_lost.load(Ordering::SeqCst),
+        "the source connected anyway"
+    );
     assert_eq!(st.connections.load(Ordering::SeqCst), 1);
     assert!(!st.connected.load(Ordering::SeqCst));
     assert!(st.connection_errors.load(Ordering::SeqCst) >= 3);
@@ -131,7 +146,10 @@ async fn a_reconnect_to_an_address_turned_public_is_refused_before_any_socket() 
     check.public.store(false, Ordering::SeqCst);
     wait("reconnection", 20, || st.connected.load(Ordering::SeqCst)).await;
     assert_eq!(st.connections.load(Ordering::SeqCst), 2);
-    wait("the other client kicked", 20, || thief_lost.load(Ordering::SeqCst)).await;
+    wait("the other client kicked", 20, || {
+        thief_lost.load(Ordering::SeqCst)
+    })
+    .await;
     thief.abort();
     src.task.abort();
 }

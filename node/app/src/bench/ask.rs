@@ -58,7 +58,8 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("profiles: {}", e.join("; ")))?;
     let status = Arc::new(crate::analytics::AnalyticsStatus::default());
     let budgets = crate::memory::Budgets::new(crate::memory::MemoryCaps::of(&cfg));
-    let (tap, inbox) = crate::analytics::channel_with(status.clone(), budgets.analytics_tap.clone());
+    let (tap, inbox) =
+        crate::analytics::channel_with(status.clone(), budgets.analytics_tap.clone());
     let node = crate::node::Node::start_with(
         &cfg,
         crate::node::Hooks {

@@ -173,7 +173,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let status = std::sync::Arc::new(crate::analytics::AnalyticsStatus::default());
     let budgets = crate::memory::Budgets::new(crate::memory::MemoryCaps::of(&cfg));
-    let (tap, inbox) = crate::analytics::channel_with(status.clone(), budgets.analytics_tap.clone());
+    let (tap, inbox) =
+        crate::analytics::channel_with(status.clone(), budgets.analytics_tap.clone());
     let t0 = crate::time_ns();
     let node = Node::start_with(
         &cfg,

@@ -271,7 +271,12 @@ async fn tcp_connect(host: &str, port: u16) -> io::Result<tokio::net::TcpStream>
     })
     .await
     .map_err(io::Error::other)?
-    .map_err(|why| io::Error::new(io::ErrorKind::PermissionDenied, format!("egress refused: {why}")))?;
+    .map_err(|why| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("egress refused: {why}"),
+        )
+    })?;
     let stream = match checked {
         Some(addrs) => tokio::net::TcpStream::connect(&addrs[..]).await?,
         None => tokio::net::TcpStream::connect((host, port)).await?,

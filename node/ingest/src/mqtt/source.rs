@@ -307,11 +307,7 @@ impl MqttSource {
     /// Starts the client task. Readings go to `tx` (bounded in batches and bytes:
     /// back-pressure, never drops);
     /// `acks` says when QoS 1 messages are acknowledged.
-    pub fn spawn(
-        cfg: &MqttConfig,
-        tx: BusSender,
-        acks: AckMode,
-    ) -> Result<Self, MqttSetupError> {
+    pub fn spawn(cfg: &MqttConfig, tx: BusSender, acks: AckMode) -> Result<Self, MqttSetupError> {
         let statuses = cfg.subscriptions.iter().map(|s| {
             SubscriptionStatus::new(
                 &s.topic,
@@ -426,7 +422,13 @@ async fn egress_ok(status: &SourceStatus, cfg: &MqttConfig, backoff: &mut Backof
         Ok(()) => true,
         Err(why) => {
             let d = backoff.next_delay();
-            on_error(status, &format!("egress refused: {why}"), &cfg.host, cfg.port, d);
+            on_error(
+                status,
+                &format!("egress refused: {why}"),
+                &cfg.host,
+                cfg.port,
+                d,
+            );
             tokio::time::sleep(d).await;
             false
         }

@@ -306,8 +306,8 @@ async fn run(
         // is up but slower than ingest, so the senders wait (the bus fills, MQTT stops reading,
         // the broker keeps the messages) instead of the oldest points being dropped. While
         // writes fail, the inbox is taken and the oldest points go (memory only, counted).
-        let failing = backlog.counters().failed_requests > 0
-            && !status.healthy.load(Ordering::Relaxed);
+        let failing =
+            backlog.counters().failed_requests > 0 && !status.healthy.load(Ordering::Relaxed);
         let room = failing || backlog.pending_points() < cfg.max_backlog_points / 4 * 3;
         tokio::select! {
             res = async { match in_flight.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
