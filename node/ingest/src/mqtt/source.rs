@@ -233,6 +233,8 @@ impl Router {
         match res {
             Ok(n) => {
                 counters.readings.fetch_add(n as u64, Ordering::Relaxed);
+                // The bus counts what a batch holds; give back what growing it left unused.
+                batch.shrink_to_fit();
                 let ack = match (&mut self.acks, n > 0) {
                     (Some(t), true) => {
                         t.next += 1;
