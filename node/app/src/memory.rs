@@ -12,8 +12,9 @@
 //! | 1/32 | largest MQTT packet accepted | `mqtt.max_packet_bytes` lowered to fit: a larger packet ends the connection (rumqttc), counted as a connection error |
 //! | ≤ 1/2 | the local store at its fullest ([`store_bytes`]) | a config problem (`check-config`) |
 //!
-//! The rest is the program itself, the MQTT client's read buffers (a few packets) and the
-//! decoding of one message. The language model's weights come on top (their resident size is
+//! The rest is the program itself (~15 MiB resident), the MQTT client's read-ahead (rumqttc
+//! decodes up to 10 packets per network read: up to 10 × the packet cap) and the decoding of
+//! one message (JSON arrays go element by element into readings and stop at the readings cap). The language model's weights come on top (their resident size is
 //! on `/metrics`). The series count is capped by `store.max_sensors` (readings of more sensors
 //! are counted in `millwright_store_rejected_readings_total`); name lengths by the decoders.
 
