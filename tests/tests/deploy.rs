@@ -119,7 +119,17 @@ fn compose_agrees_with_the_node_config_mosquitto_and_the_provisioning() {
         .iter()
         .any(|p| p.ends_with(&format!(":{port}"))));
     assert_eq!(env(mq, "MQTT_USERNAME"), mqtt["username"].as_str().unwrap());
-    assert_eq!(env(mq, "MQTT_PASSWORD"), mqtt["password"].as_str().unwrap());
+    // Credentials are Docker secrets, read by the node with password_file / token_file.
+    let mqtt_secret = secret_of(mqtt, "password");
+    for svc in [mw, mq] {
+        assert!(uses_secret(svc, &mqtt_secret), "{mqtt_secret} not given");
+    }
+    assert!(
+        strings(&mq["command"])
+            .concat()
+            .contains(&format!("/run/secrets/{mqtt_secret}")),
+        "Mosquitto's password file is written from the secret"
+    );
     let pw_file = conf
         .lines()
         .find_map(|l| l.strip_prefix("password_file "))
@@ -141,16 +151,25 @@ fn compose_agrees_with_the_node_config_mosquitto_and_the_provisioning() {
         env(idb, "DOCKER_INFLUXDB_INIT_BUCKET"),
         ic["bucket"].as_str().unwrap()
     );
+    let token_secret = secret_of(ic, "token");
     assert_eq!(
-        env(idb, "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"),
-        ic["token"].as_str().unwrap()
+        env(idb, "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN_FILE"),
+        format!("/run/secrets/{token_secret}")
     );
+    for svc in [mw, idb, gf] {
+        assert!(uses_secret(svc, &token_secret), "{token_secret} not given");
+    }
     // Grafana: its data source environment matches, and the provisioning is mounted where
     // Grafana reads it, with the dashboards where the providers point.
     assert_eq!(env(gf, "INFLUXDB_URL"), ic["url"].as_str().unwrap());
     assert_eq!(env(gf, "INFLUXDB_ORG"), ic["org"].as_str().unwrap());
     assert_eq!(env(gf, "INFLUXDB_BUCKET"), ic["bucket"].as_str().unwrap());
-    assert_eq!(env(gf, "INFLUXDB_TOKEN"), ic["token"].as_str().unwrap());
+    assert!(
+        strings(&gf["command"]).concat().contains(&format!(
+            "INFLUXDB_TOKEN=\"$$(cat /run/secrets/{token_secret})\""
+        )),
+        "Grafana's INFLUXDB_TOKEN comes from the secret"
+    );
     let ds = read("dashboards/provisioning/datasources/millwright.yaml");
     for var in [
         "INFLUXDB_URL",
@@ -163,7 +182,9 @@ fn compose_agrees_with_the_node_config_mosquitto_and_the_provisioning() {
             ds.contains(&format!("${{{var}}}")),
             "datasources use ${var}"
         );
-        env(gf, var);
+        if var != "INFLUXDB_TOKEN" {
+            env(gf, var);
+        }
     }
     let gv = strings(&gf["volumes"]);
     let mounted = |src: &str, dst: &str| gv.iter().any(|v| v.starts_with(&format!("{src}:{dst}")));
@@ -230,8 +251,99 @@ fn compose_agrees_with_the_node_config_mosquitto_and_the_provisioning() {
     assert!(strings(&mw["volumes"]).contains(&"../models:/var/lib/millwright/models:ro".into()));
 }
 
+/// `<key>_file` of a config section: `/run/secrets/<name>`; returns the name. The plain key
+/// must not be set.
+fn secret_of(section: &toml::Value, key: &str) -> String {
+    assert!(section.get(key).is_none(), "{key} in the config file");
+    let f = section[format!("{key}_file").as_str()].as_str().unwrap();
+    f.strip_prefix("/run/secrets/")
+        .unwrap_or_else(|| panic!("{key}_file {f} is not a Docker secret"))
+        .to_string()
+}
+
+fn uses_secret(svc: &Yaml, name: &str) -> bool {
+    strings(&svc["secrets"]).iter().any(|s| s == name)
+}
+
+/// Runs deploy/make-secrets.sh into a fresh directory; returns it.
+fn made_secrets() -> PathBuf {
+    let dir = std::env::temp_dir().join(millwright_e2e::unique("mw-secrets-"));
+    let out = Command::new("sh")
+        .arg(root().join("deploy/make-secrets.sh"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[test]
+fn compose_credentials_are_file_secrets_that_make_secrets_writes() {
+    let c = yaml("deploy/docker-compose.yml");
+    let declared = c["secrets"].as_hash().expect("top-level secrets");
+    let dir = made_secrets();
+    let mut values = Vec::new();
+    for (name, def) in declared {
+        let name = name.as_str().unwrap();
+        // File-based, under deploy/secrets/ (git-ignored), written by the script.
+        assert_eq!(
+            def["file"].as_str(),
+            Some(format!("./secrets/{name}").as_str()),
+            "{name}"
+        );
+        let v = std::fs::read_to_string(dir.join(name)).unwrap();
+        assert!(v.len() >= 32 && !v.contains(char::is_whitespace), "{name}");
+        values.push(v);
+    }
+    values.sort();
+    values.dedup();
+    assert_eq!(
+        values.len(),
+        declared.len(),
+        "every secret is its own value"
+    );
+    // A second run keeps the values (a running site keeps its credentials).
+    let before = std::fs::read_to_string(dir.join("mqtt_password")).unwrap();
+    let again = Command::new("sh")
+        .arg(root().join("deploy/make-secrets.sh"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(again.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("mqtt_password")).unwrap(),
+        before
+    );
+    assert!(read(".gitignore").lines().any(|l| l == "/deploy/secrets/"));
+    // Every secret a service uses is declared; no secret is an environment value.
+    for (svc_name, svc) in c["services"].as_hash().unwrap() {
+        for s in strings(&svc["secrets"]) {
+            assert!(
+                declared.contains_key(&Yaml::String(s.clone())),
+                "{svc_name:?}: secret {s} not declared"
+            );
+        }
+        if let Some(env) = svc["environment"].as_hash() {
+            for k in env.keys() {
+                let k = k.as_str().unwrap();
+                let secretish = ["PASSWORD", "TOKEN"].iter().any(|w| k.contains(w));
+                assert!(
+                    !secretish || k.ends_with("_FILE"),
+                    "{svc_name:?}: {k} holds a secret in the environment"
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn compose_node_config_passes_check_config() {
+    let secrets = made_secrets();
     // The container's absolute paths, mapped to this repository's files.
     let text = read("deploy/docker/millwright.toml")
         .replace(
@@ -241,7 +353,8 @@ fn compose_node_config_passes_check_config() {
         .replace(
             "/var/lib/millwright/models/",
             &format!("{}/models/", root().display()),
-        );
+        )
+        .replace("/run/secrets/", &format!("{}/", secrets.display()));
     let dir = std::env::temp_dir().join(millwright_e2e::unique("mw-deploy-"));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("millwright.toml");

@@ -2,7 +2,9 @@
 //! asset and signal names line protocol or MQTT cannot carry and readings dated beyond the
 //! allowed skew, published next to good readings, are counted by reason and never reach the
 //! database, while every good reading arrives and the database rejects nothing; a publisher
-//! flooding 1 MiB payloads does not push the node's RSS past a bound.
+//! flooding 1 MiB payloads and thousands of distinct series does not push the node's peak RSS
+//! past its `[node] memory_budget_mb`, the caps it hit are counted, and good data sent after
+//! the flood arrives.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,6 +20,11 @@ struct NodeProc {
 }
 
 fn start_node(mqtt_port: u16, vm: &str, subs: &str) -> NodeProc {
+    start_node_with(mqtt_port, vm, subs, "")
+}
+
+/// `extra` goes at the end of the `[node]` section (more sections may follow it).
+fn start_node_with(mqtt_port: u16, vm: &str, subs: &str, extra: &str) -> NodeProc {
     let mport = free_port();
     let dir = std::env::temp_dir().join(unique("mw-hostile-"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -46,6 +53,7 @@ retry_max_ms = 1000
 [node]
 metrics_listen = "127.0.0.1:{mport}"
 status_interval_s = 0
+{extra}
 "#,
             cid = unique("node-"),
         ),
@@ -249,21 +257,23 @@ max_past_age_s = 3600
     );
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A `VmRSS:` or `VmHWM:` line of `/proc/<pid>/status`, in KiB.
+fn status_kib(pid: u32, key: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
 
-/// RSS the node may reach while a publisher floods 1 MiB payloads: the bus holds at most
-/// `bus_capacity` batches of at most `max_readings_per_message` readings each, the payloads
-/// themselves are bounded by `max_payload_bytes`.
-const FLOOD_RSS_BUDGET_MIB: u64 = 256;
+/// The node's `[node] memory_budget_mb` in this test.
+const BUDGET_MB: u64 = 64;
+/// Peak RSS (VmHWM) the node may reach: the whole budget, process included (measured 45–48
+/// MiB; 72 MiB while JSON arrays were parsed whole before the readings cap was checked).
+const RSS_LIMIT_MIB: u64 = BUDGET_MB;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_1mib_payloads_keeps_the_node_under_its_memory_budget() {
+async fn a_flood_of_1mib_payloads_and_new_series_keeps_the_node_under_its_memory_budget() {
     let broker = mqtt_broker();
     let vm = victoria();
     let run = unique("flood");
@@ -274,9 +284,28 @@ topic = "{run}/{{asset}}"
 format = "json"
 "#
     );
-    let node = start_node(broker.port, &vm, &subs);
+    // A small budget, and a store sized to fit it (200 series × 1,024-sample rings).
+    let extra = format!(
+        "memory_budget_mb = {BUDGET_MB}\n[store]\nmax_sensors = 200\nmax_points_per_sensor = 1000\n"
+    );
+    let node = start_node_with(broker.port, &vm, &subs, &extra);
     let pid = node.child.0.id();
-    let start = rss_kib(pid);
+    let start = status_kib(pid, "VmRSS:");
+    // The caps derived from the budget are on /metrics.
+    let caps = |q: &str| {
+        node_metric(
+            &node.metrics,
+            "millwright_memory_queue_cap_bytes",
+            &format!("queue=\"{q}\""),
+        )
+        .unwrap()
+    };
+    assert_eq!(caps("bus"), (BUDGET_MB << 20) as f64 / 16.0);
+    assert_eq!(caps("writer_inbox"), (BUDGET_MB << 20) as f64 / 16.0);
+    assert_eq!(
+        node_metric(&node.metrics, "millwright_mqtt_max_packet_bytes", ""),
+        Some((BUDGET_MB << 20) as f64 / 32.0)
+    );
     let (c, acked) = publisher(broker.port).await;
     // ~1 MiB each: 9,000 readings with padding (under the 10,000-readings cap), and every
     // fifth an array of 40,000 small readings (over the cap: counted too_large).
@@ -307,7 +336,7 @@ format = "json"
     let (p2, s2) = (peak.clone(), stop.clone());
     let sampler = std::thread::spawn(move || {
         while !s2.load(Ordering::Relaxed) {
-            p2.fetch_max(rss_kib(pid), Ordering::Relaxed);
+            p2.fetch_max(status_kib(pid, "VmRSS:"), Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(20));
         }
     });
@@ -324,7 +353,30 @@ format = "json"
             .await
             .unwrap();
     }
-    wait_acked(&acked, N).await;
+    // Then a flood of new series: 4 messages of 1,000 distinct signal names each (the store
+    // keeps 200 series; the rest are written to the database but not kept locally).
+    const SERIES_MSGS: usize = 4;
+    const SERIES_PER_MSG: usize = 1_000;
+    for m in 0..SERIES_MSGS {
+        let items: Vec<String> = (0..SERIES_PER_MSG)
+            .map(|i| {
+                format!(
+                    r#"{{"signal":"n{m}_{i}_{}","value":{i},"ts_ms":{}}}"#,
+                    "q".repeat(60),
+                    t0 + i as i64
+                )
+            })
+            .collect();
+        c.publish(
+            format!("{run}/{run}-S"),
+            QoS::AtLeastOnce,
+            false,
+            format!("[{}]", items.join(",")),
+        )
+        .await
+        .unwrap();
+    }
+    wait_acked(&acked, N + SERIES_MSGS).await;
     let sub = format!("subscription=\"{run}/{{asset}}\"");
     wait_metric(
         &node,
@@ -332,24 +384,114 @@ format = "json"
         &format!("{sub},reason=\"too_large\""),
         (N - n_big) as f64,
     );
+    let flood_readings = n_big * 9_000 + SERIES_MSGS * SERIES_PER_MSG;
     wait_metric(
         &node,
         "millwright_mqtt_readings_total",
         &sub,
-        (n_big * 9_000) as f64,
+        flood_readings as f64,
     );
+    // Good data after the flood reaches the database.
+    let good_asset = format!("{run}-G");
+    let good_t0 = now_ms() - 5_000;
+    for i in 0..20 {
+        c.publish(
+            format!("{run}/{good_asset}"),
+            QoS::AtLeastOnce,
+            false,
+            format!(
+                r#"{{"signal":"after","value":{i},"ts_ms":{}}}"#,
+                good_t0 + i
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    wait_acked(&acked, N + SERIES_MSGS + 20).await;
+    let series = vm_wait_for(
+        &vm,
+        &format!("{{asset=\"{good_asset}\"}}"),
+        20,
+        Duration::from_secs(60),
+    );
+    let got: Vec<f64> = series.iter().flat_map(|s| s.values.clone()).collect();
+    assert_eq!(got.len(), 20, "{series:#?}");
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     let peak = peak.load(Ordering::Relaxed);
+    let hwm = status_kib(pid, "VmHWM:");
+    let m = |name: &str, f: &str| node_metric(&node.metrics, name, f).unwrap_or(-1.0);
+    let full = |q: &str| {
+        m(
+            "millwright_memory_queue_full_total",
+            &format!("queue=\"{q}\""),
+        )
+    };
+    let peak_q = |q: &str| {
+        m(
+            "millwright_memory_queue_peak_bytes",
+            &format!("queue=\"{q}\""),
+        )
+    };
     eprintln!(
-        "node RSS: start {} MiB, peak {} MiB during {N} payloads of ~1 MiB",
+        "node RSS: start {} MiB, sampled peak {} MiB, VmHWM {} MiB (budget {BUDGET_MB} MB) during \
+         {N} payloads of ~1 MiB and {} new series; bus full {} times (peak {:.1} MiB), writer \
+         inbox full {} times (peak {:.1} MiB); store {} series, {} readings not kept; influx \
+         dropped {} points",
         start / 1024,
-        peak / 1024
+        peak / 1024,
+        hwm / 1024,
+        SERIES_MSGS * SERIES_PER_MSG,
+        full("bus"),
+        peak_q("bus") / 1048576.0,
+        full("writer_inbox"),
+        peak_q("writer_inbox") / 1048576.0,
+        m("millwright_store_series", ""),
+        m("millwright_store_rejected_readings_total", ""),
+        m("millwright_influx_dropped_points_total", ""),
     );
     assert!(
-        peak / 1024 < FLOOD_RSS_BUDGET_MIB,
-        "peak RSS {} MiB over the {FLOOD_RSS_BUDGET_MIB} MiB budget",
-        peak / 1024
+        hwm / 1024 < RSS_LIMIT_MIB,
+        "peak RSS (VmHWM) {} MiB over {RSS_LIMIT_MIB} MiB (budget {BUDGET_MB} MB)",
+        hwm / 1024
+    );
+    // The caps were hit and counted; no queue held more than its cap.
+    assert!(
+        full("bus") + full("writer_inbox") > 0.0,
+        "no byte cap was hit"
+    );
+    assert!(peak_q("bus") <= caps("bus") + 1_100_000.0);
+    assert!(peak_q("writer_inbox") <= caps("writer_inbox") + 1_100_000.0);
+    assert_eq!(m("millwright_store_series", ""), 200.0);
+    assert_eq!(m("millwright_store_max_series", ""), 200.0);
+    // The 50 flood signals and 150 of the 4,000 new names fit; the rest, and the 20 good
+    // readings of a 201st series, were not kept locally (but written, as the check above saw).
+    assert_eq!(
+        m("millwright_store_rejected_readings_total", ""),
+        (SERIES_MSGS * SERIES_PER_MSG - 150 + 20) as f64
+    );
+    // /health shows the budget and its queues.
+    let health: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{}/health", node.metrics))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        health["memory"]["budget_bytes"].as_u64(),
+        Some(BUDGET_MB << 20),
+        "{health}"
+    );
+    assert!(
+        health["memory"]["queues"]["bus"]["full_total"].is_u64(),
+        "{health}"
+    );
+    assert_eq!(
+        health["store"]["max_series"].as_u64(),
+        Some(200),
+        "{health}"
     );
 }
 

@@ -116,8 +116,9 @@ pub fn load_profiles(cfg: &Config, base: &Path) -> Result<Vec<(String, Profile)>
 
 /// What the driver thread reacts to.
 pub enum Input {
-    /// Readings from the pipeline.
-    Batch(Batch),
+    /// Readings from the pipeline, with the bytes they hold of the tap's budget (given back
+    /// when the driver is done with them).
+    Batch(Batch, Option<millwright_core::budget::Held>),
     /// A report request: an asset tag or [`SITE_REQUEST`].
     ReportRequest(String),
     /// A card made on the model thread.
@@ -132,14 +133,21 @@ pub enum Input {
 /// tap ends the driver (after in-flight explanations, within [`DriverOptions::drain`]).
 pub struct Tap {
     tx: SyncSender<Input>,
+    budget: Arc<millwright_core::budget::ByteBudget>,
     closed: Arc<AtomicBool>,
     status: Arc<AnalyticsStatus>,
 }
 
 impl Tap {
-    /// Hands a batch to analytics, or counts it as dropped when analytics is behind.
+    /// Hands a batch to analytics, or counts it as dropped when analytics is behind (the
+    /// channel is full in batches, or the tap's byte budget is spent: a budget hit).
     pub fn send(&self, batch: Batch) {
-        if self.tx.try_send(Input::Batch(batch)).is_err() {
+        use millwright_core::budget::ByteSize;
+        let Some(held) = self.budget.try_take(batch.byte_size()) else {
+            self.status.dropped_batches.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if self.tx.try_send(Input::Batch(batch, Some(held))).is_err() {
             self.status.dropped_batches.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -183,12 +191,27 @@ impl Questions {
     }
 }
 
-/// The bounded input channel of analytics: the pipeline's tap and the driver's inbox.
+/// The bounded input channel of analytics: the pipeline's tap and the driver's inbox (the tap
+/// capped at [`INPUT_CAPACITY`] batches and the default budget's share of bytes).
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn channel(status: Arc<AnalyticsStatus>) -> (Tap, Inbox) {
+    let caps = crate::memory::MemoryCaps::of_mb(crate::memory::DEFAULT_BUDGET_MB);
+    channel_with(
+        status,
+        millwright_core::budget::ByteBudget::new("analytics_tap", caps.tap_bytes),
+    )
+}
+
+/// The bounded input channel of analytics, the tap capped at `tap_budget`'s bytes too.
+pub fn channel_with(
+    status: Arc<AnalyticsStatus>,
+    tap_budget: Arc<millwright_core::budget::ByteBudget>,
+) -> (Tap, Inbox) {
     let (tx, rx) = sync_channel(INPUT_CAPACITY);
     let closed = Arc::new(AtomicBool::new(false));
     let tap = Tap {
         tx: tx.clone(),
+        budget: tap_budget,
         closed: closed.clone(),
         status: status.clone(),
     };
@@ -351,7 +374,7 @@ impl<D: Deliver> Driver<D> {
                 .unwrap_or(Duration::from_secs(1))
                 .min(Duration::from_secs(1));
             match self.rx.recv_timeout(wait) {
-                Ok(Input::Batch(b)) => self.machine.on_batch(&b, &*self.history, &mut out),
+                Ok(Input::Batch(b, _held)) => self.machine.on_batch(&b, &*self.history, &mut out),
                 Ok(Input::ReportRequest(asset)) => {
                     self.machine
                         .on_report_request(&asset, &*self.history, &mut out)

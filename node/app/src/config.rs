@@ -130,6 +130,15 @@ pub struct NodeSection {
     /// (`egress.rs`), checked by `check-config` and again when the node connects.
     #[serde(default)]
     pub allow_public_endpoints: bool,
+    /// Memory the node's data path may use, in MB (32–65536): the reading bus, the InfluxDB
+    /// writer's inbox and in-memory backlog, the analytics tap, the largest MQTT packet and the
+    /// local store are sized from it (`memory.rs`). The model's weights come on top.
+    #[serde(default = "default_memory_budget_mb")]
+    pub memory_budget_mb: usize,
+}
+
+fn default_memory_budget_mb() -> usize {
+    crate::memory::DEFAULT_BUDGET_MB
 }
 
 fn default_metrics_interval_s() -> u64 {
@@ -159,6 +168,7 @@ impl Default for NodeSection {
             shutdown_drain_s: default_shutdown_drain_s(),
             metrics_interval_s: default_metrics_interval_s(),
             allow_public_endpoints: false,
+            memory_budget_mb: default_memory_budget_mb(),
         }
     }
 }
@@ -367,6 +377,7 @@ impl Config {
         }
         let assets: Vec<String> = self.assets.iter().map(|a| a.name.clone()).collect();
         e.extend(self.ask.validate(&assets, self.mqtt.is_some()));
+        e.extend(crate::memory::MemoryCaps::validate(self));
         if self.node.bus_capacity == 0 {
             e.push(ValidationError::new("node.bus_capacity", "must be > 0"));
         }

@@ -3,21 +3,28 @@
 //! them must resolve to a loopback, private (RFC 1918, fc00::/7), link-local or shared
 //! (CGNAT, 100.64.0.0/10) address.
 //!
-//! Checked twice: by `check-config` ([`check_config`]) and when the node starts its clients
-//! ([`EgressGuard::check_all`], which resolves again: DNS may have changed), then every
-//! [`WATCH_EVERY`] while it runs ([`EgressGuard::watch`]). A refusal is logged, counted and
-//! kept for `/health` and the status payload ([`EgressPolicy`]). No packet goes out before the
-//! check: literal IP addresses need no lookup, and names are resolved by the system resolver
-//! only. The node opens no other socket (no telemetry, no update check, no NTP; the model is a
-//! local file); `tests/tests/egress.rs` proves it in a network namespace.
+//! Checked by `check-config` ([`check_config`]), when the node starts its clients
+//! ([`EgressGuard::check_all`], which resolves again: DNS may have changed; a refusal there
+//! stops the start), before every connect and reconnect of every client (the guard is the
+//! process-wide `millwright_core::egress::ConnectCheck`: the MQTT source, publisher and ask
+//! service check the broker before each connect attempt; Modbus TCP connects only to the
+//! addresses the check returned; the InfluxDB HTTP client resolves every new connection
+//! through it), and every [`WATCH_EVERY`] while it runs ([`EgressGuard::watch`]). A refusal
+//! after start is not fatal: the client opens no socket, reports the error (its connection
+//! state, `/health`) and retries after its back-off. Every refusal is logged, counted
+//! (`millwright_egress_refused_total`) and kept for `/health` and the status payload
+//! ([`EgressPolicy`]). No packet goes out before the check: literal IP addresses need no
+//! lookup, and names are resolved by the system resolver only. The node opens no other socket
+//! (no telemetry, no update check, no NTP; the model is a local file); `tests/tests/egress.rs`
+//! proves it in a network namespace.
 //!
-//! What lives here is the policy, the endpoint list of a config and the guard; the clients'
-//! own reconnect loops (ingest, sinks) have no connect hook, so between two watch rounds a
-//! reconnect uses what the system resolver says then.
+//! Left open: rumqttc and an IP-literal InfluxDB URL are given the host itself, so the MQTT
+//! client resolves the broker's name again right after the check (TLS needs the name); a DNS
+//! answer that changes within those milliseconds is caught at the next reconnect.
 
 use crate::config::Config;
 use serde::Serialize;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,60 +32,7 @@ use std::time::Duration;
 /// How often a running node resolves its host-name endpoints again.
 pub const WATCH_EVERY: Duration = Duration::from_secs(60);
 
-/// The kind of network an address is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AddrClass {
-    /// 127.0.0.0/8, ::1 (and the unspecified address, which Linux connects to locally).
-    Loopback,
-    /// RFC 1918 (10/8, 172.16/12, 192.168/16) or IPv6 unique local (fc00::/7).
-    Private,
-    /// 169.254/16, fe80::/10.
-    LinkLocal,
-    /// Shared address space (CGNAT), 100.64.0.0/10.
-    Shared,
-    /// Anything else: off site.
-    Public,
-}
-
-/// The class of `ip` (IPv4-mapped IPv6 addresses as their IPv4 address).
-pub fn classify(ip: IpAddr) -> AddrClass {
-    match ip {
-        IpAddr::V4(a) => classify_v4(a),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => classify_v4(v4),
-            None => classify_v6(a),
-        },
-    }
-}
-
-fn classify_v4(a: Ipv4Addr) -> AddrClass {
-    let o = a.octets();
-    if a.is_loopback() || a.is_unspecified() {
-        AddrClass::Loopback
-    } else if a.is_private() {
-        AddrClass::Private
-    } else if a.is_link_local() {
-        AddrClass::LinkLocal
-    } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
-        AddrClass::Shared
-    } else {
-        AddrClass::Public
-    }
-}
-
-fn classify_v6(a: Ipv6Addr) -> AddrClass {
-    let s = a.segments();
-    if a.is_loopback() || a.is_unspecified() {
-        AddrClass::Loopback
-    } else if (s[0] & 0xfe00) == 0xfc00 {
-        AddrClass::Private
-    } else if (s[0] & 0xffc0) == 0xfe80 {
-        AddrClass::LinkLocal
-    } else {
-        AddrClass::Public
-    }
-}
+pub use millwright_core::egress::{classify, AddrClass};
 
 /// An endpoint the config names.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -331,6 +285,39 @@ impl EgressGuard {
     }
 }
 
+impl millwright_core::egress::ConnectCheck for EgressGuard {
+    /// Resolves and judges `host:port` now: the addresses on success; a refusal (counted and
+    /// kept for `/health`) names the field, host and the public address; a failed lookup
+    /// names the host.
+    fn resolve_checked(
+        &self,
+        field: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, String> {
+        let ep = Endpoint {
+            field: field.to_string(),
+            host: host.to_string(),
+            port,
+        };
+        if self.allow_public {
+            return match (self.resolve)(host, port) {
+                Ok(a) if !a.is_empty() => Ok(a),
+                Ok(_) => Err(format!("{ep}: resolves to no address")),
+                Err(e) => Err(format!("{ep}: cannot be resolved: {e}")),
+            };
+        }
+        match judge(&ep, &*self.resolve) {
+            Verdict::Allowed(a) => Ok(a),
+            Verdict::Refused(why) => {
+                self.refuse(&why);
+                Err(why)
+            }
+            Verdict::Unresolved(why) => Err(why),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,5 +445,48 @@ unit = "C"
         };
         assert!(matches!(judge(&unresolved, &fake), Verdict::Unresolved(_)));
         assert_eq!(guard.refused_total(), 0);
+    }
+
+    #[test]
+    fn every_connect_is_judged_by_the_guard() {
+        use millwright_core::egress::ConnectCheck;
+        let cfg = Config::parse(&CFG.replace("8.8.8.8", "192.168.1.20")).unwrap();
+        let guard = EgressGuard::with_resolver(&cfg, Arc::new(fake));
+        let ok = guard
+            .resolve_checked("mqtt.host", "broker.site", 1883)
+            .unwrap();
+        assert_eq!(ok, [SocketAddr::new(ip("10.0.0.5"), 1883)]);
+        for (host, addr) in [
+            ("broker.example", "93.184.215.14"),
+            ("8.8.8.8", "8.8.8.8"),
+            ("224.0.0.251", "224.0.0.251"),
+            ("::ffff:1.1.1.1", "::ffff:1.1.1.1"),
+        ] {
+            let e = guard.resolve_checked("mqtt.host", host, 1883).unwrap_err();
+            assert!(
+                e.contains(host) && e.contains(&format!("resolves to {addr}")),
+                "{e}"
+            );
+        }
+        assert_eq!(guard.refused_total(), 4);
+        assert!(guard
+            .summary()
+            .last_refusal
+            .unwrap()
+            .contains("::ffff:1.1.1.1"));
+        // A lookup that fails is an error naming the host, not a refusal.
+        let e = guard
+            .resolve_checked("modbus.devices[].host", "no-such-host.invalid", 502)
+            .unwrap_err();
+        assert!(e.contains("no-such-host.invalid"), "{e}");
+        assert_eq!(guard.refused_total(), 4);
+        // Allowed public endpoints are only resolved.
+        let open = Config::parse(&CFG.replace(
+            "[site]\n",
+            "[node]\nallow_public_endpoints = true\n[site]\n",
+        ))
+        .unwrap();
+        let guard = EgressGuard::with_resolver(&open, Arc::new(fake));
+        assert!(guard.resolve_checked("mqtt.host", "8.8.8.8", 1883).is_ok());
     }
 }

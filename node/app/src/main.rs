@@ -14,6 +14,7 @@ mod cli;
 mod cmd;
 mod config;
 mod egress;
+mod memory;
 mod metrics;
 mod node;
 // Peak RSS, CPU time and load average serve the benchmarks only.

@@ -39,6 +39,31 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         );
         one(nm::EGRESS_REFUSED_TOTAL, g.refused_total() as f64);
     }
+    if let Some(b) = &node.budgets {
+        one(nm::MEMORY_BUDGET_BYTES, b.caps.budget_bytes as f64);
+        one(nm::MQTT_MAX_PACKET_BYTES, b.caps.mqtt_packet_bytes as f64);
+        let per = |f: fn(&millwright_core::budget::ByteBudget) -> f64| -> Vec<Row> {
+            b.all()
+                .iter()
+                .map(|q| (vec![(nm::LABEL_QUEUE, q.name().to_string())], f(q)))
+                .collect()
+        };
+        out.push((nm::MEMORY_QUEUE_CAP_BYTES, per(|q| q.cap_bytes() as f64)));
+        out.push((nm::MEMORY_QUEUE_BYTES, per(|q| q.queued_bytes() as f64)));
+        out.push((nm::MEMORY_QUEUE_PEAK_BYTES, per(|q| q.peak_bytes() as f64)));
+        out.push((nm::MEMORY_QUEUE_FULL_TOTAL, per(|q| q.hits() as f64)));
+    }
+    if let Some(Ok(st)) = node.store.as_ref().map(|s| s.lock()) {
+        let (n, max, rej) = (st.series_count(), st.max_series(), st.rejected_sensors());
+        drop(st);
+        out.push((nm::STORE_SERIES, vec![(Vec::new(), n as f64)]));
+        out.push((nm::STORE_MAX_SERIES, vec![(Vec::new(), max as f64)]));
+        out.push((
+            nm::STORE_REJECTED_READINGS_TOTAL,
+            vec![(Vec::new(), rej as f64)],
+        ));
+    }
+    let mut one = |m: NodeMetric, v: f64| out.push((m, vec![(Vec::new(), v)]));
     one(nm::TASK_PANICS_TOTAL, ld(&node.tasks.panics));
     one(nm::TASK_RESTARTS_TOTAL, ld(&node.tasks.restarts));
     let mut fams: Vec<(NodeMetric, Vec<Row>)> = Vec::new();
@@ -383,6 +408,10 @@ pub struct NodeMetrics {
     pub egress: Option<std::sync::Arc<crate::egress::EgressGuard>>,
     /// Panics, restarts and fatal failures of the node's tasks.
     pub tasks: std::sync::Arc<crate::node::TaskHealth>,
+    /// The byte budgets of the node's queues.
+    pub budgets: Option<crate::memory::Budgets>,
+    /// The local store (its series count and cap).
+    pub store: Option<std::sync::Arc<std::sync::Mutex<millwright_store::Store>>>,
 }
 
 impl NodeMetrics {
@@ -396,6 +425,8 @@ impl NodeMetrics {
             analytics: None,
             egress: Some(node.egress.clone()),
             tasks: node.tasks.clone(),
+            budgets: Some(node.budgets.clone()),
+            store: Some(node.store.clone()),
         }
     }
 }

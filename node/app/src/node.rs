@@ -21,7 +21,7 @@
 use crate::config::Config;
 use anyhow::Context;
 use millwright_core::Batch;
-use millwright_ingest::mqtt::{AckMode, Delivery, MqttSource, SourceStatus};
+use millwright_ingest::mqtt::{AckMode, BusSender, Delivery, MqttSource, SourceStatus};
 use millwright_sinks::{InfluxWriter, SinkStatus};
 use millwright_store::Store;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -49,11 +49,7 @@ pub struct Node {
     /// Source tasks that hold a sender of the bus (the MQTT client).
     sources: Vec<JoinHandle<()>>,
     /// What a restart of the MQTT source (`sources[0]`) needs; dropped at shutdown.
-    mqtt_restart: Option<(
-        millwright_ingest::mqtt::MqttConfig,
-        mpsc::Sender<Delivery>,
-        AckMode,
-    )>,
+    mqtt_restart: Option<(millwright_ingest::mqtt::MqttConfig, BusSender, AckMode)>,
     /// Times of the MQTT source's restarts within [`RESTART_WINDOW`].
     restarts: Vec<Instant>,
     /// The pipeline task (bus → store, tap, writer).
@@ -64,6 +60,8 @@ pub struct Node {
     drain: Duration,
     /// The egress policy: endpoints checked at start and resolved again while running.
     pub egress: Arc<crate::egress::EgressGuard>,
+    /// The byte budgets of the bus, the writer inbox and the analytics tap (`memory.rs`).
+    pub budgets: crate::memory::Budgets,
     /// The task that resolves the endpoints again ([`crate::egress::EgressGuard::watch`]).
     egress_watch: JoinHandle<()>,
 }
@@ -127,6 +125,9 @@ pub struct Hooks {
     /// The config file's folder: relative paths in the config (the outbox `dir`) are relative
     /// to it. None: the working folder.
     pub base_dir: Option<std::path::PathBuf>,
+    /// The byte budgets (the tap's must be the one the tap was made with); None: made from
+    /// the config.
+    pub budgets: Option<crate::memory::Budgets>,
 }
 
 impl Node {
@@ -137,18 +138,37 @@ impl Node {
     }
 
     /// Starts every configured part, with pipeline extras.
-    pub fn start_with(cfg: &Config, hooks: Hooks) -> anyhow::Result<Node> {
-        // No client starts before its endpoint passed the egress policy (resolved now).
+    pub fn start_with(cfg: &Config, mut hooks: Hooks) -> anyhow::Result<Node> {
+        // The memory budget lowers the MQTT packet limit and the in-memory backlog to fit.
+        let mut cfg = cfg.clone();
+        let caps = crate::memory::MemoryCaps::of(&cfg);
+        for l in caps.apply(&mut cfg) {
+            tracing::info!(limit = %l, "lowered to fit node.memory_budget_mb");
+        }
+        let cfg = &cfg;
+        let budgets = hooks
+            .budgets
+            .take()
+            .unwrap_or_else(|| crate::memory::Budgets::new(caps));
+        tracing::info!(caps = %budgets.caps.summary(), "memory budget");
+        // No client starts before its endpoint passed the egress policy (resolved now), and
+        // every later (re)connect asks the guard again (`millwright_core::egress`).
         let egress = Arc::new(crate::egress::EgressGuard::new(cfg));
         egress
             .check_all()
             .map_err(|why| anyhow::anyhow!("egress refused: {why}"))?;
+        millwright_core::egress::install(egress.clone());
         match serde_json::to_string(&egress.summary()) {
             Ok(policy) => tracing::info!(%policy, "egress policy"),
             Err(e) => tracing::warn!(error = %e, "egress policy not printable"),
         }
         let egress_watch = tokio::spawn(egress.clone().watch(crate::egress::WATCH_EVERY));
-        let (tx, mut rx) = mpsc::channel::<Delivery>(cfg.node.bus_capacity);
+        // MQTT deliveries: capped in batches and in bytes. Modbus batches are one poll of one
+        // device each, their size fixed by the config: capped in batches.
+        let (tx, mut rx) = millwright_core::budget::channel::<Delivery>(
+            cfg.node.bus_capacity,
+            budgets.bus.clone(),
+        );
         let (mtx, mut mrx) = mpsc::channel::<Batch>(cfg.node.bus_capacity);
         let store = Arc::new(Mutex::new(Store::new(cfg.store.clone())));
         let mut sources = Vec::new();
@@ -168,8 +188,12 @@ impl Node {
                     o.dir = Some(o.resolve_dir(&base, state));
                     acks = AckMode::AfterStorage;
                 }
-                let (w, t) = InfluxWriter::spawn(ic, cfg.site.name.clone())
-                    .context("starting the InfluxDB writer")?;
+                let (w, t) = InfluxWriter::spawn_with_inbox(
+                    ic,
+                    cfg.site.name.clone(),
+                    budgets.writer_inbox.clone(),
+                )
+                .context("starting the InfluxDB writer")?;
                 (Some(w), Some(t))
             }
             None => (None, None),
@@ -251,6 +275,7 @@ impl Node {
             writer_task,
             drain: Duration::from_secs(cfg.node.shutdown_drain_s),
             egress,
+            budgets,
             egress_watch,
         })
     }

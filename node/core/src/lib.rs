@@ -3,10 +3,13 @@
 //! (detectors, the language model).
 //!
 //! This crate does no I/O (reading the wall clock in [`time::now_ns`] aside) and has no async
-//! runtime; it depends on nothing of ours.
+//! runtime (the byte-capped queues of [`budget`] use tokio's runtime-free `sync` parts); it
+//! depends on nothing of ours.
 
 pub mod anomaly;
 pub mod ask;
+pub mod budget;
+pub mod egress;
 pub mod history;
 pub mod incident;
 pub mod llm;

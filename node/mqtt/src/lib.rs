@@ -17,7 +17,8 @@
 //! The shape of config sections belongs to the crates that own them (ingest's `[mqtt]`); they
 //! hand their connection part over as a [`ConnectOptions`]. Session and subscription choices
 //! (clean session, inflight window, session expiry, last will, topics) stay with the client that
-//! makes them. No network I/O and no async runtime here.
+//! makes them. No network I/O here; [`check_egress`] asks the node's egress check (which may
+//! resolve the broker's name) before each connect.
 
 use millwright_core::{Secret, ValidationError};
 use serde::{Deserialize, Serialize};
@@ -346,6 +347,24 @@ pub fn connect_error_hint(error: &str) -> Option<&'static str> {
         .iter()
         .find(|(keys, _)| keys.iter().any(|k| error.contains(k)))
         .map(|(_, hint)| *hint)
+}
+
+/// The node's egress check of the broker, asked right before every (re)connect
+/// (`millwright_core::egress`): `Err` names the host and the refused address (or the failed
+/// lookup). Blocking (it may resolve the name): call it in `spawn_blocking`. rumqttc resolves the
+/// name itself again when it connects (its options take a host name, which TLS needs for the
+/// server name), so a DNS change between the two lookups is caught at the next reconnect.
+pub fn check_egress(host: &str, port: u16) -> Result<(), String> {
+    millwright_core::egress::resolve_checked("mqtt.host", host, port).map(|_| ())
+}
+
+/// [`check_egress`] off the async runtime.
+pub async fn check_egress_async(host: &str, port: u16) -> Result<(), String> {
+    let h = host.to_string();
+    match tokio::task::spawn_blocking(move || check_egress(&h, port)).await {
+        Ok(r) => r,
+        Err(e) => Err(format!("mqtt.host {host}: egress check failed: {e}")),
+    }
 }
 
 /// Installs the process-wide TLS crypto provider (ring) once; TLS connections need it.

@@ -288,7 +288,21 @@ async fn event_loop(
 ) {
     let log = RateLimitedLog::new(Duration::from_secs(10));
     let mut bucket = Bucket::new(REQUEST_RATE_PER_S, REQUEST_BURST);
+    let (host, port) = el.mqtt_options.broker_address();
+    let mut connecting = true;
     loop {
+        // Every (re)connect passes the node's egress check first; a refusal opens no socket.
+        if connecting {
+            if let Err(why) = millwright_mqtt::check_egress_async(&host, port).await {
+                status.connected.store(false, Ordering::Relaxed);
+                if let Some(suppressed) = log.allow() {
+                    tracing::error!(reason = %why, suppressed, "MQTT publisher: egress refused; retrying");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            connecting = false;
+        }
         match el.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 status.connected.store(true, Ordering::Relaxed);
@@ -349,6 +363,7 @@ async fn event_loop(
             }
             Ok(_) => {}
             Err(e) => {
+                connecting = true;
                 status.connected.store(false, Ordering::Relaxed);
                 tracing::debug!(error = %e, "MQTT publisher: connection failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -314,6 +314,16 @@ impl Store {
         self.rejected_sensors
     }
 
+    /// Series (sensors) held now.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Most series kept (`max_sensors`).
+    pub fn max_series(&self) -> usize {
+        self.cfg.max_sensors
+    }
+
     /// Samples held in memory now.
     pub fn len(&self) -> usize {
         self.series.values().map(|s| s.samples.len()).sum()

@@ -138,7 +138,20 @@ impl Service {
         let (done_tx, mut done) = mpsc::unbounded_channel::<Answer>();
         let mut sweep = tokio::time::interval(Duration::from_millis(250));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let (host, port) = el.options.broker_address();
+        let mut connecting = true;
         loop {
+            // Every (re)connect passes the node's egress check first; a refusal opens no socket.
+            if connecting {
+                if let Err(why) = millwright_mqtt::check_egress_async(&host, port).await {
+                    self.setup.status.connected.store(0, Ordering::Relaxed);
+                    let d = self.backoff.next_delay();
+                    tracing::warn!(reason = %why, retry_in_ms = d.as_millis() as u64, "ask service: egress refused");
+                    tokio::time::sleep(d).await;
+                    continue;
+                }
+                connecting = false;
+            }
             tokio::select! {
                 ev = el.poll() => match ev {
                     Ok(Event::Incoming(Packet::Publish(p))) => self.on_message(p),
@@ -156,6 +169,7 @@ impl Service {
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        connecting = true;
                         self.setup.status.connected.store(0, Ordering::Relaxed);
                         let d = self.backoff.next_delay();
                         tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "ask service: broker connection");

@@ -57,12 +57,15 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
     let profiles = crate::analytics::load_profiles(&cfg, &base)
         .map_err(|e| anyhow::anyhow!("profiles: {}", e.join("; ")))?;
     let status = Arc::new(crate::analytics::AnalyticsStatus::default());
-    let (tap, inbox) = crate::analytics::channel(status.clone());
+    let budgets = crate::memory::Budgets::new(crate::memory::MemoryCaps::of(&cfg));
+    let (tap, inbox) =
+        crate::analytics::channel_with(status.clone(), budgets.analytics_tap.clone());
     let node = crate::node::Node::start_with(
         &cfg,
         crate::node::Hooks {
             time_lapse: None,
             tap: Some(tap),
+            budgets: Some(budgets),
             ..crate::node::Hooks::default()
         },
     )?;

@@ -111,8 +111,14 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
                 cfg.store.window_s,
                 cfg.store.max_points_per_sensor,
                 cfg.store.max_sensors,
-                cfg.store.max_bytes() / (1024 * 1024)
+                crate::memory::store_bytes(&cfg.store) / (1024 * 1024)
             );
+            // The caps [node] memory_budget_mb gives, and the limits it lowers.
+            let caps = crate::memory::MemoryCaps::of(&cfg);
+            println!("  memory: {}", caps.summary());
+            for l in caps.apply(&mut cfg.clone()) {
+                println!("  memory: lowered {l}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -172,13 +172,16 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("demo config: {problems:?}");
     }
     let status = std::sync::Arc::new(crate::analytics::AnalyticsStatus::default());
-    let (tap, inbox) = crate::analytics::channel(status.clone());
+    let budgets = crate::memory::Budgets::new(crate::memory::MemoryCaps::of(&cfg));
+    let (tap, inbox) =
+        crate::analytics::channel_with(status.clone(), budgets.analytics_tap.clone());
     let t0 = crate::time_ns();
     let node = Node::start_with(
         &cfg,
         Hooks {
             time_lapse: Some((t0, speed)),
             tap: Some(tap),
+            budgets: Some(budgets),
             ..Hooks::default()
         },
     )

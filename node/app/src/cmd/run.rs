@@ -30,13 +30,16 @@ pub async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     let analytics_status = std::sync::Arc::new(crate::analytics::AnalyticsStatus::default());
-    let (tap, inbox) = crate::analytics::channel(analytics_status.clone());
+    let budgets = crate::memory::Budgets::new(crate::memory::MemoryCaps::of(&cfg));
+    let (tap, inbox) =
+        crate::analytics::channel_with(analytics_status.clone(), budgets.analytics_tap.clone());
     let node = crate::node::Node::start_with(
         &cfg,
         crate::node::Hooks {
             time_lapse: None,
             tap: (!profiles.is_empty()).then_some(tap),
             base_dir: Some(base.clone()),
+            budgets: Some(budgets),
         },
     )
     .context("starting the node")?;

@@ -302,6 +302,43 @@ pub fn health(m: &NodeMetrics, now_ms: i64) -> Health {
         // The no-egress policy and its refusals (an endpoint outside the site's ranges).
         doc.insert("egress".into(), json!(g.summary()));
     }
+    if let Some(b) = &m.budgets {
+        // The memory budget, the caps derived from it, and how often each was hit.
+        let queues: serde_json::Map<String, serde_json::Value> = b
+            .all()
+            .iter()
+            .map(|q| {
+                (
+                    q.name().to_string(),
+                    json!({
+                        "cap_bytes": q.cap_bytes(),
+                        "bytes": q.queued_bytes(),
+                        "peak_bytes": q.peak_bytes(),
+                        "full_total": q.hits(),
+                    }),
+                )
+            })
+            .collect();
+        doc.insert(
+            "memory".into(),
+            json!({
+                "budget_bytes": b.caps.budget_bytes,
+                "mqtt_max_packet_bytes": b.caps.mqtt_packet_bytes,
+                "influx_backlog_max_points": b.caps.backlog_points(),
+                "queues": queues,
+            }),
+        );
+    }
+    if let Some(Ok(st)) = m.store.as_ref().map(|s| s.lock()) {
+        doc.insert(
+            "store".into(),
+            json!({
+                "series": st.series_count(),
+                "max_series": st.max_series(),
+                "rejected_readings": st.rejected_sensors(),
+            }),
+        );
+    }
     doc.insert("status".into(), json!(v.overall.as_str()));
     doc.insert("reasons".into(), json!(v.reasons));
     doc.insert("ts_ms".into(), json!(now_ms));
@@ -337,6 +374,8 @@ mod tests {
             analytics: Some(Default::default()),
             tasks: Default::default(),
             egress: None,
+            budgets: None,
+            store: None,
         }
     }
 

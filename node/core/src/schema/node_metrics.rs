@@ -72,6 +72,9 @@ const REASON: &[&str] = &[LABEL_REASON];
 /// Label set of the InfluxDB write errors: the kind of answer (`answer.rs` in sinks).
 const KIND: &[&str] = &[LABEL_KIND];
 const SOURCE: &[&str] = &[LABEL_SOURCE];
+/// Label: which in-memory queue (`bus`, `writer_inbox`, `analytics_tap`).
+pub const LABEL_QUEUE: &str = "queue";
+const QUEUE: &[&str] = &[LABEL_QUEUE];
 
 macro_rules! metrics {
     ($( $id:ident = $name:literal, $kind:ident, $unit:literal, $labels:expr, $help:literal; )*) => {
@@ -96,7 +99,16 @@ metrics! {
     MQTT_CONNECTIONS_TOTAL = "millwright_mqtt_connections_total", Counter, "connections", &[], "Successful broker connections (reconnects add up).";
     MQTT_CONNECTION_ERRORS_TOTAL = "millwright_mqtt_connection_errors_total", Counter, "errors", &[], "Failed or lost broker connections.";
     EGRESS_ALLOW_PUBLIC_ENDPOINTS = "millwright_egress_allow_public_endpoints", Gauge, "", &[], "1 when `[node] allow_public_endpoints` lets the node connect to public addresses (default 0: on-site endpoints only).";
-    EGRESS_REFUSED_TOTAL = "millwright_egress_refused_total", Counter, "endpoints", &[], "Endpoints refused because they resolved to a public address (at start or when resolved again).";
+    EGRESS_REFUSED_TOTAL = "millwright_egress_refused_total", Counter, "refusals", &[], "Connections refused because the endpoint resolved to a public address (at start, at each connect or reconnect, or when resolved again).";
+    MEMORY_BUDGET_BYTES = "millwright_memory_budget_bytes", Gauge, "bytes", &[], "`[node] memory_budget_mb`: the memory the node's data path is sized to.";
+    MEMORY_QUEUE_CAP_BYTES = "millwright_memory_queue_cap_bytes", Gauge, "bytes", QUEUE, "Byte cap of an in-memory queue, derived from the memory budget.";
+    MEMORY_QUEUE_BYTES = "millwright_memory_queue_bytes", Gauge, "bytes", QUEUE, "Bytes an in-memory queue holds now.";
+    MEMORY_QUEUE_PEAK_BYTES = "millwright_memory_queue_peak_bytes", Gauge, "bytes", QUEUE, "Most bytes an in-memory queue held at once since start.";
+    MEMORY_QUEUE_FULL_TOTAL = "millwright_memory_queue_full_total", Counter, "events", QUEUE, "Times a queue's byte cap was hit (bus, writer inbox: the sender waited; analytics tap: the batch skipped analytics).";
+    MQTT_MAX_PACKET_BYTES = "millwright_mqtt_max_packet_bytes", Gauge, "bytes", &[], "Largest MQTT packet the node accepts (`mqtt.max_packet_bytes`, lowered to 1/32 of the memory budget).";
+    STORE_SERIES = "millwright_store_series", Gauge, "series", &[], "Series (asset, signal) in the local store.";
+    STORE_MAX_SERIES = "millwright_store_max_series", Gauge, "series", &[], "`store.max_sensors`: most series the local store keeps.";
+    STORE_REJECTED_READINGS_TOTAL = "millwright_store_rejected_readings_total", Counter, "readings", &[], "Readings of new series the local store did not keep because it already holds `store.max_sensors` (still written to InfluxDB).";
     MQTT_MESSAGES_TOTAL = "millwright_mqtt_messages_total", Counter, "messages", SUB, "MQTT messages received per subscription.";
     MQTT_READINGS_TOTAL = "millwright_mqtt_readings_total", Counter, "readings", SUB, "Readings decoded per subscription.";
     MQTT_REJECTED_TOTAL = "millwright_mqtt_rejected_total", Counter, "messages", SUB_REASON, "Rejected MQTT messages per subscription and reason.";

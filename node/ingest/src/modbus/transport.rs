@@ -262,8 +262,25 @@ async fn open(endpoint: &Endpoint) -> io::Result<Context> {
     }
 }
 
+/// Connects to `host:port` after the node's egress check (`millwright_core::egress`): the
+/// stream goes to an address the check returned, so no socket opens to a refused one.
 async fn tcp_connect(host: &str, port: u16) -> io::Result<tokio::net::TcpStream> {
-    let stream = tokio::net::TcpStream::connect((host, port)).await?;
+    let h = host.to_string();
+    let checked = tokio::task::spawn_blocking(move || {
+        millwright_core::egress::resolve_checked("modbus.devices[].host", &h, port)
+    })
+    .await
+    .map_err(io::Error::other)?
+    .map_err(|why| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("egress refused: {why}"),
+        )
+    })?;
+    let stream = match checked {
+        Some(addrs) => tokio::net::TcpStream::connect(&addrs[..]).await?,
+        None => tokio::net::TcpStream::connect((host, port)).await?,
+    };
     stream.set_nodelay(true)?;
     Ok(stream)
 }

@@ -8,5 +8,5 @@ pub mod watch;
 
 pub use codec::{Decoder, PayloadError, PayloadFormat};
 pub use config::{MqttConfig, MqttProtocol, SubscriptionConfig, TlsConfig};
-pub use source::{Ack, AckMode, Delivery, MqttSetupError, MqttSource, SourceStatus};
+pub use source::{Ack, AckMode, BusSender, Delivery, MqttSetupError, MqttSource, SourceStatus};
 pub use topic::TopicPattern;

@@ -47,6 +47,16 @@ pub struct Delivery {
     pub ack: Option<Ack>,
 }
 
+impl millwright_core::budget::ByteSize for Delivery {
+    fn byte_size(&self) -> usize {
+        self.batch.byte_size() + std::mem::size_of::<Self>()
+    }
+}
+
+/// The sending end of the reading bus: bounded in batches and in bytes (`[node]
+/// memory_budget_mb`); a full bus makes the source wait, so the broker keeps the messages.
+pub type BusSender = millwright_core::budget::Sender<Delivery>;
+
 /// The acknowledgement of one MQTT message: [`Ack::done`] once its readings are stored.
 /// Tokens fire in bus order; dropping one unfired leaves the message unacknowledged (the broker
 /// redelivers it on the next session).
@@ -177,7 +187,7 @@ struct Router {
     subs: Vec<Sub>,
     status: Arc<SourceStatus>,
     unknown_gate: LogGate,
-    tx: mpsc::Sender<Delivery>,
+    tx: BusSender,
     /// Set with [`AckMode::AfterStorage`].
     acks: Option<AckTracker>,
     /// Sequence number of the last message routed with a token (0: none, ack at once).
@@ -223,6 +233,8 @@ impl Router {
         match res {
             Ok(n) => {
                 counters.readings.fetch_add(n as u64, Ordering::Relaxed);
+                // The bus counts what a batch holds; give back what growing it left unused.
+                batch.shrink_to_fit();
                 let ack = match (&mut self.acks, n > 0) {
                     (Some(t), true) => {
                         t.next += 1;
@@ -294,13 +306,10 @@ pub struct MqttSource {
 }
 
 impl MqttSource {
-    /// Starts the client task. Readings go to `tx` (bounded: back-pressure, never drops);
+    /// Starts the client task. Readings go to `tx` (bounded in batches and bytes:
+    /// back-pressure, never drops);
     /// `acks` says when QoS 1 messages are acknowledged.
-    pub fn spawn(
-        cfg: &MqttConfig,
-        tx: mpsc::Sender<Delivery>,
-        acks: AckMode,
-    ) -> Result<Self, MqttSetupError> {
+    pub fn spawn(cfg: &MqttConfig, tx: BusSender, acks: AckMode) -> Result<Self, MqttSetupError> {
         let statuses = cfg.subscriptions.iter().map(|s| {
             SubscriptionStatus::new(
                 &s.topic,
@@ -318,7 +327,7 @@ impl MqttSource {
     /// counters); `status` must have been made for `cfg` ([`MqttSource::spawn`]).
     pub fn spawn_with(
         cfg: &MqttConfig,
-        tx: mpsc::Sender<Delivery>,
+        tx: BusSender,
         acks: AckMode,
         status: Arc<SourceStatus>,
     ) -> Result<Self, MqttSetupError> {
@@ -408,6 +417,26 @@ fn on_error(
     }
 }
 
+/// The egress check before a (re)connect (`millwright_mqtt::check_egress`): false (after the
+/// back-off delay) when the broker is refused; no socket is opened then.
+async fn egress_ok(status: &SourceStatus, cfg: &MqttConfig, backoff: &mut Backoff) -> bool {
+    match millwright_mqtt::check_egress_async(&cfg.host, cfg.port).await {
+        Ok(()) => true,
+        Err(why) => {
+            let d = backoff.next_delay();
+            on_error(
+                status,
+                &format!("egress refused: {why}"),
+                &cfg.host,
+                cfg.port,
+                d,
+            );
+            tokio::time::sleep(d).await;
+            false
+        }
+    }
+}
+
 async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Router) {
     use rumqttc::{AsyncClient, Event, Packet, SubscribeFilter};
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
@@ -446,7 +475,12 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
         },
     );
     let mut backoff = Backoff::new(&cfg.connection());
+    let mut connecting = true;
     loop {
+        if connecting && !egress_ok(&router.status, &cfg, &mut backoff).await {
+            continue;
+        }
+        connecting = false;
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(mut p))) => {
                 if !router.handle(p.topic.as_bytes(), &p.payload).await {
@@ -498,6 +532,7 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
             }
             Ok(_) => {}
             Err(e) => {
+                connecting = true;
                 let d = backoff.next_delay();
                 on_error(&router.status, &e, &cfg.host, cfg.port, d);
                 tokio::time::sleep(d).await;
@@ -556,7 +591,12 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
         },
     );
     let mut backoff = Backoff::new(&cfg.connection());
+    let mut connecting = true;
     loop {
+        if connecting && !egress_ok(&router.status, &cfg, &mut backoff).await {
+            continue;
+        }
+        connecting = false;
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(mut p))) => {
                 if !router.handle(&p.topic, &p.payload).await {
@@ -608,6 +648,7 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
             }
             Ok(_) => {}
             Err(e) => {
+                connecting = true;
                 let d = backoff.next_delay();
                 on_error(&router.status, &e, &cfg.host, cfg.port, d);
                 tokio::time::sleep(d).await;

@@ -31,6 +31,40 @@ use std::time::{Duration, SystemTime};
 /// Most bytes of an error answer's body read (the rest is not needed to classify it).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// The HTTP client's name resolver: every new connection's lookup goes through the node's
+/// egress check (`millwright_core::egress`), which refuses names resolving off site (the error
+/// names the host and the address); without an installed check it is the system resolver. An
+/// IP-literal URL needs no lookup (hyper connects to it directly): it was checked at start and
+/// cannot change.
+struct EgressResolver {
+    /// The URL's port (hyper sets it on the addresses; the check's messages name it).
+    port: u16,
+}
+
+impl reqwest::dns::Resolve for EgressResolver {
+    fn resolve(&self, name: hyper::client::connect::dns::Name) -> reqwest::dns::Resolving {
+        let (host, port) = (name.as_str().to_string(), self.port);
+        Box::pin(async move {
+            let checked = tokio::task::spawn_blocking(move || {
+                let r = millwright_core::egress::resolve_checked("influxdb.url", &host, port);
+                match r {
+                    Ok(Some(addrs)) => Ok(addrs),
+                    Ok(None) => std::net::ToSocketAddrs::to_socket_addrs(&(&*host, port))
+                        .map(Iterator::collect)
+                        .map_err(|e| format!("influxdb.url: cannot resolve {host}: {e}")),
+                    Err(why) => Err(format!("egress refused: {why}")),
+                }
+            })
+            .await;
+            match checked {
+                Ok(Ok(addrs)) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
+                Ok(Err(why)) => Err(why.into()),
+                Err(e) => Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
+            }
+        })
+    }
+}
+
 /// The InfluxDB 2 write endpoint of one config: a pooled client and the prepared request parts.
 #[derive(Clone, Debug)]
 pub struct HttpWriter {
@@ -58,7 +92,9 @@ impl HttpWriter {
             .append_pair("org", &cfg.org)
             .append_pair("bucket", &cfg.bucket)
             .append_pair("precision", "ns");
+        let port = url.port_or_known_default().unwrap_or(8086);
         let mut b = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(EgressResolver { port }))
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(10_000)))
             .pool_idle_timeout(Duration::from_secs(90))

@@ -19,7 +19,6 @@ use millwright_core::{Reading, Record};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -88,6 +87,21 @@ pub enum SinkItem {
     },
 }
 
+impl millwright_core::budget::ByteSize for SinkItem {
+    fn byte_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match self {
+                Self::Readings(r) | Self::ReadingsAcked(r, _) => r.byte_size(),
+                // Records are few (events, cards, reports): their size plus a guess of their text.
+                Self::Records(r) => r.len() * (std::mem::size_of::<Record>() + 512),
+                Self::Close { .. } => 0,
+            }
+    }
+}
+
+/// Default byte cap of the writer's inbox when none is given ([`InfluxWriter::spawn`]).
+pub const DEFAULT_INBOX_BYTES: usize = 64 * 1024 * 1024;
+
 impl std::fmt::Debug for SinkItem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -102,7 +116,7 @@ impl std::fmt::Debug for SinkItem {
 /// Handle to the writer task.
 #[derive(Clone)]
 pub struct InfluxWriter {
-    tx: mpsc::Sender<SinkItem>,
+    tx: millwright_core::budget::Sender<SinkItem>,
     /// Shared counters.
     pub status: Arc<SinkStatus>,
 }
@@ -125,8 +139,23 @@ pub enum SinkError {
 type WriteFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Delivery> + Send>>;
 
 impl InfluxWriter {
-    /// Starts the writer task. `site` goes into every reading's `site` tag.
+    /// Starts the writer task with an inbox of at most [`DEFAULT_INBOX_BYTES`]. `site` goes
+    /// into every reading's `site` tag.
     pub fn spawn(cfg: InfluxConfig, site: String) -> Result<(Self, JoinHandle<()>), SinkError> {
+        Self::spawn_with_inbox(
+            cfg,
+            site,
+            millwright_core::budget::ByteBudget::new("writer_inbox", DEFAULT_INBOX_BYTES),
+        )
+    }
+
+    /// Starts the writer task; its inbox holds at most 1024 items and `inbox`'s bytes (a full
+    /// inbox makes writers wait).
+    pub fn spawn_with_inbox(
+        cfg: InfluxConfig,
+        site: String,
+        inbox: Arc<millwright_core::budget::ByteBudget>,
+    ) -> Result<(Self, JoinHandle<()>), SinkError> {
         let errs = cfg.validate("influxdb");
         if let Some(e) = errs.first() {
             return Err(SinkError::Config(e.to_string()));
@@ -135,7 +164,7 @@ impl InfluxWriter {
         for w in cfg.warnings("influxdb") {
             tracing::warn!("{w}");
         }
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = millwright_core::budget::channel(1024, inbox);
         let status = Arc::new(SinkStatus::default());
         let task = match &cfg.outbox {
             Some(oc) => {
@@ -240,7 +269,7 @@ async fn run(
     cfg: InfluxConfig,
     site: String,
     client: HttpWriter,
-    mut rx: mpsc::Receiver<SinkItem>,
+    mut rx: millwright_core::budget::Receiver<SinkItem>,
     status: Arc<SinkStatus>,
 ) {
     let mut backlog = Backlog::new(BacklogLimits {
@@ -273,6 +302,13 @@ async fn run(
             }
         }
         let retry_at = backlog.retry_at().map(Instant::from_std);
+        // While writes succeed, a backlog 3/4 full stops taking from the inbox: the database
+        // is up but slower than ingest, so the senders wait (the bus fills, MQTT stops reading,
+        // the broker keeps the messages) instead of the oldest points being dropped. While
+        // writes fail, the inbox is taken and the oldest points go (memory only, counted).
+        let failing =
+            backlog.counters().failed_requests > 0 && !status.healthy.load(Ordering::Relaxed);
+        let room = failing || backlog.pending_points() < cfg.max_backlog_points / 4 * 3;
         tokio::select! {
             res = async { match in_flight.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
                 in_flight = None;
@@ -311,7 +347,7 @@ async fn run(
                     }
                 }
             }
-            item = rx.recv(), if open => match item {
+            item = rx.recv(), if open && room => match item {
                 Some(SinkItem::Readings(rs)) => {
                     for r in &rs {
                         backlog.push_with(1, |b| usize::from(write_reading(b, &site, r)));

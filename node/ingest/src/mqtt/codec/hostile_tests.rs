@@ -202,3 +202,36 @@ fn a_message_with_more_readings_than_the_cap_is_too_large() {
         3
     );
 }
+
+#[test]
+fn a_json_array_over_the_cap_is_refused_without_parsing_the_rest() {
+    let mut d = Decoder::new(
+        PayloadFormat::Json,
+        DecodeDefaults {
+            max_payload_bytes: 1 << 20,
+            max_readings: 3,
+            ..Default::default()
+        },
+    );
+    // Decoding stops at the fourth reading: the broken tail is never reached.
+    let p = r#"[{"value":1},{"value":2},{"value":3},{"value":4},{"value":5},{"value":"#;
+    let mut out = vec![];
+    let e = d
+        .decode(tm(Some("A"), Some("s")), p.as_bytes(), NOW, &mut out)
+        .unwrap_err();
+    assert_eq!(e.reason, RejectReason::TooLarge, "{e}");
+    assert!(e.detail.contains("by element 3"), "{e}");
+    assert!(out.is_empty());
+    // Under the cap, the same broken tail is a syntax error; trailing garbage too.
+    let p = r#"[{"value":1},{"value":"#;
+    let e = d
+        .decode(tm(Some("A"), Some("s")), p.as_bytes(), NOW, &mut out)
+        .unwrap_err();
+    assert_eq!(e.reason, RejectReason::Syntax, "{e}");
+    let p = r#"[{"value":1}] x"#;
+    let e = d
+        .decode(tm(Some("A"), Some("s")), p.as_bytes(), NOW, &mut out)
+        .unwrap_err();
+    assert_eq!(e.reason, RejectReason::Syntax, "{e}");
+    assert!(out.is_empty());
+}

@@ -69,18 +69,28 @@ impl Decoder {
         let first = payload.iter().find(|b| !b.is_ascii_whitespace()).copied();
         match first {
             Some(b'[') => {
-                let items: Vec<JsonObj<'_>> =
-                    serde_json::from_slice(payload).map_err(|e| json_err(&e, payload))?;
-                if items.is_empty() {
-                    return Err(PayloadError::new(RejectReason::Schema, "empty array"));
+                // Element by element, straight into readings: no intermediate array of parsed
+                // objects (~230 bytes each, so a 1 MiB array of tiny objects would take ~20 MiB
+                // before the readings cap could refuse it), and decoding stops as soon as the
+                // message has more readings than `max_readings`.
+                let start = out.len();
+                let mut elements = Elements {
+                    dec: self,
+                    topic,
+                    now_ns,
+                    out,
+                    start,
+                    failed: None,
+                };
+                let mut de = serde_json::Deserializer::from_slice(payload);
+                let res = serde::Deserializer::deserialize_seq(&mut de, &mut elements)
+                    .and_then(|n| de.end().map(|()| n));
+                match (res, elements.failed.take()) {
+                    (_, Some(e)) => Err(e),
+                    (Err(e), None) => Err(json_err(&e, payload)),
+                    (Ok(0), None) => Err(PayloadError::new(RejectReason::Schema, "empty array")),
+                    (Ok(_), None) => Ok(()),
                 }
-                out.reserve(items.len());
-                for (i, obj) in items.into_iter().enumerate() {
-                    self.json_obj(topic, obj, now_ns, out).map_err(|e| {
-                        PayloadError::new(e.reason, format!("element {i}: {}", e.detail))
-                    })?;
-                }
-                Ok(())
             }
             Some(b'{') => {
                 let obj: JsonObj<'_> =
@@ -190,6 +200,54 @@ impl Decoder {
                 "missing \"value\" (or \"fields\")",
             )),
         }
+    }
+}
+
+/// Decodes the elements of a JSON array one at a time ([`Decoder::decode_json`]).
+struct Elements<'d, 'o, 't> {
+    dec: &'d mut Decoder,
+    topic: TopicMatch<'t>,
+    now_ns: i64,
+    out: &'o mut Vec<Reading>,
+    start: usize,
+    /// Why decoding stopped, when it was not the JSON itself.
+    failed: Option<PayloadError>,
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut Elements<'_, '_, '_> {
+    /// Elements decoded.
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        use serde::de::Error;
+        let max = self.dec.defaults.max_readings;
+        let mut i = 0;
+        while let Some(obj) = seq.next_element::<JsonObj<'de>>()? {
+            if let Err(e) = self.dec.json_obj(self.topic, obj, self.now_ns, self.out) {
+                self.failed = Some(PayloadError::new(
+                    e.reason,
+                    format!("element {i}: {}", e.detail),
+                ));
+                return Err(A::Error::custom("element refused"));
+            }
+            let n = self.out.len().saturating_sub(self.start);
+            if n > max {
+                self.failed = Some(PayloadError::new(
+                    RejectReason::TooLarge,
+                    format!(
+                        "more than {max} readings by element {i}, limit is \
+                         max_readings_per_message = {max}"
+                    ),
+                ));
+                return Err(A::Error::custom("too many readings"));
+            }
+            i += 1;
+        }
+        Ok(i)
     }
 }
 

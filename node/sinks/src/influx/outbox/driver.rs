@@ -167,7 +167,7 @@ pub(crate) async fn run(
     cfg: InfluxConfig,
     site: String,
     client: HttpWriter,
-    mut rx: mpsc::Receiver<SinkItem>,
+    mut rx: millwright_core::budget::Receiver<SinkItem>,
     status: Arc<SinkStatus>,
     mut ob: Outbox,
 ) {
