@@ -6,7 +6,8 @@
 //! and its int8 kernels with VNNI need rows that are multiples of 256 (SmolLM2's are 576). The
 //! kernels here work on any row length that is a multiple of 32, keep 4-bit weights in 4 bits
 //! (a decode step is bound by how many weight bytes it streams), and pick at run time among
-//! AVX-VNNI / AVX512-VNNI, AVX2+FMA+F16C and portable code, so one binary runs on any x86-64
+//! AVX-512 (512-bit, Q4_1/Q8_0), AVX-VNNI / AVX512-VNNI, AVX2+FMA+F16C and portable code, so one
+//! binary runs on any x86-64
 //! or aarch64 gateway. For the K-quants candle's batched (prompt) and one-token paths round
 //! differently, so a prompt computed at once and one computed token by token disagreed; here
 //! a (row, token) result does not depend on the batch. (candle's repacked VNNI tiles are about
@@ -22,7 +23,8 @@
 //!
 //! Where things live: `blocks.rs` the block formats, [`QMatrix`] (taking and repacking GGML
 //! blocks) and [`QActs`] (activation quantization), all safe code; `portable.rs` the portable
-//! kernels; `x86.rs` every x86 intrinsic (AVX2, AVX-VNNI, AVX512-VNNI); this file the kernel
+//! kernels; `x86.rs` every x86 intrinsic (AVX2, AVX-VNNI, AVX512-VNNI, and `x86::zmm`, the
+//! 512-bit kernels for batched decode); this file the kernel
 //! sets ([`Isa`], [`KernelCap`]), the dispatch and the threaded matrix product. An aarch64
 //! NEON kernel set goes in a `neon.rs` beside `x86.rs` (`#[cfg(target_arch = "aarch64")]`),
 //! with a `Set::Neon` variant, its test in `Isa::supported` and one line in `row_dot`.
@@ -255,8 +257,9 @@ impl KernelCap {
     }
 }
 
-/// Weight rows per tile: a tile (a few KB) and four activation rows stay in L1 while the
-/// tile is run against every group of four tokens of a prompt.
+/// Weight rows per tile: a tile (a few KB) and a group of activation rows (four, or up to
+/// eight for the 512-bit kernels) stay in L1 while the tile is run against every group of
+/// tokens of a prompt or of a batched decode step.
 const ROW_TILE: usize = 16;
 
 /// Runs the rows `rows` of `w` against every activation row with the kernels of `isa`.
