@@ -223,7 +223,7 @@ pub struct BenchModelArgs {
     #[arg(long, default_value_t = 128)]
     pub decode_tokens: usize,
     /// Most capable kernel set to use, to measure what an older gateway gets: `auto`,
-    /// `portable`, `avx2` or `avx512-vnni` (never one the CPU lacks; default: env
+    /// `portable`, `avx2`, `avx512-vnni` or `avx-vnni` (never one the CPU lacks; default: env
     /// MILLWRIGHT_SLM_KERNELS, else auto).
     #[arg(long)]
     pub kernels: Option<String>,

@@ -29,7 +29,7 @@ pub fn run(args: &BenchModelArgs) -> anyhow::Result<()> {
     }
     let kernels = match &args.kernels {
         Some(k) => KernelCap::parse(k).with_context(|| {
-            format!("--kernels must be auto, portable, avx2 or avx512-vnni, not `{k}`")
+            format!("--kernels must be auto, portable, avx2, avx512-vnni or avx-vnni, not `{k}`")
         })?,
         // Read once here for compatibility with the former variable; an unknown value means
         // no cap, as it did.

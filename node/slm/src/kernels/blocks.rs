@@ -280,6 +280,10 @@ pub struct QActs {
     /// Per block: `[d, d·Σq]`.
     pub(super) ds: Vec<[f32; 2]>,
     pub(super) qs: Vec<i8>,
+    /// For the 512-bit kernels only (empty otherwise): per row and pair of blocks, the two
+    /// scales `d` spread over 16 lanes (`[d_2j ×8, d_2j+1 ×8]`, 0 for a missing odd block),
+    /// [`QActs::dx_stride`] floats per row.
+    pub(super) dx: Vec<f32>,
 }
 
 impl QActs {
@@ -294,16 +298,44 @@ impl QActs {
         self.qs.clear();
         self.qs.resize(m * k, 0);
         let x = &x[..m * k];
+        self.dx.clear();
         #[cfg(target_arch = "x86_64")]
         if isa != Isa::PORTABLE {
             // SAFETY: every non-portable kernel set implies AVX2 and FMA, and holding an
             // `Isa` proves this CPU supports it.
             unsafe { super::x86::quantize_blocks_avx2(x, &mut self.qs, &mut self.ds) };
+            if isa.wide() {
+                self.spread_scales();
+            }
             return;
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = isa;
         quantize_blocks(x, &mut self.qs, &mut self.ds);
+    }
+
+    /// Floats per row of [`QActs::dx`]: 16 per pair of blocks.
+    pub(super) fn dx_stride(&self) -> usize {
+        (self.k / QK).div_ceil(2) * 16
+    }
+
+    /// Fills [`QActs::dx`] from `ds` (the 512-bit kernels' layout; the values are `ds`'s,
+    /// only placed differently).
+    fn spread_scales(&mut self) {
+        let nb = self.k / QK;
+        let dxs = self.dx_stride();
+        self.dx.resize(self.m * dxs, 0.0);
+        for (ds, dx) in self
+            .ds
+            .chunks_exact(nb.max(1))
+            .zip(self.dx.chunks_exact_mut(dxs.max(1)))
+        {
+            for (pair, out) in ds.chunks(2).zip(dx.chunks_exact_mut(16)) {
+                for (half, d) in out.chunks_exact_mut(8).zip(pair) {
+                    half.fill(d[0]);
+                }
+            }
+        }
     }
 
     /// Writes the values these quantized activations stand for back into `x`.

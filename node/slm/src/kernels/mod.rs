@@ -6,7 +6,8 @@
 //! and its int8 kernels with VNNI need rows that are multiples of 256 (SmolLM2's are 576). The
 //! kernels here work on any row length that is a multiple of 32, keep 4-bit weights in 4 bits
 //! (a decode step is bound by how many weight bytes it streams), and pick at run time among
-//! AVX-VNNI / AVX512-VNNI, AVX2+FMA+F16C and portable code, so one binary runs on any x86-64
+//! AVX-512 (512-bit, Q4_1/Q8_0), AVX-VNNI / AVX512-VNNI, AVX2+FMA+F16C and portable code, so one
+//! binary runs on any x86-64
 //! or aarch64 gateway. For the K-quants candle's batched (prompt) and one-token paths round
 //! differently, so a prompt computed at once and one computed token by token disagreed; here
 //! a (row, token) result does not depend on the batch. (candle's repacked VNNI tiles are about
@@ -22,7 +23,8 @@
 //!
 //! Where things live: `blocks.rs` the block formats, [`QMatrix`] (taking and repacking GGML
 //! blocks) and [`QActs`] (activation quantization), all safe code; `portable.rs` the portable
-//! kernels; `x86.rs` every x86 intrinsic (AVX2, AVX-VNNI, AVX512-VNNI); this file the kernel
+//! kernels; `x86.rs` every x86 intrinsic (AVX2, AVX-VNNI, AVX512-VNNI, and `x86::zmm`, the
+//! 512-bit kernels for batched decode); this file the kernel
 //! sets ([`Isa`], [`KernelCap`]), the dispatch and the threaded matrix product. An aarch64
 //! NEON kernel set goes in a `neon.rs` beside `x86.rs` (`#[cfg(target_arch = "aarch64")]`),
 //! with a `Set::Neon` variant, its test in `Isa::supported` and one line in `row_dot`.
@@ -112,6 +114,10 @@ enum Set {
     /// AVX2 + AVX512-VNNI with VL (256-bit lanes; CPUs with AVX-512 but no AVX-VNNI).
     #[cfg(target_arch = "x86_64")]
     Vnni512,
+    /// AVX-512 (F, BW, VL, VNNI) on 512-bit registers for Q4_1 and Q8_0 (the K-quants run
+    /// `Vnni512`'s kernels).
+    #[cfg(target_arch = "x86_64")]
+    Wide,
 }
 
 impl Isa {
@@ -145,6 +151,9 @@ impl Isa {
                 v.push(Isa(Set::Avx2));
                 if has!("avx512vnni") && has!("avx512vl") && has!("avx512f") {
                     v.push(Isa(Set::Vnni512));
+                    if has!("avx512bw") {
+                        v.push(Isa(Set::Wide));
+                    }
                 }
                 if has!("avxvnni") {
                     v.push(Isa(Set::Vnni));
@@ -163,7 +172,18 @@ impl Isa {
             Set::Vnni512 => 2,
             #[cfg(target_arch = "x86_64")]
             Set::Vnni => 3,
+            #[cfg(target_arch = "x86_64")]
+            Set::Wide => 4,
         }
+    }
+
+    /// Whether this set runs the 512-bit kernels (which want [`QActs`]'s spread scales).
+    pub(super) fn wide(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.0 == Set::Wide {
+            return true;
+        }
+        false
     }
 
     /// A short name for logs and benchmarks.
@@ -176,6 +196,8 @@ impl Isa {
             Set::Vnni => "avx-vnni",
             #[cfg(target_arch = "x86_64")]
             Set::Vnni512 => "avx512-vnni",
+            #[cfg(target_arch = "x86_64")]
+            Set::Wide => "avx512",
         }
     }
 }
@@ -192,19 +214,22 @@ pub enum KernelCap {
     Portable,
     /// At most AVX2 + FMA + F16C.
     Avx2,
-    /// At most AVX512-VNNI (that is, no AVX-VNNI).
+    /// At most AVX512-VNNI on 256-bit registers (that is, no AVX-VNNI).
     Avx512Vnni,
+    /// At most AVX-VNNI (that is, not the 512-bit kernels).
+    AvxVnni,
 }
 
 impl KernelCap {
-    /// Parses `auto`, `portable`, `avx2` or `avx512-vnni` (case and surrounding blanks
-    /// ignored).
+    /// Parses `auto`, `portable`, `avx2`, `avx512-vnni` or `avx-vnni` (case and surrounding
+    /// blanks ignored).
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Some(Self::Auto),
             "portable" => Some(Self::Portable),
             "avx2" => Some(Self::Avx2),
             "avx512-vnni" => Some(Self::Avx512Vnni),
+            "avx-vnni" => Some(Self::AvxVnni),
             _ => None,
         }
     }
@@ -216,6 +241,7 @@ impl KernelCap {
             Self::Portable => "portable",
             Self::Avx2 => "avx2",
             Self::Avx512Vnni => "avx512-vnni",
+            Self::AvxVnni => "avx-vnni",
         }
     }
 
@@ -225,13 +251,15 @@ impl KernelCap {
             Self::Portable => 0,
             Self::Avx2 => 1,
             Self::Avx512Vnni => 2,
+            Self::AvxVnni => 3,
             Self::Auto => u8::MAX,
         }
     }
 }
 
-/// Weight rows per tile: a tile (a few KB) and four activation rows stay in L1 while the
-/// tile is run against every group of four tokens of a prompt.
+/// Weight rows per tile: a tile (a few KB) and a group of activation rows (four, or up to
+/// eight for the 512-bit kernels) stay in L1 while the tile is run against every group of
+/// tokens of a prompt or of a batched decode step.
 const ROW_TILE: usize = 16;
 
 /// Runs the rows `rows` of `w` against every activation row with the kernels of `isa`.
@@ -247,6 +275,13 @@ unsafe fn rows_kernel(
     y: *mut f32,
     ld: usize,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.wide() && matches!(w.ty, QType::Q4_1 | QType::Q8_0) && a.dx.len() == a.m * a.dx_stride()
+    {
+        // SAFETY: the caller's contract, and the spread scales cover every row (checked).
+        unsafe { wide_rows(w, a, rows, y, ld) };
+        return;
+    }
     let nb = w.k / QK;
     let rb = w.row_bytes();
     let m = a.m;
@@ -281,6 +316,98 @@ unsafe fn rows_kernel(
                     *y.add(t * ld + r) = out[0];
                 }
                 t += 1;
+            }
+            r0 = r1;
+        }
+    }
+}
+
+/// [`rows_kernel`] on the 512-bit kernels (Q4_1 and Q8_0): per tile of weight rows, the
+/// activation rows in groups of 8, 4, 2 and 1, each group against every row of the tile.
+///
+/// # Safety
+/// As [`rows_kernel`]; the CPU has the features of [`Set::Wide`] and `a` holds its spread
+/// scales for all `a.m` rows.
+#[cfg(target_arch = "x86_64")]
+unsafe fn wide_rows(w: &QMatrix, a: &QActs, rows: std::ops::Range<usize>, y: *mut f32, ld: usize) {
+    let nb = w.k / QK;
+    let rb = w.row_bytes();
+    let m = a.m;
+    let wp = w.data.as_ptr();
+    let dxs = a.dx_stride();
+    let acts = |t: usize| {
+        // SAFETY (of the pointer offsets): `t < m`, and `qs`, `dx`, `ds` hold `m` rows.
+        unsafe {
+            x86::zmm::Acts {
+                aq: a.qs.as_ptr().add(t * w.k),
+                a_stride: w.k,
+                dx: a.dx.as_ptr().add(t * dxs),
+                dx_stride: dxs,
+                ds: a.ds.as_ptr().add(t * nb),
+                ds_stride: nb,
+            }
+        }
+    };
+    /// `T` activation rows from `t` against the weight rows `r0..r1`.
+    ///
+    /// # Safety
+    /// As [`wide_rows`], with `t + T <= m`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn group<const T: usize>(
+        ty: QType,
+        wp: *const u8,
+        rb: usize,
+        nb: usize,
+        r: std::ops::Range<usize>,
+        acts: x86::zmm::Acts,
+        t: usize,
+        y: *mut f32,
+        ld: usize,
+    ) {
+        // SAFETY: rows `r` are inside the matrix and `T` activation rows from `t` inside
+        // `acts` (the caller's contract); the writes are entries `(t + i, r)` of `y`.
+        unsafe {
+            for r in r {
+                let mut out = [0f32; T];
+                let row = wp.add(r * rb);
+                if ty == QType::Q4_1 {
+                    x86::zmm::q4_1::<T>(row, acts, nb, &mut out);
+                } else {
+                    x86::zmm::q8_0::<T>(row, acts, nb, &mut out);
+                }
+                for (i, v) in out.iter().enumerate() {
+                    *y.add((t + i) * ld + r) = *v;
+                }
+            }
+        }
+    }
+    // SAFETY: the caller's contract; every group stays inside `0..m`.
+    unsafe {
+        let mut r0 = rows.start;
+        while r0 < rows.end {
+            let r1 = (r0 + ROW_TILE).min(rows.end);
+            let mut t = 0;
+            while t < m {
+                let (ty, ac) = (w.ty, acts(t));
+                t += match m - t {
+                    8.. => {
+                        group::<8>(ty, wp, rb, nb, r0..r1, ac, t, y, ld);
+                        8
+                    }
+                    4..=7 => {
+                        group::<4>(ty, wp, rb, nb, r0..r1, ac, t, y, ld);
+                        4
+                    }
+                    2 | 3 => {
+                        group::<2>(ty, wp, rb, nb, r0..r1, ac, t, y, ld);
+                        2
+                    }
+                    _ => {
+                        group::<1>(ty, wp, rb, nb, r0..r1, ac, t, y, ld);
+                        1
+                    }
+                };
             }
             r0 = r1;
         }
@@ -322,7 +449,7 @@ unsafe fn row_dot<const T: usize>(
             #[cfg(target_arch = "x86_64")]
             Set::Vnni => by_type!(x86::vnni),
             #[cfg(target_arch = "x86_64")]
-            Set::Vnni512 => by_type!(x86::vnni512),
+            Set::Vnni512 | Set::Wide => by_type!(x86::vnni512),
             #[cfg(target_arch = "x86_64")]
             Set::Avx2 => by_type!(x86::avx2),
             Set::Portable => portable::dot_row::<T>(ty, row, aq, ad, nb, k, nb, out),

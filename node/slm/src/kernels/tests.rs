@@ -297,3 +297,76 @@ fn bad_shapes_are_errors() {
     assert!(QMatrix::from_blocks(QType::Q6_K, 2, 256, vec![0; 419]).is_err());
     assert!(QMatrix::from_blocks(QType::Q6_K, 2, 256, vec![0; 420]).is_ok());
 }
+
+/// Batch sizes 1, 3, 5 and 16 (every group size of the 512-bit kernels and their tails) and
+/// rows of an odd number of blocks (a last block alone in its register pair): every kernel
+/// set agrees with the portable kernels within rounding, and gives each activation row the
+/// bits it gets alone.
+#[test]
+fn odd_batches_and_ragged_rows_agree_with_the_portable_kernels() {
+    let mut seed = 31u64;
+    for ty in [QType::Q4_1, QType::Q8_0] {
+        for k in [32, 96, 576, 608] {
+            let n = 37;
+            let w = random_matrix(ty, n, k, &mut seed);
+            for m in [1, 3, 5, 16] {
+                let x: Vec<f32> = (0..m * k).map(|_| rng(&mut seed) * 2.0).collect();
+                let mut pa = QActs::default();
+                pa.quantize(&x, m, k, Isa::PORTABLE);
+                let mut want = vec![0f32; m * n];
+                unsafe { rows_kernel(Isa::PORTABLE, &w, &pa, 0..n, want.as_mut_ptr(), n) };
+                for isa in Isa::supported() {
+                    let mut a = QActs::default();
+                    a.quantize(&x, m, k, isa);
+                    let mut y = vec![f32::NAN; m * n];
+                    unsafe { rows_kernel(isa, &w, &a, 0..n, y.as_mut_ptr(), n) };
+                    for (i, (g, e)) in y.iter().zip(&want).enumerate() {
+                        let tol = 2e-5 * e.abs().max(1.0);
+                        assert!(
+                            (g - e).abs() <= tol,
+                            "{ty:?} {isa:?} k={k} m={m} at {i}: {g} vs portable {e}"
+                        );
+                    }
+                    for t in 0..m {
+                        let mut one = QActs::default();
+                        one.quantize(&x[t * k..(t + 1) * k], 1, k, isa);
+                        let mut y1 = vec![f32::NAN; n];
+                        unsafe { rows_kernel(isa, &w, &one, 0..n, y1.as_mut_ptr(), n) };
+                        for r in 0..n {
+                            assert_eq!(
+                                y1[r].to_bits(),
+                                y[t * n + r].to_bits(),
+                                "{ty:?} {isa:?} k={k} m={m} row {t}/{r}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where the CPU has AVX-512 (F, BW, VL, VNNI), the best kernel set is the 512-bit one and
+/// its activations carry the spread scales (so the products above ran its kernels).
+#[test]
+fn the_512_bit_kernels_are_chosen_where_the_cpu_has_them() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let wide = has!("avx2")
+            && has!("fma")
+            && has!("f16c")
+            && has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512vl")
+            && has!("avx512vnni");
+        assert_eq!(Isa::best().wide(), wide);
+        let mut a = QActs::default();
+        a.quantize(&[0.5; 96], 1, 96, Isa::best());
+        assert_eq!(a.dx.len(), if wide { 32 } else { 0 });
+        if wide {
+            assert_eq!(&a.dx[..8], &[a.ds[0][0]; 8]);
+            assert_eq!(&a.dx[24..], &[0.0; 8]);
+        }
+    }
+}

@@ -362,3 +362,179 @@ x86_kernels!(
 );
 x86_kernels!(avx2, "avx2,fma,f16c", idot_avx2);
 x86_kernels!(vnni, "avx2,fma,f16c,avxvnni", idot_vnni);
+
+/// The 512-bit kernels (AVX512F/BW/VL + AVX512-VNNI) of Q4_1 and Q8_0, the types of the
+/// default model; the kernel set [`super::Isa`] "avx512" runs the K-quants on the 256-bit
+/// `vnni512` kernels above.
+///
+/// Built for batched decode, where the product is bound by arithmetic rather than by the
+/// weight bytes: one register holds two blocks of 32 weights, decoded once and then dotted
+/// with `T` activation rows. Per block pair and activation row that is one integer dot, one
+/// conversion, one multiply and one FMA (the activation scales come pre-spread over the 16
+/// lanes, [`super::blocks::QActs`]'s `dx`), plus for Q4_1 one FMA of the two mins with the
+/// two activation block sums. Every (row, activation row) result is computed in the same
+/// order whatever `T`, so a sequence gets the same numbers alone and in a batch.
+pub(super) mod zmm {
+    use super::QK;
+    use std::arch::x86_64::*;
+
+    /// Where `T` activation rows are: quantized values `a_stride` apart, spread scales
+    /// (`dx`) `dx_stride` apart, `[d, s]` per block (`ds`) `ds_stride` apart.
+    #[derive(Clone, Copy)]
+    pub struct Acts {
+        pub aq: *const i8,
+        pub a_stride: usize,
+        pub dx: *const f32,
+        pub dx_stride: usize,
+        pub ds: *const [f32; 2],
+        pub ds_stride: usize,
+    }
+
+    /// The first 4 bytes of block `b` and (if `full`) of block `b + 1` (`BB` bytes each) as
+    /// f16 pairs converted: `[lo_b, hi_b, lo_b+1, hi_b+1]` (0 for a missing block).
+    #[inline(always)]
+    unsafe fn heads<const BB: usize>(blk: *const u8, full: bool) -> __m128 {
+        // SAFETY: the block (and the next if `full`) exists (the caller's contract);
+        // inlined into functions with AVX512F (which implies F16C's conversion here).
+        unsafe {
+            let h0 = std::ptr::read_unaligned(blk as *const i32);
+            let h1 = if full {
+                std::ptr::read_unaligned(blk.add(BB) as *const i32)
+            } else {
+                0
+            };
+            _mm_cvtph_ps(_mm_setr_epi32(h0, h1, 0, 0))
+        }
+    }
+
+    /// One activation row's two blocks at `p` (only the first 32 bytes if `!full`).
+    #[inline(always)]
+    unsafe fn load_acts(p: *const i8, full: bool) -> __m512i {
+        // SAFETY: the caller guarantees 64 (or, if `!full`, 32) readable bytes at `p`.
+        unsafe {
+            if full {
+                _mm512_loadu_si512(p as *const __m512i)
+            } else {
+                _mm512_maskz_loadu_epi8(0xFFFF_FFFF, p)
+            }
+        }
+    }
+
+    /// `[d_b, s_b, d_b+1, s_b+1]` of one activation row (0 for a missing block `b + 1`).
+    #[inline(always)]
+    unsafe fn act_ds(p: *const [f32; 2], full: bool) -> __m128 {
+        // SAFETY: the caller guarantees block `b` (and `b + 1` if `full`) at `p`.
+        unsafe {
+            if full {
+                _mm_loadu_ps(p as *const f32)
+            } else {
+                _mm_castpd_ps(_mm_load_sd(p as *const f64))
+            }
+        }
+    }
+
+    /// One Q4_1 weight row of `nb` blocks against `T` activation rows.
+    ///
+    /// # Safety
+    /// The CPU has AVX512F/BW/VL/VNNI, AVX2, FMA and F16C; `row` covers `nb` Q4_1 blocks;
+    /// `a` covers `T` rows of `nb` blocks (values and `ds`) and `nb.div_ceil(2)·16` spread
+    /// scales.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn q4_1<const T: usize>(row: *const u8, a: Acts, nb: usize, out: &mut [f32; T]) {
+        // SAFETY: the caller's contract: the CPU has the features and the pointers cover
+        // the blocks; every load below is of a block `< nb` (an odd last block is read
+        // alone, as half a register).
+        unsafe {
+            let m4 = _mm512_set1_epi8(0x0F);
+            let spread = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+            let mut acc = [_mm512_setzero_ps(); T];
+            let mut macc = [_mm_setzero_ps(); T];
+            let mut b = 0;
+            while b < nb {
+                let full = b + 1 < nb;
+                let blk = row.add(b * 20);
+                // [d_b, m_b, d_b+1, m_b+1]
+                let dm = heads::<20>(blk, full);
+                // [d_b ×8, d_b+1 ×8]
+                let dw = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(dm));
+                let lo = _mm_loadu_si128(blk.add(4) as *const __m128i);
+                let y = if full {
+                    _mm256_inserti128_si256::<1>(
+                        _mm256_castsi128_si256(lo),
+                        _mm_loadu_si128(blk.add(24) as *const __m128i),
+                    )
+                } else {
+                    _mm256_zextsi128_si256(lo)
+                };
+                // [q_b, q_b+1, q_b >> 4, q_b+1 >> 4] → [lo_b, hi_b, lo_b+1, hi_b+1]
+                let z = _mm512_and_si512(
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(y), _mm256_srli_epi16::<4>(y)),
+                    m4,
+                );
+                let wq = _mm512_shuffle_i64x2::<0b11_01_10_00>(z, z);
+                let dxo = b / 2 * 16;
+                for t in 0..T {
+                    let av = load_acts(a.aq.add(t * a.a_stride + b * QK), full);
+                    let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, av);
+                    let f = _mm512_mul_ps(dw, _mm512_loadu_ps(a.dx.add(t * a.dx_stride + dxo)));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), f, acc[t]);
+                    // lanes 1 and 3: m·s of the two blocks (lanes 0 and 2 unused)
+                    let das = act_ds(a.ds.add(t * a.ds_stride + b), full);
+                    macc[t] = _mm_fmadd_ps(dm, das, macc[t]);
+                }
+                b += 2;
+            }
+            for t in 0..T {
+                let m = _mm_movehdup_ps(macc[t]);
+                let m = _mm_cvtss_f32(m) + _mm_cvtss_f32(_mm_movehl_ps(m, m));
+                out[t] = _mm512_reduce_add_ps(acc[t]) + m;
+            }
+        }
+    }
+
+    /// One Q8_0 weight row of `nb` blocks against `T` activation rows (the weights' signs
+    /// moved onto the activations, as in the 256-bit kernels).
+    ///
+    /// # Safety
+    /// As [`q4_1`], with `row` covering `nb` Q8_0 blocks (the block sums are not read).
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn q8_0<const T: usize>(row: *const u8, a: Acts, nb: usize, out: &mut [f32; T]) {
+        // SAFETY: as in `q4_1`.
+        unsafe {
+            let zero = _mm512_setzero_si512();
+            // lanes 0 and 2 of the heads are the scales (1 and 3 are quants, unused)
+            let spread = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+            let mut acc = [_mm512_setzero_ps(); T];
+            let mut b = 0;
+            while b < nb {
+                let full = b + 1 < nb;
+                let blk = row.add(b * 34);
+                let dw =
+                    _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(heads::<34>(blk, full)));
+                let lo = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+                let w = if full {
+                    _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(lo),
+                        _mm256_loadu_si256(blk.add(36) as *const __m256i),
+                    )
+                } else {
+                    _mm512_zextsi256_si512(lo)
+                };
+                let neg = _mm512_movepi8_mask(w);
+                let wabs = _mm512_abs_epi8(w);
+                let dxo = b / 2 * 16;
+                for (t, acc) in acc.iter_mut().enumerate() {
+                    let av = load_acts(a.aq.add(t * a.a_stride + b * QK), full);
+                    let sv = _mm512_mask_sub_epi8(av, neg, zero, av);
+                    let p = _mm512_dpbusd_epi32(zero, wabs, sv);
+                    let f = _mm512_mul_ps(dw, _mm512_loadu_ps(a.dx.add(t * a.dx_stride + dxo)));
+                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), f, *acc);
+                }
+                b += 2;
+            }
+            for t in 0..T {
+                out[t] = _mm512_reduce_add_ps(acc[t]);
+            }
+        }
+    }
+}

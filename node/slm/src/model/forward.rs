@@ -387,7 +387,7 @@ fn attention_items(
         let mut max = f32::NEG_INFINITY;
         for j in start..=pos {
             let kj = &kc[j * kvd + g * hd..][..hd];
-            let sc = dot(qh, kj) * scale;
+            let sc = dot2(qh, kj) * scale;
             max = max.max(sc);
             scores.push(sc);
         }
@@ -397,15 +397,63 @@ fn attention_items(
             sum += *sc;
         }
         let inv = 1.0 / sum;
+        for w in scores.iter_mut() {
+            *w *= inv;
+        }
         // SAFETY: every item writes only its own disjoint `hd`-long slice of `out`, which
         // outlives this call (the pool returns after all work is done).
         let o = unsafe { std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(item * hd), hd) };
-        o.iter_mut().for_each(|x| *x = 0.0);
-        for (jj, w) in scores.iter().enumerate() {
-            let vj = &vc[(start + jj) * kvd + g * hd..][..hd];
-            axpy(o, vj, w * inv);
+        // The weighted sum of the values, 64 outputs at a time kept in registers over all
+        // positions (each output is summed in position order).
+        let vbase = start * kvd + g * hd;
+        let mut e0 = 0;
+        while e0 + 64 <= hd {
+            let mut acc = [0f32; 64];
+            for (jj, w) in scores.iter().enumerate() {
+                let vj: &[f32; 64] = vc[vbase + jj * kvd + e0..][..64]
+                    .try_into()
+                    .unwrap_or(&[0.0; 64]);
+                for (a, b) in acc.iter_mut().zip(vj) {
+                    *a += w * b;
+                }
+            }
+            o[e0..e0 + 64].copy_from_slice(&acc);
+            e0 += 64;
+        }
+        if e0 < hd {
+            let o = &mut o[e0..];
+            o.iter_mut().for_each(|x| *x = 0.0);
+            for (jj, w) in scores.iter().enumerate() {
+                let vj = &vc[vbase + jj * kvd + e0..][..hd - e0];
+                axpy(o, vj, *w);
+            }
         }
     }
+}
+
+/// The dot product of a query and a key: 16 lanes in two independent sums (a short
+/// dependency chain), combined pairwise.
+#[inline(always)]
+fn dot2(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..16 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = [0f32; 8];
+    for l in 0..8 {
+        s[l] = acc[l] + acc[8 + l];
+    }
+    let s = [s[0] + s[4], s[1] + s[5], s[2] + s[6], s[3] + s[7]];
+    let mut total = (s[0] + s[2]) + (s[1] + s[3]);
+    for (x, y) in ra.iter().zip(rb) {
+        total += x * y;
+    }
+    total
 }
 
 #[inline(always)]
