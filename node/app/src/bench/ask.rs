@@ -17,7 +17,8 @@
 //! again. The ratio is the busy window over the mean of the two idle ones, so that a drift of
 //! the shared machine's load during the run does not count for or against the askers. What
 //! the askers got during the busy window (`asked_during_ingest`: answers by source and
-//! errors by reason) shows that the model was working all the time.
+//! errors by reason) and `model_during_ingest_*` (generations finished, mean tokens and
+//! milliseconds) show that the model was working all the time.
 //!
 //! The model's threads run at `--model-nice` (`[model] nice`, default 10), as in a node.
 //! `ask1_*` split one asker's answers: mean prompt tokens computed (the cached prefix not
@@ -152,10 +153,13 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let asked_before = ask.as_deref().map(Asked::of);
+    let model_before = ModelCounts::of(&status.model);
     let busy = ingest_rate(&node, port, window).await?;
     if let (Some(s), Some(b)) = (ask.as_deref(), asked_before) {
         out["asked_during_ingest"] = Asked::of(s).since(&b);
     }
+    // The model's work in the busy window (answers finish late, so this is the proof it ran).
+    ModelCounts::of(&status.model).since(&model_before, &mut out, "model_during_ingest");
     stop.store(true, Ordering::Relaxed);
     for t in askers {
         let _ = t.await;
