@@ -631,7 +631,10 @@ topic = "plant/{asset}/{signal}"
     fn model_nice_defaults_to_10_and_is_bounded() {
         let set = |v: &str| format!("{GOOD}\n[model]\nfiles = [\"m.gguf\"]\n{v}\n");
         let m = |c: Config| c.model.map(|m| m.nice);
-        assert_eq!(m(Config::parse(&set("")).unwrap()), Some(DEFAULT_MODEL_NICE));
+        assert_eq!(
+            m(Config::parse(&set("")).unwrap()),
+            Some(DEFAULT_MODEL_NICE)
+        );
         assert_eq!(m(Config::parse(&set("nice = 0")).unwrap()), Some(0));
         assert_eq!(m(Config::parse(&set("nice = 19")).unwrap()), Some(19));
         for bad in ["nice = -1", "nice = 20"] {

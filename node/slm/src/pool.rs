@@ -146,8 +146,7 @@ impl Pool {
                     // Below ingest when `[model] nice` says so (see `crate::priority`).
                     let _ = crate::priority::lower_current_thread();
                     worker(&s)
-                })
-            {
+                }) {
                 Ok(h) => handles.push(h),
                 Err(_) => break,
             }

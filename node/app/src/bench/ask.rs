@@ -223,8 +223,7 @@ impl ModelCounts {
             return;
         }
         let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / n as f64;
-        out[format!("{key}_prompt_tokens")] =
-            per(self.prompt_tokens, before.prompt_tokens).into();
+        out[format!("{key}_prompt_tokens")] = per(self.prompt_tokens, before.prompt_tokens).into();
         out[format!("{key}_generated_tokens")] =
             per(self.generated_tokens, before.generated_tokens).into();
         out[format!("{key}_prompt_ms")] = (per(self.prompt_us, before.prompt_us) / 1e3).into();
@@ -482,18 +481,21 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 /// first reading (connections up, the node's sensors created). Then the publisher stops and
 /// what the broker still queued for the node drains before this returns, so that the next
 /// window starts from an empty queue.
-async fn ingest_rate(
-    node: &crate::node::Node,
-    port: u16,
-    window: Duration,
-) -> anyhow::Result<f64> {
+async fn ingest_rate(node: &crate::node::Node, port: u16, window: Duration) -> anyhow::Result<f64> {
     let read = || node.readings.load(Ordering::Relaxed);
     let start = read();
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["bench", "ingest-publisher", "--broker"])
         .arg(format!("127.0.0.1:{port}"))
         // More than any node takes in the window: the publisher is stopped after it.
-        .args(["--mode", "batch", "--batch", "100", "--readings", "1000000000"])
+        .args([
+            "--mode",
+            "batch",
+            "--batch",
+            "100",
+            "--readings",
+            "1000000000",
+        ])
         .kill_on_drop(true)
         .spawn()
         .context("starting the publisher process")?;

@@ -218,8 +218,12 @@ pub(crate) fn start_analytics(
                 // On the model thread, which has tried to lower itself by now: said once.
                 let p = millwright_slm::priority::status();
                 match (&p.error, p.nice) {
-                    (Some(e), _) => tracing::warn!(error = %e, "the model's threads keep the node's priority"),
-                    (None, Some(n)) => tracing::info!(nice = n, "the model's threads run below ingest"),
+                    (Some(e), _) => {
+                        tracing::warn!(error = %e, "the model's threads keep the node's priority")
+                    }
+                    (None, Some(n)) => {
+                        tracing::info!(nice = n, "the model's threads run below ingest")
+                    }
                     (None, None) => {}
                 }
                 let rss0 = crate::procinfo::rss_mb();
