@@ -163,12 +163,15 @@ pub struct BenchAskArgs {
     /// Questions the single asker asks one after the other (for p50/p95 at 1).
     #[arg(long, default_value_t = 10)]
     pub questions: usize,
-    /// Readings the ingest publisher sends per run (idle, then with 100 askers).
-    #[arg(long, default_value_t = 300_000)]
-    pub ingest_readings: u64,
+    /// Seconds ingest is measured per window (idle, with 100 askers, idle again).
+    #[arg(long, default_value_t = 5.0)]
+    pub ingest_s: f64,
     /// The model's kernel threads (`[model] threads`; default: all cores).
     #[arg(long)]
     pub model_threads: Option<usize>,
+    /// The model threads' nice value (`[model] nice`; default: the node's default, 10).
+    #[arg(long, default_value_t = crate::config::DEFAULT_MODEL_NICE)]
+    pub model_nice: i32,
 }
 
 /// Options of `millwright bench plant`.

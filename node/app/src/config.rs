@@ -73,10 +73,23 @@ pub struct ModelSection {
     /// (the file's types) or `f32` (~6x the RAM, for experiments).
     #[serde(default = "default_weights")]
     pub weights: String,
+    /// Nice value (0–19) of the model's threads, so that ingest and detection run first when
+    /// the cores are busy (default 10: the model gets about a tenth of a core that ingest
+    /// wants; 0: the same priority as the rest of the node). Shown in `/health`
+    /// (`model.priority`).
+    #[serde(default = "default_model_nice")]
+    pub nice: i32,
 }
 
 fn default_weights() -> String {
     "auto".into()
+}
+
+/// Default `[model] nice`.
+pub const DEFAULT_MODEL_NICE: i32 = 10;
+
+fn default_model_nice() -> i32 {
+    DEFAULT_MODEL_NICE
 }
 
 /// `[site]`.
@@ -368,6 +381,9 @@ impl Config {
             if m.threads == Some(0) {
                 e.push(ValidationError::new("model.threads", "must be > 0"));
             }
+            if !(0..=19).contains(&m.nice) {
+                e.push(ValidationError::new("model.nice", "must be 0–19"));
+            }
             if millwright_slm::WeightFormat::parse(&m.weights).is_none() {
                 e.push(ValidationError::new(
                     "model.weights",
@@ -619,6 +635,23 @@ topic = "plant/{asset}/{signal}"
             assert_eq!(probs.len(), 1, "{probs:?}");
             assert_eq!(probs[0].path, "node.shutdown_drain_s");
             assert_eq!(probs[0].line, Some(12), "{probs:?}");
+        }
+    }
+
+    #[test]
+    fn model_nice_defaults_to_10_and_is_bounded() {
+        let set = |v: &str| format!("{GOOD}\n[model]\nfiles = [\"m.gguf\"]\n{v}\n");
+        let m = |c: Config| c.model.map(|m| m.nice);
+        assert_eq!(
+            m(Config::parse(&set("")).unwrap()),
+            Some(DEFAULT_MODEL_NICE)
+        );
+        assert_eq!(m(Config::parse(&set("nice = 0")).unwrap()), Some(0));
+        assert_eq!(m(Config::parse(&set("nice = 19")).unwrap()), Some(19));
+        for bad in ["nice = -1", "nice = 20"] {
+            let probs = Config::parse(&set(bad)).unwrap_err();
+            assert_eq!(probs.len(), 1, "{probs:?}");
+            assert_eq!(probs[0].path, "model.nice");
         }
     }
 

@@ -28,6 +28,7 @@ pub mod gguf;
 pub mod kernels;
 pub mod model;
 pub mod pool;
+pub mod priority;
 pub mod sampler;
 pub mod select;
 pub mod service;

@@ -142,8 +142,11 @@ impl Pool {
             let s = shared.clone();
             match std::thread::Builder::new()
                 .name(format!("slm-kernel-{i}"))
-                .spawn(move || worker(&s))
-            {
+                .spawn(move || {
+                    // Below ingest when `[model] nice` says so (see `crate::priority`).
+                    let _ = crate::priority::lower_current_thread();
+                    worker(&s)
+                }) {
                 Ok(h) => handles.push(h),
                 Err(_) => break,
             }

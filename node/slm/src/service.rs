@@ -136,6 +136,9 @@ impl ModelHandle {
         std::thread::Builder::new()
             .name("millwright-slm".into())
             .spawn(move || {
+                // Below ingest when `[model] nice` says so (see `crate::priority`); the
+                // kernel pool's workers, started from here, do the same.
+                let _ = crate::priority::lower_current_thread();
                 let mut model = loader();
                 let _ = loaded.set(model.name().to_string());
                 serve(&mut *model, &rx, MAX_BATCH);

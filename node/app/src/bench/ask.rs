@@ -7,8 +7,22 @@
 //!   N = 1, 10, 100 askers at once, each its own MQTT 5 client;
 //! - `decode_tok_s_N`: generated tokens per second of N = 1, 4, 16 concurrent
 //!   `ModelHandle::generate` calls on one model (the handle batches what it can);
-//! - `ingest_ratio_100`: ingest readings/s (the `bench ingest` publisher, batch mode) while 100
-//!   askers ask without pause, over the same without askers.
+//! - `ingest_ratio_100`: ingest readings/s (the `bench ingest` publisher, batch mode, in a
+//!   child process) while 100 askers ask at their rate limit, over the same without askers.
+//!
+//! How ingest is compared: three windows of the same length (`--ingest-s`), each after the
+//! publisher has run for a moment (connections up, the node's sensors created) and each
+//! followed by a pause until the broker's queue has drained into the node: idle, with the 100
+//! askers (started a second before, so that the model is busy all through the window), idle
+//! again. The ratio is the busy window over the mean of the two idle ones, so that a drift of
+//! the shared machine's load during the run does not count for or against the askers. What
+//! the askers got during the busy window (`asked_during_ingest`: answers by source and
+//! errors by reason) and `model_during_ingest_*` (generations finished, mean tokens and
+//! milliseconds) show that the model was working all the time.
+//!
+//! The model's threads run at `--model-nice` (`[model] nice`, default 10), as in a node.
+//! `ask1_*` split one asker's answers: mean prompt tokens computed (the cached prefix not
+//! counted), generated tokens, and the model's prompt and decode milliseconds.
 
 use crate::bench::ingest::{spawn_mosquitto, KillOnDrop};
 use crate::broker;
@@ -52,7 +66,7 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
             ("embedded-rumqttd (in process)", addr.port(), v5, None)
         }
     };
-    let cfg = bench_config(port, &model, &a.pipelines, a.model_threads)?;
+    let cfg = bench_config(port, &model, &a.pipelines, a.model_threads, a.model_nice)?;
     let base = std::env::current_dir()?;
     let profiles = crate::analytics::load_profiles(&cfg, &base)
         .map_err(|e| anyhow::anyhow!("profiles: {}", e.join("; ")))?;
@@ -104,11 +118,22 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
     // Let the model load and warm up with one question.
     let _ = latencies(ask_port, 9000, 1, 1).await?;
 
-    let mut out =
-        serde_json::json!({"bench": "ask", "broker": kind, "model_threads": a.model_threads});
+    let prio = millwright_slm::priority::status();
+    let mut out = serde_json::json!({
+        "bench": "ask",
+        "broker": kind,
+        "model_threads": a.model_threads,
+        "model_nice": prio.nice.unwrap_or(0),
+        "model_threads_lowered": prio.applied,
+        "model_priority_error": prio.error,
+    });
     for (n, per) in [(1usize, a.questions.max(1)), (10, 2), (100, 1)] {
         tracing::info!(askers = n, "measuring answer latency");
+        let before = ModelCounts::of(&status.model);
         let (mut l, errors) = latencies(ask_port, n * 10, n, per).await?;
+        if n == 1 {
+            ModelCounts::of(&status.model).since(&before, &mut out, "ask1");
+        }
         l.sort_by(f64::total_cmp);
         out[format!("p50_ms_{n}")] = pct(&l, 0.5).into();
         out[format!("p95_ms_{n}")] = pct(&l, 0.95).into();
@@ -121,20 +146,42 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
         out["answers_template"] = s.answers(S::Template).into();
         out["model_timeouts"] = s.model_timeouts.load(Ordering::Relaxed).into();
     }
-    // Ingest with and without 100 askers.
+    // Ingest without, with, and again without 100 askers (see the module doc).
     tracing::info!("measuring ingest with and without 100 askers");
-    let idle = ingest_rate(&node, port, a.ingest_readings).await?;
+    let window = Duration::from_secs_f64(a.ingest_s.clamp(1.0, 120.0));
+    let idle_before = ingest_rate(&node, port, window).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let askers: Vec<_> = (0..100)
         .map(|k| tokio::spawn(keep_asking(ask_port, k, stop.clone())))
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let busy = ingest_rate(&node, port, a.ingest_readings).await?;
+    let asked_before = ask.as_deref().map(Asked::of);
+    let model_before = ModelCounts::of(&status.model);
+    let busy = ingest_rate(&node, port, window).await?;
+    if let (Some(s), Some(b)) = (ask.as_deref(), asked_before) {
+        out["asked_during_ingest"] = Asked::of(s).since(&b);
+    }
+    // The model's work in the busy window (answers finish late, so this is the proof it ran).
+    ModelCounts::of(&status.model).since(&model_before, &mut out, "model_during_ingest");
     stop.store(true, Ordering::Relaxed);
     for t in askers {
         let _ = t.await;
     }
+    // The questions still open finish before the second idle window.
+    let t0 = Instant::now();
+    while ask
+        .as_deref()
+        .is_some_and(|s| s.open.load(Ordering::Relaxed) > 0)
+        && t0.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let idle_after = ingest_rate(&node, port, window).await?;
+    let idle = (idle_before + idle_after) / 2.0;
+    out["ingest_s"] = window.as_secs_f64().into();
     out["ingest_readings_s_idle"] = idle.into();
+    out["ingest_readings_s_idle_before"] = idle_before.into();
+    out["ingest_readings_s_idle_after"] = idle_after.into();
     out["ingest_readings_s_100"] = busy.into();
     out["ingest_ratio_100"] = (if idle > 0.0 { busy / idle } else { 0.0 }).into();
     drop(ask);
@@ -150,11 +197,78 @@ pub async fn run(a: &BenchAskArgs) -> anyhow::Result<ExitCode> {
 
 const SEED_READINGS: u64 = 360 * 6;
 
+/// The model's counters at one moment (to split a phase's answers).
+struct ModelCounts {
+    generations: u64,
+    prompt_tokens: u64,
+    generated_tokens: u64,
+    prompt_us: u64,
+    decode_us: u64,
+}
+
+impl ModelCounts {
+    fn of(m: &crate::metrics::model::ModelStats) -> Self {
+        let ld = |x: &std::sync::atomic::AtomicU64| x.load(Ordering::Relaxed);
+        Self {
+            generations: ld(&m.generations),
+            prompt_tokens: ld(&m.prompt_tokens),
+            generated_tokens: ld(&m.generated_tokens),
+            prompt_us: ld(&m.prompt_us),
+            decode_us: ld(&m.decode_us),
+        }
+    }
+
+    /// Per generation since `before`, as `<key>_…` fields of `out`.
+    fn since(&self, before: &Self, out: &mut serde_json::Value, key: &str) {
+        let n = self.generations.saturating_sub(before.generations);
+        out[format!("{key}_generations")] = n.into();
+        if n == 0 {
+            return;
+        }
+        let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / n as f64;
+        out[format!("{key}_prompt_tokens")] = per(self.prompt_tokens, before.prompt_tokens).into();
+        out[format!("{key}_generated_tokens")] =
+            per(self.generated_tokens, before.generated_tokens).into();
+        out[format!("{key}_prompt_ms")] = (per(self.prompt_us, before.prompt_us) / 1e3).into();
+        out[format!("{key}_decode_ms")] = (per(self.decode_us, before.decode_us) / 1e3).into();
+    }
+}
+
+/// What the ask service answered so far: per source, and errors per reason.
+struct Asked(Vec<(&'static str, u64)>);
+
+impl Asked {
+    fn of(s: &crate::ask::AskStatus) -> Self {
+        let mut v: Vec<(&'static str, u64)> = crate::ask::SOURCES
+            .iter()
+            .map(|x| (crate::ask::source_str(*x), s.answers(*x)))
+            .collect();
+        v.extend(
+            crate::ask::Reason::ALL
+                .iter()
+                .map(|r| (r.as_str(), s.rejected(*r))),
+        );
+        v.push(("questions", s.questions.load(Ordering::Relaxed)));
+        Self(v)
+    }
+
+    fn since(&self, before: &Self) -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        for ((k, now), (_, then)) in self.0.iter().zip(&before.0) {
+            if now > then {
+                o.insert((*k).into(), (now - then).into());
+            }
+        }
+        o.into()
+    }
+}
+
 fn bench_config(
     port: u16,
     model: &std::path::Path,
     pipelines: &std::path::Path,
     threads: Option<usize>,
+    nice: i32,
 ) -> anyhow::Result<Config> {
     let mut cfg = Config::for_site("bench");
     let mut mqtt = MqttConfig::new("127.0.0.1", port);
@@ -175,6 +289,7 @@ fn bench_config(
         files: vec![model.display().to_string()],
         threads,
         weights: "auto".into(),
+        nice,
     });
     // Many askers at once: latency is measured, not refused; every operator keeps the default
     // rate limit (each latency phase asks as new operators, within their burst).
@@ -364,33 +479,52 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted.get(i).copied().unwrap_or(0.0)
 }
 
-/// Readings/s of the `bench ingest` publisher (batch mode, 100 a message) through the node.
-async fn ingest_rate(node: &crate::node::Node, port: u16, readings: u64) -> anyhow::Result<f64> {
-    let start = node.readings.load(Ordering::Relaxed);
+/// Readings/s through the node from the `bench ingest` publisher (batch mode, 100 a message,
+/// as fast as the broker takes them) over `window`, which starts half a second after the
+/// first reading (connections up, the node's sensors created). Then the publisher stops and
+/// what the broker still queued for the node drains before this returns, so that the next
+/// window starts from an empty queue.
+async fn ingest_rate(node: &crate::node::Node, port: u16, window: Duration) -> anyhow::Result<f64> {
+    let read = || node.readings.load(Ordering::Relaxed);
+    let start = read();
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["bench", "ingest-publisher", "--broker"])
         .arg(format!("127.0.0.1:{port}"))
-        .args(["--mode", "batch", "--batch", "100", "--readings"])
-        .arg(readings.to_string())
+        // More than any node takes in the window: the publisher is stopped after it.
+        .args([
+            "--mode",
+            "batch",
+            "--batch",
+            "100",
+            "--readings",
+            "1000000000",
+        ])
         .kill_on_drop(true)
         .spawn()
         .context("starting the publisher process")?;
-    let mut first: Option<Instant> = None;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let got = node.readings.load(Ordering::Relaxed) - start;
-        if first.is_none() && got > 0 {
-            first = Some(Instant::now());
-        }
-        if got >= readings || Instant::now() > deadline {
-            break;
+    let t0 = Instant::now();
+    while read() == start {
+        if t0.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("no readings from the publisher within 30 s");
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
-    let _ = child.wait().await;
-    let got = node.readings.load(Ordering::Relaxed) - start;
-    Ok(if secs > 0.0 { got as f64 / secs } else { 0.0 })
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (from, at) = (read(), Instant::now());
+    tokio::time::sleep(window).await;
+    let (to, secs) = (read(), at.elapsed().as_secs_f64());
+    let _ = child.kill().await;
+    // Drained: no reading for half a second (at most a minute).
+    let (mut last, t0) = (read(), Instant::now());
+    while t0.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = read();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(to.saturating_sub(from) as f64 / secs)
 }
 
 /// Generated tokens per second of `n` concurrent generations on one model.

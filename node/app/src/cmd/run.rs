@@ -214,7 +214,21 @@ pub(crate) fn start_analytics(
             };
             let stats = status.model.clone();
             stats.set_state(crate::metrics::model::ModelState::Loading);
+            // The model's threads (its own and the kernel pool's) lower themselves to this
+            // when they start: ingest and detection run first when the cores are busy.
+            millwright_slm::priority::set_nice(m.nice);
             let loader = move || -> Box<dyn millwright_core::LanguageModel> {
+                // On the model thread, which has tried to lower itself by now: said once.
+                let p = millwright_slm::priority::status();
+                match (&p.error, p.nice) {
+                    (Some(e), _) => {
+                        tracing::warn!(error = %e, "the model's threads keep the node's priority")
+                    }
+                    (None, Some(n)) => {
+                        tracing::info!(nice = n, "the model's threads run below ingest")
+                    }
+                    (None, None) => {}
+                }
                 let rss0 = crate::procinfo::rss_mb();
                 let mut model = millwright_slm::load_best(&files, &opts);
                 stats.set_state(crate::metrics::model::ModelState::of(model.as_mut()));

@@ -240,7 +240,21 @@ pub fn health(m: &NodeMetrics, now_ms: i64) -> Health {
             super::model::ModelState::Loading | super::model::ModelState::Loaded(_) => {}
             super::model::ModelState::NotConfigured => {}
         }
-        doc.insert("model".into(), state.to_json());
+        let mut model = state.to_json();
+        let p = millwright_slm::priority::status();
+        if let Some(o) = model.as_object_mut() {
+            // What `[model] nice` did to the model's threads.
+            o.insert(
+                "priority".into(),
+                serde_json::json!({
+                    "nice": p.nice.unwrap_or(0),
+                    "threads_lowered": p.applied,
+                    "threads_failed": p.failed,
+                    "error": p.error,
+                }),
+            );
+        }
+        doc.insert("model".into(), model);
         let beat = a.heartbeat_unix_ms.load(Ordering::Relaxed);
         let age = age_s(now_ms, beat);
         let started = a.machine.get().is_some();
