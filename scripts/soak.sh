@@ -5,7 +5,7 @@
 # Load: every SOAK_PAUSE_S seconds a round of QoS 1 messages (alternately SOAK_ROUND_READINGS
 # readings at 100 per JSON message and a tenth of that at one reading per message) through a
 # private Mosquitto (persistence on, the node on a persistent session), and two simulated Modbus
-# machines polled at 5 Hz. Injected, in this order:
+# machines polled at 4 Hz. Injected, in this order:
 #   at 1/3  the broker is stopped right after a 5× round (the node still draining it) and
 #           started again 3 s later;
 #   at 1/2  VictoriaMetrics is stopped for SOAK_OUTAGE_S seconds (default 60);
@@ -47,17 +47,20 @@ MQ=$(free_port); VMP=$(free_port); MB1=$(free_port); MB2=$(free_port); MET=$(fre
 VM="http://127.0.0.1:$VMP"
 say() { echo "soak: $(( $(date +%s) - ${t0:-$(date +%s)} )) s: $*"; }
 
+# Run as root, mosquitto drops to its own user: its persistence folder must be writable to it
+# (or the restart would lose the node's session and the messages queued for it).
+chmod 755 "$work"; mkdir -m 777 "$work/mq"
 cat > "$work/mosquitto.conf" <<CONF
 listener $MQ 127.0.0.1
 allow_anonymous true
 persistence true
-persistence_location $work/
+persistence_location $work/mq/
 max_queued_messages 0
 CONF
 start_mosquitto() { mosquitto -c "$work/mosquitto.conf" >>"$work/mosquitto.log" 2>&1 & MQPID=$!; pids+=("$MQPID"); wait_port "$MQ"; }
 start_vm() { victoria-metrics -httpListenAddr=127.0.0.1:$VMP -storageDataPath="$work/vm" -retentionPeriod=100y -search.latencyOffset=0s >>"$work/vm.log" 2>&1 & VMPID=$!; pids+=("$VMPID"); wait_port "$VMP"; }
 start_mosquitto; start_vm
-"$SIM" --machine "pump:P-101@127.0.0.1:$MB1" --speed 1 >"$work/sim1.log" 2>&1 & pids+=($!); wait_port "$MB1"
+"$SIM" --machine "pump:P-101@127.0.0.1:$MB1" --speed 1 >"$work/sim1.log" 2>&1 & SIM1=$!; pids+=("$SIM1"); wait_port "$MB1"
 "$SIM" --machine "motor:M-201@127.0.0.1:$MB2" --speed 1 >"$work/sim2.log" 2>&1 & SIM2=$!; pids+=("$SIM2"); wait_port "$MB2"
 
 device() { # name asset port
@@ -69,8 +72,8 @@ transport = "tcp"
 host = "127.0.0.1"
 port = $3
 unit_id = 1
-poll_interval_ms = 200
-timeout_ms = 300
+poll_interval_ms = 250
+timeout_ms = 200
 [[modbus.devices.fields]]
 signal = "bearing_temp_c"
 function = "input"
@@ -157,8 +160,12 @@ done
 [ "$db_up" = 1 ] || { say "starting VictoriaMetrics again"; start_vm; }
 rss_end=$(rss); rss_max=$(python3 -c "print(max($rss_max, $rss_end))")
 say "published $published MQTT readings in $round rounds (all acknowledged by the broker); waiting for the node to take them and the outbox to drain"
-for _ in $(seq 1 600); do [ "$(metric_sum millwright_mqtt_readings_total)" -ge "$published" ] && [ "$(metric millwright_influx_backlog_points)" = "0" ] && break; sleep 1; done
-sleep 2  # the last Modbus polls reach the outbox and the database
+for _ in $(seq 1 300); do [ "$(metric_sum millwright_mqtt_readings_total)" -ge "$published" ] && [ "$(metric millwright_influx_backlog_points)" = "0" ] && break; sleep 1; done
+# Stop the live device too, so that its count of good readings stays put, then let its last
+# readings reach the database.
+kill "$SIM1"; wait "$SIM1" 2>/dev/null || true
+for _ in $(seq 1 100); do [ "$(metrics | awk '$1=="millwright_modbus_device_online{device=\"pump-live\"}" {print $2}')" = "0" ] && break; sleep 0.2; done
+for _ in $(seq 1 100); do [ "$(metric millwright_influx_backlog_points)" = "0" ] && break; sleep 0.2; done
 metrics > "$work/metrics.end"
 say "drained; node RSS $(rss) MB"
 curl -s "$VM/internal/force_flush" >/dev/null; sleep 2
