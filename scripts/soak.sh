@@ -169,8 +169,10 @@ for _ in $(seq 1 100); do [ "$(metric millwright_influx_backlog_points)" = "0" ]
 metrics > "$work/metrics.end"
 say "drained; node RSS $(rss) MB"
 curl -s "$VM/internal/force_flush" >/dev/null; sleep 2
-curl -s "$VM/api/v1/export" -d 'match[]={__name__=~"s[0-9]_value",asset=~"A[0-9]+"}' -d start=0 > "$work/mqtt.jsonl"
-curl -s "$VM/api/v1/export" -d 'match[]={__name__="bearing_temp_c_value"}' -d start=0 > "$work/modbus.jsonl"
+# match[] URL-encoded (a "+" in a form is a space).
+span=(-d start=1600000000 -d end=$(( $(date +%s) + 86400 )))
+curl -s "$VM/api/v1/export" --data-urlencode 'match[]={__name__=~"s[0-9]_value",asset=~"A[0-9]+"}' "${span[@]}" > "$work/mqtt.jsonl"
+curl -s "$VM/api/v1/export" --data-urlencode 'match[]={__name__="bearing_temp_c_value"}' "${span[@]}" > "$work/modbus.jsonl"
 
 status=0
 python3 - "$work" "$MAX_GAP" <<'PY' || status=1
