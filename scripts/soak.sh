@@ -137,7 +137,7 @@ publish() { # readings, per message
 }
 while :; do
   now=$(( $(date +%s) - t0 )); [ "$now" -ge "$SECS" ] && break
-  r=$(rss); rss_max=$(python3 -c "print(max($rss_max, $r))")
+  r=$(rss); rss_max=$(python3 -c "print(max($rss_max, $r))"); echo "$now $r" >> "$work/rss.log"
   [ -z "$rss_start" ] && [ "$now" -ge "$RSS_AT" ] && { rss_start=$r; say "node RSS $r MB"; }
   if [ "$broker_restarted" = 0 ] && [ "$now" -ge $((SECS / 3)) ]; then
     publish $((ROUND * 5)) 100
@@ -236,6 +236,7 @@ rejected=$(awk '$1=="millwright_influx_rejected_points_total" {print $2}' "$work
 mq_rejected=$(awk 'index($1,"millwright_mqtt_rejected_total")==1 {s+=$2} END {print s+0}' "$work/metrics.end")
 echo "soak: dying device: online=$online offline_events=$offline_ev; outbox dropped $dropped, database rejected $rejected, MQTT rejected $mq_rejected"
 echo "soak: node RSS at $RSS_AT s: $rss_start MB, at the end of the load: $rss_end MB, highest sample: $rss_max MB"
+echo "soak: node RSS (s MB) by tenths of the run: $(awk '{a[NR]=$0} END {for (i=1; i<=10; i++) printf "%s; ", a[int(NR*i/10)]}' "$work/rss.log")"
 [ "$online" = "0" ] && [ "${offline_ev:-0}" != "0" ] || { echo "soak: FAIL: the dead device was not reported offline" >&2; status=1; }
 grep -q 'device.*motor-dying.*offline\|modbus device offline.*motor-dying\|motor-dying.*modbus device offline' "$work/node.log" || { echo "soak: FAIL: no log line on the dead device" >&2; status=1; }
 [ "$dropped" = "0" ] && [ "$rejected" = "0" ] && [ "$mq_rejected" = "0" ] || { echo "soak: FAIL: points dropped or rejected" >&2; status=1; }
