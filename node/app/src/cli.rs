@@ -259,6 +259,11 @@ pub struct BenchIngestArgs {
     /// that is down (outbox bytes per reading, peak RSS) and the replay rate after it.
     #[arg(long)]
     pub outbox: bool,
+    /// Process id of the database (e.g. VictoriaMetrics on the same machine): its CPU seconds
+    /// during the live run are reported as `db_cpu_s`, beside the node's, the publisher's and
+    /// the benchmark's own broker's.
+    #[arg(long)]
+    pub db_pid: Option<u32>,
 }
 
 /// Options of `millwright detect`.

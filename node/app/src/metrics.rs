@@ -128,7 +128,7 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         fams.push((nm::MQTT_SUBACK_FAILURES_TOTAL, refusals));
     }
     if let Some(mb) = &node.modbus {
-        let per: [(NodeMetric, DeviceValue); 9] = [
+        let per: [(NodeMetric, DeviceValue); 10] = [
             (nm::MODBUS_DEVICE_ONLINE, |d| {
                 f64::from(u8::from(!d.is_offline()))
             }),
@@ -146,6 +146,9 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
             }),
             (nm::MODBUS_OFFLINE_EVENTS_TOTAL, |d| {
                 d.offline_events.load(Ordering::Relaxed) as f64
+            }),
+            (nm::MODBUS_READINGS_GOOD_TOTAL, |d| {
+                d.readings_good.load(Ordering::Relaxed) as f64
             }),
             (nm::MODBUS_CYCLES_TOTAL, |d| {
                 d.cycles.load(Ordering::Relaxed) as f64

@@ -90,7 +90,11 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
         i.outbox = Some(OutboxConfig::in_dir(dir.join("live")));
     }
     let node = Node::start(&cfg)?;
+    let broker_pid = _guard.as_ref().map(|g| g.0.id());
+    let other_cpu = |pid: Option<u32>| pid.and_then(procinfo::cpu_seconds_of);
+    let (broker_cpu0, db_cpu0) = (other_cpu(broker_pid), other_cpu(a.db_pid));
     let (mut child, cpu0) = start_publisher(a, &node, &host, port).await?;
+    let publisher_pid = child.id();
     let mut first: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut max_outbox = (0u64, 0u64);
@@ -121,6 +125,11 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
     };
     let elapsed = first.map(|f| f.elapsed()).unwrap_or_default().as_secs_f64();
     let cpu = procinfo::cpu_seconds().unwrap_or(0.0) - cpu0;
+    // The other processes' CPU over the same run (the publisher is a zombie until waited for).
+    let since = |now: Option<f64>, then: Option<f64>| Some(now? - then.unwrap_or(0.0));
+    let publisher_cpu = other_cpu(publisher_pid);
+    let broker_cpu = since(other_cpu(broker_pid), broker_cpu0);
+    let db_cpu = since(other_cpu(a.db_pid), db_cpu0);
     let _ = child.wait().await;
     let rejected = node.mqtt.as_ref().map(|m| m.rejected()).unwrap_or(0);
     let out = serde_json::json!({
@@ -136,6 +145,10 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
         "peak_rss_mb": procinfo::peak_rss_mb(),
         "node_cpu_s": cpu,
         "node_cpu_us_per_reading": if total > 0 { cpu * 1e6 / total as f64 } else { 0.0 },
+        "publisher_cpu_s": publisher_cpu,
+        "broker_cpu_s": broker_cpu,
+        "db_cpu_s": db_cpu,
+        "db_cpu_us_per_reading": db_cpu.map(|c| if total > 0 { c * 1e6 / total as f64 } else { 0.0 }),
         "rejected": rejected,
         "sink": if a.influx_url.is_some() { "influxdb-v2-write" } else { "null" },
         "sink_written": node.influx.as_ref().map(|s| s.written_points.load(Ordering::Relaxed)),
@@ -148,6 +161,7 @@ pub async fn run(a: &BenchIngestArgs) -> anyhow::Result<ExitCode> {
         "outbox_phases": outbox_figures,
         "broker": broker_kind,
         "loadavg": procinfo::loadavg(),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|k| k.trim().to_string()),
     });
     println!("{out}");
     node.shutdown().await;
@@ -221,6 +235,11 @@ async fn outbox_phases(
     let mut cfg = bench_config(host, port, Some(&down_url), a.readings, spb)
         .map_err(|p| anyhow::anyhow!("bench config: {p}"))?;
     cfg.node.shutdown_drain_s = 0;
+    // Its own MQTT session: the live run's node must not inherit (and count) the messages this
+    // node had stored but not yet acknowledged when it stopped.
+    if let Some(m) = &mut cfg.mqtt {
+        m.client_id = format!("millwright-bench-down-{}", std::process::id());
+    }
     let mut oc = OutboxConfig::in_dir(dir.join("down"));
     oc.replay_points_per_s = 0;
     if let Some(i) = &mut cfg.influxdb {
@@ -257,6 +276,7 @@ async fn outbox_phases(
     if let Some(i) = &mut cfg.influxdb {
         i.outbox = Some(oc);
     }
+    let db_cpu0 = a.db_pid.and_then(procinfo::cpu_seconds_of);
     let t0 = Instant::now();
     let node = Node::start(&cfg)?;
     let st = node.influx.clone().context("no influx writer")?;
@@ -266,6 +286,10 @@ async fn outbox_phases(
     }
     let replay_s = t0.elapsed().as_secs_f64();
     let replayed = st.written_points.load(Ordering::Relaxed);
+    let replay_db_cpu = a
+        .db_pid
+        .and_then(procinfo::cpu_seconds_of)
+        .map(|c| c - db_cpu0.unwrap_or(0.0));
     node.shutdown().await;
     Ok(serde_json::json!({
         "db_down_points_in_outbox": points,
@@ -279,6 +303,7 @@ async fn outbox_phases(
         "replay_recovered_points": recovered,
         "replay_written_points": replayed,
         "replay_s": replay_s,
+        "replay_db_cpu_s": replay_db_cpu,
         "replay_readings_per_s": if replay_s > 0.0 { replayed as f64 / replay_s } else { 0.0 },
     }))
 }

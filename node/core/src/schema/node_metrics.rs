@@ -126,6 +126,7 @@ metrics! {
     MODBUS_TIMEOUTS_TOTAL = "millwright_modbus_timeouts_total", Counter, "requests", DEV, "Requests that timed out.";
     MODBUS_TRANSPORT_ERRORS_TOTAL = "millwright_modbus_transport_errors_total", Counter, "requests", DEV, "Requests that failed in transport.";
     MODBUS_OFFLINE_EVENTS_TOTAL = "millwright_modbus_offline_events_total", Counter, "events", DEV, "Times the device went offline.";
+    MODBUS_READINGS_GOOD_TOTAL = "millwright_modbus_readings_good_total", Counter, "readings", DEV, "Good-quality readings the device's polls produced.";
     MODBUS_CYCLES_TOTAL = "millwright_modbus_cycles_total", Counter, "cycles", DEV, "Poll cycles completed.";
     MODBUS_POLL_CYCLE_SECONDS = "millwright_modbus_poll_cycle_seconds", Gauge, "seconds", DEV, "Duration of the device's last poll cycle.";
     MODBUS_DROPPED_BATCHES_TOTAL = "millwright_modbus_dropped_batches_total", Counter, "batches", DEV, "Batches dropped because the reading bus stayed full for a whole poll interval.";

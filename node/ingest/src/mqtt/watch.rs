@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 pub const TICK: Duration = Duration::from_millis(250);
 /// First re-subscribe delay after a refused subscription.
 const RETRY_MIN: Duration = Duration::from_secs(1);
+/// First re-subscribe delay after a SUBSCRIBE could not be queued to the client.
+const QUEUE_RETRY: Duration = Duration::from_millis(250);
 /// Longest re-subscribe delay.
 const RETRY_MAX: Duration = Duration::from_secs(300);
 /// Largest back-off multiplier of the silence window.
@@ -192,7 +194,12 @@ pub fn subscribe_with(
         Ok(()) => true,
         Err(e) => {
             t.queued.pop_back();
-            tracing::error!(subscription = i, error = %e, "mqtt subscribe could not be queued");
+            // E.g. the client's request queue full of acknowledgements held over a reconnect:
+            // the watchdog tries again (it must; without a session nothing else subscribes).
+            let delay = t.retry.get(&i).map_or(QUEUE_RETRY, |(_, d)| *d);
+            t.retry
+                .insert(i, (Instant::now() + delay, (delay * 2).min(RETRY_MAX)));
+            tracing::error!(subscription = i, error = %e, retry_in_ms = delay.as_millis() as u64, "mqtt subscribe could not be queued; retrying");
             false
         }
     }
@@ -287,12 +294,8 @@ async fn run(status: Arc<SourceStatus>, tracker: Tracker, actions: Actions) {
         if connected {
             let due = tracker.lock().map(|mut t| t.due(now)).unwrap_or_default();
             for i in due {
-                if !(actions.subscribe)(i) {
-                    tracing::warn!(
-                        subscription = i,
-                        "mqtt re-subscribe could not be queued; retrying"
-                    );
-                }
+                // A failure is logged and re-scheduled by `subscribe_with`.
+                let _ = (actions.subscribe)(i);
             }
         }
     }
@@ -308,6 +311,29 @@ mod tests {
         assert_eq!(SubWatch::new(Some(0.5), 3).window_ms, 1_500);
         assert_eq!(SubWatch::new(None, 5).window_ms, 0);
         assert_eq!(SubWatch::new(Some(f64::NAN), 5).window_ms, 0);
+    }
+
+    #[test]
+    fn a_subscribe_that_could_not_be_queued_is_retried() {
+        let t: Tracker = Arc::default();
+        t.lock().unwrap().connected(false);
+        assert!(!subscribe_with(&t, 0, || Err("request queue full".into())));
+        let now = Instant::now();
+        assert!(t.lock().unwrap().due(now).is_empty());
+        assert_eq!(t.lock().unwrap().due(now + QUEUE_RETRY), vec![0]);
+        // Queued on the retry and accepted: nothing more scheduled.
+        assert!(subscribe_with(&t, 0, || Ok(())));
+        let status = SourceStatus {
+            subscriptions: vec![super::super::source::SubscriptionStatus::new(
+                "a/#",
+                SubWatch::default(),
+            )],
+            ..Default::default()
+        };
+        let mut g = t.lock().unwrap();
+        g.outgoing(3);
+        g.suback(3, None, &status);
+        assert!(g.due(now + RETRY_MAX * 2).is_empty());
     }
 
     #[test]
