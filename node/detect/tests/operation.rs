@@ -40,6 +40,10 @@ struct Script {
     level_steps: Vec<(&'static str, u64, f64)>,
     /// Fault ramps: (signal, from second, total, over seconds).
     faults: Vec<(&'static str, u64, f64, f64)>,
+    /// A stuck transmitter: (signal, from second); the value stays exactly what it was.
+    frozen: Vec<(&'static str, u64)>,
+    /// A broken loop: (signal, from second, to second); its readings are bad.
+    lost: Vec<(&'static str, u64, u64)>,
 }
 
 /// Runs the motor through the monitor; returns the events and the per-second asset score.
@@ -67,6 +71,7 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
         1.0 - (-1.0f64 / 20.0).exp(),
     );
     let mut ev = Vec::new();
+    let mut held = [f64::NAN; 6];
     let mut scores = Vec::with_capacity(s.seconds as usize);
     for t in 0..s.seconds {
         let stopped = s.stops.iter().any(|&(a, b)| t >= a && t < b);
@@ -128,9 +133,27 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
                 v[k] += total * ((tf - from as f64) / over).min(1.0);
             }
         }
+        for &(sig, from) in &s.frozen {
+            let k = names.iter().position(|n| *n == sig).unwrap();
+            if t >= from {
+                if held[k].is_nan() {
+                    held[k] = v[k];
+                }
+                v[k] = held[k];
+            }
+        }
         let ts = T0 + t as i64 * SEC;
         for (k, x) in v.iter().enumerate() {
-            mon.observe_at(idx[k], ts, *x, Quality::Good, &mut ev);
+            let bad = s
+                .lost
+                .iter()
+                .any(|&(sig, a, b)| names[k] == sig && t >= a && t < b);
+            let (x, q) = if bad {
+                (f64::NAN, Quality::Bad)
+            } else {
+                (*x, Quality::Good)
+            };
+            mon.observe_at(idx[k], ts, x, q, &mut ev);
         }
         mon.tick(ts + SEC / 2, &mut ev);
         scores.push(mon.score());
@@ -189,6 +212,59 @@ fn load_steps_on_dependent_signals_raise_nothing() {
         "without depends_on the winding temperature alarms: {:?}",
         describe(&ev)
     );
+}
+
+#[test]
+fn a_stuck_dependent_signal_is_a_flatline_not_a_process_symptom() {
+    // The current freezes while the load keeps changing: against its driver it looks like a
+    // level shift, but a value repeating exactly is the sensor (issue 10: one incident, a
+    // sensor fault).
+    let p = profile("electric-motor");
+    let script = Script {
+        seconds: 3 * 3600,
+        random_load: true,
+        frozen: vec![("motor_current_a", 7200)],
+        ..Script::default()
+    };
+    for seed in [1, 2, 3] {
+        let (ev, _) = run_motor(&p, &script, seed);
+        let after: Vec<&Anomaly> = opened(&ev)
+            .into_iter()
+            .filter(|a| a.since_ns >= T0 + 7200 * SEC)
+            .collect();
+        let kinds: Vec<(&str, AnomalyKind)> =
+            after.iter().map(|a| (&*a.sensor.signal, a.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![("motor_current_a", AnomalyKind::Flatline)],
+            "seed {seed}: {:?}",
+            describe(&ev)
+        );
+    }
+}
+
+#[test]
+fn a_lost_driver_leaves_its_dependents_unjudged_until_it_is_back_and_settled() {
+    // Shaft power (the driver of vibration, bearing temperature, current and speed) is bad
+    // for an hour while the load keeps changing: only its own dropout is an event.
+    let p = profile("electric-motor");
+    let script = Script {
+        seconds: 4 * 3600,
+        random_load: true,
+        load_steps: vec![(7300, 0.95), (8000, 0.5)],
+        lost: vec![("shaft_power_kw", 7200, 10_800)],
+        ..Script::default()
+    };
+    for seed in [1, 2] {
+        let (ev, _) = run_motor(&p, &script, seed);
+        let signals: Vec<&str> = opened(&ev).iter().map(|a| &*a.sensor.signal).collect();
+        assert_eq!(
+            signals,
+            vec!["shaft_power_kw"],
+            "seed {seed}: {:?}",
+            describe(&ev)
+        );
+    }
 }
 
 #[test]

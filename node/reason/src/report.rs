@@ -95,6 +95,7 @@ fn incidents(
     profile: Option<&Profile>,
     actions: &mut Vec<RankedAction>,
     severe: &mut bool,
+    lead: &mut Option<String>,
 ) -> Vec<ReportIncident> {
     let mut sorted: Vec<&Incident> = input.incidents.iter().collect();
     sorted.sort_by_key(|i| std::cmp::Reverse(i.opened_ns));
@@ -146,6 +147,10 @@ fn incidents(
                 mode_actions(i, profile),
             ),
         };
+        if open && top.is_some() && lead.is_none() {
+            // The newest open incident's diagnosed mode: its first action leads the list.
+            *lead = acts.first().map(|a| a.text.clone());
+        }
         for act in acts {
             let act = soften(act, open);
             *severe |= open && act.urgency == Urgency::Immediate;
@@ -179,7 +184,8 @@ pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> Maintenan
     let mut actions: Vec<RankedAction> = Vec::new();
     let mut anomalies = Vec::new();
     let mut any_open_severe = false;
-    let incidents = incidents(input, profile, &mut actions, &mut any_open_severe);
+    let mut lead = None;
+    let incidents = incidents(input, profile, &mut actions, &mut any_open_severe, &mut lead);
     for a in &input.anomalies {
         let facts = encode(a, profile);
         let card = input.cards.iter().find(|c| c.id == a.id);
@@ -294,6 +300,15 @@ pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> Maintenan
             .cmp(&b.action.urgency)
             .then(b.because_of.len().cmp(&a.because_of.len()))
     });
+    // The diagnosed mode's first action comes first, before generic ones (a limit to get back
+    // inside, data to restore): it is what the diagnosis says to do about the cause.
+    if let Some(k) = lead
+        .as_ref()
+        .and_then(|t| actions.iter().position(|a| a.action.text == *t))
+    {
+        let a = actions.remove(k);
+        actions.insert(0, a);
+    }
     let status = if any_open_severe {
         "action required"
     } else if !anomalies.is_empty()
