@@ -528,3 +528,70 @@ pub fn site_markdown(site: &str, reports: &[MaintenanceReport]) -> String {
 pub fn to_json(r: &MaintenanceReport) -> Result<String, serde_json::Error> {
     serde_json::to_string(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millwright_core::{DiagnosedMode, Limits};
+
+    fn pump() -> Profile {
+        Profile::from_toml_str(
+            include_str!("../../../pipelines/centrifugal-pump.toml"),
+            "pump",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_diagnosed_modes_first_action_leads_a_generic_limit_action() {
+        let p = pump();
+        let t = 1_700_000_000_000_000_000;
+        let incident = Incident {
+            id: format!("P-101#{t}"),
+            asset: "P-101".into(),
+            profile: p.name.clone(),
+            phase: Phase::Opened,
+            opened_ns: t,
+            updated_ns: t,
+            closed_ns: None,
+            severity: Severity::Critical,
+            symptoms: Vec::new(),
+            diagnosis: vec![DiagnosedMode {
+                id: "bearing_wear".into(),
+                title: "Rolling-element bearing wear".into(),
+                score: 0.9,
+                confidence: 0.8,
+            }],
+            resolution: None,
+            events_merged: 0,
+            events_suppressed: 0,
+        };
+        let input = ReportInput {
+            asset: "P-101".into(),
+            signals: vec![SignalPeriodStats {
+                signal: "vibration_rms_mm_s".into(),
+                unit: "mm/s".into(),
+                count: 10,
+                last: Some(5.2),
+                limits: Limits {
+                    min: Some(0.0),
+                    max: Some(4.5),
+                },
+                ..Default::default()
+            }],
+            incidents: vec![incident],
+            ..Default::default()
+        };
+        let r = build_report(&input, Some(&p));
+        let texts: Vec<&str> = r.actions.iter().map(|a| a.action.text.as_str()).collect();
+        assert_eq!(
+            texts.first().copied(),
+            Some("check the bearing with an envelope/spectrum vibration measurement"),
+            "{texts:?}"
+        );
+        assert!(
+            texts.iter().any(|t| t.starts_with("bring vibration_rms_mm_s back inside")),
+            "the limit action is still listed: {texts:?}"
+        );
+    }
+}
