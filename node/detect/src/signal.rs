@@ -51,6 +51,13 @@ const SMOOTH_CLIP_Z: f64 = 100.0;
 /// it moves again (a frozen transmitter first shows as a level shift against its drivers; it
 /// must show as the flatline it is, not as a process symptom).
 const FLAT_SUSPECT_N: u32 = 5;
+/// A dependent signal's drivers are at an operating point the regression has not learned (a
+/// setpoint never seen, or forgotten) when a driver is this far (scaled: 1 = half its normal
+/// range) outside the range the fit learned recently (the envelope of the learned driver
+/// values, relaxing at the baseline's rate).
+const NOVEL_MARGIN: f64 = 0.3;
+/// Least time a dependent signal adapts to a new operating point, s.
+const ADAPT_MIN_S: f64 = 300.0;
 /// No driver value yet.
 pub const NO_DRIVERS: [f64; MAX_DRIVERS] = [f64::NAN; MAX_DRIVERS];
 
@@ -114,6 +121,10 @@ pub struct SignalDetector {
     drivers_lost: bool,
     /// When the drivers came back after being lost.
     drivers_back_ns: i64,
+    /// Adapting to a new operating point until then (not judged, the regression learns).
+    adapt_until_ns: i64,
+    /// Scaled driver values the fit learned recently: [low, high] per driver (NaN: none yet).
+    envelope: [[f64; 2]; MAX_DRIVERS],
     last_gap_s: f64,
     z: f64,
     z_fast: f64,
@@ -208,6 +219,8 @@ impl SignalDetector {
             flat_n: 0,
             drivers_lost: false,
             drivers_back_ns: i64::MIN,
+            adapt_until_ns: i64::MIN,
+            envelope: [[f64::NAN; 2]; MAX_DRIVERS],
             last_gap_s: 0.0,
             z: 0.0,
             z_fast: 0.0,
@@ -337,6 +350,47 @@ impl SignalDetector {
     fn waiting_for_drivers(&self, ts_ns: i64) -> bool {
         let settle_ns = ((3.0 * self.p.depends_lag_s * 1e9) as i64).max(self.p.settle_ns);
         self.drivers_lost || ts_ns.saturating_sub(self.drivers_back_ns) < settle_ns
+    }
+
+    /// Whether a driver is well outside the envelope of the driver values learned recently.
+    fn novel(&self, drivers: &[f64; MAX_DRIVERS]) -> bool {
+        self.p
+            .drivers
+            .iter()
+            .zip(drivers)
+            .zip(&self.envelope)
+            .any(|((sc, x), [lo, hi])| {
+                let u = (x - sc.centre) * sc.inv_half;
+                u.is_finite() && (u < lo - NOVEL_MARGIN || u > hi + NOVEL_MARGIN)
+            })
+    }
+
+    /// Takes the drivers' values into the envelope (which relaxes towards them at the
+    /// baseline's rate, so an operating point the fit has forgotten becomes new again).
+    fn widen_envelope(&mut self, drivers: &[f64; MAX_DRIVERS]) {
+        let a = self.a_base;
+        for ((sc, x), e) in self
+            .p
+            .drivers
+            .iter()
+            .zip(drivers)
+            .zip(self.envelope.iter_mut())
+        {
+            let u = ((x - sc.centre) * sc.inv_half).clamp(-4.0, 4.0);
+            if !u.is_finite() {
+                continue;
+            }
+            if e[0].is_nan() || u < e[0] {
+                e[0] = u;
+            } else {
+                e[0] += a * (u - e[0]);
+            }
+            if e[1].is_nan() || u > e[1] {
+                e[1] = u;
+            } else {
+                e[1] += a * (u - e[1]);
+            }
+        }
     }
 
     fn sigma(&self) -> f64 {
@@ -613,6 +667,26 @@ impl SignalDetector {
             }
             None => 0.0,
         };
+        // A new operating point (the drivers where the fit has not learned them): the expected
+        // value is an extrapolation. The signal adapts: not judged, the regression learns the
+        // new point unclipped, for three lags (at least ADAPT_MIN_S and the settle time).
+        let adapting = if self.reg.is_some() && self.learned && !gated {
+            if self.novel(drivers) {
+                let s = (3.0 * self.p.depends_lag_s).max(ADAPT_MIN_S);
+                let ns = ((s * 1e9) as i64).max(self.p.settle_ns);
+                if ts_ns >= self.adapt_until_ns {
+                    self.counters.adapted += 1;
+                }
+                self.adapt_until_ns = ts_ns.saturating_add(ns);
+            }
+            ts_ns < self.adapt_until_ns
+        } else {
+            false
+        };
+        if self.reg.is_some() && !gated {
+            self.widen_envelope(drivers);
+        }
+        let gated = gated || adapting;
         let x = value - expected;
         let x_raw = x;
         let x = if self.learned && !gated {
@@ -659,6 +733,11 @@ impl SignalDetector {
         if gated || (self.learned && suspect) {
             self.z = 0.0;
             self.z_fast = 0.0;
+            if adapting && !suspect && !self.hold {
+                if let Some(reg) = &mut self.reg {
+                    reg.learn(value, Some(self.a_base));
+                }
+            }
         } else if !self.learned {
             self.n += 1;
             self.learn_time_s += dt_s;

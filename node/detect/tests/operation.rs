@@ -44,6 +44,8 @@ struct Script {
     frozen: Vec<(&'static str, u64)>,
     /// A broken loop: (signal, from second, to second); its readings are bad.
     lost: Vec<(&'static str, u64, u64)>,
+    /// Drive speed setpoints: (from second, synchronous rpm; 1500 before the first).
+    speed_steps: Vec<(u64, f64)>,
 }
 
 /// Runs the motor through the monitor; returns the events and the per-second asset score.
@@ -84,6 +86,13 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
                 target = l;
             }
         }
+        let sync = s
+            .speed_steps
+            .iter()
+            .filter(|&&(from, _)| t >= from)
+            .last()
+            .map_or(1500.0, |&(_, rpm)| rpm);
+        let n = sync / 1500.0;
         let eff_target = if stopped { 0.0 } else { target };
         load += (eff_target - load) * a_l;
         let running = !stopped;
@@ -99,17 +108,17 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
         };
         winding += (w_target - winding) * a_w;
         bearing += (b_target - bearing) * a_b;
-        let speed = if running { 1500.0 - 20.0 * load } else { 0.0 };
+        let speed = if running { sync - 20.0 * load } else { 0.0 };
         let current = if running {
-            140.0 * (0.3 + 0.7 * load)
+            140.0 * (0.3 + 0.7 * load * n)
         } else {
             0.0
         };
-        let power = if running { 75.0 * load } else { 0.0 };
+        let power = if running { 75.0 * load * n } else { 0.0 };
         let vib = if running {
             let a = 0.9 * (0.8 + 0.4 * load);
             let c = 0.3 * (0.5 + load);
-            (a * a + 0.35 * 0.35 + c * c).sqrt()
+            n * n * (a * a + 0.35 * 0.35 + c * c).sqrt()
         } else {
             0.05
         };
@@ -265,6 +274,41 @@ fn a_lost_driver_leaves_its_dependents_unjudged_until_it_is_back_and_settled() {
             describe(&ev)
         );
     }
+}
+
+#[test]
+fn a_speed_setpoint_never_seen_is_adapted_to_and_a_fault_after_it_is_found() {
+    // The drive runs at 1500 rpm, then at 1200 rpm (never seen: vibration falls with the
+    // square of the speed, the winding runs hotter for the same current), then at 1500 again.
+    let p = profile("electric-motor");
+    let script = Script {
+        seconds: 5 * 3600,
+        random_load: true,
+        speed_steps: vec![(5400, 1200.0), (10_800, 1500.0)],
+        ..Script::default()
+    };
+    for seed in [1, 2] {
+        let (ev, _) = run_motor(&p, &script, seed);
+        assert!(
+            opened(&ev).is_empty(),
+            "seed {seed}: setpoint changes raised events: {:?}",
+            describe(&ev)
+        );
+    }
+    let mut faulty = script.clone();
+    faulty.faults = vec![("winding_temp_c", 14_400, 20.0, 900.0)];
+    let (ev, _) = run_motor(&p, &faulty, 1);
+    let found: Vec<&Anomaly> = opened(&ev)
+        .into_iter()
+        .filter(|a| &*a.sensor.signal == "winding_temp_c" && a.since_ns >= T0 + 14_400 * SEC)
+        .collect();
+    assert!(
+        found
+            .first()
+            .is_some_and(|a| a.since_ns <= T0 + (14_400 + 900) * SEC),
+        "the winding fault after the setpoint changes is found: {:?}",
+        describe(&ev)
+    );
 }
 
 #[test]
