@@ -508,7 +508,18 @@ fn a_symptom_of_the_same_mode_soon_after_the_close_reopens_the_incident() {
     // 20 min later: the same fault, one incident told again as an update. A symptom of no
     // symptom of that mode (suction pressure falling) and one after the re-join window
     // are new incidents.
-    let hot = |since: i64| ev("P-101", "bearing_temp_c", &[LevelShift], Phase::Opened, since, since, 6.0, 0.9);
+    let hot = |since: i64| {
+        ev(
+            "P-101",
+            "bearing_temp_c",
+            &[LevelShift],
+            Phase::Opened,
+            since,
+            since,
+            6.0,
+            0.9,
+        )
+    };
     let e1 = hot(100);
     let e2 = hot(1500);
     let e3 = hot(1500 + 3700 + 200);
@@ -543,9 +554,9 @@ fn a_symptom_of_the_same_mode_soon_after_the_close_reopens_the_incident() {
     assert_eq!(opened, vec![100, 1700, 5400], "{opened:?}");
     let first = "P-101#".to_string() + &(T0 + 100 * S).to_string();
     assert!(
-        incidents(&out, Phase::Updated).iter().any(|i| i.id == first
-            && i.symptoms.len() == 2
-            && i.closed_ns.is_none()),
+        incidents(&out, Phase::Updated)
+            .iter()
+            .any(|i| i.id == first && i.symptoms.len() == 2 && i.closed_ns.is_none()),
         "the first incident re-opened with the second event"
     );
     assert_eq!(

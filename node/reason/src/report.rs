@@ -185,7 +185,13 @@ pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> Maintenan
     let mut anomalies = Vec::new();
     let mut any_open_severe = false;
     let mut lead = None;
-    let incidents = incidents(input, profile, &mut actions, &mut any_open_severe, &mut lead);
+    let incidents = incidents(
+        input,
+        profile,
+        &mut actions,
+        &mut any_open_severe,
+        &mut lead,
+    );
     for a in &input.anomalies {
         let facts = encode(a, profile);
         let card = input.cards.iter().find(|c| c.id == a.id);
@@ -590,7 +596,9 @@ mod tests {
             "{texts:?}"
         );
         assert!(
-            texts.iter().any(|t| t.starts_with("bring vibration_rms_mm_s back inside")),
+            texts
+                .iter()
+                .any(|t| t.starts_with("bring vibration_rms_mm_s back inside")),
             "the limit action is still listed: {texts:?}"
         );
     }
