@@ -58,6 +58,9 @@ const FLAT_SUSPECT_N: u32 = 5;
 const NOVEL_MARGIN: f64 = 0.3;
 /// Least time a dependent signal adapts to a new operating point, s.
 const ADAPT_MIN_S: f64 = 300.0;
+/// The regression learns the new operating point only from this long after it was first
+/// met (a run-down before the stop shows, or a ramp to the new point, is no point to learn), s.
+const ADAPT_LEARN_AFTER_S: f64 = 60.0;
 /// No driver value yet.
 pub const NO_DRIVERS: [f64; MAX_DRIVERS] = [f64::NAN; MAX_DRIVERS];
 
@@ -123,6 +126,8 @@ pub struct SignalDetector {
     drivers_back_ns: i64,
     /// Adapting to a new operating point until then (not judged, the regression learns).
     adapt_until_ns: i64,
+    /// When the current adaptation began.
+    adapt_since_ns: i64,
     /// Scaled driver values the fit learned recently: [low, high] per driver (NaN: none yet).
     envelope: [[f64; 2]; MAX_DRIVERS],
     last_gap_s: f64,
@@ -220,6 +225,7 @@ impl SignalDetector {
             drivers_lost: false,
             drivers_back_ns: i64::MIN,
             adapt_until_ns: i64::MIN,
+            adapt_since_ns: i64::MIN,
             envelope: [[f64::NAN; 2]; MAX_DRIVERS],
             last_gap_s: 0.0,
             z: 0.0,
@@ -676,6 +682,7 @@ impl SignalDetector {
                 let ns = ((s * 1e9) as i64).max(self.p.settle_ns);
                 if ts_ns >= self.adapt_until_ns {
                     self.counters.adapted += 1;
+                    self.adapt_since_ns = ts_ns;
                 }
                 self.adapt_until_ns = ts_ns.saturating_add(ns);
             }
@@ -683,7 +690,9 @@ impl SignalDetector {
         } else {
             false
         };
-        if self.reg.is_some() && !gated {
+        let settled =
+            ts_ns.saturating_sub(self.adapt_since_ns) >= (ADAPT_LEARN_AFTER_S * 1e9) as i64;
+        if self.reg.is_some() && !gated && (!adapting || settled) {
             self.widen_envelope(drivers);
         }
         let gated = gated || adapting;
@@ -733,7 +742,7 @@ impl SignalDetector {
         if gated || (self.learned && suspect) {
             self.z = 0.0;
             self.z_fast = 0.0;
-            if adapting && !suspect && !self.hold {
+            if adapting && settled && !suspect && !self.hold {
                 if let Some(reg) = &mut self.reg {
                     reg.learn(value, Some(self.a_base));
                 }
