@@ -89,8 +89,8 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
         let sync = s
             .speed_steps
             .iter()
-            .filter(|&&(from, _)| t >= from)
-            .last()
+            .rev()
+            .find(|&&(from, _)| t >= from)
             .map_or(1500.0, |&(_, rpm)| rpm);
         let n = sync / 1500.0;
         let eff_target = if stopped { 0.0 } else { target };
