@@ -4,7 +4,11 @@
 //! further event of its asset and class while it is open (or within the hold-off after its
 //! last symptom closed), tells an update when a symptom is added or its severity rises (at most
 //! one per [`Tuning::update_every_ns`]; the rest are suppressed and counted) and closes once
-//! every symptom has been normal for [`Tuning::hold_off_ns`].
+//! every symptom has been normal for [`Tuning::hold_off_ns`]. A closed incident re-opens (an
+//! update, not a new incident) when a new event of its asset and class comes within
+//! [`Tuning::rejoin_ns`] of its close and is consistent with its diagnosed failure mode (a
+//! symptom of that mode: the signal in its direction, or the sensor kind on the signal): the
+//! same fault coming back is not a new fault.
 //!
 //! Part of the analytics state machine: no clock (time from the readings and ticks), no I/O.
 //! The diagnosis itself is `millwright_reason::diagnose`.
@@ -30,6 +34,9 @@ pub struct Tuning {
     pub hold_off_ns: i64,
     /// Least time between two updates of one incident.
     pub update_every_ns: i64,
+    /// A closed incident re-opens on an event consistent with its diagnosis this long after it
+    /// closed.
+    pub rejoin_ns: i64,
 }
 
 /// Sensor or data symptoms (a stuck or silent signal) are a fault of their own.
@@ -54,6 +61,8 @@ struct Open {
 pub struct Incidents {
     tuning: Tuning,
     open: Vec<Open>,
+    /// Recently closed incidents that may re-open, oldest first.
+    recent: Vec<Open>,
     closed: Vec<Incident>,
     max_closed: usize,
 }
@@ -69,6 +78,24 @@ fn severity(events: &[Anomaly]) -> Severity {
     } else {
         Severity::Watch
     }
+}
+
+/// Whether event `ev` is a symptom of failure mode `mode` of `profile`: its signal in its
+/// direction, or (a flat symptom) its kind on that signal.
+fn consistent(ev: &Anomaly, profile: &Profile, mode: Option<&str>) -> bool {
+    let Some(m) = mode.and_then(|id| profile.failure_modes.iter().find(|m| m.id == id)) else {
+        return false;
+    };
+    let dir = anomaly_direction(ev);
+    m.symptoms.iter().any(|s| {
+        s.signal == *ev.sensor.signal
+            && if s.direction == Direction::Flat {
+                s.kinds.is_empty() || s.kinds.contains(&ev.kind)
+            } else {
+                s.direction == dir
+                    && (s.kinds.is_empty() || ev.kinds.iter().any(|k| s.kinds.contains(k)))
+            }
+    })
 }
 
 fn symptom(e: &Anomaly) -> IncidentSymptom {
@@ -153,6 +180,7 @@ impl Incidents {
         Self {
             tuning,
             open: Vec::new(),
+            recent: Vec::new(),
             closed: Vec::new(),
             max_closed,
         }
@@ -203,6 +231,11 @@ impl Incidents {
                     })
                     .flatten()
             });
+        let idx = match idx {
+            Some(i) => Some(i),
+            None if ev.phase == Phase::Opened => self.reopen(ev, sensor),
+            None => None,
+        };
         let Some(idx) = idx else {
             if ev.phase == Phase::Opened {
                 self.start(ev, profile, sensor, quiet, counters, out);
@@ -255,6 +288,30 @@ impl Incidents {
                 Counters::add(&counters.events_suppressed);
             }
         }
+    }
+
+    /// Re-opens the latest recently closed incident of the event's asset and class that the
+    /// event is consistent with (see the module doc); its index among the open ones.
+    fn reopen(&mut self, ev: &Anomaly, sensor: bool) -> Option<usize> {
+        let horizon = ev.since_ns.saturating_sub(self.tuning.rejoin_ns);
+        self.recent
+            .retain(|o| o.incident.closed_ns.is_some_and(|t| t >= horizon));
+        let k = self.recent.iter().rposition(|o| {
+            o.incident.asset == *ev.sensor.asset
+                && o.sensor == sensor
+                && o.incident.closed_ns.is_some_and(|t| t <= ev.since_ns)
+                && consistent(ev, &o.profile, o.diagnosis.first().map(|c| c.id.as_str()))
+        })?;
+        let mut o = self.recent.remove(k);
+        self.closed.retain(|i| i.id != o.incident.id);
+        o.incident.phase = Phase::Updated;
+        o.incident.closed_ns = None;
+        o.incident.resolution = None;
+        o.all_closed_since = None;
+        // Told as an update (the symptom is back), not as a new incident.
+        o.pending = true;
+        self.open.push(o);
+        Some(self.open.len() - 1)
     }
 
     fn start(
@@ -314,7 +371,7 @@ impl Incidents {
             if let Some(t) = o.all_closed_since {
                 if now_ns.saturating_sub(t) >= self.tuning.hold_off_ns {
                     let o = self.open.remove(i);
-                    let mut inc = o.incident;
+                    let mut inc = o.incident.clone();
                     inc.phase = Phase::Closed;
                     inc.closed_ns = Some(t);
                     inc.updated_ns = now_ns.max(t);
@@ -331,7 +388,17 @@ impl Incidents {
                     Counters::add(&counters.incidents_closed);
                     due.push(inc.asset.clone());
                     out.push(Output::Incident(inc.clone()));
-                    self.closed.push(inc);
+                    self.closed.push(inc.clone());
+                    if self.tuning.rejoin_ns > 0 {
+                        self.recent.push(Open {
+                            incident: inc,
+                            pending: false,
+                            ..o
+                        });
+                        if self.recent.len() > self.max_closed {
+                            self.recent.remove(0);
+                        }
+                    }
                     if self.closed.len() > self.max_closed {
                         self.closed.drain(..self.closed.len() - self.max_closed);
                     }

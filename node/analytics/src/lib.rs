@@ -61,13 +61,18 @@ pub struct Options {
     pub incident_hold_off_s: f64,
     /// Least seconds between two updates of one incident (floods are suppressed and counted).
     pub incident_update_s: f64,
+    /// Seconds after an incident closed during which a new symptom consistent with its
+    /// diagnosed failure mode (a symptom of that mode: signal and direction, or the sensor
+    /// kind) re-opens it instead of opening a new incident.
+    pub incident_rejoin_s: f64,
     /// Answering operator questions (shifts, UTC offset, model budget).
     pub ask: millwright_reason::AskOptions,
 }
 
 impl Options {
     /// Defaults for `site`: no scheduled reports, the latest 1000 events, cards and
-    /// incidents; incidents close 60 s after their last symptom, update at most once a minute.
+    /// incidents; incidents close 60 s after their last symptom, update at most once a minute,
+    /// re-open on a symptom of the same failure mode up to an hour after they closed.
     pub fn new(site: impl Into<String>) -> Self {
         Self {
             site: site.into(),
@@ -77,6 +82,7 @@ impl Options {
             max_incidents: 1000,
             incident_hold_off_s: 60.0,
             incident_update_s: 60.0,
+            incident_rejoin_s: 3600.0,
             ask: millwright_reason::AskOptions::default(),
         }
     }
@@ -220,6 +226,7 @@ impl Analytics {
             Tuning {
                 hold_off_ns: secs_ns(opts.incident_hold_off_s),
                 update_every_ns: secs_ns(opts.incident_update_s),
+                rejoin_ns: secs_ns(opts.incident_rejoin_s),
             },
             opts.max_incidents,
         );

@@ -499,3 +499,77 @@ fn a_stuck_sensor_during_a_process_fault_is_its_own_incident() {
     assert_eq!(opened.len(), 2, "{opened:?}");
     assert_eq!(opened[1].top().unwrap().id, "sensor_fault");
 }
+
+#[test]
+fn a_symptom_of_the_same_mode_soon_after_the_close_reopens_the_incident() {
+    use AnomalyKind::*;
+    let mut a = machine();
+    // Overheating: the bearing temperature rises, settles (the incident closes), rises again
+    // 20 min later: the same fault, one incident told again as an update. A symptom of no
+    // symptom of that mode (suction pressure falling) and one after the re-join window
+    // are new incidents.
+    let hot = |since: i64| {
+        ev(
+            "P-101",
+            "bearing_temp_c",
+            &[LevelShift],
+            Phase::Opened,
+            since,
+            since,
+            6.0,
+            0.9,
+        )
+    };
+    let e1 = hot(100);
+    let e2 = hot(1500);
+    let e3 = hot(1500 + 3700 + 200);
+    let other = ev(
+        "P-101",
+        "suction_pressure_bar",
+        &[LevelShift],
+        Phase::Opened,
+        1700,
+        1700,
+        -6.0,
+        0.9,
+    );
+    // Empty steps are clock ticks (the hold-off runs out).
+    let steps = vec![
+        (100, vec![e1.clone()]),
+        (300, vec![closed(e1, 300)]),
+        (400, vec![]),
+        (1500, vec![e2.clone()]),
+        (1550, vec![closed(e2, 1550)]),
+        (1650, vec![]),
+        (1700, vec![other.clone()]),
+        (1750, vec![closed(other, 1750)]),
+        (1850, vec![]),
+        (1500 + 3700 + 200, vec![e3]),
+    ];
+    let out = run(&mut a, steps, 1500 + 3700 + 400);
+    let opened: Vec<i64> = incidents(&out, Phase::Opened)
+        .iter()
+        .map(|i| (i.opened_ns - T0) / S)
+        .collect();
+    assert_eq!(opened, vec![100, 1700, 5400], "{opened:?}");
+    let first = "P-101#".to_string() + &(T0 + 100 * S).to_string();
+    assert!(
+        incidents(&out, Phase::Updated)
+            .iter()
+            .any(|i| i.id == first && i.symptoms.len() == 2 && i.closed_ns.is_none()),
+        "the first incident re-opened with the second event"
+    );
+    assert_eq!(
+        incidents(&out, Phase::Closed)
+            .iter()
+            .filter(|i| i.id == first)
+            .count(),
+        2,
+        "closed, re-opened, closed again"
+    );
+    let alerts_opened = alerts(&out)
+        .iter()
+        .filter(|c| c.phase == Phase::Opened)
+        .count();
+    assert_eq!(alerts_opened, 3);
+}

@@ -81,6 +81,9 @@ impl CorrelationDetector {
     }
 }
 
+/// A driver without a gap threshold is lost after this long without a reading, s.
+const DRIVER_MAX_AGE_S: f64 = 60.0;
+
 /// A reading waiting to be judged: time, value, quality.
 type Reading1 = (i64, f64, Quality);
 
@@ -395,16 +398,27 @@ impl AssetMonitor {
             *t = ts_ns;
         }
         let mut x = NO_DRIVERS;
+        let mut lost = false;
         if let Some(d) = self.drivers.get(idx) {
             for (slot, j) in x.iter_mut().zip(d.idx.iter().take(d.n)) {
                 if let Some(s) = self.signals.get(*j) {
                     *slot = s.driver_value();
+                    // A driver without a reading for longer than its gap threshold (a broken
+                    // loop, a silent device) or stuck on one value leaves the expected value
+                    // unknown.
+                    let max_age_ns = (s.params().gap_s.unwrap_or(DRIVER_MAX_AGE_S) * 1e9) as i64;
+                    lost |= s.stuck()
+                        || s.last_ts()
+                            .is_some_and(|t| ts_ns.saturating_sub(t) > max_age_ns);
                 }
             }
         }
         let Some(det) = self.signals.get_mut(idx) else {
             return;
         };
+        if det.is_dependent() {
+            det.set_drivers_lost(lost, ts_ns);
+        }
         if let Some(mut a) = det.observe_driven(ts_ns, value, quality, &x) {
             if a.resolution == Some(Resolution::NewNormal) {
                 self.mark_relearned(idx);

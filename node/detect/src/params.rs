@@ -177,4 +177,7 @@ pub struct SignalCounters {
     pub gaps: u64,
     /// Events closed as the new normal (the baseline re-learned).
     pub relearned: u64,
+    /// Times a dependent signal met an operating point its regression had not learned and
+    /// adapted to it (not judged meanwhile).
+    pub adapted: u64,
 }

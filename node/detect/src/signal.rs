@@ -46,6 +46,21 @@ const RESYNC_AFTER: u32 = 3;
 /// smoothers clipped there, so one absurd reading cannot hold them away for thousands of
 /// readings; a reading back inside that band pulls smoothers left outside it back at once.
 const SMOOTH_CLIP_Z: f64 = 100.0;
+/// A signal with a flatline check whose value repeated exactly (within the tolerance) this many
+/// readings in a row is suspect: its baseline detectors are silent and it does not learn until
+/// it moves again (a frozen transmitter first shows as a level shift against its drivers; it
+/// must show as the flatline it is, not as a process symptom).
+const FLAT_SUSPECT_N: u32 = 5;
+/// A dependent signal's drivers are at an operating point the regression has not learned (a
+/// setpoint never seen, or forgotten) when a driver is this far (scaled: 1 = half its normal
+/// range) outside the range the fit learned recently (the envelope of the learned driver
+/// values, relaxing at the baseline's rate).
+const NOVEL_MARGIN: f64 = 0.3;
+/// Least time a dependent signal adapts to a new operating point, s.
+const ADAPT_MIN_S: f64 = 300.0;
+/// The regression learns the new operating point only from this long after it was first
+/// met (a run-down before the stop shows, or a ramp to the new point, is no point to learn), s.
+const ADAPT_LEARN_AFTER_S: f64 = 60.0;
 /// No driver value yet.
 pub const NO_DRIVERS: [f64; MAX_DRIVERS] = [f64::NAN; MAX_DRIVERS];
 
@@ -103,6 +118,18 @@ pub struct SignalDetector {
     cusum_neg_since: i64,
     flat_since: i64,
     flat_value: f64,
+    /// Readings in the current run of equal values.
+    flat_n: u32,
+    /// A driver has no recent reading (its residual cannot be judged).
+    drivers_lost: bool,
+    /// When the drivers came back after being lost.
+    drivers_back_ns: i64,
+    /// Adapting to a new operating point until then (not judged, the regression learns).
+    adapt_until_ns: i64,
+    /// When the current adaptation began.
+    adapt_since_ns: i64,
+    /// Scaled driver values the fit learned recently: [low, high] per driver (NaN: none yet).
+    envelope: [[f64; 2]; MAX_DRIVERS],
     last_gap_s: f64,
     z: f64,
     z_fast: f64,
@@ -194,6 +221,12 @@ impl SignalDetector {
             cusum_neg_since: 0,
             flat_since: 0,
             flat_value: f64::NAN,
+            flat_n: 0,
+            drivers_lost: false,
+            drivers_back_ns: i64::MIN,
+            adapt_until_ns: i64::MIN,
+            adapt_since_ns: i64::MIN,
+            envelope: [[f64::NAN; 2]; MAX_DRIVERS],
             last_gap_s: 0.0,
             z: 0.0,
             z_fast: 0.0,
@@ -298,6 +331,72 @@ impl SignalDetector {
     pub fn set_running(&mut self, running: bool, started_ns: i64) {
         self.running = running;
         self.started_ns = started_ns;
+    }
+
+    /// Tells a dependent signal whether one of its drivers has no recent reading (the monitor
+    /// checks before each reading): while lost, and for three lag time constants (at least
+    /// the settle time) after the drivers are back, the baseline detectors are silent and do
+    /// not learn, as after a start — the expected value is not known.
+    pub fn set_drivers_lost(&mut self, lost: bool, ts_ns: i64) {
+        if lost {
+            self.drivers_lost = true;
+        } else if self.drivers_lost {
+            self.drivers_lost = false;
+            self.drivers_back_ns = ts_ns;
+        }
+    }
+
+    /// True while the value has repeated exactly long enough to be suspect (a stuck
+    /// transmitter): not a value to judge with, nor to judge others by.
+    pub fn stuck(&self) -> bool {
+        self.flat_n >= FLAT_SUSPECT_N
+    }
+
+    /// Whether the baseline detectors wait for the drivers (lost, or back too recently).
+    fn waiting_for_drivers(&self, ts_ns: i64) -> bool {
+        let settle_ns = ((3.0 * self.p.depends_lag_s * 1e9) as i64).max(self.p.settle_ns);
+        self.drivers_lost || ts_ns.saturating_sub(self.drivers_back_ns) < settle_ns
+    }
+
+    /// Whether a driver is well outside the envelope of the driver values learned recently.
+    fn novel(&self, drivers: &[f64; MAX_DRIVERS]) -> bool {
+        self.p
+            .drivers
+            .iter()
+            .zip(drivers)
+            .zip(&self.envelope)
+            .any(|((sc, x), [lo, hi])| {
+                let u = (x - sc.centre) * sc.inv_half;
+                u.is_finite() && (u < lo - NOVEL_MARGIN || u > hi + NOVEL_MARGIN)
+            })
+    }
+
+    /// Takes the drivers' values into the envelope (which relaxes towards them at the
+    /// baseline's rate, so an operating point the fit has forgotten becomes new again).
+    fn widen_envelope(&mut self, drivers: &[f64; MAX_DRIVERS]) {
+        let a = self.a_base;
+        for ((sc, x), e) in self
+            .p
+            .drivers
+            .iter()
+            .zip(drivers)
+            .zip(self.envelope.iter_mut())
+        {
+            let u = ((x - sc.centre) * sc.inv_half).clamp(-4.0, 4.0);
+            if !u.is_finite() {
+                continue;
+            }
+            if e[0].is_nan() || u < e[0] {
+                e[0] = u;
+            } else {
+                e[0] += a * (u - e[0]);
+            }
+            if e[1].is_nan() || u > e[1] {
+                e[1] = u;
+            } else {
+                e[1] += a * (u - e[1]);
+            }
+        }
     }
 
     fn sigma(&self) -> f64 {
@@ -540,7 +639,31 @@ impl SignalDetector {
             }
         }
         self.counters.readings += 1;
-        let gated = !self.running || ts_ns.saturating_sub(self.started_ns) < self.p.settle_ns;
+        let gated = !self.running
+            || ts_ns.saturating_sub(self.started_ns) < self.p.settle_ns
+            || (self.reg.is_some() && self.waiting_for_drivers(ts_ns));
+
+        let mut sub = SubScores {
+            gap: gap_score,
+            ..SubScores::default()
+        };
+        // Flatline first: a value repeating exactly is suspect before it is a flatline.
+        if let Some((after_s, tol)) = self.p.flatline {
+            if !self.running {
+                // A stopped machine's readings may well be constant.
+                self.flat_value = f64::NAN;
+                self.flat_n = 0;
+            } else if !self.flat_value.is_finite() || (value - self.flat_value).abs() > tol {
+                self.flat_value = value;
+                self.flat_since = ts_ns;
+                self.flat_n = 1;
+            } else {
+                self.flat_n = self.flat_n.saturating_add(1);
+                let flat_s = ts_ns.saturating_sub(self.flat_since) as f64 * 1e-9;
+                sub.flatline = ratio_score(flat_s, after_s);
+            }
+        }
+        let suspect = self.stuck();
 
         // The value the baseline detectors see: the residual for a dependent signal.
         let expected = match &mut self.reg {
@@ -550,6 +673,29 @@ impl SignalDetector {
             }
             None => 0.0,
         };
+        // A new operating point (the drivers where the fit has not learned them): the expected
+        // value is an extrapolation. The signal adapts: not judged, the regression learns the
+        // new point unclipped, for three lags (at least ADAPT_MIN_S and the settle time).
+        let adapting = if self.reg.is_some() && self.learned && !gated {
+            if self.novel(drivers) {
+                let s = (3.0 * self.p.depends_lag_s).max(ADAPT_MIN_S);
+                let ns = ((s * 1e9) as i64).max(self.p.settle_ns);
+                if ts_ns >= self.adapt_until_ns {
+                    self.counters.adapted += 1;
+                    self.adapt_since_ns = ts_ns;
+                }
+                self.adapt_until_ns = ts_ns.saturating_add(ns);
+            }
+            ts_ns < self.adapt_until_ns
+        } else {
+            false
+        };
+        let settled =
+            ts_ns.saturating_sub(self.adapt_since_ns) >= (ADAPT_LEARN_AFTER_S * 1e9) as i64;
+        if self.reg.is_some() && !gated && (!adapting || settled) {
+            self.widen_envelope(drivers);
+        }
+        let gated = gated || adapting;
         let x = value - expected;
         let x_raw = x;
         let x = if self.learned && !gated {
@@ -583,6 +729,7 @@ impl SignalDetector {
                 self.cusum_pos = 0.0;
                 self.cusum_neg = 0.0;
                 self.flat_value = f64::NAN;
+                self.flat_n = 0;
             }
         } else {
             self.fast += self.a_fast * (x - self.fast);
@@ -592,13 +739,14 @@ impl SignalDetector {
         self.was_gated = gated;
 
         let learn_n = u64::from(self.p.learn_n);
-        let mut sub = SubScores {
-            gap: gap_score,
-            ..SubScores::default()
-        };
-        if gated {
+        if gated || (self.learned && suspect) {
             self.z = 0.0;
             self.z_fast = 0.0;
+            if adapting && settled && !suspect && !self.hold {
+                if let Some(reg) = &mut self.reg {
+                    reg.learn(value, Some(self.a_base));
+                }
+            }
         } else if !self.learned {
             self.n += 1;
             self.learn_time_s += dt_s;
@@ -626,7 +774,12 @@ impl SignalDetector {
                 sub.level_shift = l;
             }
             if let Some(t) = self.p.spike_z {
-                sub.spike = ratio_score(z.abs(), t);
+                let mut sp = ratio_score(z.abs(), t);
+                if self.p.min_delta > 0.0 {
+                    // A spike must matter in the unit too, as a level shift must.
+                    sp = sp.min(ratio_score(r.abs(), 0.5 * self.p.min_delta));
+                }
+                sub.spike = sp;
             }
             if let Some((k, h)) = self.p.drift {
                 let zc = z.clamp(-CUSUM_CLIP_Z, CUSUM_CLIP_Z);
@@ -685,18 +838,6 @@ impl SignalDetector {
             }
         }
 
-        if let Some((after_s, tol)) = self.p.flatline {
-            if !self.running {
-                // A stopped machine's readings may well be constant.
-                self.flat_value = f64::NAN;
-            } else if !self.flat_value.is_finite() || (value - self.flat_value).abs() > tol {
-                self.flat_value = value;
-                self.flat_since = ts_ns;
-            } else {
-                let flat_s = ts_ns.saturating_sub(self.flat_since) as f64 * 1e-9;
-                sub.flatline = ratio_score(flat_s, after_s);
-            }
-        }
         if let Some(l) = self.p.limits {
             sub.limit = limit_score_sided(raw, &l, self.p.normal, !gated);
         }

@@ -40,6 +40,12 @@ struct Script {
     level_steps: Vec<(&'static str, u64, f64)>,
     /// Fault ramps: (signal, from second, total, over seconds).
     faults: Vec<(&'static str, u64, f64, f64)>,
+    /// A stuck transmitter: (signal, from second); the value stays exactly what it was.
+    frozen: Vec<(&'static str, u64)>,
+    /// A broken loop: (signal, from second, to second); its readings are bad.
+    lost: Vec<(&'static str, u64, u64)>,
+    /// Drive speed setpoints: (from second, synchronous rpm; 1500 before the first).
+    speed_steps: Vec<(u64, f64)>,
 }
 
 /// Runs the motor through the monitor; returns the events and the per-second asset score.
@@ -67,6 +73,7 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
         1.0 - (-1.0f64 / 20.0).exp(),
     );
     let mut ev = Vec::new();
+    let mut held = [f64::NAN; 6];
     let mut scores = Vec::with_capacity(s.seconds as usize);
     for t in 0..s.seconds {
         let stopped = s.stops.iter().any(|&(a, b)| t >= a && t < b);
@@ -79,6 +86,13 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
                 target = l;
             }
         }
+        let sync = s
+            .speed_steps
+            .iter()
+            .rev()
+            .find(|&&(from, _)| t >= from)
+            .map_or(1500.0, |&(_, rpm)| rpm);
+        let n = sync / 1500.0;
         let eff_target = if stopped { 0.0 } else { target };
         load += (eff_target - load) * a_l;
         let running = !stopped;
@@ -94,17 +108,17 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
         };
         winding += (w_target - winding) * a_w;
         bearing += (b_target - bearing) * a_b;
-        let speed = if running { 1500.0 - 20.0 * load } else { 0.0 };
+        let speed = if running { sync - 20.0 * load } else { 0.0 };
         let current = if running {
-            140.0 * (0.3 + 0.7 * load)
+            140.0 * (0.3 + 0.7 * load * n)
         } else {
             0.0
         };
-        let power = if running { 75.0 * load } else { 0.0 };
+        let power = if running { 75.0 * load * n } else { 0.0 };
         let vib = if running {
             let a = 0.9 * (0.8 + 0.4 * load);
             let c = 0.3 * (0.5 + load);
-            (a * a + 0.35 * 0.35 + c * c).sqrt()
+            n * n * (a * a + 0.35 * 0.35 + c * c).sqrt()
         } else {
             0.05
         };
@@ -128,9 +142,27 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
                 v[k] += total * ((tf - from as f64) / over).min(1.0);
             }
         }
+        for &(sig, from) in &s.frozen {
+            let k = names.iter().position(|n| *n == sig).unwrap();
+            if t >= from {
+                if held[k].is_nan() {
+                    held[k] = v[k];
+                }
+                v[k] = held[k];
+            }
+        }
         let ts = T0 + t as i64 * SEC;
         for (k, x) in v.iter().enumerate() {
-            mon.observe_at(idx[k], ts, *x, Quality::Good, &mut ev);
+            let bad = s
+                .lost
+                .iter()
+                .any(|&(sig, a, b)| names[k] == sig && t >= a && t < b);
+            let (x, q) = if bad {
+                (f64::NAN, Quality::Bad)
+            } else {
+                (*x, Quality::Good)
+            };
+            mon.observe_at(idx[k], ts, x, q, &mut ev);
         }
         mon.tick(ts + SEC / 2, &mut ev);
         scores.push(mon.score());
@@ -187,6 +219,94 @@ fn load_steps_on_dependent_signals_raise_nothing() {
             .iter()
             .any(|a| &*a.sensor.signal == "winding_temp_c"),
         "without depends_on the winding temperature alarms: {:?}",
+        describe(&ev)
+    );
+}
+
+#[test]
+fn a_stuck_dependent_signal_is_a_flatline_not_a_process_symptom() {
+    // The current freezes while the load keeps changing: against its driver it looks like a
+    // level shift, but a value repeating exactly is the sensor (issue 10: one incident, a
+    // sensor fault).
+    let p = profile("electric-motor");
+    let script = Script {
+        seconds: 3 * 3600,
+        random_load: true,
+        frozen: vec![("motor_current_a", 7200)],
+        ..Script::default()
+    };
+    for seed in [1, 2, 3] {
+        let (ev, _) = run_motor(&p, &script, seed);
+        let after: Vec<&Anomaly> = opened(&ev)
+            .into_iter()
+            .filter(|a| a.since_ns >= T0 + 7200 * SEC)
+            .collect();
+        let kinds: Vec<(&str, AnomalyKind)> =
+            after.iter().map(|a| (&*a.sensor.signal, a.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![("motor_current_a", AnomalyKind::Flatline)],
+            "seed {seed}: {:?}",
+            describe(&ev)
+        );
+    }
+}
+
+#[test]
+fn a_lost_driver_leaves_its_dependents_unjudged_until_it_is_back_and_settled() {
+    // Shaft power (the driver of vibration, bearing temperature, current and speed) is bad
+    // for an hour while the load keeps changing: only its own dropout is an event.
+    let p = profile("electric-motor");
+    let script = Script {
+        seconds: 4 * 3600,
+        random_load: true,
+        load_steps: vec![(7300, 0.95), (8000, 0.5)],
+        lost: vec![("shaft_power_kw", 7200, 10_800)],
+        ..Script::default()
+    };
+    for seed in [1, 2] {
+        let (ev, _) = run_motor(&p, &script, seed);
+        let signals: Vec<&str> = opened(&ev).iter().map(|a| &*a.sensor.signal).collect();
+        assert_eq!(
+            signals,
+            vec!["shaft_power_kw"],
+            "seed {seed}: {:?}",
+            describe(&ev)
+        );
+    }
+}
+
+#[test]
+fn a_speed_setpoint_never_seen_is_adapted_to_and_a_fault_after_it_is_found() {
+    // The drive runs at 1500 rpm, then at 1200 rpm (never seen: vibration falls with the
+    // square of the speed, the winding runs hotter for the same current), then at 1500 again.
+    let p = profile("electric-motor");
+    let script = Script {
+        seconds: 5 * 3600,
+        random_load: true,
+        speed_steps: vec![(5400, 1200.0), (10_800, 1500.0)],
+        ..Script::default()
+    };
+    for seed in [1, 2] {
+        let (ev, _) = run_motor(&p, &script, seed);
+        assert!(
+            opened(&ev).is_empty(),
+            "seed {seed}: setpoint changes raised events: {:?}",
+            describe(&ev)
+        );
+    }
+    let mut faulty = script.clone();
+    faulty.faults = vec![("winding_temp_c", 14_400, 20.0, 900.0)];
+    let (ev, _) = run_motor(&p, &faulty, 1);
+    let found: Vec<&Anomaly> = opened(&ev)
+        .into_iter()
+        .filter(|a| &*a.sensor.signal == "winding_temp_c" && a.since_ns >= T0 + 14_400 * SEC)
+        .collect();
+    assert!(
+        found
+            .first()
+            .is_some_and(|a| a.since_ns <= T0 + (14_400 + 900) * SEC),
+        "the winding fault after the setpoint changes is found: {:?}",
         describe(&ev)
     );
 }

@@ -270,7 +270,10 @@ pub fn encode(a: &Anomaly, profile: Option<&Profile>) -> Facts {
         };
         let meaningful = rate.abs() * (trend_s / 60.0).max(1.0) >= e.spread
             || matches!(a.kind, AnomalyKind::Drift | AnomalyKind::RateOfChange);
-        if e.learned && meaningful && rate != 0.0 && a.kind != AnomalyKind::Flatline {
+        // A correlated event is worded by its deviation: a member's short-term trend against
+        // the group's direction (falling while the group deviates upward) is left out.
+        let against = a.kind == AnomalyKind::Correlated && e.z != 0.0 && rate * e.z < 0.0;
+        if e.learned && meaningful && rate != 0.0 && a.kind != AnomalyKind::Flatline && !against {
             let r = sig2(rate.abs());
             f.push(&r, &format!("{unit}/min"));
             let word = if rate > 0.0 { "rising" } else { "falling" };

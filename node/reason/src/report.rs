@@ -95,6 +95,7 @@ fn incidents(
     profile: Option<&Profile>,
     actions: &mut Vec<RankedAction>,
     severe: &mut bool,
+    lead: &mut Option<String>,
 ) -> Vec<ReportIncident> {
     let mut sorted: Vec<&Incident> = input.incidents.iter().collect();
     sorted.sort_by_key(|i| std::cmp::Reverse(i.opened_ns));
@@ -146,6 +147,10 @@ fn incidents(
                 mode_actions(i, profile),
             ),
         };
+        if open && top.is_some() && lead.is_none() {
+            // The newest open incident's diagnosed mode: its first action leads the list.
+            *lead = acts.first().map(|a| a.text.clone());
+        }
         for act in acts {
             let act = soften(act, open);
             *severe |= open && act.urgency == Urgency::Immediate;
@@ -179,7 +184,14 @@ pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> Maintenan
     let mut actions: Vec<RankedAction> = Vec::new();
     let mut anomalies = Vec::new();
     let mut any_open_severe = false;
-    let incidents = incidents(input, profile, &mut actions, &mut any_open_severe);
+    let mut lead = None;
+    let incidents = incidents(
+        input,
+        profile,
+        &mut actions,
+        &mut any_open_severe,
+        &mut lead,
+    );
     for a in &input.anomalies {
         let facts = encode(a, profile);
         let card = input.cards.iter().find(|c| c.id == a.id);
@@ -294,6 +306,15 @@ pub fn build_report(input: &ReportInput, profile: Option<&Profile>) -> Maintenan
             .cmp(&b.action.urgency)
             .then(b.because_of.len().cmp(&a.because_of.len()))
     });
+    // The diagnosed mode's first action comes first, before generic ones (a limit to get back
+    // inside, data to restore): it is what the diagnosis says to do about the cause.
+    if let Some(k) = lead
+        .as_ref()
+        .and_then(|t| actions.iter().position(|a| a.action.text == *t))
+    {
+        let a = actions.remove(k);
+        actions.insert(0, a);
+    }
     let status = if any_open_severe {
         "action required"
     } else if !anomalies.is_empty()
@@ -512,4 +533,73 @@ pub fn site_markdown(site: &str, reports: &[MaintenanceReport]) -> String {
 /// The report as JSON.
 pub fn to_json(r: &MaintenanceReport) -> Result<String, serde_json::Error> {
     serde_json::to_string(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millwright_core::{DiagnosedMode, Limits};
+
+    fn pump() -> Profile {
+        Profile::from_toml_str(
+            include_str!("../../../pipelines/centrifugal-pump.toml"),
+            "pump",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_diagnosed_modes_first_action_leads_a_generic_limit_action() {
+        let p = pump();
+        let t = 1_700_000_000_000_000_000;
+        let incident = Incident {
+            id: format!("P-101#{t}"),
+            asset: "P-101".into(),
+            profile: p.name.clone(),
+            phase: Phase::Opened,
+            opened_ns: t,
+            updated_ns: t,
+            closed_ns: None,
+            severity: Severity::Critical,
+            symptoms: Vec::new(),
+            diagnosis: vec![DiagnosedMode {
+                id: "bearing_wear".into(),
+                title: "Rolling-element bearing wear".into(),
+                score: 0.9,
+                confidence: 0.8,
+            }],
+            resolution: None,
+            events_merged: 0,
+            events_suppressed: 0,
+        };
+        let input = ReportInput {
+            asset: "P-101".into(),
+            signals: vec![SignalPeriodStats {
+                signal: "vibration_rms_mm_s".into(),
+                unit: "mm/s".into(),
+                count: 10,
+                last: Some(5.2),
+                limits: Limits {
+                    min: Some(0.0),
+                    max: Some(4.5),
+                },
+                ..Default::default()
+            }],
+            incidents: vec![incident],
+            ..Default::default()
+        };
+        let r = build_report(&input, Some(&p));
+        let texts: Vec<&str> = r.actions.iter().map(|a| a.action.text.as_str()).collect();
+        assert_eq!(
+            texts.first().copied(),
+            Some("check the bearing with an envelope/spectrum vibration measurement"),
+            "{texts:?}"
+        );
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with("bring vibration_rms_mm_s back inside")),
+            "the limit action is still listed: {texts:?}"
+        );
+    }
 }

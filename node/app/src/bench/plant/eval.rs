@@ -36,6 +36,8 @@ pub struct Incident {
     pub first_action: Option<String>,
     /// Whether the first action is one of the diagnosed mode's actions in the profile.
     pub action_in_mode: bool,
+    /// The card's evidence line (value, baseline, deviation) for the verbose table.
+    pub evidence: String,
 }
 
 /// The incident an output announces, if any.
@@ -68,6 +70,7 @@ pub fn incident_of(o: &Output, profile: &Profile) -> Option<Incident> {
         diagnosis,
         first_action,
         action_in_mode,
+        evidence: card.evidence.clone(),
     })
 }
 
@@ -383,12 +386,13 @@ pub fn table(results: &[RunResult]) -> String {
                     let change = m.and_then(|m| operating_change(m, t));
                     let _ = writeln!(
                         s,
-                        "         {} {}:{} -> {} {}",
+                        "         {} {}:{} -> {} {}\n             {}",
                         clock(t),
                         i.signal,
                         i.kind,
                         i.diagnosis.as_deref().unwrap_or("-"),
-                        change.map_or(String::new(), |c| format!("(after {c})"))
+                        change.map_or(String::new(), |c| format!("(after {c})")),
+                        i.evidence
                     );
                 }
             }
