@@ -122,22 +122,25 @@ fn simulated_plant_day_meets_the_trust_criteria() {
 }
 
 /// Today's measured figures as a floor, so a change that makes the analytics less trustworthy
-/// fails, while the full criteria above are not met yet (the fault-free day still has several
-/// incidents per asset; stuck sensors and dropouts give a second incident on a dependent
-/// signal). Raise these as the analytics improve; never lower them.
+/// fails, while the full criteria above are not met yet. Measured on 2026-12-01 (seeds 1 and 2):
+/// 17 of 18 fault cases meet every criterion (M-201 overheating gives two incidents on seed 1
+/// and is diagnosed as lubrication on seed 2), 17 diagnosed right; the fault-free day has four
+/// incidents, three of them at a stop (a symptom on the run-down before the state signal falls
+/// below `running_above`), at most two per asset. Raise these as the analytics improve; never
+/// lower them.
 #[test]
 fn simulated_plant_day_does_not_get_worse() {
     let s = run_bench(&["--seeds", "1,2", "--days", "1"]);
     assert_eq!(s["fault_cases"].as_u64(), Some(CASES), "{s}");
     let mut failed = Vec::new();
     let ok = s["fault_cases_ok"].as_u64().unwrap();
-    if ok < 9 {
-        failed.push(format!("fault cases meeting every criterion: {ok} < 9"));
+    if ok < 17 {
+        failed.push(format!("fault cases meeting every criterion: {ok} < 17"));
     }
     let right = s["diagnosed_right_cases"].as_u64().unwrap();
-    if right < 15 {
+    if right < 17 {
         failed.push(format!(
-            "cases diagnosed as the injected mode: {right} < 15"
+            "cases diagnosed as the injected mode: {right} < 17"
         ));
     }
     for f in s["faults"].as_array().unwrap() {
@@ -154,12 +157,12 @@ fn simulated_plant_day_does_not_get_worse() {
     for (asset, d) in s["day"]["per_asset"].as_object().unwrap() {
         let n = d["incidents"].as_u64().unwrap();
         total += n;
-        if n > 9 {
-            failed.push(format!("fault-free day: {asset} {n} incidents (> 9)"));
+        if n > 2 {
+            failed.push(format!("fault-free day: {asset} {n} incidents (> 2)"));
         }
     }
-    if total > 22 {
-        failed.push(format!("fault-free day: {total} incidents in all (> 22)"));
+    if total > 4 {
+        failed.push(format!("fault-free day: {total} incidents in all (> 4)"));
     }
     assert!(failed.is_empty(), "{}\n{s}", failed.join("\n"));
 }
