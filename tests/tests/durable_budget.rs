@@ -8,7 +8,7 @@ mod durable_common;
 
 use durable_common::*;
 use millwright_e2e::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_oldest_loses_exactly_the_counted_readings_and_keeps_the_newest() {
@@ -82,21 +82,14 @@ async fn drop_oldest_loses_exactly_the_counted_readings_and_keeps_the_newest() {
         dropped,
         "nothing more dropped once the database was back"
     );
-    let url = vm.url.clone();
-    let r = run.clone();
-    let db = tokio::task::spawn_blocking(move || {
-        let t = Instant::now();
-        loop {
-            let db = stored(&url, &r);
-            let n: usize = db.values().map(Vec::len).sum();
-            if n as f64 >= kept || t.elapsed() > Duration::from_secs(20) {
-                return db;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    })
-    .await
-    .unwrap();
+    let db = stored_once(
+        &vm.url,
+        &run,
+        kept,
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+    )
+    .await;
     let (missing, dups) = compare(&db, &run, t0_ms, 0..N);
     assert_eq!(
         missing.len() as f64,

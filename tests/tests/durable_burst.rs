@@ -71,20 +71,14 @@ async fn an_unpaced_burst_of_three_million_readings_arrives_complete() {
         N as f64 / end_to_end_s
     );
 
-    let (vm2, run2) = (vm.clone(), run.clone());
-    let db = tokio::task::spawn_blocking(move || {
-        let t = Instant::now();
-        loop {
-            let db = stored(&vm2, &run2);
-            let n: usize = db.values().map(Vec::len).sum();
-            if n as u64 >= N || t.elapsed() > Duration::from_secs(30) {
-                return db;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    })
-    .await
-    .unwrap();
+    let db = stored_once(
+        &vm,
+        &run,
+        N as f64,
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+    )
+    .await;
     let (missing, dups) = compare(&db, &run, t0_ms, 0..N);
     assert!(
         missing.is_empty(),

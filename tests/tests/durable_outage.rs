@@ -108,21 +108,14 @@ async fn a_sixty_second_database_outage_loses_nothing() {
         "the backlog of {peak_backlog} points drained in {drained_s:.1} s, faster than {REPLAY}/s"
     );
 
-    let url = vm.url.clone();
-    let r = run.clone();
-    let db = tokio::task::spawn_blocking(move || {
-        let t = Instant::now();
-        loop {
-            let db = stored(&url, &r);
-            let n: usize = db.values().map(Vec::len).sum();
-            if n as u64 >= N || t.elapsed() > Duration::from_secs(30) {
-                return db;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    })
-    .await
-    .unwrap();
+    let db = stored_once(
+        &vm.url,
+        &run,
+        N as f64,
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+    )
+    .await;
     let (missing, dups) = compare(&db, &run, t0_ms, 0..N);
     assert!(
         missing.is_empty(),

@@ -238,6 +238,31 @@ pub fn stored(vm: &str, run: &str) -> HashMap<(String, String, i64), Vec<f64>> {
     m
 }
 
+/// What the database holds for `run` once it holds at least `points` points (duplicates
+/// included) or `timeout` has passed, polled every `every` off the async runtime.
+pub async fn stored_once(
+    vm: &str,
+    run: &str,
+    points: f64,
+    timeout: Duration,
+    every: Duration,
+) -> HashMap<(String, String, i64), Vec<f64>> {
+    let (vm, run) = (vm.to_string(), run.to_string());
+    tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        loop {
+            let db = stored(&vm, &run);
+            let n: usize = db.values().map(Vec::len).sum();
+            if n as f64 >= points || t.elapsed() > timeout {
+                return db;
+            }
+            std::thread::sleep(every);
+        }
+    })
+    .await
+    .expect("the database poll")
+}
+
 /// Points stored for `run` (duplicates included).
 pub fn stored_count(vm: &str, run: &str) -> usize {
     stored(vm, run).values().map(Vec::len).sum()
