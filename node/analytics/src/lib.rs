@@ -21,7 +21,7 @@
 //! the database, the store type or a model.
 
 use millwright_core::anomaly::{Anomaly, ExplanationCard, MaintenanceReport, TextSource};
-use millwright_core::{History, Incident, LanguageModel, Reading};
+use millwright_core::{AnomalyKind, History, Incident, LanguageModel, Reading};
 use millwright_detect::AssetMonitor;
 use millwright_profile::Profile;
 pub use millwright_reason::{AskOptions, AskRequest};
@@ -65,6 +65,12 @@ pub struct Options {
     /// diagnosed failure mode (a symptom of that mode: signal and direction, or the sensor
     /// kind) re-opens it instead of opening a new incident.
     pub incident_rejoin_s: f64,
+    /// Seconds a new symptom of a running asset with operating states (`[states]`) waits
+    /// before it opens or joins an incident; if the asset stops within that time, the symptom
+    /// belonged to the run-down (current, pressure and vibration fall before the state signal
+    /// crosses `running_above`) and raises no incident (state-based alarming, ISA-18.2). A
+    /// value above its high limit never waits. 0: no wait.
+    pub stop_hold_s: f64,
     /// Answering operator questions (shifts, UTC offset, model budget).
     pub ask: millwright_reason::AskOptions,
 }
@@ -83,6 +89,7 @@ impl Options {
             incident_hold_off_s: 60.0,
             incident_update_s: 60.0,
             incident_rejoin_s: 3600.0,
+            stop_hold_s: 45.0,
             ask: millwright_reason::AskOptions::default(),
         }
     }
@@ -97,6 +104,8 @@ pub struct Counters {
     pub incidents: AtomicU64,
     /// Incident updates told.
     pub incident_updates: AtomicU64,
+    /// Symptoms that opened while the asset was running down to a stop: no incident.
+    pub symptoms_at_stop: AtomicU64,
     /// Incidents closed.
     pub incidents_closed: AtomicU64,
     /// Event phases an incident took without telling (repeats, flapping, floods held back by
@@ -201,6 +210,9 @@ pub struct Analytics {
     events: Vec<Anomaly>,
     cards: Vec<ExplanationCard>,
     incidents: Incidents,
+    /// Events waiting [`Options::stop_hold_s`] before they reach the incidents, with the time
+    /// they may go.
+    held: std::collections::VecDeque<(i64, Anomaly)>,
     /// Latest time seen (readings, ticks).
     now_ns: i64,
     last_report_ns: Option<i64>,
@@ -241,6 +253,7 @@ impl Analytics {
             events: Vec::new(),
             cards: Vec::new(),
             incidents,
+            held: std::collections::VecDeque::new(),
             now_ns: i64::MIN,
             last_report_ns: None,
             counters: Arc::new(Counters::default()),
@@ -364,23 +377,112 @@ impl Analytics {
             if ev.phase == millwright_core::Phase::Opened {
                 Counters::add(&self.counters.anomalies);
             }
-            let Some(m) = self
-                .monitors
-                .iter()
-                .find(|m| m.monitor.asset() == &*ev.sensor.asset)
-            else {
+            if self.hold(&ev, out) {
                 continue;
-            };
-            let quiet = quiet_signals(&m.monitor);
-            let profile = m.profile.clone();
-            self.incidents
-                .on_event(&ev, &profile, &quiet, &self.counters, out);
+            }
+            self.to_incidents(&ev, out);
         }
+        self.release(out);
         self.scratch = scratch;
         due.extend(self.incidents.poll(self.now_ns, &self.counters, out));
         if !due.is_empty() {
             self.reports(due, history, out);
         }
+    }
+
+    /// Whether `ev` waits (see [`Options::stop_hold_s`]): a new symptom of a running asset
+    /// with operating states, or a later phase of a waiting one; a limit breach lets its
+    /// event's waiting phases go at once.
+    fn hold(&mut self, ev: &Anomaly, out: &mut Vec<Output>) -> bool {
+        // A value above its high limit is urgent whatever the state; a low-limit breach (an
+        // oil pressure, a speed falling at a stop) is a run-down symptom like the others.
+        let e = &ev.evidence;
+        let limit = (ev.kind == AnomalyKind::Limit || ev.kinds.contains(&AnomalyKind::Limit))
+            && e.limits.max.is_some_and(|m| e.value > m);
+        let waiting = self.held.iter().any(|(_, h)| h.id == ev.id);
+        if waiting && limit {
+            let mut keep = std::collections::VecDeque::new();
+            let mut go = Vec::new();
+            for (t, h) in self.held.drain(..) {
+                if h.id == ev.id {
+                    go.push(h);
+                } else {
+                    keep.push_back((t, h));
+                }
+            }
+            self.held = keep;
+            // Its earlier phases go first, in order.
+            for h in &go {
+                self.to_incidents(h, out);
+            }
+            return false;
+        }
+        if waiting {
+            self.held.push_back((
+                ev.ts_ns.saturating_add(secs_ns(self.opts.stop_hold_s)),
+                ev.clone(),
+            ));
+            return true;
+        }
+        if limit || ev.phase != millwright_core::Phase::Opened || self.opts.stop_hold_s <= 0.0 {
+            return false;
+        }
+        let running_with_states = self.monitors.iter().any(|m| {
+            m.monitor.asset() == &*ev.sensor.asset
+                && m.profile.states.is_some()
+                && m.monitor.running()
+        });
+        if running_with_states {
+            self.held.push_back((
+                ev.ts_ns.saturating_add(secs_ns(self.opts.stop_hold_s)),
+                ev.clone(),
+            ));
+        }
+        running_with_states
+    }
+
+    /// Drops the waiting events of assets that stopped, then hands on those whose wait is over.
+    fn release(&mut self, out: &mut Vec<Output>) {
+        let monitors = &self.monitors;
+        let stopped = |a: &str| {
+            monitors
+                .iter()
+                .any(|m| m.monitor.asset() == a && !m.monitor.running())
+        };
+        let before = self.held.len();
+        let mut dropped_opened = 0;
+        self.held.retain(|(_, h)| {
+            let keep = !stopped(&h.sensor.asset);
+            if !keep && h.phase == millwright_core::Phase::Opened {
+                dropped_opened += 1;
+            }
+            keep
+        });
+        if self.held.len() != before {
+            self.counters
+                .symptoms_at_stop
+                .fetch_add(dropped_opened, Ordering::Relaxed);
+        }
+        while self.held.front().is_some_and(|(t, _)| *t <= self.now_ns) {
+            if let Some((_, ev)) = self.held.pop_front() {
+                self.to_incidents(&ev, out);
+            }
+        }
+    }
+
+    /// One event to the incidents of its asset.
+    fn to_incidents(&mut self, ev: &Anomaly, out: &mut Vec<Output>) {
+        let Some(m) = self
+            .monitors
+            .iter()
+            .find(|m| m.monitor.asset() == &*ev.sensor.asset)
+        else {
+            return;
+        };
+        let quiet = quiet_signals(&m.monitor);
+        let profile = m.profile.clone();
+        self.incidents
+            .on_event(ev, &profile, &quiet, &self.counters, out);
     }
 
     fn profile(&self, asset: &str) -> Option<Arc<Profile>> {

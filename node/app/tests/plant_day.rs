@@ -124,10 +124,10 @@ fn simulated_plant_day_meets_the_trust_criteria() {
 /// Today's measured figures as a floor, so a change that makes the analytics less trustworthy
 /// fails, while the full criteria above are not met yet. Measured on 2026-12-01 (seeds 1 and 2):
 /// 17 of 18 fault cases meet every criterion (M-201 overheating gives two incidents on seed 1
-/// and is diagnosed as lubrication on seed 2), 17 diagnosed right; the fault-free day has four
-/// incidents, three of them at a stop (a symptom on the run-down before the state signal falls
-/// below `running_above`), at most two per asset. Raise these as the analytics improve; never
-/// lower them.
+/// and is diagnosed as lubrication on seed 2), 17 diagnosed right; the fault-free day has one
+/// incident (M-201 winding temperature), none on an operating change (the run-down symptoms at a
+/// stop wait `stop_hold_s` and are dropped when the asset stops). Raise these as the analytics
+/// improve; never lower them.
 #[test]
 fn simulated_plant_day_does_not_get_worse() {
     let s = run_bench(&["--seeds", "1,2", "--days", "1"]);
@@ -157,12 +157,18 @@ fn simulated_plant_day_does_not_get_worse() {
     for (asset, d) in s["day"]["per_asset"].as_object().unwrap() {
         let n = d["incidents"].as_u64().unwrap();
         total += n;
-        if n > 2 {
-            failed.push(format!("fault-free day: {asset} {n} incidents (> 2)"));
+        if n > 1 {
+            failed.push(format!("fault-free day: {asset} {n} incidents (> 1)"));
+        }
+        let on_change = d["on_operating_change"].as_u64().unwrap();
+        if on_change > 0 {
+            failed.push(format!(
+                "fault-free day: {asset} {on_change} incidents on an operating change"
+            ));
         }
     }
-    if total > 4 {
-        failed.push(format!("fault-free day: {total} incidents in all (> 4)"));
+    if total > 1 {
+        failed.push(format!("fault-free day: {total} incidents in all (> 1)"));
     }
     assert!(failed.is_empty(), "{}\n{s}", failed.join("\n"));
 }
