@@ -380,7 +380,7 @@ impl Analytics {
             if self.hold(&ev, out) {
                 continue;
             }
-            self.to_incidents(&ev, out);
+            self.deliver_event(&ev, out);
         }
         self.release(out);
         self.scratch = scratch;
@@ -413,7 +413,7 @@ impl Analytics {
             self.held = keep;
             // Its earlier phases go first, in order.
             for h in &go {
-                self.to_incidents(h, out);
+                self.deliver_event(h, out);
             }
             return false;
         }
@@ -465,13 +465,13 @@ impl Analytics {
         }
         while self.held.front().is_some_and(|(t, _)| *t <= self.now_ns) {
             if let Some((_, ev)) = self.held.pop_front() {
-                self.to_incidents(&ev, out);
+                self.deliver_event(&ev, out);
             }
         }
     }
 
     /// One event to the incidents of its asset.
-    fn to_incidents(&mut self, ev: &Anomaly, out: &mut Vec<Output>) {
+    fn deliver_event(&mut self, ev: &Anomaly, out: &mut Vec<Output>) {
         let Some(m) = self
             .monitors
             .iter()
