@@ -449,7 +449,6 @@ impl Analytics {
                 .iter()
                 .any(|m| m.monitor.asset() == a && !m.monitor.running())
         };
-        let before = self.held.len();
         let mut dropped_opened = 0;
         self.held.retain(|(_, h)| {
             let keep = !stopped(&h.sensor.asset);
@@ -458,11 +457,9 @@ impl Analytics {
             }
             keep
         });
-        if self.held.len() != before {
-            self.counters
-                .symptoms_at_stop
-                .fetch_add(dropped_opened, Ordering::Relaxed);
-        }
+        self.counters
+            .symptoms_at_stop
+            .fetch_add(dropped_opened, Ordering::Relaxed);
         while self.held.front().is_some_and(|(t, _)| *t <= self.now_ns) {
             if let Some((_, ev)) = self.held.pop_front() {
                 self.deliver_event(&ev, out);
