@@ -122,8 +122,12 @@ pub struct SignalDetector {
     flat_n: u32,
     /// A driver has no recent reading (its residual cannot be judged).
     drivers_lost: bool,
+    /// When the drivers were last lost (the start of the current or last loss).
+    drivers_lost_since_ns: i64,
     /// When the drivers came back after being lost.
     drivers_back_ns: i64,
+    /// How long the baseline detectors wait after that, ns.
+    drivers_wait_ns: i64,
     /// Adapting to a new operating point until then (not judged, the regression learns).
     adapt_until_ns: i64,
     /// When the current adaptation began.
@@ -223,7 +227,9 @@ impl SignalDetector {
             flat_value: f64::NAN,
             flat_n: 0,
             drivers_lost: false,
+            drivers_lost_since_ns: i64::MIN,
             drivers_back_ns: i64::MIN,
+            drivers_wait_ns: 0,
             adapt_until_ns: i64::MIN,
             adapt_since_ns: i64::MIN,
             envelope: [[f64::NAN; 2]; MAX_DRIVERS],
@@ -333,29 +339,53 @@ impl SignalDetector {
         self.started_ns = started_ns;
     }
 
-    /// Tells a dependent signal whether one of its drivers has no recent reading (the monitor
-    /// checks before each reading): while lost, and for three lag time constants (at least
-    /// the settle time) after the drivers are back, the baseline detectors are silent and do
+    /// Tells a dependent signal whether one of its drivers has no recent reading or is stuck
+    /// (the monitor checks before each reading): while lost, and for a while after the drivers
+    /// are back (see [`Self::wait_after_loss_ns`]), the baseline detectors are silent and do
     /// not learn, as after a start — the expected value is not known.
     pub fn set_drivers_lost(&mut self, lost: bool, ts_ns: i64) {
         if lost {
+            if !self.drivers_lost {
+                self.drivers_lost_since_ns = ts_ns;
+            }
             self.drivers_lost = true;
         } else if self.drivers_lost {
             self.drivers_lost = false;
             self.drivers_back_ns = ts_ns;
+            self.drivers_wait_ns =
+                self.wait_after_loss_ns(ts_ns.saturating_sub(self.drivers_lost_since_ns));
         }
+    }
+
+    /// How long the expected value stays unknown after the drivers were lost for `lost_ns`.
+    /// After a long loss, or without a lag: three lags, at least the settle time, as after a
+    /// start. Through a lag the filtered features hold the lost period's (stale) driver values
+    /// with a share `1 − e^(−lost/τ)` that then decays as `e^(−t/τ)`, below e⁻³ (5 %) after
+    /// `τ · (3 + ln share)`: the wait is that fraction of the full one, none when the share is
+    /// already below. A driver suspect for a few readings (a value repeating exactly while
+    /// the load is steady) leaves a negligible share and must not blind its dependents for
+    /// three lags (40 min for a winding temperature), with a fault growing unseen meanwhile.
+    fn wait_after_loss_ns(&self, lost_ns: i64) -> i64 {
+        let tau = self.p.depends_lag_s;
+        let full_ns = ((3.0 * tau * 1e9) as i64).max(self.p.settle_ns);
+        if tau <= 0.0 {
+            return full_ns;
+        }
+        let lost_s = lost_ns.max(0) as f64 * 1e-9;
+        let share = 1.0 - (-lost_s / tau).exp();
+        let fraction = ((3.0 + share.max(1e-300).ln()) / 3.0).clamp(0.0, 1.0);
+        (full_ns as f64 * fraction) as i64
+    }
+
+    /// Whether the baseline detectors wait for the drivers (lost, or back too recently).
+    fn waiting_for_drivers(&self, ts_ns: i64) -> bool {
+        self.drivers_lost || ts_ns.saturating_sub(self.drivers_back_ns) < self.drivers_wait_ns
     }
 
     /// True while the value has repeated exactly long enough to be suspect (a stuck
     /// transmitter): not a value to judge with, nor to judge others by.
     pub fn stuck(&self) -> bool {
         self.flat_n >= FLAT_SUSPECT_N
-    }
-
-    /// Whether the baseline detectors wait for the drivers (lost, or back too recently).
-    fn waiting_for_drivers(&self, ts_ns: i64) -> bool {
-        let settle_ns = ((3.0 * self.p.depends_lag_s * 1e9) as i64).max(self.p.settle_ns);
-        self.drivers_lost || ts_ns.saturating_sub(self.drivers_back_ns) < settle_ns
     }
 
     /// Whether a driver is well outside the envelope of the driver values learned recently.
@@ -675,7 +705,8 @@ impl SignalDetector {
         };
         // A new operating point (the drivers where the fit has not learned them): the expected
         // value is an extrapolation. The signal adapts: not judged, the regression learns the
-        // new point unclipped, for three lags (at least ADAPT_MIN_S and the settle time).
+        // new point unclipped (its shape faster than elsewhere: `learn_new_point`), for three
+        // lags (at least ADAPT_MIN_S and the settle time).
         let adapting = if self.reg.is_some() && self.learned && !gated {
             if self.novel(drivers) {
                 let s = (3.0 * self.p.depends_lag_s).max(ADAPT_MIN_S);
@@ -744,7 +775,7 @@ impl SignalDetector {
             self.z_fast = 0.0;
             if adapting && settled && !suspect && !self.hold {
                 if let Some(reg) = &mut self.reg {
-                    reg.learn(value, Some(self.a_base));
+                    reg.learn_new_point(value, self.a_base);
                 }
             }
         } else if !self.learned {

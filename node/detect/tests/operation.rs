@@ -42,6 +42,8 @@ struct Script {
     faults: Vec<(&'static str, u64, f64, f64)>,
     /// A stuck transmitter: (signal, from second); the value stays exactly what it was.
     frozen: Vec<(&'static str, u64)>,
+    /// A transmitter stuck for a while: (signal, from second, to second).
+    frozen_between: Vec<(&'static str, u64, u64)>,
     /// A broken loop: (signal, from second, to second); its readings are bad.
     lost: Vec<(&'static str, u64, u64)>,
     /// Drive speed setpoints: (from second, synchronous rpm; 1500 before the first).
@@ -149,6 +151,17 @@ fn run_motor(p: &Profile, s: &Script, seed: u64) -> (Vec<Anomaly>, Vec<f64>) {
                     held[k] = v[k];
                 }
                 v[k] = held[k];
+            }
+        }
+        for &(sig, from, to) in &s.frozen_between {
+            let k = names.iter().position(|n| *n == sig).unwrap();
+            if t >= from && t < to {
+                if held[k].is_nan() {
+                    held[k] = v[k];
+                }
+                v[k] = held[k];
+            } else if t == to {
+                held[k] = f64::NAN;
             }
         }
         let ts = T0 + t as i64 * SEC;
@@ -271,6 +284,37 @@ fn a_lost_driver_leaves_its_dependents_unjudged_until_it_is_back_and_settled() {
             signals,
             vec!["shaft_power_kw"],
             "seed {seed}: {:?}",
+            describe(&ev)
+        );
+    }
+}
+
+#[test]
+fn a_driver_stuck_for_a_few_readings_does_not_blind_its_dependents() {
+    // The current repeats one value for 10 s (suspect: a stuck transmitter) and then moves
+    // again; a winding fault starts two minutes later. The winding's expected value (through
+    // its 600 s lag) hardly saw the stale current: it is judged again at once, not after
+    // three lags, and the fault is found while it grows (it was found after 40 min).
+    let p = profile("electric-motor");
+    let script = Script {
+        seconds: 3 * 3600,
+        random_load: true,
+        frozen_between: vec![("motor_current_a", 7200, 7210)],
+        faults: vec![("winding_temp_c", 7330, 20.0, 900.0)],
+        ..Script::default()
+    };
+    for seed in [1, 2] {
+        let (ev, _) = run_motor(&p, &script, seed);
+        let found: Vec<&Anomaly> = opened(&ev)
+            .into_iter()
+            .filter(|a| &*a.sensor.signal == "winding_temp_c" && a.since_ns >= T0 + 7330 * SEC)
+            .collect();
+        assert!(
+            found
+                .first()
+                .is_some_and(|a| a.since_ns <= T0 + (7330 + 600) * SEC),
+            "seed {seed}: the winding fault after the brief stuck current is found within \
+             600 s: {:?}",
             describe(&ev)
         );
     }
