@@ -43,7 +43,6 @@ fn run_bench(extra: &[&str]) -> Value {
 }
 
 #[test]
-#[ignore = "issue 10 is not met yet (see the ratchet test below for today's figures); run with --ignored"]
 fn simulated_plant_day_meets_the_trust_criteria() {
     let s = run_bench(&["--seeds", "1,2", "--days", "1"]);
     // The evaluation ran what it should.
@@ -122,25 +121,28 @@ fn simulated_plant_day_meets_the_trust_criteria() {
 }
 
 /// Today's measured figures as a floor, so a change that makes the analytics less trustworthy
-/// fails, while the full criteria above are not met yet. Measured on 2026-12-01 (seeds 1 and 2):
-/// 17 of 18 fault cases meet every criterion (M-201 overheating gives two incidents on seed 1
-/// and is diagnosed as lubrication on seed 2), 17 diagnosed right; the fault-free day has one
-/// incident (M-201 winding temperature), none on an operating change (the run-down symptoms at a
-/// stop wait `stop_hold_s` and are dropped when the asset stops). Raise these as the analytics
-/// improve; never lower them.
+/// fails — stricter than the criteria above where the analytics already do better. Measured on
+/// 2026-12-01 (seeds 1 and 2): all 18 fault cases meet every criterion and are diagnosed right
+/// (M-201 overheating was seen twice on seed 1 and diagnosed as lubrication on seed 2 until the
+/// winding temperature's regression kept its shape over the day and a briefly stuck current
+/// stopped blinding it); the slowest detection took 601 s; the fault-free day has no incident
+/// at all (it had one: a false M-201 winding-temperature level shift at 16:31). Raise these as
+/// the analytics improve; never lower them.
 #[test]
 fn simulated_plant_day_does_not_get_worse() {
     let s = run_bench(&["--seeds", "1,2", "--days", "1"]);
     assert_eq!(s["fault_cases"].as_u64(), Some(CASES), "{s}");
     let mut failed = Vec::new();
     let ok = s["fault_cases_ok"].as_u64().unwrap();
-    if ok < 17 {
-        failed.push(format!("fault cases meeting every criterion: {ok} < 17"));
+    if ok < CASES {
+        failed.push(format!(
+            "fault cases meeting every criterion: {ok} < {CASES}"
+        ));
     }
     let right = s["diagnosed_right_cases"].as_u64().unwrap();
-    if right < 17 {
+    if right < CASES {
         failed.push(format!(
-            "cases diagnosed as the injected mode: {right} < 17"
+            "cases diagnosed as the injected mode: {right} < {CASES}"
         ));
     }
     for f in s["faults"].as_array().unwrap() {
@@ -157,8 +159,8 @@ fn simulated_plant_day_does_not_get_worse() {
     for (asset, d) in s["day"]["per_asset"].as_object().unwrap() {
         let n = d["incidents"].as_u64().unwrap();
         total += n;
-        if n > 1 {
-            failed.push(format!("fault-free day: {asset} {n} incidents (> 1)"));
+        if n > 0 {
+            failed.push(format!("fault-free day: {asset} {n} incidents (> 0)"));
         }
         let on_change = d["on_operating_change"].as_u64().unwrap();
         if on_change > 0 {
@@ -167,8 +169,8 @@ fn simulated_plant_day_does_not_get_worse() {
             ));
         }
     }
-    if total > 1 {
-        failed.push(format!("fault-free day: {total} incidents in all (> 1)"));
+    if total > 0 {
+        failed.push(format!("fault-free day: {total} incidents in all (> 0)"));
     }
     assert!(failed.is_empty(), "{}\n{s}", failed.join("\n"));
 }
