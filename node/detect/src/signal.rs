@@ -569,7 +569,15 @@ impl SignalDetector {
             None => self.mean = self.mid,
         }
         if self.recent_absdev > 0.0 {
-            self.absdev = self.recent_absdev;
+            self.absdev = if self.reg.is_some() {
+                // A dependent signal's spread is mostly the fit's error across the operating
+                // points it met, which the event's quiet stretch (often at one point) does not
+                // measure: it may grow, not shrink. Shrunk to the noise at one point (a fifth of
+                // it), the next new setpoint's small extrapolation error was a false spike.
+                self.absdev.max(self.recent_absdev)
+            } else {
+                self.recent_absdev
+            };
         }
         self.long = self.mid;
         self.cusum_pos = 0.0;

@@ -321,6 +321,51 @@ fn a_driver_stuck_for_a_few_readings_does_not_blind_its_dependents() {
 }
 
 #[test]
+fn a_dependent_signal_keeps_its_spread_when_a_step_becomes_the_new_normal() {
+    // A dependent signal (y = 2·driver) whose residual spread (σ 1) is mostly the fit's error
+    // across the operating points; it steps up 20 for good while the driver stays at one
+    // point, where the residual is calm (σ 0.1), and after `relearn_after_s` the step is the
+    // new normal. The spread it is judged with afterwards must not shrink to that one point's
+    // calm: shrunk to a fifth in the plant, the next setpoint's small extrapolation error
+    // was a false spike.
+    let mut p = params(1800);
+    p.drivers = vec![millwright_detect::regress::DriverScale::from_range(
+        0.0, 10.0,
+    )];
+    let mut d = detector(p);
+    let mut rng = SplitMix64::new(4);
+    let mut events = Vec::new();
+    let mut spread_before = 0.0;
+    for t in 0..(4 * 3600) {
+        let (x, noise) = if t < 7200 {
+            (5.0 + 4.0 * (f64::from(t) / 400.0).sin(), 1.0)
+        } else {
+            (5.0, 0.1)
+        };
+        let step = if t >= 7500 { 20.0 } else { 0.0 };
+        let y = 2.0 * x + step + noise * rng.normal();
+        if t == 7499 {
+            spread_before = d.evidence().spread;
+        }
+        let drivers = [x, f64::NAN, f64::NAN];
+        if let Some(a) = d.observe_driven(i64::from(t) * SEC, y, Quality::Good, &drivers) {
+            events.push(a);
+        }
+    }
+    let relearned = events
+        .iter()
+        .find(|a| a.resolution == Some(Resolution::NewNormal));
+    let Some(r) = relearned else {
+        panic!("the step becomes the new normal: {:?}", describe(&events));
+    };
+    assert!(
+        spread_before > 0.5 && r.evidence.spread >= spread_before,
+        "spread {} after the new normal < {spread_before} before",
+        r.evidence.spread
+    );
+}
+
+#[test]
 fn a_speed_setpoint_never_seen_is_adapted_to_and_a_fault_after_it_is_found() {
     // The drive runs at 1500 rpm, then at 1200 rpm (never seen: vibration falls with the
     // square of the speed, the winding runs hotter for the same current), then at 1500 again.
