@@ -516,9 +516,21 @@ async fn the_writer_presents_its_client_certificate_where_the_server_requires_on
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(st.written_points.load(Ordering::Relaxed), 0, "{cert:?}");
-        assert_eq!(st.backlog_points.load(Ordering::Relaxed), 20, "{cert:?}: kept");
+        assert_eq!(
+            st.backlog_points.load(Ordering::Relaxed),
+            20,
+            "{cert:?}: kept"
+        );
         let last = st.last_error.lock().unwrap().clone().unwrap_or_default();
-        assert!(last.contains("certificate"), "{cert:?}: {last}");
+        let hint = match cert {
+            None => "requires a client certificate",
+            Some(_) => "refused the client certificate",
+        };
+        assert!(last.contains(hint), "{cert:?}: {last}");
+        assert!(
+            st.errors.config_error.load(Ordering::Relaxed),
+            "{cert:?}: reported as a config error"
+        );
         w.close(Duration::from_millis(50)).await.unwrap();
         task.await.unwrap();
         assert!(

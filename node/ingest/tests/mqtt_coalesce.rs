@@ -28,7 +28,10 @@ async fn publish(host: &str, port: u16, root: &str, values: std::ops::Range<u32>
     let topic = format!("{root}/A1/s1");
     let sender = tokio::spawn(async move {
         for v in values {
-            let p = format!(r#"{{"value":{v},"ts_ms":{}}}"#, 1_700_000_000_000u64 + u64::from(v));
+            let p = format!(
+                r#"{{"value":{v},"ts_ms":{}}}"#,
+                1_700_000_000_000u64 + u64::from(v)
+            );
             client
                 .publish(topic.clone(), QoS::AtLeastOnce, false, p)
                 .await
@@ -121,7 +124,10 @@ async fn one_reading_messages_coalesce_and_are_acked_only_after_storage() {
     let (src, mut rx) = spawn(&cfg);
     let t = Instant::now();
     loop {
-        assert!(t.elapsed() < Duration::from_secs(20), "the subscription never took effect");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the subscription never took effect"
+        );
         publish(&host, port, &root, PROBE..PROBE + 1).await;
         if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
             assert!(d.batch.iter().all(|r| r.value as u32 == PROBE));
@@ -140,7 +146,11 @@ async fn one_reading_messages_coalesce_and_are_acked_only_after_storage() {
     let (src, mut rx) = spawn(&cfg);
     let half = N as usize / 2;
     let (deliveries, fired, held, values) = take(&mut rx, half, half).await;
-    assert_eq!(values, (0..values.len() as u32).collect::<Vec<_>>(), "once, in order");
+    assert_eq!(
+        values,
+        (0..values.len() as u32).collect::<Vec<_>>(),
+        "once, in order"
+    );
     assert!(held.is_empty());
     assert!(
         deliveries * 3 < fired,
