@@ -39,14 +39,16 @@ bench: release deps
 	./target/release/millwright bench ingest --mode batch --readings 2000000 --batch 100
 	./target/release/millwright bench ingest --mode single --readings 500000
 
-# Longer fuzzing runs (fuzz/README.md): each cargo-fuzz target for FUZZ_SECONDS. Needs a nightly
-# toolchain and cargo-fuzz; `make test` runs the same entry points as bounded property tests.
+# Longer fuzzing runs (fuzz/README.md): each cargo-fuzz target for FUZZ_SECONDS, with
+# AddressSanitizer. Uses a nightly toolchain when rustup has one; otherwise the stable compiler
+# with RUSTC_BOOTSTRAP=1 (cargo-fuzz passes nightly-only -Z flags). Installs cargo-fuzz if
+# missing. `make test` runs the same entry points as bounded property tests.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= json_codec line_protocol sparkplug modbus_decode gguf config csv
 fuzz:
-	@rustup toolchain list | grep -q nightly || { echo "make fuzz: no nightly toolchain (rustup toolchain install nightly)"; exit 1; }
-	@cargo +nightly fuzz --version >/dev/null 2>&1 || { echo "make fuzz: cargo-fuzz missing (cargo install cargo-fuzz)"; exit 1; }
-	for t in $(FUZZ_TARGETS); do cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	cd fuzz && if rustup toolchain list 2>/dev/null | grep -q nightly; then tc=+nightly; else tc=; export RUSTC_BOOTSTRAP=1; fi; \
+	for t in $(FUZZ_TARGETS); do cargo $$tc fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 # 10 minutes of mixed MQTT and Modbus load with a broker restart, a database outage and a dead
 # device (SOAK_SECONDS to change); zero MQTT readings lost, RSS at start and end. Not in `make test`.

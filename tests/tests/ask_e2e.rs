@@ -495,11 +495,15 @@ async fn operators_ask_and_get_checked_answers_over_mqtt() {
     assert_eq!(asker.answer("bad-5", WAIT).await["error"], "bad_operator");
 
     // 6. Rate limit: a burst of 3, then `rate_limited` with a retry-after.
+    // All five at once: the rate is checked before max_open (3), so the first three are
+    // taken and the last two refused, however long the answers take (waiting for each answer
+    // before the next question let the bucket refill on a slow machine).
     for i in 0..5 {
         asker
             .ask(&format!("rl-{i}"), "op-spam", "P-101 vibration now", None)
             .await;
-        // One at a time, so max_open is not what refuses.
+    }
+    for i in 0..5 {
         let _ = asker.wait(&format!("rl-{i}"), 1, WAIT).await;
     }
     let limited: Vec<Value> = (0..5)

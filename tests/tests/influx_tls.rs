@@ -383,3 +383,184 @@ fn check_config_warns_when_a_token_goes_over_plain_http_to_another_host() {
     assert!(!local.contains("plain http"), "{local}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A certificate for a client (`clientAuth`) signed by `ca`: (cert PEM, key PEM).
+fn client_cert(ca: &Ca, name: &str) -> (String, String) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// socat as a TLS terminator that requires a client certificate signed by `client_ca`
+/// (`verify=1`), in front of the plain-http test VictoriaMetrics — the way a site puts mutual
+/// TLS in front of InfluxDB 2, which itself does not ask for client certificates.
+struct MutualTlsProxy {
+    port: u16,
+    child: Child,
+}
+
+impl MutualTlsProxy {
+    fn start(server_pem: &Path, client_ca: &Path, upstream: &str) -> Self {
+        let port = free_port();
+        let up = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let child = Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},cafile={},verify=1",
+                server_pem.display(),
+                client_ca.display()
+            ))
+            .arg(format!("TCP:{up}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat is needed for the mutual-TLS test (make deps installs it)");
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "socat did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { port, child }
+    }
+}
+
+impl Drop for MutualTlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_presents_its_client_certificate_where_the_server_requires_one() {
+    let vm_url = victoria();
+    let dir = temp_dir("mw-influx-mtls-");
+    let (site_ca, _other_ca, cert, key) = pki(&dir);
+    // socat's `cert=` takes the certificate and its key in one PEM file.
+    let server_pem = dir.join("server-with-key.pem");
+    std::fs::write(
+        &server_pem,
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&cert).unwrap(),
+            std::fs::read_to_string(&key).unwrap()
+        ),
+    )
+    .unwrap();
+    // Client certificates of the site's client CA, and one of a CA the server does not trust.
+    let client_ca = ca("millwright test client CA");
+    let stranger_ca = ca("a CA the database does not trust");
+    std::fs::write(dir.join("client-ca.pem"), &client_ca.pem).unwrap();
+    let (ccert, ckey) = client_cert(&client_ca, "plant-1-node");
+    let (scert, skey) = client_cert(&stranger_ca, "plant-1-node");
+    for (name, text) in [
+        ("client.pem", &ccert),
+        ("client-key.pem", &ckey),
+        ("stranger.pem", &scert),
+        ("stranger-key.pem", &skey),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let proxy = MutualTlsProxy::start(&server_pem, &dir.join("client-ca.pem"), &vm_url);
+    let url = format!("https://localhost:{}", proxy.port);
+
+    let batch = |run: &str| -> Vec<Reading> {
+        (0..20)
+            .map(|i| {
+                Reading::new(
+                    SensorId::new(format!("{run}-A"), "temp_c"),
+                    1_700_000_000_000_000_000 + i * 1_000_000_000,
+                    i as f64 * 1.5,
+                    Unit::new("degC"),
+                )
+            })
+            .collect()
+    };
+    let writer = |cert: Option<(&str, &str)>| {
+        let mut c = InfluxConfig::new(&url, "e2e", "e2e", "");
+        c.ca_file = Some(site_ca.clone());
+        if let Some((crt, k)) = cert {
+            c.client_cert_file = Some(dir.join(crt));
+            c.client_key_file = Some(dir.join(k));
+        }
+        c.flush_interval_ms = 20;
+        c.retry_min_ms = 50;
+        c.retry_max_ms = 200;
+        InfluxWriter::spawn(c, "e2e".into()).unwrap()
+    };
+
+    // No client certificate, then one from a CA the server does not trust: the handshake
+    // fails, counted as a TLS error and reported; the data waits in the backlog.
+    for cert in [None, Some(("stranger.pem", "stranger-key.pem"))] {
+        let (w, task) = writer(cert);
+        let run = unique("mtlsbad");
+        w.write(batch(&run)).await.unwrap();
+        let st = w.status.clone();
+        let t0 = Instant::now();
+        // TLS 1.3: a client without an acceptable certificate learns of it from the server's
+        // alert after its side of the handshake; either way it is a TLS failure.
+        while st.errors.requests(ErrorKind::Tls) < 2 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{cert:?}: no failure counted; last error: {:?}",
+                st.last_error.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(st.written_points.load(Ordering::Relaxed), 0, "{cert:?}");
+        assert_eq!(
+            st.backlog_points.load(Ordering::Relaxed),
+            20,
+            "{cert:?}: kept"
+        );
+        let last = st.last_error.lock().unwrap().clone().unwrap_or_default();
+        let hint = match cert {
+            None => "requires a client certificate",
+            Some(_) => "refused the client certificate",
+        };
+        assert!(last.contains(hint), "{cert:?}: {last}");
+        assert!(
+            st.errors.config_error.load(Ordering::Relaxed),
+            "{cert:?}: reported as a config error"
+        );
+        w.close(Duration::from_millis(50)).await.unwrap();
+        task.await.unwrap();
+        assert!(
+            vm_export(&vm_url, &format!(r#"{{asset="{run}-A"}}"#)).is_empty(),
+            "{cert:?}: nothing got through"
+        );
+    }
+
+    // With the site's client certificate: written, values compared in the database.
+    let (w, task) = writer(Some(("client.pem", "client-key.pem")));
+    let run = unique("mtls");
+    w.write(batch(&run)).await.unwrap();
+    let series = vm_wait_for(
+        &vm_url,
+        &format!(r#"{{asset="{run}-A"}}"#),
+        20,
+        Duration::from_secs(20),
+    );
+    let mut got: Vec<(i64, f64)> = series
+        .into_iter()
+        .flat_map(|s| s.timestamps_ms.into_iter().zip(s.values))
+        .collect();
+    got.sort_by_key(|p| p.0);
+    let want: Vec<(i64, f64)> = (0..20)
+        .map(|i| (1_700_000_000_000 + i * 1000, i as f64 * 1.5))
+        .collect();
+    assert_eq!(got, want, "every point through mutual TLS");
+    assert_eq!(w.status.errors.requests(ErrorKind::Tls), 0);
+    w.close(Duration::from_secs(5)).await.unwrap();
+    task.await.unwrap();
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -166,6 +166,10 @@ struct LogGate {
 }
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// A pending delivery goes on the bus once it holds this many readings, even while more
+/// messages are ready (rumqttc reads up to 10 packets per network read).
+const COALESCE_READINGS: usize = 2048;
+
 impl LogGate {
     fn allow(&mut self) -> Option<u64> {
         let now = Instant::now();
@@ -192,12 +196,43 @@ struct Router {
     acks: Option<AckTracker>,
     /// Sequence number of the last message routed with a token (0: none, ack at once).
     last_seq: u64,
+    /// Readings of messages handled since the last [`Router::flush`]: the messages of one
+    /// network read go on the bus as one delivery (one token, one store insert, one outbox
+    /// record), so a stream of one-reading messages does not pay the per-batch costs per
+    /// message.
+    pending: Vec<millwright_core::Reading>,
     /// Messages the decoders asked to publish (Sparkplug B rebirth requests).
     outbox: Vec<Outgoing>,
 }
 
 impl Router {
-    /// Handles one publish. Returns false when the reading bus is closed.
+    /// Puts the readings gathered since the last flush on the bus as one delivery, with the
+    /// token every one of their messages waits for. Returns false when the bus is closed.
+    async fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let mut batch = std::mem::take(&mut self.pending);
+        // The bus counts what a batch holds; give back what growing it left unused.
+        batch.shrink_to_fit();
+        let ack = self.acks.as_mut().map(|t| {
+            t.next += 1;
+            Ack {
+                seq: t.next,
+                watermark: t.watermark.clone(),
+            }
+        });
+        self.tx.send(Delivery { batch, ack }).await.is_ok()
+    }
+
+    /// True when readings wait for [`Router::flush`].
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Handles one publish: its readings join the pending delivery (flushed here once it
+    /// holds [`COALESCE_READINGS`]; the client loop flushes it before it waits for the
+    /// network). Returns false when the reading bus is closed.
     async fn handle(&mut self, topic: &[u8], payload: &[u8]) -> bool {
         self.last_seq = 0;
         let now = millwright_core::time::now_ns();
@@ -226,32 +261,22 @@ impl Router {
             .bytes
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
         let m = sub.pattern.matches(&topic).unwrap_or_default();
-        let mut batch = Vec::new();
-        let res = sub.decoder.decode(m, payload, now, &mut batch);
+        let start = self.pending.len();
+        let res = sub.decoder.decode(m, payload, now, &mut self.pending);
         counters.add(&sub.decoder.take_tally());
         self.outbox.extend(sub.decoder.take_outgoing());
         match res {
             Ok(n) => {
                 counters.readings.fetch_add(n as u64, Ordering::Relaxed);
-                // The bus counts what a batch holds; give back what growing it left unused.
-                batch.shrink_to_fit();
-                let ack = match (&mut self.acks, n > 0) {
-                    (Some(t), true) => {
-                        t.next += 1;
-                        self.last_seq = t.next;
-                        Some(Ack {
-                            seq: t.next,
-                            watermark: t.watermark.clone(),
-                        })
+                if n > 0 {
+                    // The pending delivery's token: the next sequence number.
+                    if let Some(t) = &self.acks {
+                        self.last_seq = t.next + 1;
                     }
-                    _ => None,
-                };
-                if n > 0 && self.tx.send(Delivery { batch, ack }).await.is_err() {
-                    counters.reject(RejectReason::Dropped);
-                    return false;
                 }
             }
             Err(e) => {
+                self.pending.truncate(start);
                 counters.reject(e.reason);
                 if let Some(sup) = sub.log_gate.allow() {
                     tracing::warn!(
@@ -264,6 +289,12 @@ impl Router {
                     );
                 }
             }
+        }
+        if self.pending.len() >= COALESCE_READINGS && !self.flush().await {
+            if let Some(s) = self.status.subscriptions.get(i) {
+                s.counters.reject(RejectReason::Dropped);
+            }
+            return false;
         }
         true
     }
@@ -357,6 +388,7 @@ impl MqttSource {
                 watermark: Arc::new(tokio_watch::channel(0).0),
             }),
             last_seq: 0,
+            pending: Vec::new(),
             outbox: Vec::new(),
         };
         let manual = acks == AckMode::AfterStorage;
@@ -481,6 +513,11 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
             continue;
         }
         connecting = false;
+        // Before waiting on the network (no event left from the last read), the readings of
+        // the messages read so far go on the bus.
+        if router.has_pending() && eventloop.state.events.is_empty() && !router.flush().await {
+            return;
+        }
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(mut p))) => {
                 if !router.handle(p.topic.as_bytes(), &p.payload).await {
@@ -597,6 +634,11 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
             continue;
         }
         connecting = false;
+        // Before waiting on the network (no event left from the last read), the readings of
+        // the messages read so far go on the bus.
+        if router.has_pending() && eventloop.state.events.is_empty() && !router.flush().await {
+            return;
+        }
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(mut p))) => {
                 if !router.handle(&p.topic, &p.payload).await {

@@ -343,8 +343,23 @@ fn transport_error(e: &reqwest::Error) -> Answer {
             message: chain,
             after: None,
         }
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    } else if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("fatal alert")
     {
+        // Mutual TLS: the server's alert names what it wanted of the client's certificate.
+        let hint = if lower.contains("alert: certificaterequired") {
+            " (the database requires a client certificate: set influxdb.client_cert_file and client_key_file)"
+        } else if lower.contains("received fatal alert: unknownca")
+            || lower.contains("received fatal alert: badcertificate")
+            || lower.contains("received fatal alert: certificateunknown")
+        {
+            " (the database refused the client certificate: is it signed by a CA the database trusts?)"
+        } else {
+            ""
+        };
+        chain.push_str(hint);
         Answer::Config {
             kind: ErrorKind::Tls,
             message: chain,

@@ -1,0 +1,188 @@
+//! One-reading messages through the MQTT source with acks after storage, against the real
+//! Mosquitto (`MILLWRIGHT_TEST_MQTT`): the messages of one network read go on the reading bus
+//! as one delivery (one token), every reading arrives once and in order, and a message is
+//! acknowledged only once its delivery's token is fired — the broker redelivers the messages
+//! of unfired tokens to the next session, and none of the fired ones.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use millwright_ingest::mqtt::{AckMode, Delivery, MqttConfig, MqttSource};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::time::{Duration, Instant};
+
+fn broker() -> (String, u16) {
+    let hp = std::env::var("MILLWRIGHT_TEST_MQTT").expect(
+        "MILLWRIGHT_TEST_MQTT (host:port of a Mosquitto) is not set: run `make test`, or start \
+         mosquitto and export MILLWRIGHT_TEST_MQTT=127.0.0.1:<port>",
+    );
+    let (h, p) = hp.rsplit_once(':').expect("host:port");
+    (h.to_string(), p.parse().expect("port"))
+}
+
+/// Publishes `values` as one-reading JSON messages (QoS 1) and waits for every PUBACK.
+async fn publish(host: &str, port: u16, root: &str, values: std::ops::Range<u32>) {
+    let mut o = MqttOptions::new(format!("{root}-pub"), host, port);
+    o.set_keep_alive(Duration::from_secs(10)).set_inflight(200);
+    let (client, mut el) = AsyncClient::new(o, 256);
+    let n = values.len();
+    let topic = format!("{root}/A1/s1");
+    let sender = tokio::spawn(async move {
+        for v in values {
+            let p = format!(
+                r#"{{"value":{v},"ts_ms":{}}}"#,
+                1_700_000_000_000u64 + u64::from(v)
+            );
+            client
+                .publish(topic.clone(), QoS::AtLeastOnce, false, p)
+                .await
+                .unwrap();
+        }
+        client
+    });
+    let mut acked = 0;
+    while acked < n {
+        match el.poll().await.unwrap() {
+            Event::Incoming(Packet::PubAck(_)) => acked += 1,
+            _ => {}
+        }
+    }
+    let client = sender.await.unwrap();
+    let _ = client.try_disconnect();
+    while !matches!(
+        el.poll().await,
+        Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)
+    ) {}
+}
+
+fn config(host: &str, port: u16, id: &str, root: &str) -> MqttConfig {
+    toml::from_str(&format!(
+        "host = \"{host}\"\nport = {port}\nclient_id = \"{id}\"\nclean_session = false\n\
+         reconnect_min_ms = 100\nreconnect_max_ms = 200\n[[subscriptions]]\n\
+         topic = \"{root}/{{asset}}/{{signal}}\"\nqos = 1\n"
+    ))
+    .unwrap()
+}
+
+/// Receives deliveries until `n` readings came, firing each delivery's token as it arrives
+/// while `fire` says so; returns (deliveries, readings fired, unfired deliveries).
+async fn take(
+    rx: &mut millwright_core::budget::Receiver<Delivery>,
+    n: usize,
+    fire_until: usize,
+) -> (usize, usize, Vec<Delivery>, Vec<u32>) {
+    let mut deliveries = 0;
+    let mut fired = 0;
+    let mut held = Vec::new();
+    let mut values = Vec::new();
+    let t = Instant::now();
+    while values.len() < n {
+        let left = Duration::from_secs(30).saturating_sub(t.elapsed());
+        let Ok(d) = tokio::time::timeout(left, rx.recv()).await else {
+            panic!("timed out after {} of {n} readings", values.len());
+        };
+        let d = d.expect("bus open");
+        deliveries += 1;
+        values.extend(d.batch.iter().map(|r| r.value as u32));
+        assert!(d.ack.is_some(), "every delivery carries its token");
+        if fired < fire_until {
+            fired += d.batch.len();
+            if let Some(a) = d.ack {
+                a.done();
+            }
+        } else {
+            held.push(d);
+        }
+    }
+    (deliveries, fired, held, values)
+}
+
+fn spawn(cfg: &MqttConfig) -> (MqttSource, millwright_core::budget::Receiver<Delivery>) {
+    let budget = millwright_core::budget::ByteBudget::new("bus", 64 << 20);
+    let (tx, rx) = millwright_core::budget::channel(64, budget);
+    (
+        MqttSource::spawn(cfg, tx, AckMode::AfterStorage).unwrap(),
+        rx,
+    )
+}
+
+async fn stop(src: MqttSource) {
+    src.task.abort();
+    let _ = src.task.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_reading_messages_coalesce_and_are_acked_only_after_storage() {
+    let (host, port) = broker();
+    let root = format!("coalesce{}", std::process::id());
+    let id = format!("{root}-node");
+    let cfg = config(&host, port, &id, &root);
+    const N: u32 = 3000;
+    const PROBE: u32 = 1_000_000;
+
+    // A persistent session with the subscription in place: a probe message came through (its
+    // token fired, so it is never redelivered).
+    let (src, mut rx) = spawn(&cfg);
+    let t = Instant::now();
+    loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the subscription never took effect"
+        );
+        publish(&host, port, &root, PROBE..PROBE + 1).await;
+        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+            assert!(d.batch.iter().all(|r| r.value as u32 == PROBE));
+            d.ack.expect("a token").done();
+            break;
+        }
+    }
+    while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+        d.ack.expect("a token").done();
+    }
+    stop(src).await;
+
+    // The messages wait at the broker for the node, which then gets them in bursts of the
+    // broker's in-flight window, or all at once (Mosquitto, for messages queued offline).
+    publish(&host, port, &root, 0..N).await;
+    let (src, mut rx) = spawn(&cfg);
+    let half = N as usize / 2;
+    let (deliveries, fired, held, values) = take(&mut rx, half, half).await;
+    assert_eq!(
+        values,
+        (0..values.len() as u32).collect::<Vec<_>>(),
+        "once, in order"
+    );
+    assert!(held.is_empty());
+    assert!(
+        deliveries * 3 < fired,
+        "{deliveries} deliveries for {fired} one-reading messages: not coalesced"
+    );
+    // Whatever comes now is held: its messages stay unacknowledged.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut unfired = Vec::new();
+    while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+        unfired.push(d);
+    }
+    let got = src.status.readings();
+    assert_eq!(
+        got,
+        (fired + unfired.iter().map(|d| d.batch.len()).sum::<usize>()) as u64
+    );
+    // (Mosquitto sends a session's queued messages at once on reconnect, beyond its
+    // in-flight window: the held ones are unacknowledged, not unsent.)
+    stop(src).await;
+    drop(unfired);
+
+    // The next session, same client id: exactly the messages whose tokens were not fired
+    // come again (and the rest of the queue), none of the acknowledged ones.
+    let (src, mut rx) = spawn(&cfg);
+    let (_, _, _, again) = take(&mut rx, N as usize - fired, N as usize).await;
+    assert_eq!(
+        again,
+        (fired as u32..N).collect::<Vec<_>>(),
+        "the unacknowledged messages come again, the acknowledged ones do not"
+    );
+    let extra = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
+    assert!(extra.is_err(), "more came than was unacknowledged");
+    assert_eq!(src.status.rejected(), 0);
+    stop(src).await;
+}
