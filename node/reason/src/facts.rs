@@ -274,11 +274,18 @@ pub fn encode(a: &Anomaly, profile: Option<&Profile>) -> Facts {
         // the group's direction (falling while the group deviates upward) is left out.
         let against = a.kind == AnomalyKind::Correlated && e.z != 0.0 && rate * e.z < 0.0;
         if e.learned && meaningful && rate != 0.0 && a.kind != AnomalyKind::Flatline && !against {
-            let r = sig2(rate.abs());
-            f.push(&r, &format!("{unit}/min"));
+            // Slow trends per hour ("rising 0.47/h", not "0.0079/min"): easier to read, and
+            // every digit is a token.
+            let (r, per) = if rate.abs() < 0.1 {
+                (sig2(rate.abs() * 60.0), "h")
+            } else {
+                (sig2(rate.abs()), "min")
+            };
+            f.push(&r, &format!("{unit}/{per}"));
             let word = if rate > 0.0 { "rising" } else { "falling" };
-            // The rate's unit is the value's unit per minute; written as `/min` only (tokens).
-            let mut t = format!("{word} {r}/min");
+            // The rate's unit is the value's unit per minute or hour; written as `/min` or `/h`
+            // only (tokens).
+            let mut t = format!("{word} {r}/{per}");
             if trend_s >= 1.0 {
                 let dur = duration(trend_s);
                 push_duration(&mut f, &dur);

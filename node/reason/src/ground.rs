@@ -44,14 +44,22 @@ impl GroundingContext {
     }
 }
 
-/// Normalises a unit word to its symbol; None when it is not a unit.
+/// Normalises a unit word to its symbol; None when it is not a unit. A rate's `/min`,
+/// `/minute`, `/h` or `/hour` after a unit is dropped (`mm/s/h` → `mm/s`); `m³/h` stays a unit.
 pub fn unit_of(word: &str) -> Option<&'static str> {
     let w = word.trim_matches(|c: char| c == '.' || c == ',' || c == ';' || c == ')' || c == '(');
     let lower = w.to_lowercase();
-    let base = lower
-        .strip_suffix("/min")
-        .or_else(|| lower.strip_suffix("/minute"))
-        .unwrap_or(&lower);
+    symbol(&lower).or_else(|| {
+        RATE_SUFFIXES
+            .iter()
+            .find_map(|s| lower.strip_suffix(s).and_then(symbol))
+    })
+}
+
+/// What a rate's unit may end with.
+const RATE_SUFFIXES: [&str; 4] = ["/min", "/minute", "/h", "/hour"];
+
+fn symbol(base: &str) -> Option<&'static str> {
     Some(match base {
         "°c" | "c" | "degc" | "°" | "deg" | "degrees" | "celsius" | "ºc" => "°C",
         "mm/s" => "mm/s",
@@ -73,8 +81,14 @@ pub fn unit_of(word: &str) -> Option<&'static str> {
     })
 }
 
+/// A fact's unit without its rate suffix (`°C/min` → `°C`, `mm/s/h` → `mm/s`; `m³/h` stays).
 fn base_unit(u: &str) -> &str {
-    u.strip_suffix("/min").unwrap_or(u)
+    u.strip_suffix("/min")
+        .or_else(|| {
+            u.strip_suffix("/h")
+                .filter(|b| symbol(&b.to_lowercase()).is_some())
+        })
+        .unwrap_or(u)
 }
 
 /// Numbers in `text` as (literal without sign, value, unit suffix directly after it).
@@ -225,4 +239,42 @@ pub fn check(text: &str, facts: &Facts, ctx: &GroundingContext) -> Grounding {
         }
     }
     Grounding { problems }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::facts::FactNumber;
+
+    #[test]
+    fn rates_per_minute_and_per_hour_keep_their_base_unit_and_flow_stays_a_unit() {
+        assert_eq!(unit_of("mm/s/h"), Some("mm/s"));
+        assert_eq!(unit_of("°C/min"), Some("°C"));
+        assert_eq!(unit_of("m³/h"), Some("m³/h"));
+        assert_eq!(unit_of("m3/h/h"), Some("m³/h"));
+        assert_eq!(unit_of("/h"), None);
+        assert_eq!(base_unit("mm/s/h"), "mm/s");
+        assert_eq!(base_unit("°C/min"), "°C");
+        assert_eq!(base_unit("m³/h"), "m³/h");
+        assert_eq!(base_unit("m³/h/h"), "m³/h");
+    }
+
+    #[test]
+    fn a_rate_per_hour_is_checked_like_one_per_minute() {
+        let mut facts = crate::facts::encode(
+            &crate::vocab::tests::anomaly("P-101", "vibration_rms", "mm/s", &[]),
+            None,
+        );
+        facts.numbers = vec![FactNumber {
+            value: 0.47,
+            decimals: 2,
+            unit: "mm/s/h".into(),
+        }];
+        let ctx = GroundingContext::default();
+        assert!(check("vibration is rising 0.47/h", &facts, &ctx).ok());
+        assert!(check("rising 0.47 mm/s/h", &facts, &ctx).ok());
+        assert!(!check("rising 0.47 bar/h", &facts, &ctx).ok());
+        assert!(!check("rising 0.83/h", &facts, &ctx).ok());
+    }
 }

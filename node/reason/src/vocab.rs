@@ -239,7 +239,7 @@ pub fn names_mode(text: &str, facts: &Facts) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::facts::encode;
@@ -253,7 +253,8 @@ mod tests {
         Profile::load(&p).unwrap()
     }
 
-    fn anomaly(asset: &str, signal: &str, unit: &str, related: &[&str]) -> Anomaly {
+    /// A learned level shift of `asset`'s `signal` (62 against 45±1.5).
+    pub(crate) fn anomaly(asset: &str, signal: &str, unit: &str, related: &[&str]) -> Anomaly {
         Anomaly {
             id: "a".into(),
             sensor: SensorId::new(asset, signal),
