@@ -41,9 +41,8 @@ async fn publish(host: &str, port: u16, root: &str, values: std::ops::Range<u32>
     });
     let mut acked = 0;
     while acked < n {
-        match el.poll().await.unwrap() {
-            Event::Incoming(Packet::PubAck(_)) => acked += 1,
-            _ => {}
+        if let Event::Incoming(Packet::PubAck(_)) = el.poll().await.unwrap() {
+            acked += 1;
         }
     }
     let client = sender.await.unwrap();
