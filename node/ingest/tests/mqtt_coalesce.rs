@@ -6,18 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::broker;
+
 use millwright_ingest::mqtt::{AckMode, Delivery, MqttConfig, MqttSource};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::{Duration, Instant};
-
-fn broker() -> (String, u16) {
-    let hp = std::env::var("MILLWRIGHT_TEST_MQTT").expect(
-        "MILLWRIGHT_TEST_MQTT (host:port of a Mosquitto) is not set: run `make test`, or start \
-         mosquitto and export MILLWRIGHT_TEST_MQTT=127.0.0.1:<port>",
-    );
-    let (h, p) = hp.rsplit_once(':').expect("host:port");
-    (h.to_string(), p.parse().expect("port"))
-}
 
 /// Publishes `values` as one-reading JSON messages (QoS 1) and waits for every PUBACK.
 async fn publish(host: &str, port: u16, root: &str, values: std::ops::Range<u32>) {

@@ -8,6 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::broker;
+
 use millwright_core::egress::{first_public, ConnectCheck};
 use millwright_ingest::mqtt::{AckMode, MqttConfig, MqttSource};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
@@ -15,15 +18,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn broker() -> (String, u16) {
-    let hp = std::env::var("MILLWRIGHT_TEST_MQTT").expect(
-        "MILLWRIGHT_TEST_MQTT (host:port of a Mosquitto) is not set: run `make test`, or start \
-         mosquitto and export MILLWRIGHT_TEST_MQTT=127.0.0.1:<port>",
-    );
-    let (h, p) = hp.rsplit_once(':').expect("host:port");
-    (h.to_string(), p.parse().expect("port"))
-}
 
 /// "DNS" for the test: the broker's address, or 8.8.8.8 once `public` is set; refusals counted.
 struct FlipCheck {
