@@ -359,8 +359,14 @@ format = "json"
         status = read(&format!("millwright/{site}/status"));
         status == "online"
     });
-    let doc: Value = serde_json::from_str(&read(&format!("millwright/{site}/status/health")))
-        .expect("status/health is JSON");
+    // The node checks its state once a second and republishes the document when it changes,
+    // so the retained copy may still be the one from before the source connected.
+    let mut doc = Value::Null;
+    wait_for("status/health says ok", Duration::from_secs(10), || {
+        doc = serde_json::from_str(&read(&format!("millwright/{site}/status/health")))
+            .expect("status/health is JSON");
+        doc["status"] == "ok"
+    });
     assert_eq!(doc["status"], "ok", "{doc}");
     assert_eq!(doc["mqtt"]["connected"], true, "{doc}");
     assert!(doc["tasks"]["panics"] == 0, "{doc}");
