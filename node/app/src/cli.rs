@@ -255,6 +255,11 @@ pub struct BenchIngestArgs {
     /// NDATA by alias; birth readings are not counted in `readings`).
     #[arg(long, default_value = "json")]
     pub format: String,
+    /// The load generator: `lean` (many QoS 1 publishes per socket write, like a gateway
+    /// forwarding a fleet of sensors; it costs the shared cores about 1 µs a message) or
+    /// `rumqttc` (rumqttc's client, one socket write per publish, about 6 µs a message).
+    #[arg(long, default_value = "lean")]
+    pub publisher: String,
     /// With the disk outbox (needs `--influx-url`): also measures the burst into a database
     /// that is down (outbox bytes per reading, peak RSS) and the replay rate after it.
     #[arg(long)]
@@ -426,6 +431,10 @@ pub struct BenchPublisherArgs {
     /// Payload format: `json` or `sparkplug_b` (as `bench ingest --format`).
     #[arg(long, default_value = "json")]
     pub format: String,
+    /// `lean` (many QoS 1 publishes per socket write, up to 1,000 unacknowledged) or
+    /// `rumqttc` (rumqttc's client: one socket write per publish).
+    #[arg(long, default_value = "lean")]
+    pub publisher: String,
     /// Number of the first reading (JSON): its time is 1,700,000,000,000 ms + this, so rounds
     /// of `scripts/soak.sh` never overwrite each other.
     #[arg(long, default_value_t = 0)]

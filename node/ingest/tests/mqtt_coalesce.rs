@@ -2,7 +2,8 @@
 //! Mosquitto (`MILLWRIGHT_TEST_MQTT`): the messages of one network read go on the reading bus
 //! as one delivery (one token), every reading arrives once and in order, and a message is
 //! acknowledged only once its delivery's token is fired — the broker redelivers the messages
-//! of unfired tokens to the next session, and none of the fired ones.
+//! of unfired tokens to the next session, and none of the fired ones. The acks go out many per
+//! socket write.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -155,6 +156,23 @@ async fn one_reading_messages_coalesce_and_are_acked_only_after_storage() {
     while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
         unfired.push(d);
     }
+    // The acks of the stored messages went out in bunches, not one socket write each.
+    let acks = src
+        .status
+        .acks_sent
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let writes = src
+        .status
+        .ack_writes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        acks, fired as u64,
+        "every stored message acknowledged, no other"
+    );
+    assert!(
+        writes * 3 < acks,
+        "{acks} acks in {writes} socket writes: not written in bunches"
+    );
     let got = src.status.readings();
     assert_eq!(
         got,

@@ -211,6 +211,8 @@ async fn start_publisher(
             &a.batch.to_string(),
             "--format",
             &a.format,
+            "--publisher",
+            &a.publisher,
         ])
         .kill_on_drop(true)
         .spawn()
@@ -415,94 +417,225 @@ fn spb_payload(seq: u64, ts0: u64, data: Option<(u64, usize)>) -> Vec<u8> {
 /// Publisher side (the child process, `bench ingest-publisher`): sends the readings as fast as
 /// the broker takes them (QoS 1).
 pub async fn publish(a: &BenchPublisherArgs) -> anyhow::Result<()> {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
-    use std::fmt::Write;
     let (h, p) = a
         .broker
         .rsplit_once(':')
         .context("--broker must be host:port")?;
-    let mut opts = MqttOptions::new(
-        format!("millwright-bench-pub-{}", std::process::id()),
-        h,
-        p.parse()?,
-    );
-    opts.set_keep_alive(Duration::from_secs(30))
-        .set_inflight(1000)
-        .set_max_packet_size(1 << 24, 1 << 24);
-    let (client, mut el) = AsyncClient::new(opts, 10_000);
+    let port: u16 = p.parse().context("--broker port")?;
     let per_msg = if a.mode == "batch" { a.batch.max(1) } else { 1 };
     let total = a.readings;
     let spb = a.format == "sparkplug_b";
     let msgs = total.div_ceil(per_msg as u64) + if spb { SPB_NODES } else { 0 };
     let first = i64::try_from(a.first).unwrap_or(0);
-    let sender = tokio::spawn(async move {
-        let ts0: i64 = 1_700_000_000_000 + first;
-        let mut sent = 0u64;
-        if spb {
-            for node in 0..SPB_NODES {
-                let p = spb_payload(0, ts0 as u64, None);
-                let topic = format!("spBv1.0/bench/NBIRTH/A{node}");
-                if client
-                    .publish(topic, QoS::AtLeastOnce, false, p)
-                    .await
-                    .is_err()
-                {
-                    return client;
-                }
-            }
-            let mut seq = vec![0u64; SPB_NODES as usize];
-            for m in 0..total.div_ceil(per_msg as u64) {
-                let node = m % SPB_NODES;
-                let n = per_msg.min((total - sent) as usize);
-                let s = &mut seq[node as usize];
-                *s += 1;
-                let p = spb_payload(*s, ts0 as u64, Some((sent, n)));
-                sent += n as u64;
-                let topic = format!("spBv1.0/bench/NDATA/A{node}");
-                if client
-                    .publish(topic, QoS::AtLeastOnce, false, p)
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            return client;
+    let items = messages(total, per_msg, spb, first);
+    let id = format!("millwright-bench-pub-{}", std::process::id());
+    match a.publisher.as_str() {
+        // One thread: the writer and the PUBACK reader never wake each other across cores.
+        "lean" => {
+            let h = h.to_string();
+            tokio::task::spawn_blocking(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(publish_lean(&h, port, &id, items, msgs))
+            })
+            .await?
         }
-        for m in 0..msgs {
-            let n = per_msg.min((total - sent) as usize);
-            let mut payload = String::with_capacity(n * 64);
-            if per_msg == 1 {
+        "rumqttc" => publish_rumqttc(h, port, &id, items, msgs).await,
+        other => anyhow::bail!("--publisher {other}: expected lean or rumqttc"),
+    }
+}
+
+/// The benchmark's messages, (topic, payload), in order.
+fn messages(
+    total: u64,
+    per_msg: usize,
+    spb: bool,
+    first: i64,
+) -> Box<dyn Iterator<Item = (String, Vec<u8>)> + Send> {
+    use std::fmt::Write;
+    let ts0: i64 = 1_700_000_000_000 + first;
+    let data = total.div_ceil(per_msg as u64);
+    if spb {
+        let births = (0..SPB_NODES).map(move |node| {
+            (
+                format!("spBv1.0/bench/NBIRTH/A{node}"),
+                spb_payload(0, ts0 as u64, None),
+            )
+        });
+        let mut seq = vec![0u64; SPB_NODES as usize];
+        let mut sent = 0u64;
+        let ndata = (0..data).map(move |m| {
+            let node = m % SPB_NODES;
+            let n = per_msg.min(total.saturating_sub(sent) as usize);
+            let s = seq.get_mut(node as usize).map_or(0, |s| {
+                *s += 1;
+                *s
+            });
+            let p = spb_payload(s, ts0 as u64, Some((sent, n)));
+            sent += n as u64;
+            (format!("spBv1.0/bench/NDATA/A{node}"), p)
+        });
+        return Box::new(births.chain(ndata));
+    }
+    let mut sent = 0u64;
+    Box::new((0..data).map(move |m| {
+        let n = per_msg.min(total.saturating_sub(sent) as usize);
+        let mut payload = String::with_capacity(n * 64);
+        if per_msg == 1 {
+            let _ = write!(
+                payload,
+                r#"{{"signal":"s{}","value":{}.5,"ts_ms":{}}}"#,
+                m % 10,
+                m % 1000,
+                ts0 + m as i64
+            );
+        } else {
+            payload.push('[');
+            for i in 0..n {
+                let k = sent + i as u64;
                 let _ = write!(
                     payload,
-                    r#"{{"signal":"s{}","value":{}.5,"ts_ms":{}}}"#,
-                    m % 10,
-                    m % 1000,
-                    ts0 + m as i64
+                    r#"{}{{"signal":"s{}","value":{}.25,"ts_ms":{}}}"#,
+                    if i > 0 { "," } else { "" },
+                    k % 10,
+                    k % 1000,
+                    ts0 + k as i64
                 );
-            } else {
-                payload.push('[');
-                for i in 0..n {
-                    let k = sent + i as u64;
-                    let _ = write!(
-                        payload,
-                        r#"{}{{"signal":"s{}","value":{}.25,"ts_ms":{}}}"#,
-                        if i > 0 { "," } else { "" },
-                        k % 10,
-                        k % 1000,
-                        ts0 + k as i64
-                    );
-                }
-                payload.push(']');
             }
-            sent += n as u64;
+            payload.push(']');
+        }
+        sent += n as u64;
+        (format!("bench/A{}", m % 20), payload.into_bytes())
+    }))
+}
+
+/// Unacknowledged publishes the lean publisher allows (as `set_inflight(1000)` with rumqttc).
+const LEAN_WINDOW: usize = 1000;
+/// The lean publisher writes once this much is encoded, or when its window is full.
+const LEAN_WRITE_BYTES: usize = 16 << 10;
+
+/// The lean load generator: MQTT 3.1.1 over plain TCP, encoded with rumqttc's own packet
+/// codec; QoS 1 publishes are written back to back, many per socket write (up to
+/// [`LEAN_WINDOW`] unacknowledged), and a reader task counts the PUBACKs. rumqttc's client
+/// writes and flushes each publish on its own, which made the generator the largest consumer
+/// of the two cores the benchmark shares with the broker, the node and the database.
+async fn publish_lean(
+    host: &str,
+    port: u16,
+    id: &str,
+    items: Box<dyn Iterator<Item = (String, Vec<u8>)> + Send>,
+    msgs: u64,
+) -> anyhow::Result<()> {
+    use bytes::BytesMut;
+    use rumqttc::mqttbytes::v4::{Connect, Packet, Publish};
+    use rumqttc::mqttbytes::QoS;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const MAX: usize = 1 << 24;
+    let stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .with_context(|| format!("connecting to {host}:{port}"))?;
+    stream.set_nodelay(true)?;
+    let (mut rd, mut wr) = stream.into_split();
+    let mut out = BytesMut::with_capacity(LEAN_WRITE_BYTES * 2);
+    let mut connect = Connect::new(id);
+    connect.keep_alive = 0;
+    connect.clean_session = true;
+    Packet::Connect(connect)
+        .write(&mut out, MAX)
+        .map_err(|e| anyhow::anyhow!("encoding CONNECT: {e:?}"))?;
+    wr.write_all(&out).await?;
+    out.clear();
+    // Reads one packet (CONNACK first, then PUBACKs).
+    let mut inb = BytesMut::with_capacity(64 << 10);
+    async fn next(
+        rd: &mut tokio::net::tcp::OwnedReadHalf,
+        inb: &mut BytesMut,
+    ) -> anyhow::Result<Packet> {
+        loop {
+            match Packet::read(inb, MAX) {
+                Ok(p) => return Ok(p),
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {
+                    if rd.read_buf(inb).await? == 0 {
+                        anyhow::bail!("the broker closed the connection");
+                    }
+                }
+                Err(e) => anyhow::bail!("reading from the broker: {e:?}"),
+            }
+        }
+    }
+    match next(&mut rd, &mut inb).await? {
+        Packet::ConnAck(a) if a.code == rumqttc::mqttbytes::v4::ConnectReturnCode::Success => {}
+        other => anyhow::bail!("the broker refused the connection: {other:?}"),
+    }
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(LEAN_WINDOW));
+    let w2 = window.clone();
+    let reader = tokio::spawn(async move {
+        let mut acked = 0u64;
+        while acked < msgs {
+            if let Packet::PubAck(_) = next(&mut rd, &mut inb).await? {
+                acked += 1;
+                w2.add_permits(1);
+            }
+        }
+        anyhow::Ok(())
+    });
+    let mut pkid: u16 = 0;
+    for (topic, payload) in items {
+        let permit = match window.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                // The window is full: what is encoded goes out, then wait for PUBACKs.
+                if !out.is_empty() {
+                    wr.write_all(&out).await?;
+                    out.clear();
+                }
+                window.acquire().await?
+            }
+        };
+        permit.forget();
+        pkid = pkid.checked_add(1).unwrap_or(1);
+        let mut p = Publish::new(topic, QoS::AtLeastOnce, payload);
+        p.pkid = pkid;
+        Packet::Publish(p)
+            .write(&mut out, MAX)
+            .map_err(|e| anyhow::anyhow!("encoding PUBLISH: {e:?}"))?;
+        if out.len() >= LEAN_WRITE_BYTES {
+            wr.write_all(&out).await?;
+            out.clear();
+        }
+    }
+    if !out.is_empty() {
+        wr.write_all(&out).await?;
+        out.clear();
+    }
+    reader.await??;
+    Packet::Disconnect
+        .write(&mut out, MAX)
+        .map_err(|e| anyhow::anyhow!("encoding DISCONNECT: {e:?}"))?;
+    wr.write_all(&out).await?;
+    wr.shutdown().await?;
+    Ok(())
+}
+
+/// The load generator through rumqttc's client (one socket write per publish).
+async fn publish_rumqttc(
+    host: &str,
+    port: u16,
+    id: &str,
+    items: Box<dyn Iterator<Item = (String, Vec<u8>)> + Send>,
+    msgs: u64,
+) -> anyhow::Result<()> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+    let mut opts = MqttOptions::new(id, host, port);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_inflight(1000)
+        .set_max_packet_size(1 << 24, 1 << 24);
+    let (client, mut el) = AsyncClient::new(opts, 10_000);
+    let sender = tokio::spawn(async move {
+        for (topic, payload) in items {
             if client
-                .publish(
-                    format!("bench/A{}", m % 20),
-                    QoS::AtLeastOnce,
-                    false,
-                    payload,
-                )
+                .publish(topic, QoS::AtLeastOnce, false, payload)
                 .await
                 .is_err()
             {

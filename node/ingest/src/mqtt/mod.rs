@@ -1,5 +1,6 @@
 //! MQTT source: subscriptions, topic patterns, payload codecs and the client task.
 
+mod acks;
 pub mod codec;
 pub mod config;
 pub mod source;

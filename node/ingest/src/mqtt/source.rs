@@ -11,8 +11,11 @@
 //! whose readings go on the bus carries an [`Ack`] token in its [`Delivery`], and is
 //! acknowledged only once the token is fired (its readings are durable); a message rejected as
 //! bad (counted) or with no readings is complete at once. Acks go out in the order the messages
-//! came (a small task per connection waits on the tokens' watermark).
+//! came. With MQTT 3.1.1 the client loop writes the acks of everything stored so far in one
+//! socket write (`acks.rs`); with MQTT 5 (rumqttc keeps that connection private) a small task
+//! per connection waits on the tokens' watermark and acks through the client, one at a time.
 
+use super::acks::{self, AckQueue};
 use super::codec::sparkplug::Outgoing;
 use super::codec::Decoder;
 use super::config::{MqttConfig, MqttProtocol};
@@ -133,6 +136,10 @@ pub struct SourceStatus {
     pub unknown_topic: SourceCounters,
     /// Last connection error, for the status view.
     pub last_error: Mutex<Option<String>>,
+    /// Acknowledgements sent after storage (MQTT 3.1.1).
+    pub acks_sent: AtomicU64,
+    /// Socket writes that carried them (many acks per write under load).
+    pub ack_writes: AtomicU64,
 }
 
 impl SourceStatus {
@@ -239,10 +246,11 @@ impl Router {
         let topic = String::from_utf8_lossy(topic);
         #[cfg(feature = "fault-inject")]
         crate::fault::mqtt_message(&topic);
-        let Some(i) = self
+        let Some((i, m)) = self
             .subs
             .iter()
-            .position(|s| s.pattern.matches(&topic).is_some())
+            .enumerate()
+            .find_map(|(i, s)| s.pattern.matches(&topic).map(|m| (i, m)))
         else {
             self.status
                 .unknown_topic
@@ -260,7 +268,6 @@ impl Router {
         counters
             .bytes
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
-        let m = sub.pattern.matches(&topic).unwrap_or_default();
         let start = self.pending.len();
         let res = sub.decoder.decode(m, payload, now, &mut self.pending);
         counters.add(&sub.decoder.take_tally());
@@ -416,6 +423,44 @@ impl MqttSource {
     }
 }
 
+fn ack_qos(d: acks::Due) -> rumqttc::QoS {
+    if d.exactly_once {
+        rumqttc::QoS::ExactlyOnce
+    } else {
+        rumqttc::QoS::AtLeastOnce
+    }
+}
+
+/// Aborts the task when dropped (the waker ends with its client loop).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Writes PUBACKs (PUBRECs for QoS 2) into the connection's buffer and flushes them with one
+/// write. Without a connection there is nothing to do: the broker redelivers on the next one.
+async fn write_acks(el: &mut rumqttc::EventLoop, due: &[acks::Due]) -> Result<(), String> {
+    let timeout = Duration::from_secs(el.network_options.connection_timeout().max(1));
+    let Some(n) = el.network.as_mut() else {
+        return Ok(());
+    };
+    for d in due {
+        let p = if d.exactly_once {
+            rumqttc::Packet::PubRec(rumqttc::PubRec::new(d.pkid))
+        } else {
+            rumqttc::Packet::PubAck(rumqttc::PubAck::new(d.pkid))
+        };
+        n.write(p).await.map_err(|e| e.to_string())?;
+    }
+    match tokio::time::timeout(timeout, n.flush()).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("flush timed out".into()),
+    }
+}
+
 fn qos_v311(q: u8) -> rumqttc::QoS {
     if q == 0 {
         rumqttc::QoS::AtMostOnce
@@ -472,10 +517,18 @@ async fn egress_ok(status: &SourceStatus, cfg: &MqttConfig, backoff: &mut Backof
 async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Router) {
     use rumqttc::{AsyncClient, Event, Packet, SubscribeFilter};
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    let acker = router.acker(
-        client.clone(),
-        |c: AsyncClient, p: rumqttc::Publish| async move { c.ack(&p).await.is_ok() },
-    );
+    // Acks after storage, written in bunches by this loop (`acks.rs`).
+    let ackq = router.acks.as_ref().map(|t| {
+        let q = acks::Shared::default();
+        let c = client.clone();
+        let waker = acks::spawn_waker(q.clone(), t.watermark.subscribe(), move |d| {
+            let mut p = rumqttc::Publish::new("", ack_qos(d), Vec::new());
+            p.pkid = d.pkid;
+            c.try_ack(&p).is_ok()
+        });
+        (q, t.watermark.clone(), AbortOnDrop(waker))
+    });
+    let mut due = Vec::new();
     let filters: Vec<SubscribeFilter> = cfg
         .subscriptions
         .iter()
@@ -515,17 +568,48 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
         connecting = false;
         // Before waiting on the network (no event left from the last read), the readings of
         // the messages read so far go on the bus.
-        if router.has_pending() && eventloop.state.events.is_empty() && !router.flush().await {
+        let idle = eventloop.state.events.is_empty();
+        if router.has_pending() && idle && !router.flush().await {
             return;
         }
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(mut p))) => {
+        // Then the acks of what is stored by now, one write for all of them.
+        if let (Some((q, wm, _)), true) = (&ackq, idle) {
+            loop {
+                due.clear();
+                AckQueue::take_ready(q, || *wm.borrow(), true, &mut due);
+                if due.is_empty() {
+                    break;
+                }
+                let written = write_acks(&mut eventloop, &due).await;
+                if written.is_ok() {
+                    let st = &router.status;
+                    st.acks_sent.fetch_add(due.len() as u64, Ordering::Relaxed);
+                    st.ack_writes.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Err(e) = written {
+                    // The connection is broken; the next poll finds out and reconnects.
+                    tracing::debug!(error = %e, "writing mqtt acks failed");
+                    AckQueue::reset(q);
+                    break;
+                }
+            }
+        }
+        let polled = eventloop.poll().await;
+        if let Some((q, _, _)) = &ackq {
+            AckQueue::unpark(q);
+        }
+        match polled {
+            Ok(Event::Incoming(Packet::Publish(p))) => {
                 if !router.handle(p.topic.as_bytes(), &p.payload).await {
                     return;
                 }
-                if let (Some(a), true) = (&acker, p.qos != rumqttc::QoS::AtMostOnce) {
-                    p.payload = Default::default();
-                    let _ = a.send((router.last_seq, p));
+                if let (Some((q, _, _)), true) = (&ackq, p.qos != rumqttc::QoS::AtMostOnce) {
+                    AckQueue::push(
+                        q,
+                        router.last_seq,
+                        p.pkid,
+                        p.qos == rumqttc::QoS::ExactlyOnce,
+                    );
                 }
                 for o in router.outbox.drain(..) {
                     if let Err(e) =
@@ -554,6 +638,13 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
                     t.outgoing(pkid);
                 }
             }
+            Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(_) | rumqttc::Outgoing::PubRec(_))) => {
+                if let Some((q, _, _)) = &ackq {
+                    AckQueue::written_from_channel(q);
+                    router.status.acks_sent.fetch_add(1, Ordering::Relaxed);
+                    router.status.ack_writes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 let refused = ack
                     .return_codes
@@ -569,6 +660,9 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
             }
             Ok(_) => {}
             Err(e) => {
+                if let Some((q, _, _)) = &ackq {
+                    AckQueue::reset(q);
+                }
                 connecting = true;
                 let d = backoff.next_delay();
                 on_error(&router.status, &e, &cfg.host, cfg.port, d);
