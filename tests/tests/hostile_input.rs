@@ -304,7 +304,7 @@ format = "json"
     assert_eq!(caps("writer_inbox"), (BUDGET_MB << 20) as f64 / 16.0);
     assert_eq!(
         node_metric(&node.metrics, "millwright_mqtt_max_packet_bytes", ""),
-        Some((BUDGET_MB << 20) as f64 / 32.0)
+        Some((BUDGET_MB << 20) as f64 / 64.0)
     );
     let (c, acked) = publisher(broker.port).await;
     // ~1 MiB each: 9,000 readings with padding (under the 10,000-readings cap), and every

@@ -9,11 +9,12 @@
 //! | 1/16 | InfluxDB writer inbox, bytes | the pipeline waits (so does the bus) |
 //! | 1/32 | analytics tap, bytes | the batch skips analytics (stored and written anyway), counted |
 //! | 1/8 | in-memory InfluxDB backlog (no outbox), points × [`BACKLOG_POINT_BYTES`] | `influxdb.max_backlog_points` lowered to fit: oldest dropped and counted |
-//! | 1/32 | largest MQTT packet accepted | `mqtt.max_packet_bytes` lowered to fit: a larger packet ends the connection (rumqttc), counted as a connection error |
+//! | 1/64 | largest MQTT packet accepted | `mqtt.max_packet_bytes` lowered to fit: a larger packet ends the connection (rumqttc), counted as a connection error |
 //! | ≤ 1/2 | the local store at its fullest ([`store_bytes`]) | a config problem (`check-config`) |
 //!
-//! The rest is the program itself (~15 MiB resident), the MQTT client's read-ahead (rumqttc
-//! decodes up to 10 packets per network read: up to 10 × the packet cap) and the decoding of
+//! Up to 10 × 1/64 more: the MQTT client's read-ahead (rumqttc decodes up to 10 packets per
+//! network read), so the shares and the read-ahead add up to 15/16 of the budget at most.
+//! The rest is the program itself (~15 MiB resident) and the decoding of
 //! one message (JSON arrays go element by element into readings and stop at the readings cap). The language model's weights come on top (their resident size is
 //! on `/metrics`). The series count is capped by `store.max_sensors` (readings of more sensors
 //! are counted in `millwright_store_rejected_readings_total`); name lengths by the decoders.
@@ -69,7 +70,7 @@ impl MemoryCaps {
             writer_inbox_bytes: b / 16,
             tap_bytes: b / 32,
             backlog_bytes: b / 8,
-            mqtt_packet_bytes: b / 32,
+            mqtt_packet_bytes: b / 64,
             store_bytes: b / 2,
         }
     }
@@ -135,7 +136,7 @@ impl MemoryCaps {
         if let Some(m) = &mut cfg.mqtt {
             if m.max_packet_bytes > self.mqtt_packet_bytes {
                 lowered.push(format!(
-                    "mqtt.max_packet_bytes {} → {} (1/32 of node.memory_budget_mb)",
+                    "mqtt.max_packet_bytes {} → {} (1/64 of node.memory_budget_mb)",
                     m.max_packet_bytes, self.mqtt_packet_bytes
                 ));
                 m.max_packet_bytes = self.mqtt_packet_bytes;
@@ -224,7 +225,7 @@ bucket = "b"
         let mut cfg = Config::parse(CFG).unwrap();
         assert_eq!(cfg.node.memory_budget_mb, DEFAULT_BUDGET_MB);
         let caps = MemoryCaps::of(&cfg);
-        assert_eq!(caps.mqtt_packet_bytes, 32 * MB);
+        assert_eq!(caps.mqtt_packet_bytes, 16 * MB);
         assert_eq!(caps.bus_bytes, 64 * MB);
         // The default store (1,000 sensors × 16,384-sample rings × 24 B = 375 MiB) fits.
         assert!(store_bytes(&cfg.store) <= caps.store_bytes);
@@ -249,8 +250,8 @@ bucket = "b"
         let caps = MemoryCaps::of(&cfg);
         let lowered = caps.apply(&mut cfg);
         assert_eq!(lowered.len(), 2, "{lowered:?}");
-        assert!(lowered[0].starts_with("mqtt.max_packet_bytes 16777216 → 2097152"));
-        assert_eq!(cfg.mqtt.as_ref().unwrap().max_packet_bytes, 2 * MB);
+        assert!(lowered[0].starts_with("mqtt.max_packet_bytes 16777216 → 1048576"));
+        assert_eq!(cfg.mqtt.as_ref().unwrap().max_packet_bytes, MB);
         assert!(caps.summary().starts_with("budget 64 MiB: bus 4.0 MiB"));
     }
 

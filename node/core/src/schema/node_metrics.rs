@@ -105,7 +105,7 @@ metrics! {
     MEMORY_QUEUE_BYTES = "millwright_memory_queue_bytes", Gauge, "bytes", QUEUE, "Bytes an in-memory queue holds now.";
     MEMORY_QUEUE_PEAK_BYTES = "millwright_memory_queue_peak_bytes", Gauge, "bytes", QUEUE, "Most bytes an in-memory queue held at once since start.";
     MEMORY_QUEUE_FULL_TOTAL = "millwright_memory_queue_full_total", Counter, "events", QUEUE, "Times a queue's byte cap was hit (bus, writer inbox: the sender waited; analytics tap: the batch skipped analytics).";
-    MQTT_MAX_PACKET_BYTES = "millwright_mqtt_max_packet_bytes", Gauge, "bytes", &[], "Largest MQTT packet the node accepts (`mqtt.max_packet_bytes`, lowered to 1/32 of the memory budget).";
+    MQTT_MAX_PACKET_BYTES = "millwright_mqtt_max_packet_bytes", Gauge, "bytes", &[], "Largest MQTT packet the node accepts (`mqtt.max_packet_bytes`, lowered to 1/64 of the memory budget).";
     STORE_SERIES = "millwright_store_series", Gauge, "series", &[], "Series (asset, signal) in the local store.";
     STORE_MAX_SERIES = "millwright_store_max_series", Gauge, "series", &[], "`store.max_sensors`: most series the local store keeps.";
     STORE_REJECTED_READINGS_TOTAL = "millwright_store_rejected_readings_total", Counter, "readings", &[], "Readings of new series the local store did not keep because it already holds `store.max_sensors` (still written to InfluxDB).";
