@@ -447,12 +447,15 @@ pub async fn publish(a: &BenchPublisherArgs) -> anyhow::Result<()> {
 }
 
 /// The benchmark's messages, (topic, payload), in order.
+type Messages = Box<dyn Iterator<Item = (String, Vec<u8>)> + Send>;
+
+/// The benchmark's messages in order.
 fn messages(
     total: u64,
     per_msg: usize,
     spb: bool,
     first: i64,
-) -> Box<dyn Iterator<Item = (String, Vec<u8>)> + Send> {
+) -> Messages {
     use std::fmt::Write;
     let ts0: i64 = 1_700_000_000_000 + first;
     let data = total.div_ceil(per_msg as u64);
@@ -524,7 +527,7 @@ async fn publish_lean(
     host: &str,
     port: u16,
     id: &str,
-    items: Box<dyn Iterator<Item = (String, Vec<u8>)> + Send>,
+    items: Messages,
     msgs: u64,
 ) -> anyhow::Result<()> {
     use bytes::BytesMut;
@@ -623,7 +626,7 @@ async fn publish_rumqttc(
     host: &str,
     port: u16,
     id: &str,
-    items: Box<dyn Iterator<Item = (String, Vec<u8>)> + Send>,
+    items: Messages,
     msgs: u64,
 ) -> anyhow::Result<()> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
