@@ -8,45 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::broker;
+use common::{broker, publish};
 
 use millwright_ingest::mqtt::{AckMode, Delivery, MqttConfig, MqttSource};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::{Duration, Instant};
-
-/// Publishes `values` as one-reading JSON messages (QoS 1) and waits for every PUBACK.
-async fn publish(host: &str, port: u16, root: &str, values: std::ops::Range<u32>) {
-    let mut o = MqttOptions::new(format!("{root}-pub"), host, port);
-    o.set_keep_alive(Duration::from_secs(10)).set_inflight(200);
-    let (client, mut el) = AsyncClient::new(o, 256);
-    let n = values.len();
-    let topic = format!("{root}/A1/s1");
-    let sender = tokio::spawn(async move {
-        for v in values {
-            let p = format!(
-                r#"{{"value":{v},"ts_ms":{}}}"#,
-                1_700_000_000_000u64 + u64::from(v)
-            );
-            client
-                .publish(topic.clone(), QoS::AtLeastOnce, false, p)
-                .await
-                .unwrap();
-        }
-        client
-    });
-    let mut acked = 0;
-    while acked < n {
-        if let Event::Incoming(Packet::PubAck(_)) = el.poll().await.unwrap() {
-            acked += 1;
-        }
-    }
-    let client = sender.await.unwrap();
-    let _ = client.try_disconnect();
-    while !matches!(
-        el.poll().await,
-        Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)
-    ) {}
-}
 
 fn config(host: &str, port: u16, id: &str, root: &str) -> MqttConfig {
     toml::from_str(&format!(

@@ -450,12 +450,7 @@ pub async fn publish(a: &BenchPublisherArgs) -> anyhow::Result<()> {
 type Messages = Box<dyn Iterator<Item = (String, Vec<u8>)> + Send>;
 
 /// The benchmark's messages in order.
-fn messages(
-    total: u64,
-    per_msg: usize,
-    spb: bool,
-    first: i64,
-) -> Messages {
+fn messages(total: u64, per_msg: usize, spb: bool, first: i64) -> Messages {
     use std::fmt::Write;
     let ts0: i64 = 1_700_000_000_000 + first;
     let data = total.div_ceil(per_msg as u64);

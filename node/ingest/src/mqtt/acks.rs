@@ -10,7 +10,10 @@
 //! watermark moves: it hands the oldest ready ack to the client's request channel (the event
 //! loop writes it and returns an event), and the loop writes the rest. Order is kept because
 //! the loop writes directly only while no ack of this queue is in the channel
-//! (`in_channel == 0`), and both take from the front of one queue under one lock.
+//! (`in_channel` empty), and both take from the front of one queue under one lock. The ack in
+//! the channel is known by its packet id, so the event of any other ack cannot release it. When
+//! the connection breaks, the loop drops what the waker may have handed over after rumqttc's
+//! own clean-up, so no ack of one connection reaches the next.
 //! MQTT 3.1.1 (4.6) asks for PUBACKs in the order the PUBLISH packets came.
 
 use std::collections::VecDeque;
@@ -23,8 +26,8 @@ pub(crate) struct AckQueue {
     /// (sequence the storage watermark must reach, 0: at once; packet id; QoS 2), in arrival
     /// order.
     waiting: VecDeque<(u64, u16, bool)>,
-    /// Acks of this queue handed to the client's request channel, not yet seen written.
-    in_channel: usize,
+    /// The packet id of the ack handed to the client's request channel, not yet seen written.
+    in_channel: Option<u16>,
     /// The client loop waits in `poll`.
     parked: bool,
 }
@@ -63,7 +66,7 @@ impl AckQueue {
         out: &mut Vec<Due>,
     ) {
         let mut g = lock(q);
-        if g.in_channel == 0 {
+        if g.in_channel.is_none() {
             let watermark = watermark();
             while let Some(&(seq, pkid, exactly_once)) = g.waiting.front() {
                 if seq > watermark {
@@ -81,10 +84,12 @@ impl AckQueue {
         lock(q).parked = false;
     }
 
-    /// The event loop wrote an ack that came through the channel.
-    pub(crate) fn written_from_channel(q: &Shared) {
+    /// The event loop wrote the ack of `pkid` that came through the channel.
+    pub(crate) fn written_from_channel(q: &Shared, pkid: u16) {
         let mut g = lock(q);
-        g.in_channel = g.in_channel.saturating_sub(1);
+        if g.in_channel == Some(pkid) {
+            g.in_channel = None;
+        }
     }
 
     /// The connection is gone: the broker redelivers every unacknowledged message of a
@@ -92,7 +97,7 @@ impl AckQueue {
     pub(crate) fn reset(q: &Shared) {
         let mut g = lock(q);
         g.waiting.clear();
-        g.in_channel = 0;
+        g.in_channel = None;
         g.parked = false;
     }
 
@@ -101,7 +106,7 @@ impl AckQueue {
     /// channel is full; the loop is busy then and writes it itself).
     pub(crate) fn wake_with(q: &Shared, watermark: u64, send: impl FnOnce(Due) -> bool) {
         let mut g = lock(q);
-        if !g.parked || g.in_channel > 0 {
+        if !g.parked || g.in_channel.is_some() {
             return;
         }
         let Some(&(seq, pkid, exactly_once)) = g.waiting.front() else {
@@ -112,7 +117,7 @@ impl AckQueue {
         }
         if send(Due { pkid, exactly_once }) {
             g.waiting.pop_front();
-            g.in_channel += 1;
+            g.in_channel = Some(pkid);
         }
     }
 }
@@ -194,7 +199,11 @@ mod tests {
         AckQueue::unpark(&q);
         AckQueue::take_ready(&q, || 2, true, &mut out);
         assert!(out.is_empty());
-        AckQueue::written_from_channel(&q);
+        // An event of another ack (one a broken connection left in the channel) does not count.
+        AckQueue::written_from_channel(&q, 9);
+        AckQueue::take_ready(&q, || 2, true, &mut out);
+        assert!(out.is_empty());
+        AckQueue::written_from_channel(&q, 1);
         AckQueue::take_ready(&q, || 2, true, &mut out);
         assert_eq!(pkids(&out), [2, 3]);
     }

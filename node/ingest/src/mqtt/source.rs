@@ -638,9 +638,11 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
                     t.outgoing(pkid);
                 }
             }
-            Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(_) | rumqttc::Outgoing::PubRec(_))) => {
+            Ok(Event::Outgoing(
+                rumqttc::Outgoing::PubAck(pkid) | rumqttc::Outgoing::PubRec(pkid),
+            )) => {
                 if let Some((q, _, _)) = &ackq {
-                    AckQueue::written_from_channel(q);
+                    AckQueue::written_from_channel(q, pkid);
                     router.status.acks_sent.fetch_add(1, Ordering::Relaxed);
                     router.status.ack_writes.fetch_add(1, Ordering::Relaxed);
                 }
@@ -661,6 +663,10 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
             Ok(_) => {}
             Err(e) => {
                 if let Some((q, _, _)) = &ackq {
+                    // The loop is unparked: the waker hands over nothing more. An ack it handed
+                    // over after rumqttc's own clean-up (inside `poll`) is dropped here, so no
+                    // ack of this connection reaches the next one (rumqttc drops queued acks).
+                    eventloop.clean();
                     AckQueue::reset(q);
                 }
                 connecting = true;

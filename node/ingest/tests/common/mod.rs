@@ -1,5 +1,8 @@
 //! Helpers shared by this crate's integration tests against the real services.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used, dead_code)]
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::time::Duration;
 
 /// The test Mosquitto's (host, port) from `MILLWRIGHT_TEST_MQTT` (set by `make test`).
 pub fn broker() -> (String, u16) {
@@ -9,4 +12,38 @@ pub fn broker() -> (String, u16) {
     );
     let (h, p) = hp.rsplit_once(':').expect("host:port");
     (h.to_string(), p.parse().expect("port"))
+}
+
+/// Publishes `values` as one-reading JSON messages (QoS 1) and waits for every PUBACK.
+pub async fn publish(host: &str, port: u16, root: &str, values: std::ops::Range<u32>) {
+    let mut o = MqttOptions::new(format!("{root}-pub"), host, port);
+    o.set_keep_alive(Duration::from_secs(10)).set_inflight(200);
+    let (client, mut el) = AsyncClient::new(o, 256);
+    let n = values.len();
+    let topic = format!("{root}/A1/s1");
+    let sender = tokio::spawn(async move {
+        for v in values {
+            let p = format!(
+                r#"{{"value":{v},"ts_ms":{}}}"#,
+                1_700_000_000_000u64 + u64::from(v)
+            );
+            client
+                .publish(topic.clone(), QoS::AtLeastOnce, false, p)
+                .await
+                .unwrap();
+        }
+        client
+    });
+    let mut acked = 0;
+    while acked < n {
+        if let Event::Incoming(Packet::PubAck(_)) = el.poll().await.unwrap() {
+            acked += 1;
+        }
+    }
+    let client = sender.await.unwrap();
+    let _ = client.try_disconnect();
+    while !matches!(
+        el.poll().await,
+        Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)
+    ) {}
 }
