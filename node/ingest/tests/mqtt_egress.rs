@@ -4,7 +4,10 @@
 //! connects, loses its session to another client with the same id, is refused on reconnect
 //! (reported in its status, no socket opened: the client that took the session over is never
 //! kicked back off), and connects again once the address is on site again — no crash, no
-//! restart.
+//! restart. The broker's name exists only in the test check: the source connects to the
+//! address the check returned and never resolves the name again itself (which would be a
+//! second, unchecked lookup); of several checked addresses it tries the next one when one
+//! fails. Both protocol versions.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,8 +22,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// "DNS" for the test: the broker's address, or 8.8.8.8 once `public` is set; refusals counted.
+/// "DNS" for the test: an address where nothing listens, then the broker's (a client must try
+/// the next one), or 8.8.8.8 once `public` is set; refusals counted.
 struct FlipCheck {
+    dead: SocketAddr,
     broker: SocketAddr,
     public: AtomicBool,
     asked: AtomicU64,
@@ -38,7 +43,7 @@ impl ConnectCheck for FlipCheck {
         let addrs = if self.public.load(Ordering::SeqCst) {
             vec![SocketAddr::new("8.8.8.8".parse().unwrap(), port)]
         } else {
-            vec![self.broker]
+            vec![self.dead, self.broker]
         };
         match first_public(&addrs) {
             Some(a) => {
@@ -61,19 +66,34 @@ async fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A name no resolver knows (RFC 6761): only the test check does.
+const NAME: &str = "broker.millwright.invalid";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_to_an_address_turned_public_is_refused_before_any_socket() {
+    // One after the other: the check is process-wide.
+    case("3.1.1").await;
+    case("5").await;
+}
+
+async fn case(protocol: &str) {
     let (host, port) = broker();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let check = Arc::new(FlipCheck {
+        dead,
         broker: format!("{host}:{port}").parse().unwrap(),
         public: AtomicBool::new(false),
         asked: AtomicU64::new(0),
         refused: AtomicU64::new(0),
     });
     millwright_core::egress::install(check.clone());
-    let id = format!("egress-{}", std::process::id());
+    let id = format!("egress-{}-{protocol}", std::process::id());
     let cfg: MqttConfig = toml::from_str(&format!(
-        "host = \"{host}\"\nport = {port}\nclient_id = \"{id}\"\nreconnect_min_ms = 100\n\
+        "host = \"{NAME}\"\nport = {port}\nprotocol = \"{protocol}\"\nclient_id = \"{id}\"\n\
+         reconnect_min_ms = 100\n\
          reconnect_max_ms = 200\n[[subscriptions]]\ntopic = \"egress-test/{{asset}}/{{signal}}\"\n"
     ))
     .unwrap();
@@ -122,7 +142,7 @@ async fn a_reconnect_to_an_address_turned_public_is_refused_before_any_socket() 
     .await;
     let err = st.last_error.lock().unwrap().clone().unwrap_or_default();
     assert!(
-        err.contains("egress refused") && err.contains("8.8.8.8") && err.contains(&host),
+        err.contains("egress refused") && err.contains("8.8.8.8") && err.contains(NAME),
         "{err}"
     );
     // Refused attempts open no socket: the source never took the session back.

@@ -22,6 +22,7 @@
 
 use millwright_core::{Secret, ValidationError};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -351,20 +352,61 @@ pub fn connect_error_hint(error: &str) -> Option<&'static str> {
 
 /// The node's egress check of the broker, asked right before every (re)connect
 /// (`millwright_core::egress`): `Err` names the host and the refused address (or the failed
-/// lookup). Blocking (it may resolve the name): call it in `spawn_blocking`. rumqttc resolves the
-/// name itself again when it connects (its options take a host name, which TLS needs for the
-/// server name), so a DNS change between the two lookups is caught at the next reconnect.
-pub fn check_egress(host: &str, port: u16) -> Result<(), String> {
-    millwright_core::egress::resolve_checked("mqtt.host", host, port).map(|_| ())
+/// lookup); `Ok` holds the addresses the check allowed (none without an installed check).
+/// Blocking (it may resolve the name): call it in `spawn_blocking`. Give the client
+/// [`connect_host`] of them, so that it connects to what was checked.
+pub fn check_egress(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    millwright_core::egress::resolve_checked("mqtt.host", host, port).map(Option::unwrap_or_default)
 }
 
 /// [`check_egress`] off the async runtime.
-pub async fn check_egress_async(host: &str, port: u16) -> Result<(), String> {
+pub async fn check_egress_async(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     let h = host.to_string();
     match tokio::task::spawn_blocking(move || check_egress(&h, port)).await {
         Ok(r) => r,
         Err(e) => Err(format!("mqtt.host {host}: egress check failed: {e}")),
     }
+}
+
+/// The broker host to give rumqttc after the egress check: over plain TCP a checked address
+/// (rumqttc would otherwise resolve the name again, and a DNS answer changed in between would
+/// not be checked) — the first one, the next one on the next attempt (`attempt`: connection
+/// attempts since the last success; a name like `localhost` may give `::1` first to a broker
+/// listening on 127.0.0.1 only) — over TLS the configured name (the server's certificate is
+/// verified against it; a certificate for an off-site name is what an attacker would need).
+pub fn connect_host(name: &str, checked: &[SocketAddr], attempt: usize, tls: bool) -> String {
+    let pick = checked.get(attempt.checked_rem(checked.len()).unwrap_or(0));
+    match pick {
+        Some(a) if !tls => match a.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            // rumqttc joins host and port as `host:port`.
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        },
+        _ => name.to_string(),
+    }
+}
+
+/// `o` with the broker host `host` (MQTT 3.1.1; rumqttc has no setter for it): every setting
+/// the node uses is carried over (the outgoing packet limit is taken equal to the incoming
+/// one, as [`ConnectOptions::v4_options`] sets them).
+pub fn v4_with_host(o: &rumqttc::MqttOptions, host: &str) -> rumqttc::MqttOptions {
+    let (_, port) = o.broker_address();
+    let mut n = rumqttc::MqttOptions::new(o.client_id(), host, port);
+    n.set_transport(o.transport())
+        .set_keep_alive(o.keep_alive())
+        .set_clean_session(o.clean_session())
+        .set_max_packet_size(o.max_packet_size(), o.max_packet_size())
+        .set_request_channel_capacity(o.request_channel_capacity())
+        .set_pending_throttle(o.pending_throttle())
+        .set_inflight(o.inflight())
+        .set_manual_acks(o.manual_acks());
+    if let Some(l) = o.credentials() {
+        n.set_credentials(l.username, l.password);
+    }
+    if let Some(w) = o.last_will() {
+        n.set_last_will(w);
+    }
+    n
 }
 
 /// Installs the process-wide TLS crypto provider (ring) once; TLS connections need it.
@@ -421,6 +463,54 @@ mod tests {
             reconnect_min_ms: 250,
             reconnect_max_ms: 30_000,
         }
+    }
+
+    #[test]
+    fn the_client_gets_the_checked_address_over_plain_tcp_and_the_name_over_tls() {
+        let v4: SocketAddr = "10.1.2.3:1883".parse().unwrap_or_else(|_| unreachable!());
+        let v6: SocketAddr = "[fd00::7]:1883".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(
+            connect_host("broker.local", &[v4, v6], 0, false),
+            "10.1.2.3"
+        );
+        assert_eq!(
+            connect_host("broker.local", &[v4, v6], 1, false),
+            "[fd00::7]"
+        );
+        assert_eq!(
+            connect_host("broker.local", &[v4, v6], 2, false),
+            "10.1.2.3"
+        );
+        assert_eq!(connect_host("broker.local", &[v4], 0, true), "broker.local");
+        assert_eq!(connect_host("broker.local", &[], 3, false), "broker.local");
+    }
+
+    #[test]
+    fn a_new_host_keeps_every_other_setting() {
+        let mut c = opts();
+        c.username = Some("u".into());
+        c.password = Some(Secret::new("p"));
+        let mut o = c
+            .v4_options()
+            .map(|o| o.into_inner())
+            .unwrap_or_else(|_| unreachable!());
+        o.set_clean_session(false)
+            .set_inflight(77)
+            .set_manual_acks(true)
+            .set_request_channel_capacity(33)
+            .set_pending_throttle(Duration::from_millis(3))
+            .set_last_will(rumqttc::LastWill::new(
+                "t/status",
+                "offline",
+                rumqttc::QoS::AtLeastOnce,
+                true,
+            ));
+        let n = v4_with_host(&o, "10.1.2.3");
+        assert_eq!(n.broker_address(), ("10.1.2.3".to_string(), 1883));
+        // rumqttc's Debug lists every setting but the transport (plain TCP on both).
+        let same = format!("{o:?}").replace("broker.local", "10.1.2.3");
+        assert_eq!(format!("{n:?}"), same);
+        assert!(matches!(n.transport(), rumqttc::Transport::Tcp));
     }
 
     fn paths(o: &ConnectOptions) -> Vec<String> {

@@ -290,21 +290,35 @@ async fn event_loop(
     let mut bucket = Bucket::new(REQUEST_RATE_PER_S, REQUEST_BURST);
     let (host, port) = el.mqtt_options.broker_address();
     let mut connecting = true;
+    // Connection attempts since the last success (which checked address to try).
+    let mut attempt = 0usize;
     loop {
         // Every (re)connect passes the node's egress check first; a refusal opens no socket.
         if connecting {
-            if let Err(why) = millwright_mqtt::check_egress_async(&host, port).await {
-                status.connected.store(false, Ordering::Relaxed);
-                if let Some(suppressed) = log.allow() {
-                    tracing::error!(reason = %why, suppressed, "MQTT publisher: egress refused; retrying");
+            match millwright_mqtt::check_egress_async(&host, port).await {
+                Ok(a) => {
+                    // Connect to what was checked (rumqttc would resolve the name again).
+                    let tls = !matches!(el.mqtt_options.transport(), rumqttc::Transport::Tcp);
+                    let h = millwright_mqtt::connect_host(&host, &a, attempt, tls);
+                    attempt += 1;
+                    if el.mqtt_options.broker_address().0 != h {
+                        el.mqtt_options = millwright_mqtt::v4_with_host(&el.mqtt_options, &h);
+                    }
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                Err(why) => {
+                    status.connected.store(false, Ordering::Relaxed);
+                    if let Some(suppressed) = log.allow() {
+                        tracing::error!(reason = %why, suppressed, "MQTT publisher: egress refused; retrying");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
             }
             connecting = false;
         }
         match el.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                attempt = 0;
                 status.connected.store(true, Ordering::Relaxed);
                 status.connections.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) =

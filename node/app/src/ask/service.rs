@@ -94,14 +94,21 @@ struct Open {
     with_model: bool,
 }
 
+/// The ask client's options, with the broker host `host`.
+fn client_options(setup: &AskSetup, host: &str) -> anyhow::Result<rumqttc::v5::MqttOptions> {
+    let mut conn = setup.conn.clone();
+    conn.host = host.to_string();
+    let mut opts = conn.v5_options()?;
+    opts.set_clean_start(true);
+    Ok(opts.into_inner())
+}
+
 /// Starts the ask client task; returns the analytics' sender of answers and the task.
 pub fn spawn(
     setup: AskSetup,
     questions: Questions,
 ) -> anyhow::Result<(AnswerPort, JoinHandle<()>)> {
-    let mut opts = setup.conn.v5_options()?;
-    opts.set_clean_start(true);
-    let (client, eventloop) = AsyncClient::new(opts.into_inner(), 1024);
+    let (client, eventloop) = AsyncClient::new(client_options(&setup, &setup.conn.host)?, 1024);
     let (tx, rx) = mpsc::channel(setup.section.max_open * 2 + 16);
     let port = AnswerPort {
         tx,
@@ -140,15 +147,33 @@ impl Service {
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let (host, port) = el.options.broker_address();
         let mut connecting = true;
+        // Connection attempts since the last success (which checked address to try).
+        let mut attempt = 0usize;
         loop {
             // Every (re)connect passes the node's egress check first; a refusal opens no socket.
             if connecting {
-                if let Err(why) = millwright_mqtt::check_egress_async(&host, port).await {
-                    self.setup.status.connected.store(0, Ordering::Relaxed);
-                    let d = self.backoff.next_delay();
-                    tracing::warn!(reason = %why, retry_in_ms = d.as_millis() as u64, "ask service: egress refused");
-                    tokio::time::sleep(d).await;
-                    continue;
+                match millwright_mqtt::check_egress_async(&host, port).await {
+                    Ok(a) => {
+                        // Connect to what was checked (rumqttc would resolve the name again).
+                        let tls = self.setup.conn.tls.is_some();
+                        let h = millwright_mqtt::connect_host(&host, &a, attempt, tls);
+                        attempt += 1;
+                        if el.options.broker_address().0 != h {
+                            match client_options(&self.setup, &h) {
+                                Ok(o) => el.options = o,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "ask service: options for the checked address")
+                                }
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        self.setup.status.connected.store(0, Ordering::Relaxed);
+                        let d = self.backoff.next_delay();
+                        tracing::warn!(reason = %why, retry_in_ms = d.as_millis() as u64, "ask service: egress refused");
+                        tokio::time::sleep(d).await;
+                        continue;
+                    }
                 }
                 connecting = false;
             }
@@ -157,6 +182,7 @@ impl Service {
                     Ok(Event::Incoming(Packet::Publish(p))) => self.on_message(p),
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         self.backoff.reset();
+                        attempt = 0;
                         self.setup.status.connected.store(1, Ordering::Relaxed);
                         tracing::info!(topic = %self.ask_topic, "ask service connected (MQTT 5); subscribing");
                         let filters = [

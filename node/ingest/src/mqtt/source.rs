@@ -409,18 +409,30 @@ impl MqttSource {
                 tokio::spawn(run_v311(cfg, opts.into_inner(), router))
             }
             MqttProtocol::V5 => {
-                let mut opts = conn.v5_options()?;
-                opts.set_clean_start(cfg.clean_session)
-                    .set_manual_acks(manual);
-                if !cfg.clean_session {
-                    // Keep the session (and queued QoS 1 messages) for an hour of disconnection.
-                    opts.set_session_expiry_interval(Some(3600));
-                }
-                tokio::spawn(run_v5(cfg, opts.into_inner(), router))
+                let opts = v5_options(&cfg, &cfg.host, manual)?;
+                tokio::spawn(run_v5(cfg, opts, router))
             }
         };
         Ok(Self { status, task })
     }
+}
+
+/// The MQTT 5 client options of `cfg` with the broker host `host`.
+fn v5_options(
+    cfg: &MqttConfig,
+    host: &str,
+    manual: bool,
+) -> Result<rumqttc::v5::MqttOptions, MqttSetupError> {
+    let mut conn = cfg.connection();
+    conn.host = host.to_string();
+    let mut opts = conn.v5_options()?;
+    opts.set_clean_start(cfg.clean_session)
+        .set_manual_acks(manual);
+    if !cfg.clean_session {
+        // Keep the session (and queued QoS 1 messages) for an hour of disconnection.
+        opts.set_session_expiry_interval(Some(3600));
+    }
+    Ok(opts.into_inner())
 }
 
 fn ack_qos(d: acks::Due) -> rumqttc::QoS {
@@ -494,11 +506,22 @@ fn on_error(
     }
 }
 
-/// The egress check before a (re)connect (`millwright_mqtt::check_egress`): false (after the
-/// back-off delay) when the broker is refused; no socket is opened then.
-async fn egress_ok(status: &SourceStatus, cfg: &MqttConfig, backoff: &mut Backoff) -> bool {
+/// The egress check before a (re)connect (`millwright_mqtt::check_egress`): the host to give
+/// the client (the checked address over plain TCP, `millwright_mqtt::connect_host`), or `None`
+/// (after the back-off delay) when the broker is refused; no socket is opened then.
+async fn egress_ok(
+    status: &SourceStatus,
+    cfg: &MqttConfig,
+    backoff: &mut Backoff,
+    attempt: usize,
+) -> Option<String> {
     match millwright_mqtt::check_egress_async(&cfg.host, cfg.port).await {
-        Ok(()) => true,
+        Ok(a) => Some(millwright_mqtt::connect_host(
+            &cfg.host,
+            &a,
+            attempt,
+            cfg.tls.is_some(),
+        )),
         Err(why) => {
             let d = backoff.next_delay();
             on_error(
@@ -509,7 +532,7 @@ async fn egress_ok(status: &SourceStatus, cfg: &MqttConfig, backoff: &mut Backof
                 d,
             );
             tokio::time::sleep(d).await;
-            false
+            None
         }
     }
 }
@@ -561,9 +584,19 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
     );
     let mut backoff = Backoff::new(&cfg.connection());
     let mut connecting = true;
+    // Connection attempts since the last success (which checked address to try).
+    let mut attempt = 0usize;
     loop {
-        if connecting && !egress_ok(&router.status, &cfg, &mut backoff).await {
-            continue;
+        if connecting {
+            let Some(host) = egress_ok(&router.status, &cfg, &mut backoff, attempt).await else {
+                continue;
+            };
+            attempt += 1;
+            // Connect to what was checked (rumqttc would resolve the name again).
+            if eventloop.mqtt_options.broker_address().0 != host {
+                eventloop.mqtt_options =
+                    millwright_mqtt::v4_with_host(&eventloop.mqtt_options, &host);
+            }
         }
         connecting = false;
         // Before waiting on the network (no event left from the last read), the readings of
@@ -625,6 +658,7 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
                 router.status.connected.store(true, Ordering::Relaxed);
                 router.status.connections.fetch_add(1, Ordering::Relaxed);
                 backoff.reset();
+                attempt = 0;
                 tracing::info!(broker = %format!("{}:{}", cfg.host, cfg.port), session_present = ack.session_present, "mqtt connected; subscribing");
                 if let Ok(mut t) = tracker.lock() {
                     t.connected(ack.session_present);
@@ -729,9 +763,21 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
     );
     let mut backoff = Backoff::new(&cfg.connection());
     let mut connecting = true;
+    // Connection attempts since the last success (which checked address to try).
+    let mut attempt = 0usize;
     loop {
-        if connecting && !egress_ok(&router.status, &cfg, &mut backoff).await {
-            continue;
+        if connecting {
+            let Some(host) = egress_ok(&router.status, &cfg, &mut backoff, attempt).await else {
+                continue;
+            };
+            attempt += 1;
+            // Connect to what was checked (rumqttc would resolve the name again).
+            if eventloop.options.broker_address().0 != host {
+                match v5_options(&cfg, &host, router.acks.is_some()) {
+                    Ok(o) => eventloop.options = o,
+                    Err(e) => tracing::warn!(error = %e, "mqtt 5 options for the checked address"),
+                }
+            }
         }
         connecting = false;
         // Before waiting on the network (no event left from the last read), the readings of
@@ -762,6 +808,7 @@ async fn run_v5(cfg: MqttConfig, opts: rumqttc::v5::MqttOptions, mut router: Rou
                 router.status.connected.store(true, Ordering::Relaxed);
                 router.status.connections.fetch_add(1, Ordering::Relaxed);
                 backoff.reset();
+                attempt = 0;
                 tracing::info!(broker = %format!("{}:{}", cfg.host, cfg.port), session_present = ack.session_present, "mqtt 5 connected; subscribing");
                 if let Ok(mut t) = tracker.lock() {
                     t.connected(ack.session_present);
