@@ -10,9 +10,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{broker, publish};
+use common::{broker, probe_until_subscribed, publish, spawn_after_storage, PROBE};
 
-use millwright_ingest::mqtt::{AckMode, Delivery, MqttConfig, MqttSource};
+use millwright_ingest::mqtt::MqttConfig;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -69,15 +69,6 @@ fn config(port: u16, id: &str, root: &str) -> MqttConfig {
     .unwrap()
 }
 
-fn spawn(cfg: &MqttConfig) -> (MqttSource, millwright_core::budget::Receiver<Delivery>) {
-    let budget = millwright_core::budget::ByteBudget::new("bus", 64 << 20);
-    let (tx, rx) = millwright_core::budget::channel(64, budget);
-    (
-        MqttSource::spawn(cfg, tx, AckMode::AfterStorage).unwrap(),
-        rx,
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_keep_flowing_and_stay_right_across_broken_connections() {
     let (host, port) = broker();
@@ -86,22 +77,10 @@ async fn acks_keep_flowing_and_stay_right_across_broken_connections() {
     let id = format!("{root}-node");
     let cfg = config(proxy.port, &id, &root);
     const N: u32 = 20_000;
-    const PROBE: u32 = 1_000_000;
 
     // The persistent session with its subscription is in place once a probe came through.
-    let (src, mut rx) = spawn(&cfg);
-    let t = Instant::now();
-    loop {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the subscription never took effect"
-        );
-        publish(&host, port, &root, PROBE..PROBE + 1).await;
-        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
-            d.ack.expect("a token").done();
-            break;
-        }
-    }
+    let (src, mut rx) = spawn_after_storage(&cfg);
+    probe_until_subscribed(&host, port, &root, &mut rx).await;
 
     let (h2, r2) = (host.clone(), root.clone());
     let publisher = tokio::spawn(async move { publish(&h2, port, &r2, 0..N).await });
@@ -161,7 +140,7 @@ async fn acks_keep_flowing_and_stay_right_across_broken_connections() {
     drop(rx);
 
     // Every message was acknowledged: the next session of the same client id gets none again.
-    let (src, mut rx) = spawn(&config(port, &id, &root));
+    let (src, mut rx) = spawn_after_storage(&config(port, &id, &root));
     let t = Instant::now();
     while !src.status.connected.load(Ordering::Relaxed) {
         assert!(t.elapsed() < Duration::from_secs(10), "no reconnect");

@@ -8,9 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{broker, publish};
+use common::{broker, probe_until_subscribed, publish, spawn_after_storage};
 
-use millwright_ingest::mqtt::{AckMode, Delivery, MqttConfig, MqttSource};
+use millwright_ingest::mqtt::{Delivery, MqttConfig, MqttSource};
 use std::time::{Duration, Instant};
 
 fn config(host: &str, port: u16, id: &str, root: &str) -> MqttConfig {
@@ -55,15 +55,6 @@ async fn take(
     (deliveries, fired, held, values)
 }
 
-fn spawn(cfg: &MqttConfig) -> (MqttSource, millwright_core::budget::Receiver<Delivery>) {
-    let budget = millwright_core::budget::ByteBudget::new("bus", 64 << 20);
-    let (tx, rx) = millwright_core::budget::channel(64, budget);
-    (
-        MqttSource::spawn(cfg, tx, AckMode::AfterStorage).unwrap(),
-        rx,
-    )
-}
-
 async fn stop(src: MqttSource) {
     src.task.abort();
     let _ = src.task.await;
@@ -76,24 +67,10 @@ async fn one_reading_messages_coalesce_and_are_acked_only_after_storage() {
     let id = format!("{root}-node");
     let cfg = config(&host, port, &id, &root);
     const N: u32 = 3000;
-    const PROBE: u32 = 1_000_000;
 
-    // A persistent session with the subscription in place: a probe message came through (its
-    // token fired, so it is never redelivered).
-    let (src, mut rx) = spawn(&cfg);
-    let t = Instant::now();
-    loop {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "the subscription never took effect"
-        );
-        publish(&host, port, &root, PROBE..PROBE + 1).await;
-        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
-            assert!(d.batch.iter().all(|r| r.value as u32 == PROBE));
-            d.ack.expect("a token").done();
-            break;
-        }
-    }
+    // The persistent session with its subscription is in place once a probe came through.
+    let (src, mut rx) = spawn_after_storage(&cfg);
+    probe_until_subscribed(&host, port, &root, &mut rx).await;
     while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
         d.ack.expect("a token").done();
     }
@@ -102,7 +79,7 @@ async fn one_reading_messages_coalesce_and_are_acked_only_after_storage() {
     // The messages wait at the broker for the node, which then gets them in bursts of the
     // broker's in-flight window, or all at once (Mosquitto, for messages queued offline).
     publish(&host, port, &root, 0..N).await;
-    let (src, mut rx) = spawn(&cfg);
+    let (src, mut rx) = spawn_after_storage(&cfg);
     let half = N as usize / 2;
     let (deliveries, fired, held, values) = take(&mut rx, half, half).await;
     assert_eq!(
@@ -150,7 +127,7 @@ async fn one_reading_messages_coalesce_and_are_acked_only_after_storage() {
 
     // The next session, same client id: exactly the messages whose tokens were not fired
     // come again (and the rest of the queue), none of the acknowledged ones.
-    let (src, mut rx) = spawn(&cfg);
+    let (src, mut rx) = spawn_after_storage(&cfg);
     let (_, _, _, again) = take(&mut rx, N as usize - fired, N as usize).await;
     assert_eq!(
         again,

@@ -47,3 +47,48 @@ pub async fn publish(host: &str, port: u16, root: &str, values: std::ops::Range<
         Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_)
     ) {}
 }
+
+/// Value of the readings [`probe_until_subscribed`] publishes.
+pub const PROBE: u32 = 1_000_000;
+
+/// The MQTT source with acks after storage, and the receiving end of its reading bus.
+pub fn spawn_after_storage(
+    cfg: &millwright_ingest::mqtt::MqttConfig,
+) -> (
+    millwright_ingest::mqtt::MqttSource,
+    millwright_core::budget::Receiver<millwright_ingest::mqtt::Delivery>,
+) {
+    let budget = millwright_core::budget::ByteBudget::new("bus", 64 << 20);
+    let (tx, rx) = millwright_core::budget::channel(64, budget);
+    let src = millwright_ingest::mqtt::MqttSource::spawn(
+        cfg,
+        tx,
+        millwright_ingest::mqtt::AckMode::AfterStorage,
+    )
+    .unwrap();
+    (src, rx)
+}
+
+/// Publishes probe messages to `root/A1/s1` until one comes through `rx` (the persistent
+/// session and its subscription are in place), and fires its token, so it is never
+/// redelivered.
+pub async fn probe_until_subscribed(
+    host: &str,
+    port: u16,
+    root: &str,
+    rx: &mut millwright_core::budget::Receiver<millwright_ingest::mqtt::Delivery>,
+) {
+    let t = std::time::Instant::now();
+    loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the subscription never took effect"
+        );
+        publish(host, port, root, PROBE..PROBE + 1).await;
+        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+            assert!(d.batch.iter().all(|r| r.value as u32 == PROBE));
+            d.ack.expect("a token").done();
+            return;
+        }
+    }
+}
