@@ -74,11 +74,13 @@ pub fn time_ns() -> i64 {
 fn init_tracing(filter: &str, json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("MILLWRIGHT_LOG").unwrap_or_else(|_| filter.to_string());
-    // Quiet the embedded broker unless asked for.
+    // Quiet the embedded broker unless asked for: rumqttd logs every connection closed during
+    // or after its handshake at ERROR (the readiness probe, a client's normal disconnect); its
+    // failure to start is reported by the node (`broker.rs`).
     let filter = if filter.contains("rumqttd") {
         filter
     } else {
-        format!("{filter},rumqttd=warn")
+        format!("{filter},rumqttd=warn,rumqttd::server::broker=off")
     };
     let env = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
