@@ -453,11 +453,11 @@ impl Drop for AbortOnDrop {
 }
 
 /// Writes PUBACKs (PUBRECs for QoS 2) into the connection's buffer and flushes them with one
-/// write. Without a connection there is nothing to do: the broker redelivers on the next one.
-async fn write_acks(el: &mut rumqttc::EventLoop, due: &[acks::Due]) -> Result<(), String> {
+/// write; false without a connection (nothing to do: the broker redelivers on the next one).
+async fn write_acks(el: &mut rumqttc::EventLoop, due: &[acks::Due]) -> Result<bool, String> {
     let timeout = Duration::from_secs(el.network_options.connection_timeout().max(1));
     let Some(n) = el.network.as_mut() else {
-        return Ok(());
+        return Ok(false);
     };
     for d in due {
         let p = if d.exactly_once {
@@ -468,7 +468,7 @@ async fn write_acks(el: &mut rumqttc::EventLoop, due: &[acks::Due]) -> Result<()
         n.write(p).await.map_err(|e| e.to_string())?;
     }
     match tokio::time::timeout(timeout, n.flush()).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
+        Ok(r) => r.map(|()| true).map_err(|e| e.to_string()),
         Err(_) => Err("flush timed out".into()),
     }
 }
@@ -613,17 +613,19 @@ async fn run_v311(cfg: MqttConfig, opts: rumqttc::MqttOptions, mut router: Route
                 if due.is_empty() {
                     break;
                 }
-                let written = write_acks(&mut eventloop, &due).await;
-                if written.is_ok() {
-                    let st = &router.status;
-                    st.acks_sent.fetch_add(due.len() as u64, Ordering::Relaxed);
-                    st.ack_writes.fetch_add(1, Ordering::Relaxed);
-                }
-                if let Err(e) = written {
-                    // The connection is broken; the next poll finds out and reconnects.
-                    tracing::debug!(error = %e, "writing mqtt acks failed");
-                    AckQueue::reset(q);
-                    break;
+                match write_acks(&mut eventloop, &due).await {
+                    Ok(true) => {
+                        let st = &router.status;
+                        st.acks_sent.fetch_add(due.len() as u64, Ordering::Relaxed);
+                        st.ack_writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        // The connection is broken; the next poll finds out and reconnects.
+                        tracing::debug!(error = %e, "writing mqtt acks failed");
+                        AckQueue::reset(q);
+                        break;
+                    }
                 }
             }
         }
