@@ -347,3 +347,42 @@ pub fn node_metric(base: &str, name: &str, filter: &str) -> Option<f64> {
     }
     sum
 }
+
+/// True when the node at `base` is connected to its broker and the broker accepted every
+/// subscription on this connection (`millwright_mqtt_subscribed` is 1 on each row).
+pub fn node_subscribed(base: &str) -> bool {
+    let Ok(text) = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.into_string().map_err(|e| e.to_string()))
+    else {
+        return false;
+    };
+    let (mut connected, mut rows, mut all) = (false, 0, true);
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((k, v)) = l.rsplit_once(' ') else {
+            continue;
+        };
+        let name = k.split('{').next().unwrap_or("");
+        if name == "millwright_mqtt_connected" {
+            connected = v == "1";
+        } else if name == "millwright_mqtt_subscribed" {
+            rows += 1;
+            all &= v == "1";
+        }
+    }
+    connected && rows > 0 && all
+}
+
+/// Waits until [`node_subscribed`]: a message published after this reaches the node (before,
+/// the broker may not have the subscription yet and drops it). Panics after `timeout`.
+pub fn wait_subscribed(base: &str, timeout: Duration) {
+    let t0 = std::time::Instant::now();
+    while !node_subscribed(base) {
+        assert!(
+            t0.elapsed() < timeout,
+            "the node at {base} was not connected and subscribed within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -102,14 +102,7 @@ assets = ["*"]
         prefix: format!("millwright/{site}"),
         broker,
     };
-    let t0 = Instant::now();
-    while node_metric(&node.metrics, "millwright_mqtt_connected", "") != Some(1.0) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "node did not connect"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_subscribed(&node.metrics, Duration::from_secs(30));
     node
 }
 
@@ -585,6 +578,8 @@ async fn operators_ask_and_get_checked_answers_over_mqtt() {
         Command::new(millwright_bin())
             .arg("ask")
             .args(args)
+            // As long as the MQTT answers above may take (the model may be busy).
+            .args(["--timeout-s", "90"])
             .arg("--config")
             .arg(&node.cfg)
             .output()

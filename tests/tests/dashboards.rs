@@ -579,11 +579,10 @@ async fn every_promql_query_returns_data_after_a_real_ingest() {
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    let w = wait.clone();
-    tokio::task::spawn_blocking(move || w("millwright_mqtt_connected", 1.0, 30))
+    let b = format!("http://127.0.0.1:{mport}");
+    tokio::task::spawn_blocking(move || wait_subscribed(&b, Duration::from_secs(30)))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // 400 s of normal bearing temperature, then a step of +15 °C, at 1 Hz, ending now.
     let mut o = MqttOptions::new(unique("pub-"), "127.0.0.1", broker.port);
     o.set_max_packet_size(1 << 20, 1 << 20);

@@ -436,19 +436,9 @@ timeout_ms = 150
 
     let base = format!("http://127.0.0.1:{mport}");
     let b = base.clone();
-    tokio::task::spawn_blocking(move || {
-        let t0 = Instant::now();
-        while node_metric(&b, "millwright_mqtt_connected", "") != Some(1.0) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "the node's MQTT connection"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    })
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::spawn_blocking(move || wait_subscribed(&b, Duration::from_secs(30)))
+        .await
+        .unwrap();
     let mut o = MqttOptions::new("egress-pub", "127.0.0.1", mosq.port());
     o.set_keep_alive(Duration::from_secs(30));
     let (c, mut el) = AsyncClient::new(o, 100);

@@ -299,6 +299,16 @@ format = "json"
         "refusal names the reason code: {s}"
     );
     assert!(sub_health(&h, "open/{asset}/{signal}")["refused"].is_null());
+    assert_eq!(sub_health(&h, "open/{asset}/{signal}")["subscribed"], true);
+    assert_eq!(s["subscribed"], false, "refused: not subscribed");
+    assert_eq!(
+        node_metric(&base, "millwright_mqtt_subscribed", "secret/"),
+        Some(0.0)
+    );
+    assert_eq!(
+        node_metric(&base, "millwright_mqtt_subscribed", "open/"),
+        Some(1.0)
+    );
     // The accepted subscription still brings data.
     publish(broker.port, "open/P-1/flow", r#"{"value":1.5}"#);
     wait_for(

@@ -179,14 +179,6 @@ fn pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     )
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_writes_over_https_with_the_site_ca_and_a_wrong_ca_fails_loudly() {
     const N: usize = 200;
@@ -288,12 +280,10 @@ metrics_interval_s = 0
     let log = dir.join("node.log");
     let _node = run_checked_node(&cfg, &log);
     let base = format!("http://127.0.0.1:{mport}");
-    wait_for(
-        "the node's MQTT connection",
-        Duration::from_secs(20),
-        || node_metric(&base, "millwright_mqtt_connected", "") == Some(1.0),
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = base.clone();
+    tokio::task::spawn_blocking(move || wait_subscribed(&b, Duration::from_secs(30)))
+        .await
+        .unwrap();
     let mut o = MqttOptions::new(unique("pub-"), broker.host.clone(), broker.port);
     o.set_keep_alive(Duration::from_secs(30));
     let (c, mut el) = AsyncClient::new(o, 1000);

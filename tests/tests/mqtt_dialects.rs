@@ -60,15 +60,7 @@ status_interval_s = 0
         _child: child,
         metrics: format!("http://127.0.0.1:{mport}"),
     };
-    let t0 = Instant::now();
-    while node_metric(&node.metrics, "millwright_mqtt_connected", "").unwrap_or(0.0) != 1.0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "node did not connect"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(400));
+    wait_subscribed(&node.metrics, Duration::from_secs(30));
     node
 }
 

@@ -58,19 +58,7 @@ status_interval_s = 0
         metrics: format!("http://127.0.0.1:{mport}"),
         cfg: cfg.clone(),
     };
-    let t0 = Instant::now();
-    loop {
-        if metric(&node, "millwright_mqtt_connected").unwrap_or(0.0) == 1.0 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "node did not connect to the broker"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Give the SUBSCRIBE a moment to be acknowledged.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_subscribed(&node.metrics, Duration::from_secs(30));
     node
 }
 
@@ -81,6 +69,20 @@ fn metric_where(node: &NodeProc, name: &str, filter: &str) -> Option<f64> {
 
 fn metric(node: &NodeProc, name: &str) -> Option<f64> {
     metric_where(node, name, "")
+}
+
+/// Waits (up to 10 s) until the metric is at least `min`: a counter the node bumps right after
+/// handing a message to its publisher can lag a subscriber that already got the message.
+async fn metric_reaches(node: &NodeProc, name: &str, min: f64) {
+    let t = Instant::now();
+    while metric(node, name).unwrap_or(0.0) < min {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{name} = {:?}, want ≥ {min}",
+            metric(node, name)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A QoS 1 publisher whose event loop counts broker acknowledgements.
@@ -481,19 +483,19 @@ qos = 1
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        metric(&node, "millwright_mqtt_subscribed"),
+        Some(0.0),
+        "no subscription while disconnected"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.start_again();
-    let t = Instant::now();
-    while metric(&node, "millwright_mqtt_connected") != Some(1.0) {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "node did not reconnect"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Connected again and subscribed again (on every connect).
+    let b = node.metrics.clone();
+    tokio::task::spawn_blocking(move || wait_subscribed(&b, Duration::from_secs(30)))
+        .await
+        .unwrap();
     assert!(metric(&node, "millwright_mqtt_connections_total").unwrap() >= 2.0);
-    // The broker restarted with its persisted session; subscribe again happens on connect.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     publish_range(1000, 2000).await;
     let got = exported(&vm, &asset, 2000);
     assert_eq!(
@@ -562,18 +564,19 @@ async fn influx_writes_are_retried_until_the_database_comes_up() {
         .await;
     }
     c.finish().await;
+    // Two failed writes, and every reading (the broker has them all) held in the backlog.
     let t = Instant::now();
-    while metric(&node, "millwright_influx_failed_requests_total").unwrap_or(0.0) < 2.0 {
+    while metric(&node, "millwright_influx_failed_requests_total").unwrap_or(0.0) < 2.0
+        || metric(&node, "millwright_influx_backlog_points") != Some(3000.0)
+    {
         assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no failed write was counted"
+            t.elapsed() < Duration::from_secs(30),
+            "failed writes {:?}, backlog {:?} (want ≥ 2 and 3000)",
+            metric(&node, "millwright_influx_failed_requests_total"),
+            metric(&node, "millwright_influx_backlog_points")
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        metric(&node, "millwright_influx_backlog_points"),
-        Some(3000.0)
-    );
     let health = ureq::get(&format!("{}/health", node.metrics)).call();
     assert!(health.is_err(), "health must report the failing database");
     let vm = Victoria::start_at(vm_port);
@@ -823,7 +826,7 @@ async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
         Duration::from_secs(30),
     );
     assert!(!series.is_empty(), "anomaly event written to the database");
-    assert!(metric(&node, "millwright_alerts_published_total").unwrap() >= 1.0);
+    metric_reaches(&node, "millwright_alerts_published_total", 1.0).await;
     // The incident is in InfluxDB and counted.
     let incidents = vm_wait_for(
         &vm,
@@ -832,9 +835,9 @@ async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
         Duration::from_secs(30),
     );
     assert!(!incidents.is_empty(), "incident written to the database");
-    assert!(metric(&node, "millwright_incidents_total").unwrap() >= 1.0);
+    metric_reaches(&node, "millwright_incidents_total", 1.0).await;
     // The node's MQTT publisher counts what it queued, and nothing was lost on the way.
-    assert!(metric(&node, "millwright_mqtt_published_total").unwrap() >= 1.0);
+    metric_reaches(&node, "millwright_mqtt_published_total", 1.0).await;
     assert_eq!(
         metric(&node, "millwright_mqtt_publish_queue_full_total"),
         Some(0.0)
@@ -847,7 +850,7 @@ async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
     let (bin, cfg, a) = (millwright_bin(), node.cfg.clone(), asset.clone());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin)
-            .args(["report", "--timeout-s", "30", "--asset", &a, "--config"])
+            .args(["report", "--timeout-s", "90", "--asset", &a, "--config"])
             .arg(cfg)
             .output()
             .unwrap()
@@ -865,7 +868,7 @@ async fn anomaly_is_detected_explained_and_published_on_mqtt_and_influx() {
         md.contains("bearing_temp_c") && md.contains("Recommended actions"),
         "{md}"
     );
-    assert!(metric(&node, "millwright_reports_total").unwrap() >= 1.0);
+    metric_reaches(&node, "millwright_reports_total", 1.0).await;
     assert!(metric(&node, "millwright_grounding_checks_total").is_some());
     let series = vm_wait_for(
         &vm,

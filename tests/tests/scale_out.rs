@@ -8,7 +8,7 @@
 use millwright_e2e::*;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MESSAGES: usize = 10_000;
 const FIELDS: usize = 10;
@@ -50,14 +50,7 @@ metrics_interval_s = 0
     .unwrap();
     let child = run_checked_node(&cfg, &dir.join("node.log"));
     let metrics = format!("http://127.0.0.1:{mport}");
-    let t0 = Instant::now();
-    while node_metric(&metrics, "millwright_mqtt_connected", "") != Some(1.0) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "node {n} did not connect"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_subscribed(&metrics, Duration::from_secs(30));
     (child, metrics)
 }
 

@@ -78,13 +78,10 @@ metrics_interval_s = 0            # the writer holds the readings only
         .unwrap();
     let mut node = KillOnDrop(child);
     let base = format!("http://127.0.0.1:{mport}");
-    wait_for(
-        "the node's MQTT connection",
-        Duration::from_secs(20),
-        || metric(&base, "millwright_mqtt_connected") == Some(1.0),
-    );
-    // Give the SUBSCRIBE a moment to be acknowledged.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = base.clone();
+    tokio::task::spawn_blocking(move || wait_subscribed(&b, Duration::from_secs(30)))
+        .await
+        .unwrap();
 
     // N readings at QoS 1, acknowledged by the broker.
     let mut o = MqttOptions::new(unique("pub-"), broker.host.clone(), broker.port);

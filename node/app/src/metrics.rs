@@ -77,9 +77,14 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         let (mut msgs, mut rds, mut rej) = (Vec::new(), Vec::new(), Vec::new());
         let (mut skip, mut gaps, mut rebirths) = (Vec::new(), Vec::new(), Vec::new());
         let (mut silent, mut silences, mut refusals) = (Vec::new(), Vec::new(), Vec::new());
+        let mut subscribed = Vec::new();
         for s in &m.subscriptions {
             let l = vec![(nm::LABEL_SUBSCRIPTION, s.topic.clone())];
             let w = &s.watch;
+            subscribed.push((
+                l.clone(),
+                f64::from(u8::from(w.subscribed.load(Ordering::Relaxed))),
+            ));
             silent.push((
                 l.clone(),
                 f64::from(u8::from(w.silent.load(Ordering::Relaxed))),
@@ -123,6 +128,7 @@ pub fn collect(node: &NodeMetrics) -> Vec<(NodeMetric, Vec<Row>)> {
         fams.push((nm::MQTT_SKIPPED_TOTAL, skip));
         fams.push((nm::MQTT_SPARKPLUG_SEQUENCE_GAPS_TOTAL, gaps));
         fams.push((nm::MQTT_SPARKPLUG_REBIRTH_REQUESTS_TOTAL, rebirths));
+        fams.push((nm::MQTT_SUBSCRIBED, subscribed));
         fams.push((nm::MQTT_SUBSCRIPTION_SILENT, silent));
         fams.push((nm::MQTT_SUBSCRIPTION_SILENCES_TOTAL, silences));
         fams.push((nm::MQTT_SUBACK_FAILURES_TOTAL, refusals));

@@ -98,7 +98,20 @@ async fn one_reading_messages_coalesce_and_are_acked_only_after_storage() {
     while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
         unfired.push(d);
     }
-    // The acks of the stored messages went out in bunches, not one socket write each.
+    // The acks of the stored messages went out in bunches, not one socket write each (the
+    // last ones may still be on their way).
+    let t = std::time::Instant::now();
+    while src
+        .status
+        .acks_sent
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < fired as u64
+        && t.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time for the broker to read them before the session ends (one packet per loop turn).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let acks = src
         .status
         .acks_sent

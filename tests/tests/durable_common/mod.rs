@@ -136,12 +136,7 @@ pub fn metric(base: &str, name: &str) -> f64 {
 
 /// Waits until the node at `base` is connected and subscribed.
 pub fn wait_connected(base: &str) {
-    wait_for(
-        "the node's MQTT connection",
-        Duration::from_secs(20),
-        || node_metric(base, "millwright_mqtt_connected", "") == Some(1.0),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    wait_subscribed(base, Duration::from_secs(30));
 }
 
 /// A QoS 1 publisher; `acked` counts the broker's PUBACKs, `log` the message numbers acked

@@ -124,6 +124,7 @@ pub fn health(m: &NodeMetrics, now_ms: i64) -> Health {
                 "messages": ld(&sub.counters.messages),
                 "last_message_age_s": age,
                 "silence_window_s": (w.window_ms > 0).then(|| w.window_ms as f64 / 1000.0),
+                "subscribed": w.subscribed.load(Ordering::Relaxed),
                 "silent": silent,
                 "silences": ld(&w.silences),
                 "refused": refusal,

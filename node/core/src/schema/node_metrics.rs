@@ -115,6 +115,7 @@ metrics! {
     MQTT_SKIPPED_TOTAL = "millwright_mqtt_skipped_total", Counter, "metrics", SUB_REASON, "Parts of accepted MQTT messages that gave no reading (Sparkplug B metrics), per reason.";
     MQTT_SPARKPLUG_SEQUENCE_GAPS_TOTAL = "millwright_mqtt_sparkplug_sequence_gaps_total", Counter, "gaps", SUB, "Sparkplug B sequence gaps and DATA before BIRTH.";
     MQTT_SPARKPLUG_REBIRTH_REQUESTS_TOTAL = "millwright_mqtt_sparkplug_rebirth_requests_total", Counter, "requests", SUB, "Sparkplug B rebirth requests sent (NCMD Node Control/Rebirth).";
+    MQTT_SUBSCRIBED = "millwright_mqtt_subscribed", Gauge, "", SUB, "1 once the broker accepted the subscription on the current connection (SUBACK); 0 while disconnected or refused.";
     MQTT_SUBSCRIPTION_SILENT = "millwright_mqtt_subscription_silent", Gauge, "", SUB, "1 while the subscription is silent beyond expected_interval_s × silence_factor while connected.";
     MQTT_SUBSCRIPTION_SILENCES_TOTAL = "millwright_mqtt_subscription_silences_total", Counter, "silences", SUB, "Times the subscription was found silent while connected (each forced a reconnect and re-subscribe).";
     MQTT_SUBACK_FAILURES_TOTAL = "millwright_mqtt_suback_failures_total", Counter, "refusals", SUB, "SUBACKs refusing the subscription (retried with back-off).";

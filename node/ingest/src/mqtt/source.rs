@@ -489,6 +489,9 @@ fn on_error(
     delay: Duration,
 ) {
     let was = status.connected.swap(false, Ordering::Relaxed);
+    for s in &status.subscriptions {
+        s.watch.subscribed.store(false, Ordering::Relaxed);
+    }
     status.connection_errors.fetch_add(1, Ordering::Relaxed);
     let text = err.to_string();
     let hint = millwright_mqtt::connect_error_hint(&text).unwrap_or("");

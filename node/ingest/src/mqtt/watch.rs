@@ -42,6 +42,9 @@ pub struct SubWatch {
     pub silent: AtomicBool,
     /// Times the subscription was found silent (each forced a reconnect).
     pub silences: AtomicU64,
+    /// True once the broker accepted the subscription on the current connection (SUBACK);
+    /// false while disconnected and until then: messages published now may not reach the node.
+    pub subscribed: AtomicBool,
     /// SUBACKs that refused the subscription.
     pub suback_failures: AtomicU64,
     /// True while the broker's last answer to this subscription was a refusal.
@@ -131,12 +134,14 @@ impl SubTracker {
         };
         match refusal {
             None => {
+                sub.watch.subscribed.store(true, Ordering::Relaxed);
                 if sub.watch.refused.swap(false, Ordering::Relaxed) {
                     tracing::info!(subscription = %sub.topic, "broker accepted the subscription");
                 }
                 self.retry.remove(&i);
             }
             Some(why) => {
+                sub.watch.subscribed.store(false, Ordering::Relaxed);
                 sub.watch.suback_failures.fetch_add(1, Ordering::Relaxed);
                 sub.watch.refused.store(true, Ordering::Relaxed);
                 let delay = self.retry.get(&i).map_or(RETRY_MIN, |(_, d)| *d);
@@ -351,9 +356,16 @@ mod tests {
         t.queued(1);
         t.outgoing(7);
         t.outgoing(8);
+        let a = &status.subscriptions[0].watch;
+        let b = &status.subscriptions[1].watch;
+        assert!(
+            !a.subscribed.load(Ordering::Relaxed),
+            "not before its SUBACK"
+        );
         t.suback(7, None, &status);
         t.suback(8, Some("NotAuthorized (0x87)".into()), &status);
-        let b = &status.subscriptions[1].watch;
+        assert!(a.subscribed.load(Ordering::Relaxed));
+        assert!(!b.subscribed.load(Ordering::Relaxed), "refused");
         assert_eq!(b.suback_failures.load(Ordering::Relaxed), 1);
         assert_eq!(b.refusal().as_deref(), Some("NotAuthorized (0x87)"));
         assert!(status.subscriptions[0].watch.refusal().is_none());
@@ -364,6 +376,7 @@ mod tests {
         t.outgoing(9);
         t.suback(9, None, &status);
         assert!(b.refusal().is_none());
+        assert!(b.subscribed.load(Ordering::Relaxed));
         assert!(t.due(Instant::now() + RETRY_MAX * 2).is_empty());
     }
 }
