@@ -291,17 +291,21 @@ mod tests {
         .unwrap();
         assert_eq!(h.name(), "echo");
         let (tx, rx) = channel();
+        let (started_tx, started) = channel();
         let caller = std::thread::current().id();
         let mut results = Vec::new();
         for i in 0..4 {
-            let tx = tx.clone();
+            let (tx, started_tx) = (tx.clone(), started_tx.clone());
             results.push(h.try_run(Box::new(move |m: &mut dyn LanguageModel| {
+                let _ = started_tx.send(i);
                 let p = Prompt::new("", format!("job {i}"));
                 let text = m.generate(&p, &GenParams::default(), &mut |_| {});
                 let _ = tx.send((text.map(|c| c.text).ok(), std::thread::current().id()));
             })));
-            // Let the thread take the first job off the queue.
-            std::thread::sleep(Duration::from_millis(50));
+            if i == 0 {
+                // The thread took the first job off the queue.
+                assert_eq!(started.recv_timeout(Duration::from_secs(10)), Ok(0));
+            }
         }
         // One running, one waiting; the rest are refused at once.
         assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");

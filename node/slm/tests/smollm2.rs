@@ -297,18 +297,32 @@ fn full_queue_answers_busy() {
         max_tokens: 60,
         ..GenParams::default()
     };
-    let h1 = handle.clone();
-    let (p1, q1) = (p.clone(), params.clone());
-    let first = std::thread::spawn(move || h1.generate_blocking(p1, q1, None));
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    let h2 = handle.clone();
+    // The first request runs (its job says so when it starts), the second waits in the queue
+    // of one, the third is refused at once. Jobs, not timed sleeps, so a slow machine cannot
+    // reorder them (and two waiting generation requests would run as one batch).
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let (p1, q1, d1) = (p.clone(), params.clone(), done_tx.clone());
+    handle
+        .try_run(Box::new(move |m: &mut dyn LanguageModel| {
+            let _ = started_tx.send(());
+            let _ = d1.send(m.generate(&p1, &q1, &mut |_| {}));
+        }))
+        .unwrap();
+    started
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap();
     let (p2, q2) = (p.clone(), params.clone());
-    let second = std::thread::spawn(move || h2.generate_blocking(p2, q2, None));
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    handle
+        .try_run(Box::new(move |m: &mut dyn LanguageModel| {
+            let _ = done_tx.send(m.generate(&p2, &q2, &mut |_| {}));
+        }))
+        .unwrap();
     let third = handle.generate_blocking(p.clone(), params.clone(), None);
     assert!(matches!(third, Err(SlmError::Busy(1))), "{third:?}");
-    let a = first.join().unwrap().unwrap();
-    let b = second.join().unwrap().unwrap();
+    let wait = std::time::Duration::from_secs(300);
+    let a = done.recv_timeout(wait).unwrap().unwrap();
+    let b = done.recv_timeout(wait).unwrap().unwrap();
     assert!(a.generated_tokens > 0 && b.generated_tokens > 0);
     assert!(
         b.cached_tokens > 0,

@@ -155,6 +155,7 @@ fn normal(t: i64) -> f64 {
 #[test]
 fn a_slow_model_does_not_delay_detection_of_a_second_anomaly() {
     // The model takes 10 s per call; its queue holds nothing beyond the call it is on.
+    // "At once" below is under 3 s: a third of one model call, with room for a loaded machine.
     let model = ModelHandle::spawn(
         Box::new(Slow {
             delay: Duration::from_secs(10),
@@ -173,7 +174,7 @@ fn a_slow_model_does_not_delay_detection_of_a_second_anomaly() {
         panic!("A not detected");
     };
     assert_eq!(asset, "A");
-    assert!(at - sent_a < Duration::from_secs(1), "{:?}", at - sent_a);
+    assert!(at - sent_a < Duration::from_secs(3), "{:?}", at - sent_a);
     // While the model writes A's explanation, B opens: detected at once, explained by the
     // template at once.
     std::thread::sleep(Duration::from_millis(300));
@@ -185,7 +186,7 @@ fn a_slow_model_does_not_delay_detection_of_a_second_anomaly() {
     assert_eq!(asset, "B");
     let latency = at - sent_b;
     assert!(
-        latency < Duration::from_secs(1),
+        latency < Duration::from_secs(3),
         "detection latency {latency:?}"
     );
     let Some(Seen::Alert(card, at)) = rig.next(Duration::from_secs(5)) else {
@@ -194,7 +195,7 @@ fn a_slow_model_does_not_delay_detection_of_a_second_anomaly() {
     assert_eq!(card.asset, "B");
     assert_eq!(card.source, millwright_core::anomaly::TextSource::Fallback);
     assert_eq!(card.attempts, 0, "the model was never asked");
-    assert!(at - sent_b < Duration::from_secs(1), "{:?}", at - sent_b);
+    assert!(at - sent_b < Duration::from_secs(3), "{:?}", at - sent_b);
     assert_eq!(
         rig.status.explanations_queue_full.load(Ordering::Relaxed),
         1
