@@ -546,7 +546,11 @@ fn dashboards() -> Vec<Dash> {
                 "reqps",
             ),
             h(nm::MQTT_CONNECTED, "Broker connected", "bool"),
-            h(nm::MQTT_SUBSCRIBED, "Subscriptions accepted (SUBACK)", "bool"),
+            h(
+                nm::MQTT_SUBSCRIBED,
+                "Subscriptions accepted (SUBACK)",
+                "bool",
+            ),
             h(
                 nm::ANALYTICS_DROPPED_BATCHES_TOTAL,
                 "Analytics tap drops / s",
