@@ -89,18 +89,7 @@ metrics_interval_s = 0
         .unwrap();
     let base = format!("http://127.0.0.1:{mport}");
     // Connected and subscribed: a message published from now on reaches the node.
-    wait_for(
-        "the node connected and subscribed",
-        Duration::from_secs(30),
-        || {
-            health(&base).is_some_and(|(_, h)| {
-                h["mqtt"]["connected"] == true
-                    && h["mqtt"]["subscriptions"]
-                        .as_array()
-                        .is_some_and(|s| !s.is_empty() && s.iter().all(|s| s["subscribed"] == true))
-            })
-        },
-    );
+    wait_subscribed(&base, Duration::from_secs(30));
     (KillOnDrop(child), base, log)
 }
 

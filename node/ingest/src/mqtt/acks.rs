@@ -145,8 +145,19 @@ mod tests {
         Arc::new(Mutex::new(AckQueue::default()))
     }
 
-    fn pkids(v: &[Due]) -> Vec<u16> {
-        v.iter().map(|d| d.pkid).collect()
+    /// The packet ids `take_ready` gives at watermark `wm`.
+    fn take(q: &Shared, wm: u64, park: bool) -> Vec<u16> {
+        let mut out = Vec::new();
+        AckQueue::take_ready(q, || wm, park, &mut out);
+        out.iter().map(|d| d.pkid).collect()
+    }
+
+    /// The packet ids the waker hands to a channel with room, at watermark `wm`.
+    fn wake(q: &Shared, wm: u64, sent: &mut Vec<u16>) {
+        AckQueue::wake_with(q, wm, |d| {
+            sent.push(d.pkid);
+            true
+        });
     }
 
     #[test]
@@ -158,15 +169,9 @@ mod tests {
         AckQueue::push(&q, 2, 4, false);
         // A message with no readings (seq 0) after one that waits still waits its turn.
         AckQueue::push(&q, 0, 5, false);
-        let mut out = Vec::new();
-        AckQueue::take_ready(&q, || 0, false, &mut out);
-        assert_eq!(pkids(&out), [1]);
-        out.clear();
-        AckQueue::take_ready(&q, || 1, false, &mut out);
-        assert_eq!(pkids(&out), [2, 3]);
-        out.clear();
-        AckQueue::take_ready(&q, || 2, false, &mut out);
-        assert_eq!(pkids(&out), [4, 5]);
+        assert_eq!(take(&q, 0, false), [1]);
+        assert_eq!(take(&q, 1, false), [2, 3]);
+        assert_eq!(take(&q, 2, false), [4, 5]);
     }
 
     #[test]
@@ -177,46 +182,30 @@ mod tests {
         AckQueue::push(&q, 2, 3, false);
         let mut sent = Vec::new();
         // Not parked: the loop writes them itself.
-        AckQueue::wake_with(&q, 1, |d| {
-            sent.push(d.pkid);
-            true
-        });
+        wake(&q, 1, &mut sent);
         assert!(sent.is_empty());
         // Parked before the watermark moved (nothing ready), then it moves.
-        let mut out = Vec::new();
-        AckQueue::take_ready(&q, || 0, true, &mut out);
-        assert!(out.is_empty());
-        AckQueue::wake_with(&q, 1, |d| {
-            sent.push(d.pkid);
-            true
-        });
-        AckQueue::wake_with(&q, 2, |d| {
-            sent.push(d.pkid);
-            true
-        });
+        assert!(take(&q, 0, true).is_empty());
+        wake(&q, 1, &mut sent);
+        wake(&q, 2, &mut sent);
         assert_eq!(sent, [1], "one ack in the channel at a time");
         // Until the event loop wrote it, the loop must not write behind its back.
         AckQueue::unpark(&q);
-        AckQueue::take_ready(&q, || 2, true, &mut out);
-        assert!(out.is_empty());
+        assert!(take(&q, 2, true).is_empty());
         // An event of another ack (one a broken connection left in the channel) does not count.
         AckQueue::written_from_channel(&q, 9);
-        AckQueue::take_ready(&q, || 2, true, &mut out);
-        assert!(out.is_empty());
+        assert!(take(&q, 2, true).is_empty());
         AckQueue::written_from_channel(&q, 1);
-        AckQueue::take_ready(&q, || 2, true, &mut out);
-        assert_eq!(pkids(&out), [2, 3]);
+        assert_eq!(take(&q, 2, true), [2, 3]);
     }
 
     #[test]
     fn a_full_channel_leaves_the_ack_queued() {
         let q = q();
         AckQueue::push(&q, 1, 7, false);
-        let mut out = Vec::new();
-        AckQueue::take_ready(&q, || 0, true, &mut out);
+        take(&q, 0, true);
         AckQueue::wake_with(&q, 1, |_| false);
-        AckQueue::take_ready(&q, || 1, false, &mut out);
-        assert_eq!(pkids(&out), [7]);
+        assert_eq!(take(&q, 1, false), [7]);
     }
 
     #[test]
@@ -224,12 +213,10 @@ mod tests {
         let q = q();
         AckQueue::push(&q, 1, 1, false);
         AckQueue::push(&q, 1, 2, false);
-        let mut out = Vec::new();
-        AckQueue::take_ready(&q, || 0, true, &mut out);
+        take(&q, 0, true);
         AckQueue::wake_with(&q, 1, |_| true);
         AckQueue::reset(&q);
         AckQueue::push(&q, 1, 9, false);
-        AckQueue::take_ready(&q, || 1, false, &mut out);
-        assert_eq!(pkids(&out), [9]);
+        assert_eq!(take(&q, 1, false), [9]);
     }
 }
