@@ -242,8 +242,30 @@ fn parse_addr(hex: &str, v6: bool) -> SocketAddr {
 }
 
 /// Every inet socket of `pid` and every socket inode not found in an inet table (with the
-/// table it was found in, if any).
-fn sockets_of(pid: u32) -> (Vec<Sock>, Vec<String>) {
+/// table it was found in, if any). `inet` collects the inodes seen in an inet table over the
+/// samples: a TCP socket that was reset or closed leaves its table while its fd may stay open
+/// a while (no peer any more: nothing to report). A socket between `socket()` and its
+/// `connect`/`bind` is in no table yet, and one closed between reading the fds and the tables
+/// is in none any more: an unknown inode is sampled again (up to 10 times, 20 ms apart) before
+/// it is reported.
+fn sockets_of(pid: u32, inet: &mut HashSet<String>) -> (Vec<Sock>, Vec<String>) {
+    let mut sample = sockets_of_once(pid, inet);
+    for _ in 0..10 {
+        if !sample
+            .1
+            .iter()
+            .any(|o| o.starts_with("unknown socket inode"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        sample = sockets_of_once(pid, inet);
+    }
+    sample
+}
+
+/// One sample of [`sockets_of`].
+fn sockets_of_once(pid: u32, inet: &mut HashSet<String>) -> (Vec<Sock>, Vec<String>) {
     let mut inodes = HashSet::new();
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return (Vec::new(), Vec::new());
@@ -273,6 +295,7 @@ fn sockets_of(pid: u32) -> (Vec<Sock>, Vec<String>) {
                 continue;
             }
             seen.insert(f[9].to_string());
+            inet.insert(f[9].to_string());
             socks.push(Sock {
                 kind: table.to_string(),
                 local: parse_addr(f[1], v6),
@@ -292,7 +315,7 @@ fn sockets_of(pid: u32) -> (Vec<Sock>, Vec<String>) {
             }
         }
     }
-    for i in inodes.difference(&seen) {
+    for i in inodes.difference(&seen).filter(|i| !inet.contains(*i)) {
         other.push(format!("unknown socket inode {i}"));
     }
     (socks, other)
@@ -422,8 +445,9 @@ timeout_ms = 150
     let sampler = std::thread::spawn(move || {
         let mut all: BTreeSet<Sock> = BTreeSet::new();
         let mut other: BTreeMap<String, usize> = BTreeMap::new();
+        let mut inet = HashSet::new();
         loop {
-            let (s, o) = sockets_of(pid);
+            let (s, o) = sockets_of(pid, &mut inet);
             all.extend(s);
             for k in o {
                 *other.entry(k).or_default() += 1;
